@@ -1,0 +1,1 @@
+"""Mosquitto configuration templates for the site server (shipped as package data)."""

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh machine and run it.
+#   ./dev.sh demo    install what is missing, then run a whole MPP on this machine
+#   ./dev.sh test    install what is missing, then run the whole test suite
+# As root it installs the Debian packages it needs (mosquitto, espeak-ng, sox, chromium, ...);
+# it always makes ./.venv with this package and its test tools. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(mosquitto mosquitto-clients espeak-ng sox chromium cloud-init systemd iproute2)
+
+need_apt() {
+    local missing=()
+    command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+    command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+    command -v soxi >/dev/null || missing+=(sox)
+    if [ "${1:-}" = test ]; then
+        command -v chromium >/dev/null || missing+=(chromium)
+        command -v cloud-init >/dev/null || missing+=(cloud-init)
+        command -v systemd-analyze >/dev/null || missing+=(systemd)
+        command -v ip >/dev/null || missing+=(iproute2)
+    fi
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    echo "${missing[@]:-}"
+}
+
+install_system() {
+    local missing
+    missing=$(need_apt "$1")
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing Debian packages: $missing"
+        apt-get update -q
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    else
+        echo "== missing Debian packages: $missing (run as root, or: sudo apt-get install $missing)"
+    fi
+}
+
+install_python() {
+    local stamp=.venv/.installed
+    if [ ! -x .venv/bin/python ]; then
+        echo "== creating .venv"
+        python3 -m venv .venv
+    fi
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        echo "== installing the package into .venv"
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e '.[test]'
+        touch "$stamp"
+    fi
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    test)
+        install_system test
+        install_python
+        exec .venv/bin/python -m pytest "$@"
+        ;;
+    demo)
+        install_system demo
+        install_python
+        exec .venv/bin/mpp demo "$@"
+        ;;
+    *)
+        sed -n '2,6p' "$0"
+        exit 2
+        ;;
+esac

@@ -1,0 +1,145 @@
+"""Start a local MQTT broker process: real Mosquitto for tests, benchmarks and the demo.
+
+with Mosquitto() as broker:          # a free 127.0.0.1 port, config generated in a temp dir
+    bus = Bus("site", "kiosk-1", "kiosk", port=broker.port)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from protocol.errors import MppError
+
+TEST_CONFIG = """\
+listener {port} {host}
+allow_anonymous true
+max_queued_messages 100000
+max_inflight_messages 100
+max_packet_size 65536
+persistence {persistence}
+persistence_location {workdir}/
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+{extra}
+"""
+
+
+class BrokerError(MppError, RuntimeError):
+    """The local broker could not be started."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    """True once something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Mosquitto:
+    """A mosquitto process on loopback with a generated config; restartable, keeps its port."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        host: str = "127.0.0.1",
+        persistence: bool = False,
+        extra: str = "",
+        config: str | None = None,
+        workdir: str | Path | None = None,
+    ) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise BrokerError(
+                "mosquitto is not installed; run 'apt-get install mosquitto' (or use the demo's "
+                "embedded broker)"
+            )
+        self.binary = binary
+        self.host = host
+        self.port = port or free_port(host)
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="mpp-mosquitto-")
+        self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.workdir / "mosquitto.conf"
+        text = config or TEST_CONFIG.format(
+            port=self.port,
+            host=host,
+            persistence="true" if persistence else "false",
+            workdir=self.workdir,
+            extra=extra,
+        )
+        self.config_path.write_text(text)
+        self.log_path = self.workdir / "mosquitto.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 5.0) -> Mosquitto:
+        """Start the broker and wait until it accepts connections."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config_path)], stdout=log, stderr=log
+        )
+        log.close()
+        if not wait_for_port(self.host, self.port, timeout):
+            self.stop()
+            raise BrokerError(f"mosquitto did not start on {self.host}:{self.port}: {self.log()}")
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the broker (SIGTERM, or SIGKILL with kill=True)."""
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.process = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop, stay down for `down_for` seconds, start again on the same port."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def reload(self) -> None:
+        """SIGHUP: reread password and ACL files without dropping clients."""
+        if self.process is not None:
+            self.process.send_signal(1)
+
+    def log(self) -> str:
+        """What the broker wrote to its log so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def close(self) -> None:
+        """Stop and remove the temporary directory."""
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

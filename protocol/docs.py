@@ -1,0 +1,224 @@
+"""Generates docs/protocol.md from the topic table and the message schemas (never by hand).
+
+python -m protocol.docs > docs/protocol.md
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any
+
+from protocol import messages as m
+from protocol.topics import COMMAND_ROLES, TOPICS, Topics
+
+SITE = "mpp-banjarbaru"
+
+EXAMPLES: dict[str, m.Message] = {
+    "command": m.CallNext(request_id="4f1c2a9e8b7d4c3a", device="caller-03", counter=3),
+    "reply": m.Reply(
+        request_id="4f1c2a9e8b7d4c3a",
+        ok=True,
+        hub_time=1795420862.5,
+        result={
+            "call": {
+                "ticket": "A012",
+                "service": "ktp",
+                "counter": 3,
+                "call_seq": 41,
+                "called_at": 1795420862.5,
+            }
+        },
+    ),
+    "counter_state": m.CounterState(
+        seq=812,
+        counter=3,
+        open=True,
+        officer="Siti",
+        call_seq=41,
+        ticket="A012",
+        ticket_id=1207,
+        service="ktp",
+        called_at=1795420862.5,
+        waiting=5,
+        served_today=40,
+    ),
+    "service_state": m.ServiceState(
+        seq=812,
+        service="ktp",
+        open=True,
+        waiting=5,
+        last_issued="A017",
+        now_serving=("A012", "A011"),
+        est_wait_s=600,
+        longest_wait_s=1260,
+        quota_left=133,
+        open_counters=3,
+    ),
+    "site_state": m.SiteState(
+        seq=812,
+        day="2026-11-23",
+        now=1795420862.6,
+        config_version="f6ca5e03c790",
+        issued=412,
+        served=377,
+        waiting=31,
+        recent_calls=(
+            m.CallInfo(
+                ticket="A012", service="ktp", counter=3, call_seq=41, called_at=1795420862.5
+            ),
+        ),
+    ),
+    "status": m.DeviceStatus(
+        device="kiosk-1",
+        role="kiosk",
+        online=True,
+        sw="0.1.0",
+        boot_id="a1b2c3d4e5f6",
+        since=1795410000.0,
+        health=m.Health(printer="ok"),
+    ),
+    "alert": m.Alert(
+        id="complaints-3-siti",
+        kind="consecutive_complaints",
+        raised_at=1795420900.0,
+        counter=3,
+        officer="Siti",
+        text=m.Text(
+            id="Loket 3 (Siti): 3 penilaian 'Tidak puas' berturut-turut",
+            en="Counter 3 (Siti): 3 'very dissatisfied' ratings in a row",
+        ),
+    ),
+}
+
+
+def _type(annotation: Any) -> str:
+    """A reader's name for a field type: 'str', 'int | null', "'id' | 'en'"."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type(args[0])
+    if origin is typing.Literal:
+        return " or ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type(a) for a in args)
+    if origin in (tuple, list):
+        return f"list of {_type(args[0])}" if args else "list"
+    if origin is dict:
+        return "object"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _fields(model: type[m.Message]) -> str:
+    common = (
+        m.Command.model_fields if issubclass(model, m.Command) and model is not m.Command else {}
+    )
+    parts = []
+    for name, info in model.model_fields.items():
+        if name in common or name == "v":
+            continue
+        required = " (required)" if info.is_required() else ""
+        parts.append(f"`{name}`: {_type(info.annotation)}{required}")
+    return "; ".join(parts) or "(no extra fields)"
+
+
+def _json(message: m.Message) -> str:
+    return json.dumps(json.loads(m.encode(message)), ensure_ascii=False)
+
+
+def render() -> str:
+    """The whole of docs/protocol.md."""
+    t = Topics(SITE)
+    out: list[str] = []
+    add = out.append
+    add("# MPP protocol (v1)\n")
+    add("<!-- Generated: `python -m protocol.docs > docs/protocol.md`; edit protocol/ -->\n")
+    add(
+        "All topics start with `mpp/v1/{site}/`. Payloads are UTF-8 JSON objects with `v: 1`, at "
+        f"most {m.MAX_PAYLOAD_BYTES} bytes; unknown fields are errors. Times are Unix epoch "
+        "seconds (UTC). Device id = MQTT client id = broker username.\n"
+    )
+    add("## Topics\n")
+    add("| topic | from | to | QoS | retained | payload |")
+    add("|---|---|---|---|---|---|")
+    for spec in TOPICS:
+        add(
+            f"| `mpp/v1/{{site}}/{spec.template}` | {', '.join(spec.publishers)} | "
+            f"{', '.join(spec.subscribers)} | {spec.qos} | {'yes' if spec.retained else 'no'} | "
+            f"`{spec.payload.__name__}` |"
+        )
+    add("")
+    add(
+        "`{device}` in `cmd`, `reply` and `device/.../status` is the sender's (or receiver's) own "
+        "id: the broker ACL lets a device use only its own. The hub additionally checks from the "
+        "inventory that the device's role may send the command kind, and that a caller box "
+        "commands only its own counter.\n"
+    )
+    for spec in TOPICS:
+        add(f"### `{spec.name}`: `mpp/v1/{{site}}/{spec.template}`\n")
+        add(f"{spec.about}\n")
+        add(f"Fields: {_fields(spec.payload)}.\n")
+        add("Example:\n")
+        add(f"    {_json(EXAMPLES[spec.name])}\n")
+    add("## Commands\n")
+    add(
+        "Every command carries `request_id` (8-64 of `A-Za-z0-9_.:-`), `device`, and optionally "
+        "`reply_to` (the reply topic) and `sent_at` (the sender's estimate of the hub clock). The "
+        "hub applies each (device, request_id) once; a repeat gets the first reply again, also "
+        "after a hub restart. Commands older than `hub.command_max_age_s` are refused as "
+        "`stale` (a press queued while offline must not act minutes later). On MQTT 5 the sender "
+        "also sets Response Topic, Correlation Data (= request id) and Message Expiry Interval; "
+        "the hub answers to the Response Topic with the same Correlation Data. On MQTT 3.1.1 the "
+        "payload fields alone carry the same information.\n"
+    )
+    add("| kind | roles | fields |")
+    add("|---|---|---|")
+    for kind, model in m.COMMANDS.items():
+        add(f"| `{kind}` | {', '.join(COMMAND_ROLES[kind])} | {_fields(model)} |")
+    add("")
+    add("## Error codes (in `reply.error.code`)\n")
+    add("| code | meaning |")
+    add("|---|---|")
+    for code, meaning in m.ERROR_CODES.items():
+        add(f"| `{code}` | {meaning} |")
+    add("")
+    add("## Sequences\n")
+    add(
+        "- `seq` in every state payload is the hub's event sequence: it never decreases, also "
+        "across hub restarts. A screen ignores a state whose `seq` is lower than the one it "
+        "shows.\n"
+        "- `call_seq` of a counter grows by one with every call (next, recall, call_skipped). A "
+        "display announces a call exactly when it sees a `call_seq` higher than the last one it "
+        "announced for that counter, and only if `called_at` is recent; a retained replay after a "
+        "reconnect is shown but never spoken again.\n"
+        "- Presence: each device publishes its `status` retained with `online: true` on connect; "
+        "its MQTT last will publishes the same topic with `online: false`.\n"
+    )
+    add("## Try it with mosquitto_pub\n")
+    add("Watch everything of the site, then call the next ticket at counter 3 as caller-03:\n")
+    add(f"    mosquitto_sub -v -t 'mpp/v1/{SITE}/#'")
+    command = _json(m.CallNext(request_id="manual-0001", device="caller-03", counter=3))
+    add(f"    mosquitto_pub -q 1 -t '{t.command('caller-03', 'next')}' \\")
+    add(f'        -m \'{command[:-1]}, "reply_to": "{t.reply("caller-03")}"}}\'\n')
+    add(
+        "The reply arrives on `"
+        + t.reply("caller-03")
+        + "`; the counter's new state on `"
+        + t.counter_state(3)
+        + "` (retained).\n"
+    )
+    return "\n".join(out)
+
+
+def main() -> None:
+    """Print the document."""
+    print(render(), end="")
+
+
+def example(name: str) -> dict[str, Any]:
+    """The example payload of a topic row, as a dict (used by tests)."""
+    return json.loads(m.encode(EXAMPLES[name]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,388 @@
+"""Every MQTT message shape of the protocol, and the one path to encode and decode them.
+
+Payloads are UTF-8 JSON objects with a schema version `v`. A request id and the reply topic
+travel inside the payload, so the protocol holds on MQTT 3.1.1 brokers too; on MQTT 5 the same
+values are mirrored in the Response Topic / Correlation Data properties.
+
+    cmd = CallNext(request_id="9f2c...", device="caller-03", counter=3)
+    raw = encode(cmd)                       # bytes for client.publish
+    again = decode(CallNext, raw)           # raises BadMessage on anything off-protocol
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from protocol.errors import BadMessage
+
+VERSION = 1
+MAX_PAYLOAD_BYTES = 16 * 1024
+
+RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{8,64}$")]
+DeviceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}[0-9]{3}$")]
+Score = Annotated[int, Field(ge=1, le=4)]
+CounterNo = Annotated[int, Field(ge=1, le=999)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+
+# Error codes a reply may carry (the table in docs/protocol.md is generated from this).
+ERROR_CODES: dict[str, str] = {
+    "bad_json": "the payload is not a UTF-8 JSON object",
+    "too_large": f"the payload is larger than {MAX_PAYLOAD_BYTES} bytes",
+    "unsupported_version": f"the payload's v is not {VERSION}",
+    "invalid": "a field is missing, unknown or of the wrong type",
+    "unknown_kind": "the command kind in the topic is not one of the protocol's",
+    "forbidden": "this device may not send this command (or not for that counter)",
+    "device_mismatch": "the payload's device differs from the device in the topic",
+    "stale": "the command is older than the hub accepts (it was queued while offline)",
+    "unknown_service": "no such service in the site inventory",
+    "unknown_counter": "no such counter in the site inventory",
+    "unknown_ticket": "no such ticket today",
+    "service_closed": "the service is closed now (outside opening hours or closed by staff)",
+    "quota_reached": "the service's daily quota is used up",
+    "cutoff_passed": "the service's cut-off time for new tickets has passed",
+    "counter_closed": "the counter is closed (no officer on duty)",
+    "no_ticket": "the counter has no called ticket for this command",
+    "queue_empty": "no ticket is waiting for this counter's services",
+    "not_transferable": "the target service is not on this counter's transfer list",
+    "bad_state": "the ticket is not in a state that allows this command",
+    "already_rated": "this ticket has been rated already",
+    "rating_closed": "the rating window for this ticket has closed",
+    "internal": "the hub failed to apply the command; nothing was changed",
+}
+
+
+def new_request_id() -> str:
+    """A fresh, unique request id (UUID4 hex)."""
+    return uuid.uuid4().hex
+
+
+class Part(BaseModel):
+    """Base of every payload part: closed (unknown fields are errors) and immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(Part):
+    """Base of every top-level payload: a Part with the schema version `v`."""
+
+    v: Literal[1] = VERSION
+
+
+class Text(Part):
+    """A user-facing text in Indonesian and English."""
+
+    id: str
+    en: str
+
+
+# --------------------------------------------------------------------------------------
+# Commands: device -> hub on mpp/v1/{site}/cmd/{device}/{kind}
+# --------------------------------------------------------------------------------------
+class Command(Message):
+    """Common fields of every command. `kind` is the last topic level, not a field."""
+
+    kind: ClassVar[str] = ""
+    request_id: RequestId = Field(default_factory=new_request_id)
+    device: DeviceId
+    reply_to: Annotated[str, StringConstraints(max_length=200)] | None = None
+    sent_at: float | None = None
+
+
+class IssueTicket(Command):
+    """A kiosk asks for a ticket for a service (optionally with priority)."""
+
+    kind: ClassVar[str] = "issue"
+    service: Code
+    priority: Literal["elderly", "disabled", "pregnant", "child"] | None = None
+    lang: Literal["id", "en"] = "id"
+
+
+class TicketPrinted(Command):
+    """A kiosk reports that a confirmed ticket came out of the printer."""
+
+    kind: ClassVar[str] = "printed"
+    ticket_id: int
+
+
+class VoidTicket(Command):
+    """A kiosk could not print a confirmed ticket: take it out of the queue."""
+
+    kind: ClassVar[str] = "void"
+    ticket_id: int
+    reason: ShortText = ""
+
+
+class CounterCommand(Command):
+    """A command about one counter (the caller box's own counter)."""
+
+    counter: CounterNo
+
+
+class CallNext(CounterCommand):
+    """Call the next waiting ticket to this counter (finishes the current one)."""
+
+    kind: ClassVar[str] = "next"
+
+
+class Recall(CounterCommand):
+    """Call the current ticket again (its call sequence increases)."""
+
+    kind: ClassVar[str] = "recall"
+
+
+class Skip(CounterCommand):
+    """The called citizen did not come: move the ticket to the recallable no-show list."""
+
+    kind: ClassVar[str] = "skip"
+
+
+class CallSkipped(CounterCommand):
+    """Call a ticket from the no-show list back to this counter."""
+
+    kind: ClassVar[str] = "call_skipped"
+    ticket: TicketNumber
+
+
+class Transfer(CounterCommand):
+    """Send the current ticket to another service, keeping its number."""
+
+    kind: ClassVar[str] = "transfer"
+    service: Code
+
+
+class Finish(CounterCommand):
+    """The current ticket is served; the counter becomes idle."""
+
+    kind: ClassVar[str] = "finish"
+
+
+class OpenCounter(CounterCommand):
+    """An officer is on duty at this counter."""
+
+    kind: ClassVar[str] = "open"
+    officer: Annotated[str, StringConstraints(min_length=1, max_length=60)] = "petugas"
+
+
+class CloseCounter(CounterCommand):
+    """The counter is closed (officer away): it gets no calls."""
+
+    kind: ClassVar[str] = "close"
+
+
+class Rate(CounterCommand):
+    """A citizen pressed a rating-pad button (4 = Sangat puas .. 1 = Tidak puas)."""
+
+    kind: ClassVar[str] = "rate"
+    score: Score
+
+
+class RevokePriority(Command):
+    """A supervisor takes priority away from a ticket (priority was granted wrongly)."""
+
+    kind: ClassVar[str] = "revoke_priority"
+    ticket_id: int
+    by: ShortText
+
+
+class AckAlert(Command):
+    """A supervisor acknowledges an alert; it is cleared from the retained alert topic."""
+
+    kind: ClassVar[str] = "ack_alert"
+    alert_id: Code
+    by: ShortText
+
+
+COMMANDS: dict[str, type[Command]] = {
+    cls.kind: cls
+    for cls in (
+        IssueTicket,
+        TicketPrinted,
+        VoidTicket,
+        CallNext,
+        Recall,
+        Skip,
+        CallSkipped,
+        Transfer,
+        Finish,
+        OpenCounter,
+        CloseCounter,
+        Rate,
+        RevokePriority,
+        AckAlert,
+    )
+}
+
+
+# --------------------------------------------------------------------------------------
+# Replies: hub -> device on mpp/v1/{site}/reply/{device}
+# --------------------------------------------------------------------------------------
+class ErrorInfo(Part):
+    """Why a command was refused: a code, a technical message, and a citizen-readable text."""
+
+    code: str
+    message: str
+    text: Text | None = None
+
+
+class TicketInfo(Part):
+    """A ticket as the hub confirmed it (the kiosk prints exactly this)."""
+
+    id: int
+    number: TicketNumber
+    service: Code
+    priority: str | None = None
+    issued_at: float
+    token: str
+    people_ahead: int
+    est_wait_s: int
+
+
+class CallInfo(Part):
+    """One call of a ticket to a counter."""
+
+    ticket: TicketNumber
+    service: Code
+    counter: CounterNo
+    call_seq: int
+    called_at: float
+
+
+class Reply(Message):
+    """The hub's answer to one command; a repeat of a request id gets the first answer."""
+
+    request_id: str
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    hub_time: float
+
+
+# --------------------------------------------------------------------------------------
+# Retained state: hub -> everyone
+# --------------------------------------------------------------------------------------
+class CounterState(Message):
+    """What a counter shows now. `call_seq` grows with every call or recall at this counter."""
+
+    seq: int
+    counter: CounterNo
+    open: bool
+    officer: str | None = None
+    call_seq: int
+    ticket: TicketNumber | None = None
+    ticket_id: int | None = None
+    service: str | None = None
+    priority: bool = False
+    called_at: float | None = None
+    waiting: int
+    served_today: int = 0
+    skipped: tuple[TicketNumber, ...] = ()
+
+
+class ServiceState(Message):
+    """Queue of one service now."""
+
+    seq: int
+    service: Code
+    open: bool
+    waiting: int
+    priority_waiting: int = 0
+    last_issued: TicketNumber | None = None
+    now_serving: tuple[TicketNumber, ...] = ()
+    est_wait_s: int
+    longest_wait_s: int = 0
+    quota_left: int
+    open_counters: int = 0
+
+
+class SiteState(Message):
+    """Summary of the whole site, with the latest calls for canteen and lobby screens."""
+
+    seq: int
+    day: str
+    now: float
+    config_version: str
+    issued: int
+    served: int
+    waiting: int
+    recent_calls: tuple[CallInfo, ...] = ()
+
+
+class Health(Part):
+    """Device health details; unset fields are unknown or not applicable."""
+
+    printer: Literal["ok", "paper_low", "paper_out", "offline", "error", "unknown"] | None = None
+    detail: ShortText | None = None
+    audio: Literal["ok", "muted", "error"] | None = None
+    lcd: Literal["ok", "error"] | None = None
+
+
+class DeviceStatus(Message):
+    """Presence of a device: retained, and its last will says offline."""
+
+    device: str
+    role: str
+    online: bool
+    sw: str = ""
+    boot_id: str = ""
+    since: float | None = None
+    health: Health = Health()
+
+
+class Alert(Message):
+    """Something a supervisor must see, retained until acknowledged."""
+
+    id: Code
+    kind: Literal["consecutive_complaints", "printer", "device_offline"]
+    raised_at: float
+    text: Text
+    counter: int | None = None
+    officer: str | None = None
+    device: str | None = None
+
+
+M = TypeVar("M", bound=Message)
+
+
+def encode(message: Message) -> bytes:
+    """The wire form of a message: compact UTF-8 JSON without unset optional noise."""
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode_json(payload: bytes | str) -> dict[str, Any]:
+    """Parse a payload into a JSON object, checking size; raises BadMessage."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise BadMessage("too_large", f"payload of {len(payload)} bytes; limit {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadMessage("bad_json", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadMessage("bad_json", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def decode(model: type[M], payload: bytes | str | dict[str, Any]) -> M:
+    """Validate a payload against `model`; raises BadMessage with a specific code."""
+    data = payload if isinstance(payload, dict) else decode_json(payload)
+    version = data.get("v")
+    if version != VERSION:
+        raise BadMessage("unsupported_version", f"v={version!r}; this hub speaks v={VERSION}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise BadMessage("invalid", f"{where}: {first['msg']}") from None
+
+
+def request_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(request_id, reply_to) of a raw payload, if they look right, for answering bad input."""
+    rid, reply_to = data.get("request_id"), data.get("reply_to")
+    rid_ok = isinstance(rid, str) and 8 <= len(rid) <= 64
+    return (rid if rid_ok else None), (reply_to if isinstance(reply_to, str) else None)

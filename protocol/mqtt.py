@@ -1,0 +1,390 @@
+"""The one MQTT connection of a process (device or hub), on paho-mqtt 2.x.
+
+It keeps the connection alive (capped back-off with per-client jitter), re-subscribes on
+every connect, announces presence (retained status, last will = offline), publishes from a
+single sender thread (paho is not fully thread safe), and offers `request()`: send a command,
+wait for the hub's reply, raise a specific error on timeout, refusal or a missing broker.
+
+    bus = Bus.for_device(site, "caller-03")
+    bus.start()
+    reply = bus.request(CallNext(device="caller-03", counter=3), timeout=2)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import random
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+import protocol
+from protocol import messages as m
+from protocol.errors import BadMessage, BrokerUnavailable, CommandRejected, RequestTimeout
+from protocol.topics import Topics
+
+log = logging.getLogger("mpp.mqtt")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A received message, with the MQTT 5 request/response properties when present."""
+
+    topic: str
+    payload: bytes
+    retained: bool
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+Handler = Callable[[Incoming], None]
+
+
+@dataclass
+class _Pending:
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: m.Reply | None = None
+    lost: bool = False
+
+
+@dataclass(frozen=True)
+class _Out:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    properties: Properties | None
+
+
+class Bus:
+    """A process's MQTT connection: presence, subscriptions, publishing and requests.
+
+    Handlers run on paho's network thread: they must return quickly (hand work to a queue).
+    """
+
+    def __init__(
+        self,
+        site_id: str,
+        device: str,
+        role: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca: str | None = None,
+        mqtt_version: int = 5,
+        keepalive: int = 15,
+        min_delay: float = 0.5,
+        max_delay: float = 2.0,
+        max_unacked: int = 200,
+    ) -> None:
+        self.topics = Topics(site_id)
+        self.device = device
+        self.role = role
+        self.host, self.port = host, port
+        self.keepalive = keepalive
+        self.v5 = mqtt_version == 5
+        self.boot_id = uuid.uuid4().hex[:12]
+        self.started_at = time.time()
+        self.health = m.Health()
+        self.clock_offset = 0.0  # hub clock minus ours, learnt from replies
+        self._handlers: list[tuple[str, int, Handler]] = []
+        self._pending: dict[str, _Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._connected = threading.Event()
+        self._stopping = False
+        self._listeners: list[Callable[[bool], None]] = []
+        self._outbox: queue.Queue[_Out | None] = queue.Queue()
+        self._unacked: dict[int, paho.MQTTMessageInfo] = {}
+        self._ack_cv = threading.Condition()
+        self._max_unacked = max_unacked
+        self._sender: threading.Thread | None = None
+
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=device,
+            protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
+            clean_session=None if self.v5 else True,
+        )
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        if tls_ca is not None:
+            self._client.tls_set(ca_certs=tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        # Jitter: every client backs off on its own schedule, so a fleet does not
+        # reconnect in lockstep after a broker restart.
+        self._client.reconnect_delay_set(
+            min_delay=min_delay * random.uniform(0.5, 1.0),
+            max_delay=max_delay * random.uniform(0.75, 1.25),
+        )
+        self._client.max_inflight_messages_set(100)
+        self._client.will_set(
+            self.topics.status(device), m.encode(self._status(online=False)), qos=1, retain=True
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self.subscribe(self.topics.reply(device), self._on_reply)
+
+    @classmethod
+    def for_device(cls, site: Any, device: str, **kwargs: Any) -> Bus:
+        """A bus for `device` of the inventory (role and broker address from `site`)."""
+        role = "hub" if device == "hub" else site.devices[device].role
+        broker = site.broker
+        kwargs.setdefault("host", broker.host)
+        kwargs.setdefault("port", broker.port)
+        kwargs.setdefault("mqtt_version", broker.mqtt_version)
+        kwargs.setdefault("keepalive", broker.keepalive_s)
+        kwargs.setdefault("tls_ca", broker.ca_file if broker.tls else None)
+        return cls(site.site.id, device, role, **kwargs)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, wait: float | None = None) -> bool:
+        """Connect in the background; with `wait`, block up to that long for the first connect."""
+        self._sender = threading.Thread(target=self._send_loop, name=f"mqtt-send-{self.device}")
+        self._sender.daemon = True
+        self._sender.start()
+        self._client.connect_async(self.host, self.port, self.keepalive)
+        self._client.loop_start()
+        if wait is not None:
+            return self._connected.wait(wait)
+        return self._connected.is_set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Say offline (retained), flush, disconnect and end the threads."""
+        if self._stopping:
+            return
+        if self._connected.is_set():
+            self.publish(self.topics.status(self.device), self._status(online=False), retain=True)
+            self.flush(timeout)
+        self._stopping = True
+        self._outbox.put(None)
+        if self._sender is not None:
+            self._sender.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+        self._fail_pending()
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or `timeout` seconds passed."""
+        return self._connected.wait(timeout)
+
+    def on_connection_change(self, listener: Callable[[bool], None]) -> None:
+        """Call `listener(connected)` on every connect and disconnect (network thread)."""
+        self._listeners.append(listener)
+
+    # -- subscriptions ---------------------------------------------------------------
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        """Route messages matching `topic_filter` to `handler`; survives reconnects."""
+        self._handlers.append((topic_filter, qos, handler))
+        if self._connected.is_set():
+            self._client.subscribe(topic_filter, qos)
+
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error(
+                "broker refused connection", extra={"device": self.device, "reason": str(reason)}
+            )
+            return
+        filters = {}
+        for topic_filter, qos, _ in self._handlers:
+            filters[topic_filter] = max(qos, filters.get(topic_filter, 0))
+        if filters:
+            client.subscribe([(f, q) for f, q in filters.items()])
+        self._connected.set()
+        self.publish(self.topics.status(self.device), self._status(online=True), retain=True)
+        log.info(
+            "connected to broker",
+            extra={"device": self.device, "broker": f"{self.host}:{self.port}"},
+        )
+        for listener in self._listeners:
+            listener(True)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        self._fail_pending()
+        with self._ack_cv:
+            self._ack_cv.notify_all()
+        if was and not self._stopping:
+            log.warning(
+                "lost broker connection", extra={"device": self.device, "reason": str(reason)}
+            )
+        for listener in self._listeners:
+            listener(False)
+
+    def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        incoming = Incoming(
+            topic=msg.topic,
+            payload=msg.payload,
+            retained=bool(msg.retain),
+            response_topic=getattr(props, "ResponseTopic", None),
+            correlation=getattr(props, "CorrelationData", None),
+        )
+        for topic_filter, _qos, handler in self._handlers:
+            if paho.topic_matches_sub(topic_filter, msg.topic):
+                try:
+                    handler(incoming)
+                except Exception:
+                    log.exception(
+                        "message handler failed", extra={"device": self.device, "topic": msg.topic}
+                    )
+
+    # -- publishing ------------------------------------------------------------------
+    def publish(
+        self,
+        topic: str,
+        payload: m.Message | bytes | None,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> None:
+        """Queue a message for the sender thread (never blocks the caller)."""
+        if isinstance(payload, m.Message):
+            payload = m.encode(payload)
+        self._outbox.put(_Out(topic, payload or b"", qos, retain, properties))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far was handed to the broker and acknowledged."""
+        deadline = time.monotonic() + timeout
+        with self._ack_cv:
+            while time.monotonic() < deadline:
+                if self._outbox.unfinished_tasks == 0 and self._unacked_count() == 0:
+                    return True
+                self._ack_cv.wait(0.01)
+        return False
+
+    def _unacked_count(self) -> int:
+        # Caller holds _ack_cv. An ack may arrive before the mid is recorded, so prune here.
+        for mid in [mid for mid, info in self._unacked.items() if info.is_published()]:
+            del self._unacked[mid]
+        return len(self._unacked)
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                self._outbox.task_done()
+                return
+            with self._ack_cv:
+                # Back-pressure: paho's throughput collapses with thousands queued.
+                while self._unacked_count() >= self._max_unacked and self._connected.is_set():
+                    self._ack_cv.wait(0.5)
+            # Not under _ack_cv: paho calls on_publish holding its own lock, which publish needs.
+            info = self._client.publish(
+                item.topic, item.payload, item.qos, item.retain, item.properties
+            )
+            with self._ack_cv:
+                if item.qos > 0 and not info.is_published():
+                    self._unacked[info.mid] = info
+                self._outbox.task_done()
+                self._ack_cv.notify_all()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        with self._ack_cv:
+            self._unacked.pop(mid, None)
+            self._ack_cv.notify_all()
+
+    # -- presence --------------------------------------------------------------------
+    def _status(self, online: bool) -> m.DeviceStatus:
+        return m.DeviceStatus(
+            device=self.device,
+            role=self.role,
+            online=online,
+            sw=protocol.__version__,
+            boot_id=self.boot_id,
+            since=self.started_at,
+            health=self.health,
+        )
+
+    def set_health(self, **changes: Any) -> None:
+        """Update this device's health (e.g. printer='paper_out') and republish presence."""
+        self.health = self.health.model_copy(update=changes)
+        self.publish(self.topics.status(self.device), self._status(online=True), retain=True)
+
+    # -- requests --------------------------------------------------------------------
+    def hub_time(self) -> float:
+        """Now, on the hub's clock (as far as the last reply told us)."""
+        return time.time() + self.clock_offset
+
+    def request(self, command: m.Command, timeout: float = 2.0, retries: int = 0) -> dict[str, Any]:
+        """Send `command` to the hub and return its result.
+
+        Retries reuse the same request id, so the hub applies the command once. Raises
+        BrokerUnavailable (nothing sent), RequestTimeout, or CommandRejected.
+        """
+        if not self._connected.is_set():
+            raise BrokerUnavailable(f"{self.device}: broker {self.host}:{self.port} not connected")
+        reply_to = self.topics.reply(self.device)
+        command = command.model_copy(update={"reply_to": reply_to, "sent_at": self.hub_time()})
+        pending = _Pending()
+        with self._pending_lock:
+            self._pending[command.request_id] = pending
+        props = None
+        if self.v5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = reply_to
+            props.CorrelationData = command.request_id.encode()
+            props.MessageExpiryInterval = max(1, math.ceil(timeout * (retries + 1)))
+        topic = self.topics.command(self.device, command.kind)
+        try:
+            for _attempt in range(retries + 1):
+                self.publish(topic, command, properties=props)
+                if pending.done.wait(timeout):
+                    break
+            if pending.reply is None:
+                if pending.lost or not self._connected.is_set():
+                    raise BrokerUnavailable(f"{self.device}: broker connection lost during request")
+                raise RequestTimeout(
+                    f"{self.device}: no reply to {command.kind} {command.request_id} "
+                    f"within {timeout:g}s x {retries + 1}"
+                )
+        finally:
+            with self._pending_lock:
+                self._pending.pop(command.request_id, None)
+        reply = pending.reply
+        if not reply.ok:
+            error = reply.error or m.ErrorInfo(code="internal", message="no error given")
+            raise CommandRejected(
+                error.code, error.message, error.text.model_dump() if error.text else None
+            )
+        return reply.result or {}
+
+    def _on_reply(self, incoming: Incoming) -> None:
+        try:
+            reply = m.decode(m.Reply, incoming.payload)
+        except BadMessage as exc:
+            log.warning("bad reply ignored", extra={"device": self.device, "error": str(exc)})
+            return
+        self.clock_offset = reply.hub_time - time.time()
+        with self._pending_lock:
+            pending = self._pending.get(reply.request_id)
+        if pending is not None and pending.reply is None:
+            pending.reply = reply
+            pending.done.set()
+
+    def _fail_pending(self) -> None:
+        with self._pending_lock:
+            for pending in self._pending.values():
+                pending.lost = True
+                pending.done.set()

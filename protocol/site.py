@@ -1,0 +1,620 @@
+"""The site inventory: one TOML file describing an MPP, loaded into typed, frozen objects.
+
+Everything a device or the hub needs to know about the site (services, counters, zones,
+devices and their pins) comes from here, validated once on load. Errors name the file, the
+key and the fix::
+
+    site = load_site("examples/banjarbaru.toml")
+    site.services["ktp"].prefix          # 'A'
+    site.counters[3].services            # ('ktp', 'kk')
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import tomllib
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from protocol.errors import InventoryError
+
+Lang = Literal["id", "en"]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+Pin = int | Annotated[str, StringConstraints(pattern=r"^(GPIO|BCM|BOARD|J8:|WPI)?[0-9A-Za-z:]+$")]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+DURATION_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
+
+
+class Model(BaseModel):
+    """Base of the inventory: unknown keys are errors (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Model):
+    """A user-facing text in Indonesian, with an optional English version."""
+
+    id: str = Field(min_length=1)
+    en: str | None = None
+
+    def get(self, lang: str) -> str:
+        """The text in `lang`, falling back to Indonesian."""
+        return self.en if lang == "en" and self.en else self.id
+
+
+class TextList(Model):
+    """A list of user-facing lines (requirements, procedure) in Indonesian and English."""
+
+    id: tuple[str, ...] = ()
+    en: tuple[str, ...] = ()
+
+    def get(self, lang: str) -> tuple[str, ...]:
+        """The lines in `lang`, falling back to Indonesian."""
+        return self.en if lang == "en" and self.en else self.id
+
+
+def _text(value: Any) -> Any:
+    """Allow a plain string where a Text is expected (Indonesian only)."""
+    return {"id": value} if isinstance(value, str) else value
+
+
+def _text_list(value: Any) -> Any:
+    """Allow a plain list of strings where a TextList is expected (Indonesian only)."""
+    return {"id": value} if isinstance(value, list) else value
+
+
+TextIn = Annotated[Text, BeforeValidator(_text)]
+TextListIn = Annotated[TextList, BeforeValidator(_text_list)]
+
+
+def parse_hhmm(value: str) -> time:
+    """'07:30' -> time(7, 30); raises ValueError with the expected form."""
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
+    if not match:
+        raise ValueError(f"{value!r} is not a time of day; write it as HH:MM, e.g. '14:00'")
+    return time(int(match[1]), int(match[2]))
+
+
+class OpeningHours(Model):
+    """Opening hours per weekday; a missing day is closed. Written as 'HH:MM-HH:MM'."""
+
+    mon: str | None = None
+    tue: str | None = None
+    wed: str | None = None
+    thu: str | None = None
+    fri: str | None = None
+    sat: str | None = None
+    sun: str | None = None
+
+    @field_validator(*WEEKDAYS)
+    @classmethod
+    def _check(cls, value: str | None) -> str | None:
+        if value is None or value == "closed":
+            return None
+        match = HOURS_RE.fullmatch(value)
+        if not match:
+            raise ValueError(f"{value!r} is not an opening time; write 'HH:MM-HH:MM' or 'closed'")
+        if (int(match[1]), int(match[2])) >= (int(match[3]), int(match[4])):
+            raise ValueError(f"{value!r} closes before it opens; put the opening time first")
+        return value
+
+    def span(self, day: date) -> tuple[time, time] | None:
+        """(open, close) on that calendar day, or None when the site is closed."""
+        value = getattr(self, WEEKDAYS[day.weekday()])
+        if value is None:
+            return None
+        start, end = value.split("-")
+        return parse_hhmm(start), parse_hhmm(end)
+
+
+class SiteInfo(Model):
+    """The [site] table: who and where this MPP is."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    timezone: str
+    languages: tuple[Lang, ...] = ("id", "en")
+    address: str = ""
+    public_url: str = "http://127.0.0.1:8080"
+    logo: str | None = None
+    ticket_footer: TextIn = Text(
+        id="Terima kasih atas kunjungan Anda", en="Thank you for your visit"
+    )
+    hours: OpeningHours = OpeningHours()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a known time zone; use e.g. 'Asia/Jakarta' (WIB), "
+                "'Asia/Makassar' (WITA) or 'Asia/Jayapura' (WIT)"
+            ) from None
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _langs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or value[0] != "id":
+            raise ValueError('Indonesian comes first: write languages = ["id", "en"]')
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The site's time zone object."""
+        return ZoneInfo(self.timezone)
+
+
+class Broker(Model):
+    """Where devices and the hub reach the MQTT broker."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = False
+    ca_file: str | None = None
+    mqtt_version: Literal[5, 3] = 5
+    keepalive_s: int = Field(default=15, ge=5, le=300)
+
+
+class HubSettings(Model):
+    """Queue rules and hub process settings."""
+
+    database: str = "mpp-hub.sqlite"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    call_policy: Literal["oldest_first", "counter_order"] = "oldest_first"
+    priority_ratio: int = Field(default=2, ge=1, le=20)
+    transfer_placement: Literal["after_first_call", "front", "back"] = "after_first_call"
+    service_time_window: int = Field(default=20, ge=1, le=500)
+    command_max_age_s: float = Field(default=10.0, gt=0, le=600)
+    rating_window_s: int = Field(default=180, ge=10, le=3600)
+    complaint_alert_after: int = Field(default=3, ge=1, le=20)
+
+
+class TimeClass(Model):
+    """A service's completion-time class, e.g. fast = done within 3 hours."""
+
+    within: str
+
+    @field_validator("within")
+    @classmethod
+    def _dur(cls, value: str) -> str:
+        if not DURATION_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a duration; write e.g. '3h', '3d' or '45m'")
+        return value
+
+    @property
+    def amount(self) -> int:
+        """The number part of `within` (3 for '3h')."""
+        return int(DURATION_RE.fullmatch(self.within)[1])  # type: ignore[index]
+
+    @property
+    def unit(self) -> str:
+        """'m', 'h' or 'd'."""
+        return DURATION_RE.fullmatch(self.within)[2]  # type: ignore[index]
+
+    @property
+    def max_duration(self) -> timedelta:
+        """The longest time the service may take."""
+        return timedelta(minutes=self.amount * {"m": 1, "h": 60, "d": 1440}[self.unit])
+
+
+class Agency(Model):
+    """A government agency (or bank, utility) with counters in the MPP."""
+
+    name: str = Field(min_length=1)
+    short: str = Field(min_length=1, max_length=24)
+
+
+class Service(Model):
+    """One public service with its published standard (standar pelayanan)."""
+
+    agency: str
+    prefix: Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}$")]
+    name: TextIn
+    time_class: str
+    cost: int = Field(default=0, ge=0)
+    cost_note: TextIn | None = None
+    requirements: TextListIn = TextList()
+    procedure: TextListIn = TextList()
+    daily_quota: int = Field(default=999, ge=1, le=999)
+    cutoff: str | None = None
+    avg_minutes: float = Field(default=10.0, gt=0, le=600)
+
+    @field_validator("cutoff")
+    @classmethod
+    def _cut(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_hhmm(value)
+        return value
+
+    @property
+    def cutoff_time(self) -> time | None:
+        """Last time of day a ticket may be issued, if any."""
+        return parse_hhmm(self.cutoff) if self.cutoff else None
+
+
+class Counter(Model):
+    """A counter (loket) where officers serve the listed services, in order of preference."""
+
+    name: TextIn | None = None
+    services: tuple[str, ...] = Field(min_length=1)
+    zone: str
+    transfer_to: tuple[str, ...] = ()
+
+
+class Featured(Model):
+    """A slide: an image (path relative to the inventory) and its caption."""
+
+    image: str
+    caption: TextIn
+
+
+class Zone(Model):
+    """An area of the MPP with its own screens: entrance, lobby, canteen, ..."""
+
+    kind: Literal["entrance", "lobby", "canteen"]
+    name: TextIn
+    lang: Lang = "id"
+    speech: bool = True
+    volume: float = Field(default=0.8, ge=0.0, le=1.0)
+    number_reading: Literal["words", "digits"] = "words"
+    featured: tuple[Featured, ...] = ()
+    menu: tuple[str, ...] = ()
+
+
+class Screen(Model):
+    """The screen a display (or a kiosk with a touchscreen) drives."""
+
+    width: int = Field(default=1920, ge=320, le=7680)
+    height: int = Field(default=1080, ge=240, le=4320)
+    fullscreen: bool = True
+
+
+class Printer(Model):
+    """How a kiosk reaches its thermal printer (python-escpos connection and profile)."""
+
+    connection: Literal["usb", "network", "serial", "file", "dummy"]
+    profile: str = "TM-T20II"
+    vendor_id: int | None = None
+    product_id: int | None = None
+    host: str | None = None
+    port: int = 9100
+    device: str | None = None
+    baudrate: int = 19200
+    path: str | None = None
+    width_mm: Literal[58, 80] = 80
+    timeout_s: float = Field(default=3.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _needs(self) -> Printer:
+        needed = {
+            "usb": ("vendor_id", "product_id"),
+            "network": ("host",),
+            "serial": ("device",),
+            "file": ("path",),
+            "dummy": (),
+        }[self.connection]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"a {self.connection} printer needs {', '.join(missing)}; add "
+                + ", ".join(f"{name} = ..." for name in missing)
+            )
+        return self
+
+
+class Leds(Model):
+    """Status LEDs on a kiosk or caller box (any may be absent)."""
+
+    ready: Pin | None = None
+    busy: Pin | None = None
+    fault: Pin | None = None
+
+
+class DeviceBase(Model):
+    """What every edge device has."""
+
+    lang: Lang = "id"
+    hostname: str | None = None
+
+
+class KioskDevice(DeviceBase):
+    """A ticket kiosk: service buttons and/or a touch menu, a priority button, a printer.
+
+    `services` limits the touch menu (empty: every service of the site).
+    """
+
+    role: Literal["kiosk"]
+    zone: str
+    buttons: dict[str, Pin] = {}
+    services: tuple[str, ...] = ()
+    priority_button: Pin | None = None
+    leds: Leds = Leds()
+    buzzer: Pin | None = None
+    printer: Printer | None = None
+    screen: Screen | None = None
+
+
+class CallerButtons(Model):
+    """The caller box buttons an officer presses."""
+
+    next: Pin
+    recall: Pin | None = None
+    skip: Pin | None = None
+    transfer: Pin | None = None
+    open_close: Pin | None = None
+
+
+class RatingButtons(Model):
+    """The four rating-pad buttons, from Sangat puas (4) to Tidak puas (1)."""
+
+    very_satisfied: Pin
+    satisfied: Pin
+    dissatisfied: Pin
+    very_dissatisfied: Pin
+
+
+class Lcd(Model):
+    """An HD44780 character display on an I2C backpack (RPLCD)."""
+
+    expander: Literal["PCF8574", "MCP23008", "MCP23017"] = "PCF8574"
+    address: int = Field(default=0x27, ge=0x03, le=0x77)
+    port: int = 1
+    cols: Literal[16, 20] = 16
+    rows: Literal[2, 4] = 2
+
+
+class CallerDevice(DeviceBase):
+    """A caller box (and rating pad) at one counter."""
+
+    role: Literal["caller"]
+    counter: int
+    buttons: CallerButtons
+    rating: RatingButtons | None = None
+    leds: Leds = Leds()
+    buzzer: Pin | None = None
+    lcd: Lcd | None = None
+
+
+class DisplayDevice(DeviceBase):
+    """A Pi driving a TV in a zone."""
+
+    role: Literal["display"]
+    zone: str
+    screen: Screen = Screen()
+    lang: Lang | None = None  # type: ignore[assignment]  # None: the zone's language
+
+
+Device = Annotated[KioskDevice | CallerDevice | DisplayDevice, Field(discriminator="role")]
+Role = Literal["kiosk", "caller", "display", "hub"]
+ROLES: tuple[str, ...] = ("kiosk", "caller", "display", "hub")
+
+
+class Site(Model):
+    """The whole inventory of one MPP."""
+
+    site: SiteInfo
+    broker: Broker = Broker()
+    hub: HubSettings = HubSettings()
+    time_classes: dict[Slug, TimeClass] = Field(min_length=1)
+    agencies: dict[Slug, Agency] = Field(min_length=1)
+    services: dict[Slug, Service] = Field(min_length=1)
+    counters: dict[int, Counter] = Field(min_length=1)
+    zones: dict[Slug, Zone] = Field(min_length=1)
+    devices: dict[Slug, Device] = {}
+    version: str = ""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Site:
+        problems = cross_check(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    # -- lookups used everywhere -------------------------------------------------------
+    def counter_name(self, number: int, lang: str = "id") -> str:
+        """'Loket 3' / 'Counter 3', or the counter's own name."""
+        counter = self.counters.get(number)
+        if counter is not None and counter.name is not None:
+            return counter.name.get(lang)
+        return f"{'Counter' if lang == 'en' else 'Loket'} {number}"
+
+    def counters_serving(self, service: str) -> tuple[int, ...]:
+        """Counter numbers that serve `service`."""
+        return tuple(n for n, c in self.counters.items() if service in c.services)
+
+    def service_by_prefix(self, prefix: str) -> str | None:
+        """The service code whose ticket prefix is `prefix`."""
+        return next((code for code, s in self.services.items() if s.prefix == prefix), None)
+
+    def local_now(self, now: float) -> datetime:
+        """Wall-clock epoch seconds as an aware datetime in the site's time zone."""
+        return datetime.fromtimestamp(now, self.site.tz)
+
+    def business_day(self, now: float) -> str:
+        """The local calendar day (YYYY-MM-DD) a moment belongs to; numbering resets with it."""
+        return self.local_now(now).date().isoformat()
+
+
+def cross_check(site: Site) -> list[str]:
+    """Consistency rules that span tables; each problem names the key and the fix."""
+    problems: list[str] = []
+
+    def must_exist(key: str, value: str | int, table: dict, table_name: str) -> None:
+        if value not in table:
+            known = ", ".join(str(k) for k in table)
+            hint = difflib.get_close_matches(str(value), [str(k) for k in table], n=1)
+            fix = f"did you mean {hint[0]!r}?" if hint else f"use one of: {known}"
+            problems.append(f"{key}: {value!r} is not in [{table_name}]; {fix}")
+
+    prefixes: dict[str, str] = {}
+    for code, service in site.services.items():
+        must_exist(f"services.{code}.agency", service.agency, site.agencies, "agencies")
+        must_exist(
+            f"services.{code}.time_class", service.time_class, site.time_classes, "time_classes"
+        )
+        if service.prefix in prefixes:
+            problems.append(
+                f"services.{code}.prefix: {service.prefix!r} is already used by "
+                f"services.{prefixes[service.prefix]}; give each service its own prefix"
+            )
+        prefixes.setdefault(service.prefix, code)
+    for number, counter in site.counters.items():
+        if number < 1 or number > 999:
+            problems.append(f"counters.{number}: counter numbers run from 1 to 999")
+        for i, code in enumerate(counter.services):
+            must_exist(f"counters.{number}.services[{i}]", code, site.services, "services")
+        for i, code in enumerate(counter.transfer_to):
+            must_exist(f"counters.{number}.transfer_to[{i}]", code, site.services, "services")
+        must_exist(f"counters.{number}.zone", counter.zone, site.zones, "zones")
+    for lang_key, zone in site.zones.items():
+        if zone.lang not in site.site.languages:
+            problems.append(
+                f"zones.{lang_key}.lang: {zone.lang!r} is not in site.languages; add it there"
+            )
+    for device_id, device in site.devices.items():
+        key = f"devices.{device_id}"
+        if device_id == "hub":
+            problems.append(f"{key}: 'hub' is reserved for the hub's own identity; rename it")
+        if isinstance(device, KioskDevice | DisplayDevice):
+            must_exist(f"{key}.zone", device.zone, site.zones, "zones")
+        if isinstance(device, KioskDevice):
+            for code in device.buttons:
+                must_exist(f"{key}.buttons.{code}", code, site.services, "services")
+            for i, code in enumerate(device.services):
+                must_exist(f"{key}.services[{i}]", code, site.services, "services")
+            if not device.buttons and device.screen is None:
+                problems.append(
+                    f"{key}: a kiosk needs service buttons or a touchscreen; "
+                    "add [devices.ID.buttons] or [devices.ID.screen]"
+                )
+        if isinstance(device, CallerDevice):
+            must_exist(f"{key}.counter", device.counter, site.counters, "counters")
+        problems.extend(duplicate_pins(key, device))
+    spans = [getattr(site.site.hours, day) for day in WEEKDAYS if getattr(site.site.hours, day)]
+    if not spans:
+        problems.append('site.hours: the site is closed every day; add e.g. mon = "08:00-15:00"')
+    for code, service in site.services.items():
+        if spans and service.cutoff and not any(s[:5] < service.cutoff <= s[6:] for s in spans):
+            problems.append(
+                f"services.{code}.cutoff: {service.cutoff} is outside the opening hours of "
+                "every day; set a cut-off within opening hours"
+            )
+    return problems
+
+
+def device_pins(device: KioskDevice | CallerDevice | DisplayDevice) -> dict[str, Pin]:
+    """Every GPIO pin a device uses, keyed by its inventory key (e.g. 'buttons.next')."""
+    pins: dict[str, Pin] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(f"{prefix}.{name}" if prefix else name, getattr(value, name))
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                walk(f"{prefix}.{name}", item)
+        elif isinstance(value, int | str) and prefix.split(".", maxsplit=1)[0] in PIN_FIELDS:
+            pins[prefix] = value
+
+    walk("", device)
+    return pins
+
+
+PIN_FIELDS = {"buttons", "priority_button", "leds", "buzzer", "rating"}
+
+
+def duplicate_pins(key: str, device: KioskDevice | CallerDevice | DisplayDevice) -> list[str]:
+    """Problems for GPIO pins used twice on one device."""
+    seen: dict[str, str] = {}
+    problems = []
+    for name, pin in device_pins(device).items():
+        norm = str(pin).upper().removeprefix("GPIO").removeprefix("BCM")
+        if norm in seen:
+            problems.append(
+                f"{key}.{name}: pin {pin} is already used by {key}.{seen[norm]}; "
+                "wire it to a free GPIO pin"
+            )
+        seen.setdefault(norm, name)
+    return problems
+
+
+def _known_keys() -> set[str]:
+    keys: set[str] = set()
+    for model in [*Model.__subclasses__(), SiteInfo, Site]:
+        keys.update(model.model_fields)
+    for model in (KioskDevice, CallerDevice, DisplayDevice):
+        keys.update(model.model_fields)
+    return keys
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One pydantic error as 'key: what is wrong; how to fix it'."""
+    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    if loc[:1] == ["devices"] and len(loc) > 2 and loc[2] in ROLES:
+        del loc[2]  # the discriminator tag pydantic inserts
+    key = ".".join(loc) or "(top level)"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{key}: required key is missing; add it"
+    if kind == "extra_forbidden":
+        name = loc[-1] if loc else "?"
+        hint = difflib.get_close_matches(name, sorted(_known_keys()), n=1)
+        fix = f"did you mean {hint[0]!r}?" if hint else "remove it (see examples/ for the keys)"
+        return f"{key}: unknown key {name!r}; {fix}"
+    if kind == "union_tag_invalid":
+        return f"{key}.role: must be one of kiosk, caller, display; fix the role"
+    if kind == "value_error" and not loc:
+        return error["msg"].removeprefix("Value error, ")
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{key}: {message} (got {got!r}); fix the value"
+    return f"{key}: {message}"
+
+
+def parse_site(text: str, source: str = "<site inventory>") -> Site:
+    """Validate inventory TOML text; raises InventoryError listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(source, [f"not valid TOML: {exc}; fix the syntax there"]) from None
+    data["version"] = hashlib.sha256(text.encode()).hexdigest()[:12]
+    data["source"] = source
+    try:
+        return Site.model_validate(data)
+    except ValidationError as exc:
+        problems: list[str] = []
+        for error in exc.errors(include_url=False):
+            problems.extend(_problem(error).split("\n"))
+        raise InventoryError(source, problems) from None
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate the inventory file at `path`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    return parse_site(text, str(path))

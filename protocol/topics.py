@@ -1,0 +1,201 @@
+"""Every MQTT topic of the protocol: the table (who publishes, who subscribes) and the builders.
+
+This is the only module that spells a topic. The broker ACL and `docs/protocol.md` are
+generated from `TOPICS` and `COMMAND_ROLES`, so the rules are written once.
+
+    t = Topics("mpp-banjarbaru")
+    t.command("caller-03", "next")   # 'mpp/v1/mpp-banjarbaru/cmd/caller-03/next'
+    t.counter_state(3)               # 'mpp/v1/mpp-banjarbaru/counter/3/state'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol import messages as m
+
+ROOT = "mpp/v1"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One row of the topic table."""
+
+    name: str
+    template: str  # relative to mpp/v1/{site}/
+    qos: int
+    retained: bool
+    payload: type[m.Message]
+    publishers: tuple[str, ...]
+    subscribers: tuple[str, ...]
+    own_only: bool  # the {device} level must be the publishing/subscribing device itself
+    about: str
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        "command",
+        "cmd/{device}/{kind}",
+        1,
+        False,
+        m.Command,
+        ("kiosk", "caller", "hub"),
+        ("hub",),
+        True,
+        "A device asks the hub to do something; the kind is the last level.",
+    ),
+    TopicSpec(
+        "reply",
+        "reply/{device}",
+        1,
+        False,
+        m.Reply,
+        ("hub",),
+        ("kiosk", "caller", "display", "hub"),
+        True,
+        "The hub's answer to a command, to the device that sent it.",
+    ),
+    TopicSpec(
+        "counter_state",
+        "counter/{counter}/state",
+        1,
+        True,
+        m.CounterState,
+        ("hub",),
+        ("kiosk", "caller", "display", "hub"),
+        False,
+        "What a counter shows now; call_seq grows with each call or recall.",
+    ),
+    TopicSpec(
+        "service_state",
+        "service/{service}/state",
+        1,
+        True,
+        m.ServiceState,
+        ("hub",),
+        ("kiosk", "caller", "display", "hub"),
+        False,
+        "Queue of one service: waiting, estimate, quota left, open or closed.",
+    ),
+    TopicSpec(
+        "site_state",
+        "site/state",
+        1,
+        True,
+        m.SiteState,
+        ("hub",),
+        ("kiosk", "caller", "display", "hub"),
+        False,
+        "Summary of the site and the most recent calls.",
+    ),
+    TopicSpec(
+        "status",
+        "device/{device}/status",
+        1,
+        True,
+        m.DeviceStatus,
+        ("kiosk", "caller", "display", "hub"),
+        ("hub",),
+        True,
+        "Presence and health of a device; its last will publishes online=false.",
+    ),
+    TopicSpec(
+        "alert",
+        "alert/{alert}",
+        1,
+        True,
+        m.Alert,
+        ("hub",),
+        ("hub",),
+        False,
+        "An alert for supervisors, retained until acknowledged (then cleared).",
+    ),
+)
+TOPIC: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
+
+# Which roles may send which command kind. The hub checks the device's role from the
+# inventory; a caller box may in addition only command its own counter.
+COMMAND_ROLES: dict[str, tuple[str, ...]] = {
+    "issue": ("kiosk", "hub"),
+    "printed": ("kiosk", "hub"),
+    "void": ("kiosk", "hub"),
+    "next": ("caller", "hub"),
+    "recall": ("caller", "hub"),
+    "skip": ("caller", "hub"),
+    "call_skipped": ("caller", "hub"),
+    "transfer": ("caller", "hub"),
+    "finish": ("caller", "hub"),
+    "open": ("caller", "hub"),
+    "close": ("caller", "hub"),
+    "rate": ("caller", "hub"),
+    "revoke_priority": ("hub",),
+    "ack_alert": ("hub",),
+}
+assert set(COMMAND_ROLES) == set(m.COMMANDS), "every command kind needs its roles"
+
+
+class Topics:
+    """Topic builders and parsers for one site."""
+
+    def __init__(self, site_id: str) -> None:
+        self.site_id = site_id
+        self.prefix = f"{ROOT}/{site_id}/"
+
+    def _build(self, name: str, **parts: object) -> str:
+        return self.prefix + TOPIC[name].template.format(**parts)
+
+    def command(self, device: str, kind: str) -> str:
+        """Where `device` sends a command of `kind`."""
+        return self._build("command", device=device, kind=kind)
+
+    def reply(self, device: str) -> str:
+        """Where the hub answers `device`."""
+        return self._build("reply", device=device)
+
+    def counter_state(self, counter: int) -> str:
+        """Retained state of one counter."""
+        return self._build("counter_state", counter=counter)
+
+    def service_state(self, service: str) -> str:
+        """Retained state of one service."""
+        return self._build("service_state", service=service)
+
+    def site_state(self) -> str:
+        """Retained site summary."""
+        return self._build("site_state")
+
+    def status(self, device: str) -> str:
+        """Retained presence/health of one device."""
+        return self._build("status", device=device)
+
+    def alert(self, alert_id: str) -> str:
+        """Retained alert."""
+        return self._build("alert", alert=alert_id)
+
+    # Filters for subscriptions ---------------------------------------------------------
+    def all_of(self, name: str) -> str:
+        """A subscription filter matching every topic of table row `name`."""
+        spec = TOPIC[name]
+        levels = ["+" if "{" in level else level for level in spec.template.split("/")]
+        return self.prefix + "/".join(levels)
+
+    def parse(self, topic: str) -> tuple[str, dict[str, str]] | None:
+        """(row name, {placeholder: value}) for a topic of this site, or None."""
+        if not topic.startswith(self.prefix):
+            return None
+        levels = topic[len(self.prefix) :].split("/")
+        for spec in TOPICS:
+            template = spec.template.split("/")
+            if len(template) != len(levels):
+                continue
+            values: dict[str, str] = {}
+            for want, got in zip(template, levels, strict=True):
+                if want.startswith("{"):
+                    if not got:
+                        break
+                    values[want[1:-1]] = got
+                elif want != got:
+                    break
+            else:
+                return spec.name, values
+        return None

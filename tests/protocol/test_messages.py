@@ -1,0 +1,127 @@
+"""Message schemas: one encode/decode path, and every kind of bad payload gets its own code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import messages as m
+from protocol.errors import BadMessage
+
+
+def test_round_trip_of_every_command() -> None:
+    samples = {
+        "issue": {"service": "ktp", "priority": "elderly"},
+        "printed": {"ticket_id": 7},
+        "void": {"ticket_id": 7, "reason": "paper out"},
+        "next": {"counter": 3},
+        "recall": {"counter": 3},
+        "skip": {"counter": 3},
+        "call_skipped": {"counter": 3, "ticket": "A012"},
+        "transfer": {"counter": 3, "service": "kk"},
+        "finish": {"counter": 3},
+        "open": {"counter": 3, "officer": "Siti"},
+        "close": {"counter": 3},
+        "rate": {"counter": 3, "score": 4},
+        "revoke_priority": {"ticket_id": 7, "by": "supervisor"},
+        "ack_alert": {"alert_id": "complaints-3", "by": "supervisor"},
+    }
+    assert set(samples) == set(m.COMMANDS)
+    for kind, fields in samples.items():
+        model = m.COMMANDS[kind]
+        command = model(device="caller-03", **fields)
+        again = m.decode(model, m.encode(command))
+        assert again == command
+        assert json.loads(m.encode(command))["v"] == 1
+
+
+def test_request_ids_are_unique() -> None:
+    a, b = m.CallNext(device="caller-03", counter=3), m.CallNext(device="caller-03", counter=3)
+    assert a.request_id != b.request_id and len(a.request_id) == 32
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "fragment"),
+    [
+        (b"{not json", "bad_json", "not JSON"),
+        (b"\xff\xfe", "bad_json", "not JSON"),
+        (b"[1, 2]", "bad_json", "expected a JSON object, got list"),
+        (b'{"v": 2, "device": "caller-03", "counter": 3}', "unsupported_version", "v=2"),
+        (b'{"device": "caller-03", "counter": 3}', "unsupported_version", "v=None"),
+        (b'{"v": 1, "device": "caller-03"}', "invalid", "counter: Field required"),
+        (
+            b'{"v": 1, "device": "caller-03", "counter": "three"}',
+            "invalid",
+            "counter: Input should be a valid integer",
+        ),
+        (
+            b'{"v": 1, "device": "caller-03", "counter": 3, "colour": 1}',
+            "invalid",
+            "colour: Extra inputs",
+        ),
+        (
+            b'{"v": 1, "device": "Caller 03!", "counter": 3}',
+            "invalid",
+            "device: String should match",
+        ),
+        (
+            b'{"v": 1, "device": "caller-03", "counter": 0}',
+            "invalid",
+            "counter: Input should be greater",
+        ),
+        (
+            b'{"v": 1, "device": "caller-03", "counter": 3, "request_id": "x"}',
+            "invalid",
+            "request_id",
+        ),
+        (
+            b'{"v": 1, "device": "c", "counter": 3, "x": "' + b"a" * 20000 + b'"}',
+            "too_large",
+            "limit 16384",
+        ),
+    ],
+)
+def test_bad_payloads_get_specific_codes(payload: bytes, code: str, fragment: str) -> None:
+    with pytest.raises(BadMessage) as caught:
+        m.decode(m.CallNext, payload)
+    assert caught.value.code == code
+    assert fragment in caught.value.message
+    assert code in m.ERROR_CODES
+
+
+def test_wrong_score_is_invalid() -> None:
+    with pytest.raises(BadMessage, match="score"):
+        m.decode(m.Rate, b'{"v": 1, "device": "caller-03", "counter": 3, "score": 5}')
+
+
+def test_request_fields_of_garbage() -> None:
+    assert m.request_fields({"request_id": "abcdefgh12", "reply_to": "x/y"}) == (
+        "abcdefgh12",
+        "x/y",
+    )
+    assert m.request_fields({"request_id": 12, "reply_to": ["x"]}) == (None, None)
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_never_escape_as_anything_but_bad_message(payload: bytes) -> None:
+    try:
+        m.decode(m.IssueTicket, payload)
+    except BadMessage as exc:
+        assert exc.code in m.ERROR_CODES
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["v", "device", "counter", "service", "request_id", "score"]),
+        st.one_of(st.none(), st.integers(), st.text(max_size=20), st.floats(), st.booleans()),
+    )
+)
+def test_random_objects_never_escape_as_anything_but_bad_message(data: dict) -> None:
+    for model in (m.IssueTicket, m.Rate, m.CallNext):
+        try:
+            m.decode(model, json.dumps(data).encode())
+        except BadMessage as exc:
+            assert exc.code in m.ERROR_CODES

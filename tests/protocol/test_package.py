@@ -1,0 +1,43 @@
+"""Packaging rules: parts import without hardware libraries; docs match the code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from protocol import docs
+from protocol.cli import main
+from tests.conftest import EXAMPLE, ROOT
+
+HARDWARE = ("gpiozero", "pygame", "escpos", "pyttsx3", "RPLCD")
+
+
+def test_parts_import_without_hardware_libraries() -> None:
+    code = (
+        "import sys, hub, kiosk, caller, display, provisioning, protocol.site, protocol.mqtt,"
+        " protocol.messages, protocol.topics, protocol.cli;"
+        f"print([m for m in {HARDWARE!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_protocol_doc_is_generated_from_the_code() -> None:
+    assert (ROOT / "docs" / "protocol.md").read_text() == docs.render(), (
+        "docs/protocol.md is stale: run python -m protocol.docs > docs/protocol.md"
+    )
+
+
+def test_cli_validates_an_inventory(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["inventory", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "30 counters" in result.output and "4 kiosks" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.read_text().replace('prefix = "H"', 'prefix = "A"'))
+    result = CliRunner().invoke(main, ["inventory", str(bad)])
+    assert result.exit_code == 1
+    assert "services.skck.prefix: 'A' is already used by services.ktp" in result.output
