@@ -346,6 +346,45 @@ class Alert(Message):
     device: str | None = None
 
 
+# --------------------------------------------------------------------------------------
+# Reply results (reply.result), one shape per command family
+# --------------------------------------------------------------------------------------
+class IssueResult(Part):
+    """Result of `issue`: the confirmed ticket."""
+
+    ticket: TicketInfo
+
+
+class CounterResult(Part):
+    """Result of every counter command: the counter's new state and, for calls, the call."""
+
+    counter: CounterState
+    call: CallInfo | None = None
+
+
+class TicketResult(Part):
+    """Result of `printed`, `void` and `revoke_priority`."""
+
+    ticket_id: int
+    number: TicketNumber
+    status: str
+
+
+class RateResult(Part):
+    """Result of `rate`: which ticket and officer the rating was attached to."""
+
+    ticket: TicketNumber
+    counter: CounterNo
+    officer: str | None
+    score: Score
+
+
+class AckResult(Part):
+    """Result of `ack_alert`."""
+
+    alert_id: str
+
+
 M = TypeVar("M", bound=Message)
 
 

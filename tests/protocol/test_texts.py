@@ -1,0 +1,37 @@
+"""Shared user-facing texts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from protocol.site import TimeClass, load_site
+from protocol.texts import cost_text, date_text, rupiah, time_class_text, wait_text
+from tests.conftest import EXAMPLE
+
+
+def test_time_class() -> None:
+    assert time_class_text(TimeClass(within="3h")) == "Selesai maks. 3 jam"
+    assert time_class_text(TimeClass(within="3d")) == "Selesai maks. 3 hari"
+    assert time_class_text(TimeClass(within="3d"), "en") == "Done within 3 days"
+    assert time_class_text(TimeClass(within="1h"), "en") == "Done within 1 hour"
+
+
+def test_cost() -> None:
+    site = load_site(EXAMPLE)
+    assert rupiah(350000) == "Rp 350.000"
+    assert cost_text(site.services["ktp"]) == "Gratis"
+    assert cost_text(site.services["ktp"], "en") == "Free"
+    assert cost_text(site.services["skck"]) == "Rp 30.000"
+    assert cost_text(site.services["pkb"]) == "Sesuai ketetapan PKB"
+
+
+def test_wait() -> None:
+    assert wait_text(0) == "Tanpa antri"
+    assert wait_text(15 * 60) == "± 15 menit"
+    assert wait_text(80 * 60) == "± 1 jam 20 menit"
+    assert wait_text(120 * 60, "en") == "± 2 h"
+
+
+def test_date() -> None:
+    assert date_text(datetime(2026, 11, 23)) == "Senin, 23 November 2026"
+    assert date_text(datetime(2026, 8, 17), "en") == "Monday, 17 August 2026"
