@@ -22,6 +22,7 @@ allow_anonymous true
 max_queued_messages 100000
 max_inflight_messages 100
 max_packet_size 65536
+set_tcp_nodelay true
 persistence {persistence}
 persistence_location {workdir}/
 log_dest stderr

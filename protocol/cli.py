@@ -15,6 +15,7 @@ from protocol import __version__
 # subcommand -> "module:attribute" of a click command; parts add themselves here.
 SUBCOMMANDS: dict[str, str] = {
     "inventory": "protocol.cli:inventory",
+    "hub": "hub.cli:command",
 }
 
 

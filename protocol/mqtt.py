@@ -12,10 +12,12 @@ wait for the hub's reply, raise a specific error on timeout, refusal or a missin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
 import random
+import socket
 import ssl
 import threading
 import time
@@ -35,6 +37,20 @@ from protocol.errors import BadMessage, BrokerUnavailable, CommandRejected, Requ
 from protocol.topics import Topics
 
 log = logging.getLogger("mpp.mqtt")
+
+
+def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
+    # Small MQTT packets must not wait for Nagle + delayed ACK (about 40 ms per hop).
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _acked(info: paho.MQTTMessageInfo) -> bool:
+    """True once the broker acknowledged; a message queued while offline is not (yet)."""
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,7 @@ class Bus:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
+        self._client.on_socket_open = _no_delay
         self.subscribe(self.topics.reply(device), self._on_reply)
 
     @classmethod
@@ -276,7 +293,7 @@ class Bus:
 
     def _unacked_count(self) -> int:
         # Caller holds _ack_cv. An ack may arrive before the mid is recorded, so prune here.
-        for mid in [mid for mid, info in self._unacked.items() if info.is_published()]:
+        for mid in [mid for mid, info in self._unacked.items() if _acked(info)]:
             del self._unacked[mid]
         return len(self._unacked)
 
@@ -291,11 +308,18 @@ class Bus:
                 while self._unacked_count() >= self._max_unacked and self._connected.is_set():
                     self._ack_cv.wait(0.5)
             # Not under _ack_cv: paho calls on_publish holding its own lock, which publish needs.
-            info = self._client.publish(
-                item.topic, item.payload, item.qos, item.retain, item.properties
-            )
+            try:
+                info = self._client.publish(
+                    item.topic, item.payload, item.qos, item.retain, item.properties
+                )
+            except (ValueError, OSError) as exc:
+                log.error(
+                    "publish failed",
+                    extra={"device": self.device, "topic": item.topic, "error": str(exc)},
+                )
+                info = None
             with self._ack_cv:
-                if item.qos > 0 and not info.is_published():
+                if info is not None and item.qos > 0 and not _acked(info):
                     self._unacked[info.mid] = info
                 self._outbox.task_done()
                 self._ack_cv.notify_all()

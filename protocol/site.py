@@ -37,7 +37,7 @@ Lang = Literal["id", "en"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Pin = int | Annotated[str, StringConstraints(pattern=r"^(GPIO|BCM|BOARD|J8:|WPI)?[0-9A-Za-z:]+$")]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 DURATION_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
 
 
@@ -110,6 +110,8 @@ class OpeningHours(Model):
         match = HOURS_RE.fullmatch(value)
         if not match:
             raise ValueError(f"{value!r} is not an opening time; write 'HH:MM-HH:MM' or 'closed'")
+        if match[3] == "24" and match[4] != "00":
+            raise ValueError(f"{value!r} ends after midnight; the latest closing time is 24:00")
         if (int(match[1]), int(match[2])) >= (int(match[3]), int(match[4])):
             raise ValueError(f"{value!r} closes before it opens; put the opening time first")
         return value
@@ -120,7 +122,7 @@ class OpeningHours(Model):
         if value is None:
             return None
         start, end = value.split("-")
-        return parse_hhmm(start), parse_hhmm(end)
+        return parse_hhmm(start), time.max if end == "24:00" else parse_hhmm(end)
 
 
 class SiteInfo(Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,9 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
+from hub.service import HubService
 from protocol.brokers import Mosquitto
+from protocol.mqtt import Bus
 from protocol.site import Site, parse_site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +36,21 @@ def example_text() -> str:
     return EXAMPLE.read_text(encoding="utf-8")
 
 
-def make_site(port: int = 1883, text: str | None = None, site_id: str | None = None, **hub) -> Site:
+def make_site(
+    port: int = 1883,
+    text: str | None = None,
+    site_id: str | None = None,
+    always_open: bool = False,
+    **hub,
+) -> Site:
     """The example site with its own site id (isolates retained topics), broker port and
-    optional [hub] overrides such as database paths."""
+    optional [hub] overrides such as database paths. `always_open` makes every service take
+    tickets at any hour (no opening hours, no cut-offs) for tests that run on the real clock."""
     text = text or example_text()
+    if always_open:
+        text = re.sub(r'(?m)^(mon|tue|wed|thu|fri|sat) = ".*"$', r'\1 = "00:00-24:00"', text)
+        text = text.replace("# sun: closed", 'sun = "00:00-24:00"')
+        text = re.sub(r'(?m)^cutoff = ".*"\n', "", text)
     site_id = site_id or f"test-{os.getpid()}-{next(_site_ids)}"
     text = re.sub(r'(?m)^id = "mpp-banjarbaru"', f'id = "{site_id}"', text, count=1)
     text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
@@ -69,5 +82,29 @@ def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 @pytest.fixture
 def site(broker: Mosquitto, tmp_path: Path) -> Site:
-    """The example site on the session broker, with a database in this test's temp dir."""
-    return make_site(broker.port, database=tmp_path / "hub.sqlite")
+    """The example site on the session broker, open at any hour, database in tmp_path."""
+    return make_site(broker.port, always_open=True, database=tmp_path / "hub.sqlite")
+
+
+@pytest.fixture
+def hub(site: Site) -> Iterator[HubService]:
+    """A running hub for `site`: real SQLite file, real broker, real clock."""
+    service = HubService(site).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def bus_for(site: Site) -> Iterator[Callable[[str], Bus]]:
+    """Factory: `bus_for("caller-03")` is a connected Bus of that inventory device."""
+    made: list[Bus] = []
+
+    def make(device: str) -> Bus:
+        bus = Bus.for_device(site, device)
+        made.append(bus)
+        assert bus.start(wait=10), f"{device} could not connect to the test broker"
+        return bus
+
+    yield make
+    for bus in made:
+        bus.stop()

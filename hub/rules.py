@@ -1,0 +1,684 @@
+"""The queue rules: a pure core with no IO (no SQLite, MQTT or wall clock; `now` is passed in).
+
+`Queue` holds today's tickets and the counters in memory and applies one command at a time.
+Each method either raises `Refused` having changed nothing, or changes state and records what
+it touched (`dirty_*`) and what happened (`events`) for the store to persist.
+
+    q = Queue(site)
+    t = q.issue("ktp", priority=None, device="kiosk-1", now=now, token="...")
+    call = q.call_next(3, now)          # -> Ticket now called at counter 3
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol.errors import MppError
+from protocol.site import Site
+
+WAITING, CALLED, DONE, SKIPPED, VOIDED, EXPIRED = (
+    "waiting",
+    "called",
+    "done",
+    "skipped",
+    "voided",
+    "expired",
+)
+ACTIVE = (WAITING, CALLED, SKIPPED)
+MIN_SAMPLE_S, MAX_SAMPLE_S = 10.0, 4 * 3600.0
+
+
+class Refused(MppError):
+    """A command the rules refuse; nothing was changed. Carries citizen-readable texts."""
+
+    def __init__(self, code: str, message: str, text_id: str, text_en: str) -> None:
+        self.code = code
+        self.message = message
+        self.text = {"id": text_id, "en": text_en}
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass
+class Ticket:
+    """One ticket of the day. `label` (e.g. 'A012') stays the same through transfers."""
+
+    id: int
+    day: str
+    issued_service: str
+    number: int
+    label: str
+    service: str
+    priority: str | None
+    status: str
+    queue_key: float
+    issued_at: float
+    token: str
+    source: str
+    lang: str = "id"
+    counter: int | None = None
+    called_at: float | None = None
+    started_at: float | None = None
+    first_called_at: float | None = None
+    finished_at: float | None = None
+    call_count: int = 0
+    transfers: int = 0
+    printed: bool = False
+    officer: str | None = None
+
+
+@dataclass
+class CounterNow:
+    """A counter's live state. `call_seq` only ever grows (announcements key on it)."""
+
+    number: int
+    open: bool = False
+    officer: str | None = None
+    call_seq: int = 0
+    current: int | None = None
+    priority_streak: int = 0
+    served_today: int = 0
+    last_finished: int | None = None
+    last_finished_at: float | None = None
+
+
+@dataclass
+class Rating:
+    """A rating-pad press attached to a ticket and the officer on duty."""
+
+    ticket: int
+    label: str
+    counter: int
+    officer: str | None
+    score: int
+    at: float
+
+
+@dataclass
+class Event:
+    """Something that happened, for the audit log and reports."""
+
+    kind: str
+    at: float
+    ticket: int | None = None
+    counter: int | None = None
+    service: str | None = None
+    officer: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class AlertRaised:
+    """N lowest ratings in a row for one officer."""
+
+    id: str
+    counter: int
+    officer: str
+    count: int
+    at: float
+
+
+@dataclass
+class Changes:
+    """What one command touched, for the store and the publisher."""
+
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+    counters: set[int] = field(default_factory=set)
+    services: set[str] = field(default_factory=set)
+    events: list[Event] = field(default_factory=list)
+    ratings: list[Rating] = field(default_factory=list)
+    alerts: list[AlertRaised] = field(default_factory=list)
+    stats: set[str] = field(default_factory=set)
+
+
+class Queue:
+    """Today's queue of the site: tickets, counters, service-time averages."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.day = ""
+        self.tickets: dict[int, Ticket] = {}
+        # Indexes kept in step by _touch/issue/void, so no command scans the whole day.
+        self.active: dict[int, Ticket] = {}  # waiting, called or skipped
+        self.last_number: dict[str, int] = {}
+        self.issued_count: dict[str, int] = {}  # not voided
+        self.counters: dict[int, CounterNow] = {n: CounterNow(n) for n in site.counters}
+        self.avg_service_s: dict[str, float] = {
+            code: s.avg_minutes * 60 for code, s in site.services.items()
+        }
+        self.closed_services: set[str] = set()
+        self.complaint_streak: dict[str, int] = {}
+        self.rated: set[int] = set()
+        self.recent_calls: list[tuple[int, int, int, float]] = []  # ticket, counter, seq, at
+        self.next_id = 1
+        self.changes = Changes()
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def take_changes(self) -> Changes:
+        """Hand over what changed since the last call, and start afresh."""
+        changes, self.changes = self.changes, Changes()
+        return changes
+
+    def _touch(self, ticket: Ticket) -> None:
+        self.changes.tickets[ticket.id] = ticket
+        self.changes.services.add(ticket.service)
+        if ticket.status in ACTIVE:
+            self.active[ticket.id] = ticket
+        else:
+            self.active.pop(ticket.id, None)
+
+    def _index(self) -> None:
+        self.active = {t.id: t for t in self.tickets.values() if t.status in ACTIVE}
+        self.last_number, self.issued_count = {}, {}
+        for t in self.tickets.values():
+            code = t.issued_service
+            self.last_number[code] = max(self.last_number.get(code, 0), t.number)
+            if t.status != VOIDED:
+                self.issued_count[code] = self.issued_count.get(code, 0) + 1
+
+    def _event(self, kind: str, now: float, ticket: Ticket | None = None, **kw: object) -> None:
+        self.changes.events.append(
+            Event(
+                kind,
+                now,
+                ticket=ticket.id if ticket else None,
+                service=ticket.service if ticket else kw.pop("service", None),  # type: ignore[arg-type]
+                **kw,  # type: ignore[arg-type]
+            )
+        )
+
+    def roll_day(self, now: float) -> None:
+        """Start a new business day at local midnight: leftovers expire, numbering restarts."""
+        day = self.site.business_day(now)
+        if day == self.day:
+            return
+        for ticket in self.tickets.values():
+            if ticket.status in (WAITING, CALLED, SKIPPED):
+                ticket.status = EXPIRED
+                self._touch(ticket)
+        for counter in self.counters.values():
+            counter.current = None
+            counter.priority_streak = 0
+            counter.served_today = 0
+            counter.last_finished = None
+            self.changes.counters.add(counter.number)
+        self.changes.services.update(self.site.services)
+        self.day = day
+        self.tickets = {}
+        self._index()
+        self.rated = set()
+        self.recent_calls = []
+
+    def load(self, day: str, tickets: list[Ticket], next_id: int) -> None:
+        """Restore today's tickets (from the store) after a restart."""
+        self.day = day
+        self.tickets = {t.id: t for t in tickets}
+        self._index()
+        self.next_id = next_id
+
+    # -- lookups -----------------------------------------------------------------------
+    def ticket(self, ticket_id: int) -> Ticket:
+        """Today's ticket by id, or Refused(unknown_ticket)."""
+        ticket = self.tickets.get(ticket_id)
+        if ticket is None:
+            raise Refused(
+                "unknown_ticket",
+                f"no ticket {ticket_id} today",
+                "Tiket tidak ditemukan",
+                "Ticket not found",
+            )
+        return ticket
+
+    def by_label(self, label: str) -> Ticket | None:
+        """Today's ticket with that printed number."""
+        found = (t for t in self.active.values() if t.label == label)
+        return next(found, None) or next(
+            (t for t in self.tickets.values() if t.label == label), None
+        )
+
+    def counter(self, number: int) -> CounterNow:
+        """A counter by number, or Refused(unknown_counter)."""
+        counter = self.counters.get(number)
+        if counter is None:
+            raise Refused(
+                "unknown_counter",
+                f"counter {number} is not in the inventory",
+                f"Loket {number} tidak dikenal",
+                f"Unknown counter {number}",
+            )
+        return counter
+
+    def _service_name(self, code: str, lang: str = "id") -> str:
+        return self.site.services[code].name.get(lang)
+
+    def _check_service(self, code: str) -> None:
+        if code not in self.site.services:
+            raise Refused(
+                "unknown_service",
+                f"service {code!r} is not in the inventory",
+                "Layanan tidak dikenal",
+                "Unknown service",
+            )
+
+    def waiting(self, service: str | None = None) -> list[Ticket]:
+        """Waiting tickets (of one service), in queue order."""
+        found = [
+            t
+            for t in self.active.values()
+            if t.status == WAITING and (service is None or t.service == service)
+        ]
+        return sorted(found, key=_queue_order)
+
+    def skipped(self, services: tuple[str, ...]) -> list[Ticket]:
+        """Skipped (no-show) tickets of these services, oldest first."""
+        found = [t for t in self.active.values() if t.status == SKIPPED and t.service in services]
+        return sorted(found, key=lambda t: t.called_at or 0)
+
+    def open_counters(self, service: str) -> int:
+        """How many open counters serve `service` now."""
+        return sum(1 for n in self.site.counters_serving(service) if self.counters[n].open)
+
+    def service_open(self, code: str, now: float) -> Refused | None:
+        """None when tickets may be issued for `code` now, else the refusal to give."""
+        name_id, name_en = self._service_name(code), self._service_name(code, "en")
+        local = self.site.local_now(now)
+        span = self.site.site.hours.span(local.date())
+        if code in self.closed_services or span is None:
+            return Refused(
+                "service_closed",
+                f"service {code} is closed now",
+                f"Layanan {name_id} sedang tutup",
+                f"{name_en} is closed now",
+            )
+        opens, closes = span
+        if local.time() < opens:
+            at = opens.strftime("%H:%M")
+            return Refused(
+                "service_closed",
+                f"service {code} opens at {at}",
+                f"Layanan {name_id} buka pukul {at}",
+                f"{name_en} opens at {at}",
+            )
+        cutoff = self.site.services[code].cutoff_time
+        last = min(closes, cutoff) if cutoff else closes
+        if local.time() >= last:
+            at = last.strftime("%H:%M")
+            return Refused(
+                "cutoff_passed",
+                f"tickets for {code} end at {at}",
+                f"Pengambilan antrian {name_id} ditutup pukul {at}",
+                f"Tickets for {name_en} end at {at}",
+            )
+        return None
+
+    def issued_today(self, service: str) -> int:
+        """Tickets issued today for `service` (voided ones give their quota back)."""
+        return self.issued_count.get(service, 0)
+
+    def quota_left(self, service: str) -> int:
+        """How many more tickets `service` may issue today (never beyond number 999)."""
+        quota = self.site.services[service].daily_quota
+        numbers_left = 999 - self.last_number.get(service, 0)
+        return max(0, min(quota - self.issued_today(service), numbers_left))
+
+    def estimate(self, service: str, ahead: int) -> int:
+        """Seconds of waiting for someone with `ahead` people before them."""
+        counters = max(1, self.open_counters(service))
+        return round(ahead * self.avg_service_s[service] / counters)
+
+    # -- commands ----------------------------------------------------------------------
+    def issue(
+        self,
+        service: str,
+        *,
+        priority: str | None,
+        device: str,
+        now: float,
+        token: str,
+        lang: str = "id",
+    ) -> Ticket:
+        """A new ticket: the service's prefix + 3 digits, numbered per service per day."""
+        self.roll_day(now)
+        self._check_service(service)
+        refusal = self.service_open(service, now)
+        if refusal is not None:
+            raise refusal
+        if self.quota_left(service) <= 0:
+            quota = self.site.services[service].daily_quota
+            raise Refused(
+                "quota_reached",
+                f"daily quota of {quota} for {service} is used up",
+                f"Kuota antrian {self._service_name(service)} hari ini sudah habis",
+                f"Today's quota for {self._service_name(service, 'en')} is used up",
+            )
+        number = self.last_number.get(service, 0) + 1
+        prefix = self.site.services[service].prefix
+        ticket = Ticket(
+            id=self.next_id,
+            day=self.day,
+            issued_service=service,
+            number=number,
+            label=f"{prefix}{number:03d}",
+            service=service,
+            priority=priority,
+            status=WAITING,
+            queue_key=now,
+            issued_at=now,
+            token=token,
+            source=device,
+            lang=lang,
+        )
+        self.next_id += 1
+        self.tickets[ticket.id] = ticket
+        self.last_number[service] = number
+        self.issued_count[service] = self.issued_count.get(service, 0) + 1
+        self._touch(ticket)
+        self._event("issued", now, ticket, detail=device)
+        if priority:
+            self._event("priority_granted", now, ticket, detail=f"{priority} by {device}")
+        return ticket
+
+    def people_ahead(self, ticket: Ticket) -> int:
+        """Waiting tickets of the same service that will be called before this one."""
+        queue = self.waiting(ticket.service)
+        return next((i for i, t in enumerate(queue) if t.id == ticket.id), len(queue))
+
+    def _open_counter(self, number: int) -> CounterNow:
+        counter = self.counter(number)
+        if not counter.open:
+            raise Refused(
+                "counter_closed",
+                f"counter {number} is closed; open it first",
+                f"Loket {number} tutup. Tekan BUKA dahulu.",
+                f"Counter {number} is closed. Press OPEN first.",
+            )
+        return counter
+
+    def _current(self, counter: CounterNow) -> Ticket:
+        if counter.current is None:
+            raise Refused(
+                "no_ticket",
+                f"counter {counter.number} has no called ticket",
+                "Belum ada nomor yang dipanggil",
+                "No ticket is called at this counter",
+            )
+        return self.tickets[counter.current]
+
+    def _finish_current(self, counter: CounterNow, now: float) -> None:
+        if counter.current is None:
+            return
+        ticket = self.tickets[counter.current]
+        ticket.status = DONE
+        ticket.finished_at = now
+        counter.current = None
+        counter.served_today += 1
+        counter.last_finished, counter.last_finished_at = ticket.id, now
+        self._touch(ticket)
+        self.changes.counters.add(counter.number)
+        self._event("finished", now, ticket, counter=counter.number, officer=counter.officer)
+        if ticket.started_at is not None:
+            self._learn(ticket.service, now - ticket.started_at)
+
+    def _learn(self, service: str, sample: float) -> None:
+        sample = min(max(sample, MIN_SAMPLE_S), MAX_SAMPLE_S)
+        alpha = 2 / (self.site.hub.service_time_window + 1)
+        self.avg_service_s[service] += alpha * (sample - self.avg_service_s[service])
+        self.changes.stats.add(service)
+
+    def _call(self, counter: CounterNow, ticket: Ticket, now: float, kind: str) -> Ticket:
+        ticket.status = CALLED
+        ticket.counter = counter.number
+        ticket.officer = counter.officer
+        ticket.called_at = now
+        if kind != "recalled":
+            ticket.started_at = now
+        if ticket.first_called_at is None:
+            ticket.first_called_at = now
+        ticket.call_count += 1
+        counter.current = ticket.id
+        counter.call_seq += 1
+        self._touch(ticket)
+        self.changes.counters.add(counter.number)
+        self._event(
+            kind,
+            now,
+            ticket,
+            counter=counter.number,
+            officer=counter.officer,
+            detail=str(counter.call_seq),
+        )
+        others = [c for c in self.recent_calls if c[0] != ticket.id][:9]
+        self.recent_calls = [(ticket.id, counter.number, counter.call_seq, now), *others]
+        return ticket
+
+    def _pick(self, counter: CounterNow) -> Ticket | None:
+        services = self.site.counters[counter.number].services
+        candidates = [
+            t for t in self.tickets.values() if t.status == WAITING and t.service in services
+        ]
+        if not candidates:
+            return None
+        priority = [t for t in candidates if t.priority]
+        regular = [t for t in candidates if not t.priority]
+        take_priority = priority and (
+            not regular or counter.priority_streak < self.site.hub.priority_ratio
+        )
+        pool = priority if take_priority else regular
+        counter.priority_streak = counter.priority_streak + 1 if take_priority else 0
+        if self.site.hub.call_policy == "counter_order":
+            rank = {code: i for i, code in enumerate(services)}
+            return min(pool, key=lambda t: (rank[t.service], *_queue_order(t)))
+        return min(pool, key=_queue_order)
+
+    def call_next(self, number: int, now: float) -> Ticket | None:
+        """Finish the current ticket and call the next one (None: nobody is waiting)."""
+        self.roll_day(now)
+        counter = self._open_counter(number)
+        services = self.site.counters[number].services
+        if counter.current is None and not any(
+            t.status == WAITING and t.service in services for t in self.active.values()
+        ):
+            raise Refused(
+                "queue_empty",
+                f"nobody waits for counter {number}'s services",
+                "Tidak ada antrian menunggu",
+                "Nobody is waiting",
+            )
+        self._finish_current(counter, now)
+        ticket = self._pick(counter)
+        self.changes.counters.add(number)
+        if ticket is None:
+            return None
+        return self._call(counter, ticket, now, "called")
+
+    def recall(self, number: int, now: float) -> Ticket:
+        """Call the current ticket again; the call sequence grows so screens announce it."""
+        counter = self._open_counter(number)
+        return self._call(counter, self._current(counter), now, "recalled")
+
+    def skip(self, number: int, now: float) -> Ticket:
+        """The called citizen did not come: the ticket goes to the recallable no-show list."""
+        counter = self._open_counter(number)
+        ticket = self._current(counter)
+        ticket.status = SKIPPED
+        counter.current = None
+        self._touch(ticket)
+        self.changes.counters.add(number)
+        self._event("skipped", now, ticket, counter=number, officer=counter.officer)
+        return ticket
+
+    def call_skipped(self, number: int, label: str, now: float) -> Ticket:
+        """Call a no-show ticket back to this counter (finishing the current one)."""
+        counter = self._open_counter(number)
+        ticket = self.by_label(label)
+        services = self.site.counters[number].services
+        if ticket is None or ticket.status != SKIPPED or ticket.service not in services:
+            raise Refused(
+                "bad_state",
+                f"{label} is not on counter {number}'s no-show list",
+                f"Nomor {label} tidak ada di daftar terlewat",
+                f"{label} is not on the missed list",
+            )
+        self._finish_current(counter, now)
+        return self._call(counter, ticket, now, "called_back")
+
+    def transfer(self, number: int, service: str, now: float) -> Ticket:
+        """Send the current ticket to another service; it keeps its number."""
+        counter = self._open_counter(number)
+        self._check_service(service)
+        ticket = self._current(counter)
+        if service not in self.site.counters[number].transfer_to:
+            raise Refused(
+                "not_transferable",
+                f"counter {number} may not transfer to {service}",
+                f"Tidak dapat dialihkan ke {self._service_name(service)}",
+                f"Cannot transfer to {self._service_name(service, 'en')}",
+            )
+        self.changes.services.add(ticket.service)
+        placement = self.site.hub.transfer_placement
+        if placement == "front":
+            ahead = self.waiting(service)
+            ticket.queue_key = (ahead[0].queue_key - 1) if ahead else now
+        elif placement == "back":
+            ticket.queue_key = now
+        else:  # after_first_call: ahead of tickets issued after it was first called
+            ticket.queue_key = ticket.first_called_at or ticket.issued_at
+        ticket.service = service
+        ticket.status = WAITING
+        ticket.counter = None
+        ticket.transfers += 1
+        counter.current = None
+        self._touch(ticket)
+        self.changes.counters.add(number)
+        self._event("transferred", now, ticket, counter=number, officer=counter.officer)
+        return ticket
+
+    def finish(self, number: int, now: float) -> Ticket:
+        """The current ticket is served; the counter is idle."""
+        counter = self._open_counter(number)
+        ticket = self._current(counter)
+        self._finish_current(counter, now)
+        return ticket
+
+    def void(self, ticket_id: int, device: str, now: float) -> Ticket:
+        """The kiosk could not print this ticket: it leaves the queue, its quota comes back."""
+        ticket = self.ticket(ticket_id)
+        if device not in ("hub", ticket.source):
+            raise Refused(
+                "forbidden",
+                f"{device} did not issue ticket {ticket_id}",
+                "Tiket bukan dari perangkat ini",
+                "Ticket not issued by this device",
+            )
+        if ticket.status == VOIDED:
+            return ticket
+        if ticket.status != WAITING:
+            raise Refused(
+                "bad_state",
+                f"ticket {ticket.label} is {ticket.status}; only waiting tickets can be voided",
+                "Tiket sudah diproses",
+                "Ticket is already being served",
+            )
+        ticket.status = VOIDED
+        self.issued_count[ticket.issued_service] -= 1
+        self._touch(ticket)
+        self._event("voided", now, ticket, detail=device)
+        return ticket
+
+    def printed(self, ticket_id: int) -> Ticket:
+        """The kiosk confirms the ticket came out of the printer."""
+        ticket = self.ticket(ticket_id)
+        ticket.printed = True
+        self.changes.tickets[ticket.id] = ticket
+        return ticket
+
+    def open_counter(self, number: int, officer: str, now: float) -> CounterNow:
+        """An officer is on duty here; the counter takes calls."""
+        self.roll_day(now)
+        counter = self.counter(number)
+        counter.open, counter.officer = True, officer
+        self.changes.counters.add(number)
+        self.changes.services.update(self.site.counters[number].services)
+        self._event("opened", now, counter=number, officer=officer)
+        return counter
+
+    def close_counter(self, number: int, now: float) -> CounterNow:
+        """The officer is away: the current ticket is finished and no calls come here."""
+        counter = self.counter(number)
+        self._finish_current(counter, now)
+        counter.open = False
+        self.changes.counters.add(number)
+        self.changes.services.update(self.site.counters[number].services)
+        self._event("closed", now, counter=number, officer=counter.officer)
+        return counter
+
+    def revoke_priority(self, ticket_id: int, by: str, now: float) -> Ticket:
+        """A supervisor takes priority away; the ticket waits among the regular ones."""
+        ticket = self.ticket(ticket_id)
+        if not ticket.priority:
+            raise Refused(
+                "bad_state",
+                f"ticket {ticket.label} has no priority",
+                "Tiket ini bukan prioritas",
+                "This ticket has no priority",
+            )
+        ticket.priority = None
+        self._touch(ticket)
+        self._event("priority_revoked", now, ticket, detail=by)
+        return ticket
+
+    def rate(self, number: int, score: int, now: float) -> Rating:
+        """A rating-pad press: for the ticket being served, or the one just finished."""
+        counter = self.counter(number)
+        window = self.site.hub.rating_window_s
+        if counter.current is not None:
+            ticket = self.tickets[counter.current]
+        elif (
+            counter.last_finished is not None
+            and counter.last_finished_at is not None
+            and now - counter.last_finished_at <= window
+        ):
+            ticket = self.tickets[counter.last_finished]
+        else:
+            raise Refused(
+                "rating_closed",
+                f"no ticket to rate at counter {number}",
+                "Waktu penilaian sudah habis",
+                "The rating time is over",
+            )
+        if ticket.id in self.rated:
+            raise Refused(
+                "already_rated",
+                f"ticket {ticket.label} was rated already",
+                "Terima kasih, penilaian Anda sudah tercatat",
+                "Thank you, your rating is already recorded",
+            )
+        officer = ticket.officer or counter.officer
+        rating = Rating(ticket.id, ticket.label, number, officer, score, now)
+        self.rated.add(ticket.id)
+        self.changes.ratings.append(rating)
+        key = officer or f"counter-{number}"
+        streak = self.complaint_streak.get(key, 0) + 1 if score == 1 else 0
+        self.complaint_streak[key] = streak
+        limit = self.site.hub.complaint_alert_after
+        if streak and streak % limit == 0:
+            self.changes.alerts.append(
+                AlertRaised(
+                    f"complaints-{number}-{_slug(key)}-{round(now)}", number, key, streak, now
+                )
+            )
+        return rating
+
+    def close_service(self, code: str, closed: bool) -> None:
+        """Staff close (or reopen) a service for new tickets."""
+        self._check_service(code)
+        (self.closed_services.add if closed else self.closed_services.discard)(code)
+        self.changes.services.add(code)
+
+
+def _queue_order(ticket: Ticket) -> tuple[float, int]:
+    return ticket.queue_key, ticket.id
+
+
+def _slug(text: str) -> str:
+    out = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    return out[:20] or "x"

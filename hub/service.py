@@ -1,0 +1,503 @@
+"""The hub process's MQTT service: commands in, durable decisions, replies and retained state out.
+
+One worker thread owns the queue and the database. Messages from paho's thread and commands
+from the web app (the same path, `submit`) reach it through one inbox, so commands apply one
+at a time, each in its own transaction, committed before its reply or any state is published.
+
+    service = HubService(site)          # database path from site.hub.database
+    service.start()
+    reply = service.submit(CallNext(device="hub", counter=3))
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as queues
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub import states
+from hub.rules import Queue, Refused, Ticket
+from hub.store import Store
+from protocol import messages as m
+from protocol.errors import BadMessage
+from protocol.mqtt import Bus, Incoming
+from protocol.site import CallerDevice, KioskDevice, Site
+from protocol.topics import COMMAND_ROLES
+
+log = logging.getLogger("mpp.hub")
+
+HUB_DEVICE = "hub"
+TICK_S = 5.0
+PUBLISH_EVERY = 200  # commands applied before state is published during a burst
+REQUEST_MEMORY_S = 3 * 86400
+
+
+@dataclass
+class _Work:
+    kind: str  # "mqtt" | "local" | "status"
+    incoming: Incoming | None = None
+    command: m.Command | None = None
+    future: Future[m.Reply] | None = None
+
+
+@dataclass
+class _Dirty:
+    counters: set[int] = field(default_factory=set)
+    services: set[str] = field(default_factory=set)
+    site: bool = False
+    alerts: list[m.Alert] = field(default_factory=list)
+    cleared_alerts: list[str] = field(default_factory=list)
+
+    def any(self) -> bool:
+        return bool(
+            self.counters or self.services or self.site or self.alerts or self.cleared_alerts
+        )
+
+
+@dataclass
+class FleetEntry:
+    """The latest presence message of a device and when it arrived."""
+
+    status: m.DeviceStatus
+    seen_at: float
+
+
+class HubService:
+    """The queue authority of one site."""
+
+    def __init__(
+        self,
+        site: Site,
+        *,
+        database: str | Path | None = None,
+        bus: Bus | None = None,
+        clock: Callable[[], float] = time.time,
+        new_token: Callable[[], str] = lambda: secrets.token_urlsafe(16),
+    ) -> None:
+        self.site = site
+        self.database = Path(database or site.hub.database)
+        self.bus = bus or Bus.for_device(site, HUB_DEVICE)
+        self.clock = clock
+        self.new_token = new_token
+        self.queue = Queue(site)
+        self.store: Store | None = None
+        self.seq = 0
+        self.fleet: dict[str, FleetEntry] = {}
+        self._inbox: queues.Queue[_Work | None] = queues.Queue()
+        self._dirty = _Dirty()
+        self._worker: threading.Thread | None = None
+        self._last_service_flags: dict[str, tuple[bool, int]] = {}
+        self._listeners: list[Callable[[str, Any], None]] = []
+        self.started = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, wait_connected: float | None = 10.0) -> HubService:
+        """Open the database, restore the queue, connect, republish all retained state."""
+        self.store = Store(self.database)
+        self._reload()
+        topics = self.bus.topics
+        self.bus.subscribe(topics.all_of("command"), self._on_command)
+        self.bus.subscribe(topics.all_of("status"), self._on_status)
+        self.bus.on_connection_change(self._on_connection)
+        self.bus.start(wait=wait_connected)
+        self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
+        self._worker.start()
+        self.started.wait(10)
+        log.info(
+            "hub started",
+            extra={"site": self.site.site.id, "database": str(self.database), "seq": self.seq},
+        )
+        return self
+
+    def stop(self) -> None:
+        """Finish queued work, then disconnect and close the database."""
+        self._inbox.put(None)
+        if self._worker is not None:
+            self._worker.join(10)
+        self.bus.stop()
+        if self.store is not None:
+            self.store.close()
+
+    def on_change(self, listener: Callable[[str, Any], None]) -> None:
+        """Call `listener(kind, message)` for every state published (web live updates)."""
+        self._listeners.append(listener)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _on_command(self, incoming: Incoming) -> None:
+        self._inbox.put(_Work("mqtt", incoming=incoming))
+
+    def _on_status(self, incoming: Incoming) -> None:
+        self._inbox.put(_Work("status", incoming=incoming))
+
+    def _on_connection(self, connected: bool) -> None:
+        # On every (re)connect: screens resync from exactly what the database holds.
+        if connected:
+            self._inbox.put(_Work("republish"))
+
+    def submit(self, command: m.Command, timeout: float = 10.0) -> m.Reply:
+        """Apply a command from inside the hub process (web caller, admin): same path."""
+        future: Future[m.Reply] = Future()
+        self._inbox.put(_Work("local", command=command, future=future))
+        return future.result(timeout)
+
+    # -- worker ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        self.started.set()
+        applied = 0
+        next_tick = time.monotonic() + TICK_S
+        while True:
+            timeout = max(0.0, next_tick - time.monotonic())
+            try:
+                work = self._inbox.get(timeout=timeout if not self._dirty.any() else 0)
+            except queues.Empty:
+                work = _Work("idle")
+            if work is None:
+                self._publish_dirty()
+                return
+            try:
+                self._handle(work)
+            except Exception:
+                log.exception("hub worker failed on a message; state reloaded from the database")
+                self._reload()
+            applied += work.kind in ("mqtt", "local")
+            if self._inbox.empty() or applied >= PUBLISH_EVERY:
+                self._publish_dirty()
+                applied = 0
+            if time.monotonic() >= next_tick:
+                self._tick()
+                next_tick = time.monotonic() + TICK_S
+
+    def _handle(self, work: _Work) -> None:
+        if work.kind == "mqtt" and work.incoming is not None:
+            self._handle_mqtt(work.incoming)
+        elif work.kind == "local" and work.command is not None and work.future is not None:
+            command = work.command
+            try:
+                reply = self._execute(command, HUB_DEVICE, command.kind)
+            except BadMessage as exc:
+                reply = self._error_reply(command.request_id, exc.code, exc.message)
+            except Exception as exc:
+                work.future.set_exception(exc)
+                raise
+            work.future.set_result(reply)
+        elif work.kind == "status" and work.incoming is not None:
+            self._handle_status(work.incoming)
+        elif work.kind == "republish":
+            self._publish_all()
+
+    def _handle_mqtt(self, incoming: Incoming) -> None:
+        parsed = self.bus.topics.parse(incoming.topic)
+        if parsed is None or parsed[0] != "command":
+            return
+        device, kind = parsed[1]["device"], parsed[1]["kind"]
+        request_id = ""
+        try:
+            data = m.decode_json(incoming.payload)
+            request_id = m.request_fields(data)[0] or ""
+            model = m.COMMANDS.get(kind)
+            if model is None:
+                raise BadMessage("unknown_kind", f"{kind!r} is not a command kind")
+            command = m.decode(model, data)
+            reply = self._execute(command, device, kind)
+        except BadMessage as exc:
+            log.warning(
+                "bad command refused",
+                extra={"device": device, "kind": kind, "request_id": request_id, "error": str(exc)},
+            )
+            reply = self._error_reply(request_id, exc.code, exc.message)
+        self._send_reply(device, reply, incoming.correlation)
+
+    def _send_reply(self, device: str, reply: m.Reply, correlation: bytes | None) -> None:
+        # Always the device's own reply topic: a payload's reply_to must not steer the hub's
+        # writes to other topics.
+        properties = None
+        if self.bus.v5 and correlation:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation
+        self.bus.publish(self.bus.topics.reply(device), reply, properties=properties)
+
+    def _error_reply(
+        self, request_id: str, code: str, message: str, text: dict[str, str] | None = None
+    ) -> m.Reply:
+        return m.Reply(
+            request_id=request_id,
+            ok=False,
+            error=m.ErrorInfo(code=code, message=message, text=m.Text(**text) if text else None),
+            hub_time=self.clock(),
+        )
+
+    # -- commands --------------------------------------------------------------------------
+    def _authorise(self, command: m.Command, device: str, kind: str, now: float) -> None:
+        if command.device != device:
+            raise BadMessage(
+                "device_mismatch", f"payload device {command.device!r} but topic device {device!r}"
+            )
+        if device == HUB_DEVICE:
+            role = "hub"
+        elif device in self.site.devices:
+            role = self.site.devices[device].role
+        else:
+            raise BadMessage("forbidden", f"{device!r} is not a device of this site's inventory")
+        if role not in COMMAND_ROLES[kind]:
+            raise BadMessage("forbidden", f"a {role} may not send {kind!r}")
+        spec = self.site.devices.get(device)
+        if isinstance(spec, CallerDevice) and getattr(command, "counter", None) != spec.counter:
+            raise BadMessage(
+                "forbidden",
+                f"{device} commands counter {spec.counter} only",
+            )
+        if isinstance(spec, KioskDevice) and isinstance(command, m.IssueTicket):
+            menu = spec.services or (tuple(self.site.services) if spec.screen else ())
+            if command.service not in set(menu) | set(spec.buttons):
+                raise BadMessage("forbidden", f"{device} does not offer {command.service!r}")
+        if command.sent_at is not None and now - command.sent_at > self.site.hub.command_max_age_s:
+            raise BadMessage(
+                "stale",
+                f"sent {now - command.sent_at:.1f}s ago; the limit is "
+                f"{self.site.hub.command_max_age_s:g}s (queued while offline?)",
+            )
+
+    def _execute(self, command: m.Command, device: str, kind: str) -> m.Reply:
+        """Apply one command exactly once, durably; returns the reply to give."""
+        assert self.store is not None
+        now = self.clock()
+        self._authorise(command, device, kind, now)
+        with self.store.transaction():
+            stored = self.store.reply_for(device, command.request_id)
+            if stored is not None:
+                log.info(
+                    "repeat request answered from the log",
+                    extra={"device": device, "request_id": command.request_id, "kind": kind},
+                )
+                return m.decode(m.Reply, stored)
+            self.seq = self.store.bump_seq()
+            try:
+                result = self._apply(command, now)
+                reply = m.Reply(request_id=command.request_id, ok=True, result=result, hub_time=now)
+            except Refused as refusal:
+                reply = self._error_reply(
+                    command.request_id, refusal.code, refusal.message, refusal.text
+                )
+            changes = self.queue.take_changes()
+            self.store.persist(self.queue, changes)
+            for alert in changes.alerts:
+                message = self._complaint_alert(alert)
+                self.store.save_alert(
+                    alert.id, message.kind, alert.at, message.model_dump(mode="json")
+                )
+                self._dirty.alerts.append(message)
+            if isinstance(command, m.AckAlert) and reply.ok:
+                self._dirty.cleared_alerts.append(command.alert_id)
+            self.store.save_reply(device, command.request_id, kind, now, m.encode(reply).decode())
+        self._mark(changes.counters, changes.services)
+        log.info(
+            "command applied" if reply.ok else "command refused",
+            extra={
+                "device": device,
+                "request_id": command.request_id,
+                "kind": kind,
+                "code": reply.error.code if reply.error else "ok",
+            },
+        )
+        return reply
+
+    def _apply(self, command: m.Command, now: float) -> dict[str, Any]:
+        q = self.queue
+        match command:
+            case m.IssueTicket():
+                ticket = q.issue(
+                    command.service,
+                    priority=command.priority,
+                    device=command.device,
+                    now=now,
+                    token=self.new_token(),
+                    lang=command.lang,
+                )
+                return m.IssueResult(ticket=self._ticket_info(ticket)).model_dump()
+            case m.TicketPrinted():
+                return self._ticket_result(q.printed(command.ticket_id))
+            case m.VoidTicket():
+                return self._ticket_result(q.void(command.ticket_id, command.device, now))
+            case m.RevokePriority():
+                return self._ticket_result(q.revoke_priority(command.ticket_id, command.by, now))
+            case m.CallNext():
+                q.call_next(command.counter, now)
+            case m.Recall():
+                q.recall(command.counter, now)
+            case m.Skip():
+                q.skip(command.counter, now)
+            case m.CallSkipped():
+                q.call_skipped(command.counter, command.ticket, now)
+            case m.Transfer():
+                q.transfer(command.counter, command.service, now)
+            case m.Finish():
+                q.finish(command.counter, now)
+            case m.OpenCounter():
+                q.open_counter(command.counter, command.officer, now)
+            case m.CloseCounter():
+                q.close_counter(command.counter, now)
+            case m.Rate():
+                rating = q.rate(command.counter, command.score, now)
+                return m.RateResult(
+                    ticket=rating.label,
+                    counter=rating.counter,
+                    officer=rating.officer,
+                    score=rating.score,
+                ).model_dump()
+            case m.AckAlert():
+                assert self.store is not None
+                if not self.store.ack_alert(command.alert_id, command.by, now):
+                    raise Refused(
+                        "bad_state",
+                        f"no open alert {command.alert_id!r}",
+                        "Peringatan tidak ditemukan atau sudah ditangani",
+                        "No such open alert",
+                    )
+                return m.AckResult(alert_id=command.alert_id).model_dump()
+            case _:
+                raise BadMessage("unknown_kind", f"no rule for {type(command).__name__}")
+        number = command.counter  # type: ignore[attr-defined]
+        call = (
+            states.call_info(q, number)
+            if isinstance(command, m.CallNext | m.Recall | m.CallSkipped)
+            else None
+        )
+        return m.CounterResult(
+            counter=states.counter_state(q, number, self.seq), call=call
+        ).model_dump()
+
+    def _ticket_info(self, ticket: Ticket) -> m.TicketInfo:
+        ahead = self.queue.people_ahead(ticket)
+        return m.TicketInfo(
+            id=ticket.id,
+            number=ticket.label,
+            service=ticket.service,
+            priority=ticket.priority,
+            issued_at=ticket.issued_at,
+            token=ticket.token,
+            people_ahead=ahead,
+            est_wait_s=self.queue.estimate(ticket.service, ahead),
+        )
+
+    @staticmethod
+    def _ticket_result(ticket: Ticket) -> dict[str, Any]:
+        return m.TicketResult(
+            ticket_id=ticket.id, number=ticket.label, status=ticket.status
+        ).model_dump()
+
+    def _complaint_alert(self, alert: Any) -> m.Alert:
+        counter = self.site.counter_name(alert.counter)
+        counter_en = self.site.counter_name(alert.counter, "en")
+        return m.Alert(
+            id=alert.id,
+            kind="consecutive_complaints",
+            raised_at=alert.at,
+            counter=alert.counter,
+            officer=alert.officer,
+            text=m.Text(
+                id=f"{counter} ({alert.officer}): {alert.count} kali 'Tidak puas' berturut-turut",
+                en=f"{counter_en} ({alert.officer}): {alert.count} 'very dissatisfied' in a row",
+            ),
+        )
+
+    # -- device presence -------------------------------------------------------------------
+    def _handle_status(self, incoming: Incoming) -> None:
+        parsed = self.bus.topics.parse(incoming.topic)
+        if parsed is None or not incoming.payload:
+            return
+        try:
+            status = m.decode(m.DeviceStatus, incoming.payload)
+        except BadMessage as exc:
+            log.warning("bad status ignored", extra={"topic": incoming.topic, "error": str(exc)})
+            return
+        self.fleet[status.device] = FleetEntry(status, self.clock())
+        for listener in self._listeners:
+            listener("status", status)
+
+    # -- state publishing ------------------------------------------------------------------
+    def _mark(self, counters: set[int], services: set[str]) -> None:
+        self._dirty.counters |= counters
+        self._dirty.services |= services
+        for code in services:
+            self._dirty.counters.update(self.site.counters_serving(code))
+        self._dirty.site = True
+
+    def _publish_dirty(self) -> None:
+        if not self._dirty.any():
+            return
+        dirty, self._dirty = self._dirty, _Dirty()
+        now, topics = self.clock(), self.bus.topics
+        for number in sorted(dirty.counters):
+            self._publish(
+                topics.counter_state(number), states.counter_state(self.queue, number, self.seq)
+            )
+        for code in sorted(dirty.services):
+            state = states.service_state(self.queue, code, self.seq, now)
+            self._last_service_flags[code] = (state.open, state.quota_left)
+            self._publish(topics.service_state(code), state)
+        if dirty.site:
+            self._publish(topics.site_state(), states.site_state(self.queue, self.seq, now))
+        for alert in dirty.alerts:
+            self._publish(topics.alert(alert.id), alert)
+        for alert_id in dirty.cleared_alerts:
+            self.bus.publish(topics.alert(alert_id), b"", retain=True)
+            for listener in self._listeners:
+                listener("alert_cleared", alert_id)
+
+    def _publish(self, topic: str, message: m.Message) -> None:
+        self.bus.publish(topic, message, retain=True)
+        for listener in self._listeners:
+            listener(type(message).__name__, message)
+
+    def _publish_all(self) -> None:
+        """Every retained topic, exactly as the database holds it (start and reconnect)."""
+        self._dirty.counters |= set(self.site.counters)
+        self._dirty.services |= set(self.site.services)
+        self._dirty.site = True
+        assert self.store is not None
+        for payload in self.store.open_alerts():
+            self._dirty.alerts.append(m.Alert.model_validate(payload))
+        self._publish_dirty()
+
+    def _tick(self) -> None:
+        """Periodic: day rollover, services opening/closing with the clock."""
+        assert self.store is not None
+        now = self.clock()
+        self._roll_to_today(now)
+        for code in self.site.services:
+            flags = (self.queue.service_open(code, now) is None, self.queue.quota_left(code))
+            if self._last_service_flags.get(code) != flags:
+                self._dirty.services.add(code)
+        self._publish_dirty()
+
+    def _reload(self) -> None:
+        """(Re)build the in-memory queue from the database and roll it to today."""
+        assert self.store is not None
+        self.queue = Queue(self.site)
+        self.store.load(self.queue)
+        self.seq = self.store.seq()
+        self._roll_to_today(self.clock())
+
+    def _roll_to_today(self, now: float) -> None:
+        """At the first moment of a new local day: expire leftovers, restart numbering."""
+        assert self.store is not None
+        if self.site.business_day(now) == self.queue.day:
+            return
+        with self.store.transaction():
+            self.queue.roll_day(now)
+            changes = self.queue.take_changes()
+            self.seq = self.store.bump_seq()
+            self.store.persist(self.queue, changes)
+            self.store.prune_requests(now - REQUEST_MEMORY_S)
+        self._mark(changes.counters, changes.services)
+        log.info("new business day", extra={"day": self.queue.day, "seq": self.seq})

@@ -1,0 +1,99 @@
+"""The retained state messages the hub publishes, built from the queue (pure functions)."""
+
+from __future__ import annotations
+
+from hub.rules import CALLED, WAITING, Queue
+from protocol import messages as m
+
+RECENT_CALLS = 6
+
+
+def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
+    """What counter `number` shows: its called ticket, call sequence, queue length."""
+    counter = queue.counters[number]
+    services = queue.site.counters[number].services
+    ticket = queue.tickets.get(counter.current) if counter.current is not None else None
+    waiting = sum(
+        1 for t in queue.tickets.values() if t.status == WAITING and t.service in services
+    )
+    return m.CounterState(
+        seq=seq,
+        counter=number,
+        open=counter.open,
+        officer=counter.officer,
+        call_seq=counter.call_seq,
+        ticket=ticket.label if ticket else None,
+        ticket_id=ticket.id if ticket else None,
+        service=ticket.service if ticket else None,
+        priority=bool(ticket and ticket.priority),
+        called_at=ticket.called_at if ticket else None,
+        waiting=waiting,
+        served_today=counter.served_today,
+        skipped=tuple(t.label for t in queue.skipped(services)),
+    )
+
+
+def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceState:
+    """Queue of one service: waiting, estimate for a newcomer, quota, open or not."""
+    waiting = queue.waiting(code)
+    serving = sorted(
+        (t for t in queue.active.values() if t.status == CALLED and t.service == code),
+        key=lambda t: -(t.called_at or 0),
+    )
+    number = queue.last_number.get(code)
+    last = f"{queue.site.services[code].prefix}{number:03d}" if number else None
+    return m.ServiceState(
+        seq=seq,
+        service=code,
+        open=queue.service_open(code, now) is None,
+        waiting=len(waiting),
+        priority_waiting=sum(1 for t in waiting if t.priority),
+        last_issued=last,
+        now_serving=tuple(t.label for t in serving),
+        est_wait_s=queue.estimate(code, len(waiting)),
+        longest_wait_s=round(now - min(t.issued_at for t in waiting)) if waiting else 0,
+        quota_left=queue.quota_left(code),
+        open_counters=queue.open_counters(code),
+    )
+
+
+def site_state(queue: Queue, seq: int, now: float) -> m.SiteState:
+    """The site summary with the latest calls (for canteen screens and dashboards)."""
+    calls = []
+    for ticket_id, counter, call_seq, at in queue.recent_calls[:RECENT_CALLS]:
+        ticket = queue.tickets.get(ticket_id)
+        if ticket is not None:
+            calls.append(
+                m.CallInfo(
+                    ticket=ticket.label,
+                    service=ticket.service,
+                    counter=counter,
+                    call_seq=call_seq,
+                    called_at=at,
+                )
+            )
+    return m.SiteState(
+        seq=seq,
+        day=queue.day,
+        now=now,
+        config_version=queue.site.version,
+        issued=sum(queue.issued_count.values()),
+        served=sum(c.served_today for c in queue.counters.values()),
+        waiting=sum(1 for t in queue.active.values() if t.status == WAITING),
+        recent_calls=tuple(calls),
+    )
+
+
+def call_info(queue: Queue, number: int) -> m.CallInfo | None:
+    """The call now shown at counter `number`, if any."""
+    counter = queue.counters[number]
+    if counter.current is None:
+        return None
+    ticket = queue.tickets[counter.current]
+    return m.CallInfo(
+        ticket=ticket.label,
+        service=ticket.service,
+        counter=number,
+        call_seq=counter.call_seq,
+        called_at=ticket.called_at or 0.0,
+    )

@@ -1,0 +1,325 @@
+"""The hub's durable state in SQLite: tickets, counters, applied requests, events, ratings.
+
+One command = one `BEGIN IMMEDIATE` transaction, committed (WAL, synchronous=FULL) before any
+reply or publish. `UNIQUE(issued_service, day, number)` makes a duplicate number impossible
+even by mistake; `requests` makes every (device, request_id) apply once, across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from hub.rules import Changes, CounterNow, Queue, Ticket
+from protocol.errors import MppError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tickets (
+    id INTEGER PRIMARY KEY,
+    day TEXT NOT NULL,
+    issued_service TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    service TEXT NOT NULL,
+    priority TEXT,
+    status TEXT NOT NULL,
+    queue_key REAL NOT NULL,
+    issued_at REAL NOT NULL,
+    token TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    lang TEXT NOT NULL DEFAULT 'id',
+    counter INTEGER,
+    called_at REAL,
+    started_at REAL,
+    first_called_at REAL,
+    finished_at REAL,
+    call_count INTEGER NOT NULL DEFAULT 0,
+    transfers INTEGER NOT NULL DEFAULT 0,
+    printed INTEGER NOT NULL DEFAULT 0,
+    officer TEXT,
+    UNIQUE (issued_service, day, number)
+);
+CREATE INDEX IF NOT EXISTS tickets_day ON tickets (day, status);
+CREATE TABLE IF NOT EXISTS counters (
+    number INTEGER PRIMARY KEY,
+    open INTEGER NOT NULL,
+    officer TEXT,
+    call_seq INTEGER NOT NULL,
+    current INTEGER,
+    priority_streak INTEGER NOT NULL,
+    served_today INTEGER NOT NULL,
+    last_finished INTEGER,
+    last_finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    device TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL,
+    reply TEXT NOT NULL,
+    PRIMARY KEY (device, request_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    ticket INTEGER,
+    counter INTEGER,
+    service TEXT,
+    officer TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY,
+    ticket INTEGER NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    officer TEXT,
+    score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 4),
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    raised_at REAL NOT NULL,
+    payload TEXT NOT NULL,
+    acked_by TEXT,
+    acked_at REAL
+);
+CREATE TABLE IF NOT EXISTS service_stats (
+    service TEXT PRIMARY KEY,
+    avg_service_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS closed_services (service TEXT PRIMARY KEY);
+"""
+
+TICKET_COLUMNS = [f.name for f in fields(Ticket)]
+COUNTER_COLUMNS = [f.name for f in fields(CounterNow)]
+
+
+def _row(obj: object, columns: list[str]) -> tuple[Any, ...]:
+    return tuple(getattr(obj, c) for c in columns)
+
+
+class StoreError(MppError, RuntimeError):
+    """The hub database cannot be opened or written."""
+
+
+def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the pragmas the hub relies on (WAL, FULL sync, busy timeout)."""
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False
+            )
+        else:
+            conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open hub database {path}: {exc}") from None
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class Store:
+    """Reads and writes the queue's state; used from the hub's one worker thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = connect(self.path)
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- requests (idempotency) ----------------------------------------------------------
+    def reply_for(self, device: str, request_id: str) -> str | None:
+        """The stored reply of an already-applied request, if any."""
+        row = self.conn.execute(
+            "SELECT reply FROM requests WHERE device = ? AND request_id = ?", (device, request_id)
+        ).fetchone()
+        return row[0] if row else None
+
+    def save_reply(self, device: str, request_id: str, kind: str, at: float, reply: str) -> None:
+        """Remember the reply given to a request (inside the command's transaction)."""
+        self.conn.execute(
+            "INSERT INTO requests (device, request_id, kind, at, reply) VALUES (?, ?, ?, ?, ?)",
+            (device, request_id, kind, at, reply),
+        )
+
+    def prune_requests(self, before: float) -> None:
+        """Forget request ids older than `before` (a retry never comes days later)."""
+        self.conn.execute("DELETE FROM requests WHERE at < ?", (before,))
+
+    # -- sequence ------------------------------------------------------------------------
+    def seq(self) -> int:
+        """The hub's event sequence (never decreases)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        return int(row[0]) if row else 0
+
+    def bump_seq(self) -> int:
+        """Increase the sequence inside the current transaction and return it."""
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('seq', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+        return self.seq()
+
+    # -- queue state -----------------------------------------------------------------------
+    def persist(self, queue: Queue, changes: Changes) -> None:
+        """Write what a command changed (inside its transaction)."""
+        if changes.tickets:
+            columns = ", ".join(TICKET_COLUMNS)
+            marks = ", ".join("?" for _ in TICKET_COLUMNS)
+            updates = ", ".join(f"{c} = excluded.{c}" for c in TICKET_COLUMNS if c != "id")
+            sql = (
+                f"INSERT INTO tickets ({columns}) VALUES ({marks}) "
+                f"ON CONFLICT (id) DO UPDATE SET {updates}"
+            )
+            rows = [_row(t, TICKET_COLUMNS) for _, t in sorted(changes.tickets.items())]
+            self.conn.executemany(sql, rows)
+        if changes.counters:
+            columns = ", ".join(COUNTER_COLUMNS)
+            marks = ", ".join("?" for _ in COUNTER_COLUMNS)
+            self.conn.executemany(
+                f"INSERT OR REPLACE INTO counters ({columns}) VALUES ({marks})",
+                [_row(queue.counters[n], COUNTER_COLUMNS) for n in sorted(changes.counters)],
+            )
+        if changes.events:
+            self.conn.executemany(
+                "INSERT INTO events (at, kind, ticket, counter, service, officer, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e.at, e.kind, e.ticket, e.counter, e.service, e.officer, e.detail)
+                    for e in changes.events
+                ],
+            )
+        for rating in changes.ratings:
+            self.conn.execute(
+                "INSERT INTO ratings (ticket, label, counter, officer, score, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    rating.ticket,
+                    rating.label,
+                    rating.counter,
+                    rating.officer,
+                    rating.score,
+                    rating.at,
+                ),
+            )
+        for code in changes.stats:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO service_stats (service, avg_service_s) VALUES (?, ?)",
+                (code, queue.avg_service_s[code]),
+            )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('day', ?)", (queue.day,)
+        )
+        self.conn.execute("DELETE FROM closed_services")
+        self.conn.executemany(
+            "INSERT INTO closed_services (service) VALUES (?)",
+            [(code,) for code in sorted(queue.closed_services)],
+        )
+
+    def load(self, queue: Queue) -> None:
+        """Restore the queue after a (re)start: exactly what the database holds.
+
+        The queue comes back on the day it was saved; the caller then rolls it to today.
+        """
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'day'").fetchone()
+        day = row[0] if row else ""
+        rows = self.conn.execute("SELECT * FROM tickets WHERE day = ?", (day,)).fetchall()
+        tickets = [Ticket(**{k: row[k] for k in TICKET_COLUMNS}) for row in rows]
+        for ticket in tickets:
+            ticket.printed = bool(ticket.printed)
+        next_id = 1 + (self.conn.execute("SELECT MAX(id) FROM tickets").fetchone()[0] or 0)
+        queue.load(day, tickets, next_id)
+        for row in self.conn.execute("SELECT * FROM counters"):
+            if row["number"] in queue.counters:
+                values = {k: row[k] for k in COUNTER_COLUMNS}
+                values["open"] = bool(values["open"])
+                queue.counters[row["number"]] = CounterNow(**values)
+        for row in self.conn.execute("SELECT service, avg_service_s FROM service_stats"):
+            if row[0] in queue.avg_service_s:
+                queue.avg_service_s[row[0]] = row[1]
+        queue.closed_services = {
+            row[0] for row in self.conn.execute("SELECT service FROM closed_services")
+        } & set(queue.site.services)
+        queue.rated = {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT ticket FROM ratings WHERE ticket IN (SELECT id FROM tickets WHERE day = ?)",
+                (day,),
+            )
+        }
+        queue.complaint_streak = self._complaint_streaks()
+        queue.recent_calls = self._recent_calls(queue)
+
+    def _complaint_streaks(self) -> dict[str, int]:
+        streaks: dict[str, int] = {}
+        for row in self.conn.execute("SELECT officer, counter, score FROM ratings ORDER BY id"):
+            key = row["officer"] or f"counter-{row['counter']}"
+            streaks[key] = streaks.get(key, 0) + 1 if row["score"] == 1 else 0
+        return streaks
+
+    def _recent_calls(self, queue: Queue) -> list[tuple[int, int, int, float]]:
+        calls: list[tuple[int, int, int, float]] = []
+        seen: set[int] = set()
+        rows = self.conn.execute(
+            "SELECT ticket, counter, at, detail FROM events WHERE kind IN ('called', 'recalled', "
+            "'called_back') AND ticket IN (SELECT id FROM tickets WHERE day = ?) "
+            "ORDER BY id DESC LIMIT 50",
+            (queue.day,),
+        )
+        for row in rows:
+            if row["ticket"] in seen or row["counter"] not in queue.counters:
+                continue
+            seen.add(row["ticket"])
+            calls.append((row["ticket"], row["counter"], int(row["detail"] or 0), row["at"]))
+        return calls[:10]
+
+    # -- alerts ----------------------------------------------------------------------------
+    def save_alert(
+        self, alert_id: str, kind: str, raised_at: float, payload: dict[str, Any]
+    ) -> None:
+        """Store a raised alert (inside the command's transaction)."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO alerts (id, kind, raised_at, payload) VALUES (?, ?, ?, ?)",
+            (alert_id, kind, raised_at, json.dumps(payload)),
+        )
+
+    def ack_alert(self, alert_id: str, by: str, at: float) -> bool:
+        """Mark an alert acknowledged; False if there is no open alert with that id."""
+        cursor = self.conn.execute(
+            "UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ? AND acked_by IS NULL",
+            (by, at, alert_id),
+        )
+        return cursor.rowcount == 1
+
+    def open_alerts(self) -> list[dict[str, Any]]:
+        """Alerts not yet acknowledged, oldest first (payload dicts)."""
+        rows = self.conn.execute(
+            "SELECT payload FROM alerts WHERE acked_by IS NULL ORDER BY raised_at"
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]

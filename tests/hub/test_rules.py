@@ -1,0 +1,266 @@
+"""The queue rules, called directly with explicit times (no IO)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hub.rules import CALLED, DONE, EXPIRED, SKIPPED, VOIDED, WAITING, Queue, Refused
+from protocol.site import Site
+from tests.conftest import example_text, make_site
+
+_tokens = itertools.count()
+
+
+def at(site: Site, text: str) -> float:
+    """Epoch seconds of a local wall-clock time at the site, e.g. '2026-11-23 09:00'."""
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(site.site.timezone)).timestamp()
+
+
+def issue(q: Queue, service: str, now: float, priority: str | None = None, device: str = "kiosk-1"):
+    return q.issue(service, priority=priority, device=device, now=now, token=f"t{next(_tokens)}")
+
+
+@pytest.fixture
+def site() -> Site:
+    return make_site()
+
+
+@pytest.fixture
+def q(site: Site) -> Queue:
+    queue = Queue(site)
+    for number in (1, 2, 3, 4, 5, 13):
+        queue.open_counter(number, f"officer-{number}", at(site, "2026-11-23 07:30"))
+    queue.take_changes()
+    return queue
+
+
+MON_9 = "2026-11-23 09:00"
+
+
+def test_numbers_are_prefix_and_three_digits_per_service(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    labels = [issue(q, "ktp", now + i).label for i in range(3)] + [issue(q, "skck", now).label]
+    assert labels == ["A001", "A002", "A003", "H001"]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"])
+def test_numbering_resets_at_local_midnight(zone: str) -> None:
+    text = example_text().replace('timezone = "Asia/Makassar"', f'timezone = "{zone}"')
+    site = make_site(text=text, always_open=True)
+    q = Queue(site)
+    late = at(site, "2026-11-23 23:59:30")
+    assert issue(q, "ktp", late).label == "A001"
+    waiting = issue(q, "ktp", late + 10)
+    assert waiting.label == "A002" and q.day == "2026-11-23"
+    after = issue(q, "ktp", at(site, "2026-11-24 00:00:05"))
+    assert after.label == "A001" and q.day == "2026-11-24"
+    assert waiting.status == EXPIRED
+    changes = q.take_changes()
+    assert waiting.id in changes.tickets  # the expiry is persisted too
+    # One second before local midnight in another zone is already the next day here.
+    assert site.business_day(at(site, "2026-11-24 00:00:00") - 1) == "2026-11-23"
+
+
+@pytest.mark.parametrize(
+    ("when", "service", "code", "text_id"),
+    [
+        ("2026-11-29 10:00", "ktp", "service_closed", "Layanan Perekaman dan Cetak KTP-el sedang tutup"),
+        ("2026-11-23 07:00", "ktp", "service_closed", "Layanan Perekaman dan Cetak KTP-el buka pukul 07:30"),
+        ("2026-11-23 14:00", "ktp", "cutoff_passed", "Pengambilan antrian Perekaman dan Cetak KTP-el ditutup pukul 14:00"),
+        ("2026-11-28 11:59", "info", "service_closed", None),  # Saturday open 08-12
+        ("2026-11-28 12:00", "info", "cutoff_passed", "Pengambilan antrian Informasi dan Pengaduan ditutup pukul 12:00"),
+    ],
+)
+def test_refusals_give_citizen_text_and_change_nothing(
+    site: Site, q: Queue, when: str, service: str, code: str, text_id: str | None
+) -> None:
+    if text_id is None:  # open: the control case
+        assert issue(q, service, at(site, when)).label == "X001"
+        return
+    with pytest.raises(Refused) as caught:
+        issue(q, service, at(site, when))
+    assert caught.value.code == code
+    assert caught.value.text["id"] == text_id and caught.value.text["en"]
+    assert not q.tickets
+
+
+def test_quota_and_voided_tickets_give_quota_back(site: Site) -> None:
+    text = example_text().replace("daily_quota = 30\n", "daily_quota = 2\n")  # haji
+    q = Queue(make_site(text=text))
+    now = at(q.site, MON_9)
+    first = issue(q, "haji", now)
+    issue(q, "haji", now)
+    with pytest.raises(Refused) as caught:
+        issue(q, "haji", now)
+    assert caught.value.code == "quota_reached"
+    assert caught.value.text["id"] == "Kuota antrian Pendaftaran Haji hari ini sudah habis"
+    q.void(first.id, "kiosk-1", now)
+    assert first.status == VOIDED
+    third = issue(q, "haji", now)
+    assert third.label == "V003"  # a number is never reused, even after a void
+
+
+def test_unknown_service_and_counter(site: Site, q: Queue) -> None:
+    with pytest.raises(Refused, match="unknown_service"):
+        issue(q, "sim", at(site, MON_9))
+    with pytest.raises(Refused, match="unknown_counter"):
+        q.call_next(99, at(site, MON_9))
+
+
+def test_oldest_first_across_services(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    kk = issue(q, "kk", now)
+    ktp = issue(q, "ktp", now + 1)
+    assert q.call_next(1, now + 5) is kk  # counter 1 serves ktp and kk; kk is older
+    assert q.call_next(1, now + 6) is ktp
+    assert kk.status == DONE
+
+
+def test_counter_order_policy(site: Site) -> None:
+    text = example_text().replace('call_policy = "oldest_first"', 'call_policy = "counter_order"')
+    q = Queue(make_site(text=text))
+    now = at(q.site, MON_9)
+    q.open_counter(1, "x", now)
+    issue(q, "kk", now)
+    ktp = issue(q, "ktp", now + 1)
+    assert q.call_next(1, now + 5) is ktp  # counter 1 lists ktp first
+
+
+def test_priority_is_served_first_but_regular_never_starves(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    regular = [issue(q, "skck", now + i) for i in range(3)]
+    priority = [issue(q, "skck", now + 10 + i, priority="elderly") for i in range(5)]
+    order = [q.call_next(13, now + 100 + i).label for i in range(8)]
+    # priority_ratio = 2: at most two priority calls in a row while regular tickets wait
+    p, r = [t.label for t in priority], [t.label for t in regular]
+    assert order == [p[0], p[1], r[0], p[2], p[3], r[1], p[4], r[2]]
+    events = [e for e in q.take_changes().events if e.kind == "priority_granted"]
+    assert len(events) == 5 and events[0].detail == "elderly by kiosk-1"
+
+
+def test_recall_skip_and_call_back(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    a1, a2 = issue(q, "ktp", now), issue(q, "ktp", now + 1)
+    q.call_next(3, now + 10)
+    seq = q.counters[3].call_seq
+    assert q.recall(3, now + 20) is a1 and q.counters[3].call_seq == seq + 1
+    assert q.skip(3, now + 30) is a1 and a1.status == SKIPPED and q.counters[3].current is None
+    assert [t.label for t in q.skipped(("ktp",))] == ["A001"]
+    assert q.call_next(3, now + 40) is a2
+    assert q.call_skipped(3, "A001", now + 50) is a1
+    assert a1.status == CALLED and a2.status == DONE and q.counters[3].call_seq == seq + 3
+    with pytest.raises(Refused, match="bad_state"):
+        q.call_skipped(3, "A002", now + 60)
+
+
+def test_transfer_keeps_number_and_goes_ahead_of_later_tickets(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    early_kk = issue(q, "kk", now)
+    a1 = issue(q, "ktp", now + 1)
+    q.call_next(3, now + 100)  # counter 3 serves ktp only -> A001, first called at +100
+    late_kk = issue(q, "kk", now + 200)
+    moved = q.transfer(3, "kk", now + 300)
+    assert moved is a1 and a1.label == "A001" and a1.service == "kk" and a1.status == WAITING
+    assert [t.label for t in q.waiting("kk")] == [early_kk.label, "A001", late_kk.label]
+    with pytest.raises(Refused, match="no_ticket"):
+        q.transfer(3, "kk", now + 301)
+
+
+def test_transfer_only_to_listed_services(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    issue(q, "ktp", now)
+    q.call_next(3, now + 1)
+    with pytest.raises(Refused) as caught:
+        q.transfer(3, "paspor", now + 2)
+    assert caught.value.code == "not_transferable"
+    assert q.tickets[q.counters[3].current].status == CALLED
+
+
+def test_closed_counter_gets_no_calls(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    ticket = issue(q, "ktp", now)
+    q.call_next(3, now + 1)
+    q.close_counter(3, now + 2)
+    assert ticket.status == DONE and not q.counters[3].open
+    issue(q, "ktp", now + 3)
+    with pytest.raises(Refused) as caught:
+        q.call_next(3, now + 4)
+    assert caught.value.code == "counter_closed"
+    assert caught.value.text["id"] == "Loket 3 tutup. Tekan BUKA dahulu."
+
+
+def test_next_with_empty_queue(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    with pytest.raises(Refused, match="queue_empty"):
+        q.call_next(3, now)
+    ticket = issue(q, "ktp", now)
+    q.call_next(3, now + 1)
+    assert q.call_next(3, now + 2) is None  # finishes A001, nobody else waits
+    assert ticket.status == DONE and q.counters[3].current is None
+
+
+def test_estimates_learn_from_service_times(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    assert q.avg_service_s["skck"] == 600  # avg_minutes = 10 in the inventory
+    tickets = [issue(q, "skck", now + i) for i in range(4)]
+    assert q.people_ahead(tickets[3]) == 3
+    assert q.estimate("skck", 3) == 3 * 600  # one open counter (13) serves skck
+    q.open_counter(14, "y", now)
+    assert q.estimate("skck", 3) == 900  # two counters now
+    q.call_next(13, now + 10)
+    q.call_next(13, now + 10 + 120)  # first one took 2 minutes
+    assert q.avg_service_s["skck"] < 600
+
+
+def test_void_only_own_and_waiting_tickets(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    ticket = issue(q, "ktp", now, device="kiosk-1")
+    with pytest.raises(Refused, match="forbidden"):
+        q.void(ticket.id, "kiosk-2", now)
+    q.call_next(3, now + 1)
+    with pytest.raises(Refused, match="bad_state"):
+        q.void(ticket.id, "kiosk-1", now + 2)
+
+
+def test_rating_attaches_to_current_then_last_finished(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    a1, a2 = issue(q, "ktp", now), issue(q, "ktp", now)
+    q.call_next(3, now + 10)
+    rating = q.rate(3, 4, now + 20)
+    assert (rating.label, rating.officer, rating.score) == ("A001", "officer-3", 4)
+    with pytest.raises(Refused) as caught:
+        q.rate(3, 1, now + 21)
+    assert caught.value.code == "already_rated"
+    q.call_next(3, now + 30)  # A001 done, A002 called
+    q.finish(3, now + 40)
+    assert q.rate(3, 3, now + 50).label == a2.label
+    with pytest.raises(Refused, match="rating_closed"):
+        q.rate(3, 2, now + 40 + site.hub.rating_window_s + 1)
+    assert a1.status == DONE
+
+
+def test_three_lowest_ratings_in_a_row_raise_one_alert(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    for i in range(7):
+        issue(q, "ktp", now + i)
+    scores = [1, 1, 4, 1, 1, 1, 1]  # the 4 breaks the streak
+    alerts = []
+    for i, score in enumerate(scores):
+        q.call_next(3, now + 100 + i * 10)
+        q.rate(3, score, now + 105 + i * 10)
+        alerts += q.take_changes().alerts
+    assert len(alerts) == 1
+    assert alerts[0].officer == "officer-3" and alerts[0].count == 3 and alerts[0].counter == 3
+
+
+def test_revoke_priority(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    regular = issue(q, "skck", now)
+    flagged = issue(q, "skck", now + 1, priority="pregnant")
+    q.revoke_priority(flagged.id, "supervisor", now + 2)
+    assert q.call_next(13, now + 3) is regular
+    assert [e.kind for e in q.take_changes().events][-2:] == ["priority_revoked", "called"]
