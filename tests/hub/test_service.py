@@ -1,0 +1,211 @@
+"""The hub service over a real Mosquitto and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import time
+from collections.abc import Callable
+
+import pytest
+
+from hub.service import HubService
+from protocol import messages as m
+from protocol.errors import CommandRejected
+from protocol.mqtt import Bus, Incoming
+from protocol.site import Site
+
+
+def rows(site: Site, sql: str, *args: object) -> list[tuple]:
+    with sqlite3.connect(site.hub.database) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+class Watcher:
+    """Collects retained state messages as a screen would receive them."""
+
+    def __init__(self, bus: Bus, name: str, model: type[m.Message]) -> None:
+        self.model = model
+        self.got: queue.Queue[m.Message] = queue.Queue()
+        bus.subscribe(bus.topics.all_of(name), self._on)
+
+    def _on(self, incoming: Incoming) -> None:
+        if incoming.payload:
+            self.got.put(m.decode(self.model, incoming.payload))
+
+    def until(self, check: Callable[[m.Message], bool], timeout: float = 5) -> m.Message:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                message = self.got.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if check(message):
+                return message
+        raise AssertionError("expected state never arrived")
+
+
+def raw_request(bus: Bus, kind: str, payload: bytes | dict, device: str | None = None) -> m.Reply:
+    """Publish any payload on a command topic and wait for the hub's reply."""
+    replies: queue.Queue[m.Reply] = queue.Queue()
+    device = device or bus.device
+    bus.subscribe(bus.topics.reply(device), lambda i: replies.put(m.decode(m.Reply, i.payload)))
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    bus.publish(bus.topics.command(device, kind), body)
+    return replies.get(timeout=5)
+
+
+def test_issue_is_durable_and_published(hub: HubService, bus_for, site: Site) -> None:
+    screen = bus_for("tv-lobby-1")
+    services = Watcher(screen, "service_state", m.ServiceState)
+    kiosk = bus_for("kiosk-1")
+    result = m.IssueResult.model_validate(
+        kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+    )
+    assert result.ticket.number == "A001" and len(result.ticket.token) >= 20
+    assert rows(site, "SELECT label, status, source FROM tickets") == [("A001", "waiting", "kiosk-1")]
+    state = services.until(lambda s: s.service == "ktp" and s.waiting == 1)
+    assert state.last_issued == "A001" and state.quota_left == 149
+
+
+def test_call_reaches_screens_with_growing_call_seq(hub: HubService, bus_for) -> None:
+    screen = bus_for("tv-lobby-1")
+    counters = Watcher(screen, "counter_state", m.CounterState)
+    kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
+    kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+    caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Siti"), timeout=5)
+    result = m.CounterResult.model_validate(
+        caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+    )
+    assert result.call is not None and result.call.ticket == "A001"
+    first = counters.until(lambda s: s.counter == 3 and s.ticket == "A001")
+    caller.request(m.Recall(device="caller-03", counter=3), timeout=5)
+    again = counters.until(lambda s: s.counter == 3 and s.call_seq > first.call_seq)
+    assert again.ticket == "A001" and again.call_seq == first.call_seq + 1 and again.seq > first.seq
+
+
+def test_repeated_request_id_applies_once(hub: HubService, bus_for, site: Site) -> None:
+    kiosk = bus_for("kiosk-1")
+    command = m.IssueTicket(device="kiosk-1", service="skck")
+    first = kiosk.request(command, timeout=5)
+    second = kiosk.request(command, timeout=5)  # a double press / QoS 1 redelivery / retry
+    assert first == second
+    assert rows(site, "SELECT COUNT(*) FROM tickets") == [(1,)]
+
+
+def test_repeat_after_restart_gets_the_first_reply(site: Site, bus_for) -> None:
+    hub = HubService(site).start()
+    kiosk = bus_for("kiosk-1")
+    command = m.IssueTicket(device="kiosk-1", service="skck")
+    first = kiosk.request(command, timeout=5)
+    hub.stop()
+    hub = HubService(site).start()
+    try:
+        assert kiosk.request(command, timeout=5) == first
+        assert kiosk.request(m.IssueTicket(device="kiosk-1", service="skck"), timeout=5)[
+            "ticket"
+        ]["number"] == "H002"
+    finally:
+        hub.stop()
+    assert rows(site, "SELECT label FROM tickets ORDER BY id") == [("H001",), ("H002",)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "code"),
+    [
+        ("next", b"{oops", "bad_json"),
+        ("next", b"[]", "bad_json"),
+        ("next", {"v": 9, "request_id": "abcdefgh01", "device": "caller-03", "counter": 3}, "unsupported_version"),
+        ("next", {"v": 1, "request_id": "abcdefgh02", "device": "caller-03", "counter": "3x"}, "invalid"),
+        ("next", {"v": 1, "request_id": "abcdefgh03", "device": "caller-03"}, "invalid"),
+        ("explode", {"v": 1, "request_id": "abcdefgh04", "device": "caller-03"}, "unknown_kind"),
+        ("next", {"v": 1, "request_id": "abcdefgh05", "device": "caller-04", "counter": 3}, "device_mismatch"),
+        ("next", {"v": 1, "request_id": "abcdefgh06", "device": "caller-03", "counter": 4}, "forbidden"),
+        ("issue", {"v": 1, "request_id": "abcdefgh07", "device": "caller-03", "service": "ktp"}, "forbidden"),
+        ("ack_alert", {"v": 1, "request_id": "abcdefgh08", "device": "caller-03", "alert_id": "x", "by": "me"}, "forbidden"),
+        ("next", {"v": 1, "request_id": "abcdefgh09", "device": "caller-03", "counter": 3, "sent_at": 1.0}, "stale"),
+        ("next", {"v": 1, "request_id": "abcdefgh10", "device": "caller-03", "counter": 3}, "counter_closed"),
+    ],
+)
+def test_bad_commands_get_specific_errors_and_change_nothing(
+    hub: HubService, bus_for, site: Site, kind: str, payload: object, code: str
+) -> None:
+    kiosk = bus_for("kiosk-3")
+    kiosk.request(m.IssueTicket(device="kiosk-3", service="ktp"), timeout=5)
+    before = rows(site, "SELECT * FROM tickets"), rows(site, "SELECT * FROM counters")
+    reply = raw_request(bus_for("caller-03"), kind, payload)
+    assert not reply.ok and reply.error is not None and reply.error.code == code, reply
+    assert (rows(site, "SELECT * FROM tickets"), rows(site, "SELECT * FROM counters")) == before
+
+
+def test_unknown_device_and_kiosk_service(hub: HubService, bus_for) -> None:
+    stranger = bus_for("kiosk-3")
+    reply = raw_request(
+        stranger, "issue", {"v": 1, "request_id": "abcdefgh11", "device": "rogue", "service": "ktp"}, "rogue"
+    )
+    assert reply.error is not None and reply.error.code == "forbidden"
+    with pytest.raises(CommandRejected) as caught:  # kiosk-3's buttons do not include paspor
+        stranger.request(m.IssueTicket(device="kiosk-3", service="paspor"), timeout=5)
+    assert caught.value.code == "forbidden"
+
+
+def test_hub_survives_garbage_and_keeps_serving(hub: HubService, bus_for) -> None:
+    caller = bus_for("caller-03")
+    for payload in [b"", b"\x00" * 100, b"null", b'{"v": 1}', b"{" * 5000]:
+        caller.publish(caller.topics.command("caller-03", "next"), payload)
+    caller.publish("mpp/v1/" + hub.site.site.id + "/cmd/caller-03", b"{}")  # short topic
+    assert caller.request(m.OpenCounter(device="caller-03", counter=3), timeout=5)["counter"]["open"]
+
+
+def test_restart_republishes_exactly_what_the_database_holds(site: Site, bus_for) -> None:
+    hub = HubService(site).start()
+    kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
+    for _ in range(3):
+        kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+    caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Siti"), timeout=5)
+    caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+    hub.stop()
+    # Wipe the retained counter state, as if the broker had lost it.
+    caller.publish(caller.topics.counter_state(3), b"", retain=True)
+    assert caller.flush(5)
+    hub = HubService(site).start()
+    try:
+        screen = bus_for("tv-lobby-2")
+        counters = Watcher(screen, "counter_state", m.CounterState)
+        state = counters.until(lambda s: s.counter == 3)
+        assert (state.ticket, state.open, state.officer, state.waiting) == ("A001", True, "Siti", 2)
+        reply = kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+        assert reply["ticket"]["number"] == "A004"
+    finally:
+        hub.stop()
+
+
+def test_local_submit_uses_the_same_path(hub: HubService, site: Site) -> None:
+    reply = hub.submit(m.OpenCounter(device="hub", counter=7, officer="Budi"))
+    assert reply.ok and reply.result["counter"]["officer"] == "Budi"
+    refused = hub.submit(m.CallNext(device="hub", counter=7))
+    assert refused.error is not None and refused.error.code == "queue_empty"
+    assert refused.error.text is not None and refused.error.text.id == "Tidak ada antrian menunggu"
+    assert rows(site, "SELECT kind FROM requests WHERE device = 'hub' ORDER BY at") == [("open",), ("next",)]
+
+
+def test_consecutive_complaints_raise_a_retained_alert_until_acknowledged(hub: HubService, bus_for) -> None:
+    staff = bus_for("tv-lobby-3")
+    alerts: queue.Queue[bytes] = queue.Queue()
+    staff.subscribe(staff.topics.all_of("alert"), lambda i: alerts.put(i.payload))
+    kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
+    caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Siti"), timeout=5)
+    for _ in range(3):
+        kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+        caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+        rated = caller.request(m.Rate(device="caller-03", counter=3, score=1), timeout=5)
+        assert rated["officer"] == "Siti"
+    alert = m.decode(m.Alert, alerts.get(timeout=5))
+    assert alert.kind == "consecutive_complaints" and alert.officer == "Siti" and alert.counter == 3
+    assert alerts.empty() or alerts.get(timeout=1) == b""  # exactly one alert
+    ack = hub.submit(m.AckAlert(device="hub", alert_id=alert.id, by="supervisor"))
+    assert ack.ok
+    assert alerts.get(timeout=5) == b""  # cleared from the retained topic
+    again = hub.submit(m.AckAlert(device="hub", alert_id=alert.id, by="supervisor"))
+    assert again.error is not None and again.error.code == "bad_state"
