@@ -1,0 +1,418 @@
+"""The kiosk's flow: a press becomes a request to the hub; only a confirmed number is printed.
+
+* Press -> `IssueTicket` to the hub (timeout; retries reuse the request id, so the hub issues
+  once) -> print exactly the ticket the hub confirmed -> `TicketPrinted`.
+* Broker or hub unreachable, or no answer in time: nothing is printed, the fault LED and the
+  screen say so, and the press is dropped: it is never sent later.
+* Printer offline, out of paper, or failing while printing: the kiosk VOIDS the ticket at the
+  hub (it does not reprint: a printer that just failed is likely to fail again, and a citizen
+  should not wait at the kiosk for a second try), reports the printer's state in its retained
+  health, and shows the fault. Reports that cannot reach the hub (printed, void) are kept and
+  re-sent with their request id when the broker is back; they are reports, not presses.
+* One ticket at a time: presses while a ticket is requested or printed are answered "busy"
+  and dropped; a double press yields one ticket (`kiosk.presses`).
+
+    app = KioskApp(site, "kiosk-3", bus, printer, panel=panel)
+    app.start()
+    app.press("ktp")        # 'accept'; the ticket prints on the app's worker thread
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from kiosk.buttons import PRIORITY
+from kiosk.errors import KioskConfigError, KioskError, PaperOut, PrinterError
+from kiosk.notices import Notice, notice, priority_notice
+from kiosk.presses import PressGate, PrioritySelector
+from kiosk.ticket import PRIORITIES, ticket_layout
+from protocol import messages as m
+from protocol.errors import BadMessage, BrokerUnavailable, CommandRejected, RequestTimeout
+from protocol.mqtt import Bus, Incoming
+from protocol.site import KioskDevice, Site
+
+log = logging.getLogger("mpp.kiosk")
+
+MAX_PENDING_REPORTS = 50
+
+
+def offered_services(site: Site, device: KioskDevice) -> tuple[str, ...]:
+    """The services this kiosk offers: its buttons, then its menu (all services on a screen)."""
+    menu = device.services or (tuple(site.services) if device.screen is not None else ())
+    return tuple(dict.fromkeys([*device.buttons, *menu]))
+
+
+@dataclass(frozen=True)
+class _Job:
+    service: str
+    priority: str | None
+    request_id: str
+    pressed_at: float
+
+
+class KioskApp:
+    """One ticket kiosk: presses in, confirmed tickets out of the printer, health to the hub.
+
+    Collaborators come in through the constructor: the `Bus`, a `TicketPrinter`, and
+    optionally a `KioskPanel` (GPIO) and a `TouchMenu` (screen).
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        device_id: str,
+        bus: Bus,
+        printer: Any,
+        *,
+        panel: Any = None,
+        menu: Any = None,
+        request_timeout: float = 2.0,
+        retries: int = 1,
+        lockout_s: float = 1.0,
+        bounce_s: float = 0.05,
+        priority_window_s: float = 15.0,
+        status_every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        spec = site.devices.get(device_id)
+        if not isinstance(spec, KioskDevice):
+            kiosks = ", ".join(d for d, s in site.devices.items() if isinstance(s, KioskDevice))
+            raise KioskConfigError(f"{device_id!r} is not a kiosk of {site.source}; use {kiosks}")
+        self.site = site
+        self.device_id = device_id
+        self.spec = spec
+        self.bus = bus
+        self.printer = printer
+        self.panel = panel
+        self.menu = menu
+        self.lang = spec.lang
+        self.services = offered_services(site, spec)
+        self.request_timeout = request_timeout
+        self.retries = retries
+        self.status_every_s = status_every_s
+        self.clock = clock
+        self.gate = PressGate(bounce_s=bounce_s, lockout_s=lockout_s, clock=clock)
+        self.priority = PrioritySelector(window_s=priority_window_s, clock=clock)
+        self.states: dict[str, m.ServiceState] = {}
+        self.notices: deque[Notice] = deque(maxlen=200)
+        self.printed: list[m.TicketInfo] = []
+        self.voided: list[m.TicketInfo] = []
+        self.pending_reports: list[m.Command] = []
+        self.printer_state: str | None = None
+        self._jobs: queue.Queue[_Job | str | None] = queue.Queue()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._state_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        bus.subscribe(bus.topics.all_of("service_state"), self._on_service_state)
+        bus.on_connection_change(self._on_connection)
+        if panel is not None:
+            panel.on_press(self._on_panel_press)
+        if menu is not None:
+            menu.on_choose(self.press)
+            menu.on_priority(self.choose_priority)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self, wait_connected: float | None = None) -> KioskApp:
+        """Connect to the broker and start serving presses."""
+        self._worker = threading.Thread(target=self._run, name="kiosk-worker", daemon=True)
+        self._worker.start()
+        self._indicate("ready" if self.bus.start(wait=wait_connected) else "offline")
+        log.info("kiosk started", extra={"device": self.device_id, "services": len(self.services)})
+        return self
+
+    def stop(self) -> None:
+        """Finish the ticket in progress, then disconnect."""
+        self._jobs.put(None)
+        if self._worker is not None:
+            self._worker.join(10)
+        self.bus.stop()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no ticket is being served (tests, benchmarks, orderly shutdown)."""
+        return self._idle.wait(timeout)
+
+    # -- inputs -----------------------------------------------------------------------------
+    def press(self, service: str) -> str:
+        """A citizen chose `service`: 'accept', 'busy' (told to wait), 'bounce' or 'unknown'."""
+        if service not in self.services:
+            log.warning(
+                "press of a service this kiosk does not offer",
+                extra={"device": self.device_id, "service": service},
+            )
+            return "unknown"
+        verdict = self.gate.offer(service)
+        if verdict == "busy":
+            self._tell(notice("busy"))
+            self._beep("busy")
+        if verdict != "accept":
+            return verdict
+        self._idle.clear()
+        job = _Job(service, self.priority.take(), m.new_request_id(), self.clock())
+        self._jobs.put(job)
+        return verdict
+
+    def press_priority(self) -> str | None:
+        """The PRIORITY button: arm (or step) the category for the next service press."""
+        if self.gate.chatter(PRIORITY):
+            return self.priority.current()
+        category = self.priority.press()
+        self._priority_armed(category)
+        return category
+
+    def choose_priority(self, category: str | None) -> str | None:
+        """A category tapped on the screen (tapping it again clears it)."""
+        chosen = self.priority.choose(category)
+        if chosen is None:
+            if self.menu is not None:
+                self.menu.set_priority(None)
+            self._indicate("ready")
+        else:
+            self._priority_armed(chosen)
+        return chosen
+
+    def _priority_armed(self, category: str) -> None:
+        self._tell(priority_notice(category))
+        if self.menu is not None:
+            self.menu.set_priority(category)
+        self._indicate("priority")
+        self._beep(PRIORITIES.index(category) + 1)
+
+    def _on_panel_press(self, key: str) -> None:
+        if key == PRIORITY:
+            self.press_priority()
+        else:
+            self.press(key)
+
+    def _on_service_state(self, incoming: Incoming) -> None:
+        parsed = self.bus.topics.parse(incoming.topic)
+        if parsed is None or parsed[0] != "service_state":
+            return
+        code = parsed[1]["service"]
+        if code not in self.services:
+            return
+        with self._state_lock:
+            if not incoming.payload:
+                self.states.pop(code, None)
+            else:
+                try:
+                    state = m.decode(m.ServiceState, incoming.payload)
+                except BadMessage as exc:
+                    log.warning(
+                        "bad service state ignored",
+                        extra={
+                            "device": self.device_id,
+                            "topic": incoming.topic,
+                            "error": str(exc),
+                        },
+                    )
+                    return
+                old = self.states.get(code)
+                if state.service != code or (old is not None and state.seq < old.seq):
+                    return
+                self.states[code] = state
+            states = dict(self.states)
+        if self.menu is not None:
+            self.menu.set_states(states)
+
+    def _on_connection(self, connected: bool) -> None:
+        # Runs on paho's thread: only hand over.
+        if connected:
+            self._jobs.put("connected")
+        else:
+            self._indicate("offline")
+            if self.menu is not None:
+                self.menu.set_banner(notice("offline").get(self.lang))
+
+    # -- worker -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        self._refresh_printer()
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.status_every_s)
+            except queue.Empty:
+                self._refresh_printer()
+                self._send_pending()
+                continue
+            if job is None:
+                return
+            if job == "connected":
+                if self.menu is not None:
+                    self.menu.set_banner(self._printer_banner())
+                self._indicate("fault" if self._printer_bad() else "ready")
+                self._send_pending()
+                continue
+            assert isinstance(job, _Job)
+            try:
+                self._serve(job)
+            except Exception:
+                log.exception(
+                    "ticket flow failed",
+                    extra={"device": self.device_id, "request_id": job.request_id},
+                )
+                self._fail(notice("error"))
+            finally:
+                self.gate.done()
+                self._idle.set()
+
+    def _serve(self, job: _Job) -> None:
+        extra = {"device": self.device_id, "request_id": job.request_id, "service": job.service}
+        self._indicate("busy")
+        self._tell(notice("printing"))
+        if self._printer_bad() and self.printer.status() in ("paper_out", "offline"):
+            state = self.printer.last_status
+            log.warning("press refused: printer not ready", extra={**extra, "printer": state})
+            self._set_printer_health(state, f"{state} before printing")
+            self._fail(notice("printer", "paper_out" if state == "paper_out" else "printer"))
+            return
+        command = m.IssueTicket(
+            request_id=job.request_id,
+            device=self.device_id,
+            service=job.service,
+            priority=job.priority,
+            lang=self.lang,
+        )
+        try:
+            result = self.bus.request(command, timeout=self.request_timeout, retries=self.retries)
+        except BrokerUnavailable as exc:
+            log.warning("no ticket: broker unreachable", extra={**extra, "error": str(exc)})
+            self._fail(notice("offline"), state="offline")
+            return
+        except RequestTimeout as exc:
+            log.warning("no ticket: hub did not answer", extra={**extra, "error": str(exc)})
+            self._fail(notice("timeout"))
+            return
+        except CommandRejected as exc:
+            log.info("ticket refused by the hub", extra={**extra, "code": exc.code})
+            text = exc.text if exc.text.get("id") else notice("refused").text
+            self._tell(Notice("refused", dict(text), code=exc.code))
+            self._indicate("fault" if self._printer_bad() else "ready")
+            self._beep("refused")
+            return
+        try:
+            ticket = m.IssueResult.model_validate(result).ticket
+        except ValidationError as exc:
+            log.error(
+                "hub answered an issue with a malformed ticket",
+                extra={**extra, "error": str(exc).splitlines()[0]},
+            )
+            self._fail(notice("error"))
+            return
+        extra["ticket"] = ticket.number
+        try:
+            if ticket.service != job.service:
+                raise KioskError(
+                    f"hub confirmed {ticket.number} for {ticket.service!r}, "
+                    f"but {job.service!r} was pressed"
+                )
+            layout = ticket_layout(self.site, ticket, self.lang)
+            paper = self.printer.print_ticket(layout)
+        except (PrinterError, KioskError) as exc:
+            self._void(ticket, exc, extra)
+            return
+        took_ms = round((self.clock() - job.pressed_at) * 1e3, 1)
+        log.info("ticket printed", extra={**extra, "ms": took_ms})
+        self.printed.append(ticket)
+        self._set_printer_health(paper if paper != "unknown" else "ok", None)
+        self._report(m.TicketPrinted(device=self.device_id, ticket_id=ticket.id))
+        self._tell(notice("printed", number=ticket.number))
+        self._indicate("ready")
+        if self.menu is not None:
+            self.menu.set_banner(self._printer_banner())
+        self._beep("ok")
+
+    def _void(self, ticket: m.TicketInfo, exc: KioskError, extra: dict[str, Any]) -> None:
+        state = exc.state if isinstance(exc, PrinterError) else "error"
+        detail = str(exc)
+        log.error("ticket not printed; voiding it", extra={**extra, "error": detail})
+        self.voided.append(ticket)
+        if isinstance(exc, PrinterError):
+            self._set_printer_health(state, detail)
+        reason = f"{state}: {detail}"[:200]
+        self._report(m.VoidTicket(device=self.device_id, ticket_id=ticket.id, reason=reason))
+        text_key = "paper_out" if isinstance(exc, PaperOut) else "voided"
+        told = notice("printer", text_key, number=ticket.number)
+        self._fail(told, state="fault")
+        if self.menu is not None:
+            self.menu.set_banner(self._printer_banner())
+
+    def _fail(self, told: Notice, state: str = "fault") -> None:
+        self._tell(told)
+        self._indicate(state)  # type: ignore[arg-type]
+        self._beep("fault")
+
+    # -- reports to the hub -----------------------------------------------------------------
+    def _report(self, command: m.Command) -> None:
+        """Send printed/void; keep it for later (same request id) if the hub is unreachable."""
+        extra = {"device": self.device_id, "request_id": command.request_id, "kind": command.kind}
+        try:
+            self.bus.request(command, timeout=self.request_timeout, retries=self.retries)
+        except (BrokerUnavailable, RequestTimeout) as exc:
+            log.warning("report kept for later", extra={**extra, "error": str(exc)})
+            if len(self.pending_reports) < MAX_PENDING_REPORTS:
+                self.pending_reports.append(command)
+        except CommandRejected as exc:
+            log.warning("report refused by the hub", extra={**extra, "code": exc.code})
+
+    def _send_pending(self) -> None:
+        pending, self.pending_reports = self.pending_reports, []
+        for command in pending:
+            if not self.bus.connected:
+                self.pending_reports.append(command)
+                continue
+            self._report(command)
+
+    # -- printer health ---------------------------------------------------------------------
+    def _refresh_printer(self) -> None:
+        state = self.printer.status()
+        if state == "unknown":
+            if self.printer_state is None:
+                self._set_printer_health("unknown", None)
+            return
+        was_bad = self._printer_bad()
+        self._set_printer_health(state, None)
+        if was_bad and not self._printer_bad():
+            self._indicate("ready" if self.bus.connected else "offline")
+        if self.menu is not None:
+            self.menu.set_banner(self._printer_banner())
+
+    def _printer_bad(self) -> bool:
+        return self.printer_state in ("paper_out", "offline", "error")
+
+    def _printer_banner(self) -> str | None:
+        if not self.bus.connected:
+            return notice("offline").get(self.lang)
+        if self.printer_state == "paper_out":
+            return notice("printer", "paper_out").get(self.lang)
+        if self._printer_bad():
+            return notice("printer").get(self.lang)
+        return None
+
+    def _set_printer_health(self, state: str, detail: str | None) -> None:
+        if state == self.printer_state and detail is None:
+            return
+        self.printer_state = state
+        self.bus.set_health(printer=state, detail=detail[:200] if detail else None)
+
+    # -- feedback ---------------------------------------------------------------------------
+    def _tell(self, told: Notice) -> None:
+        self.notices.append(told)
+        if self.menu is not None:
+            self.menu.show(told)
+
+    def _indicate(self, state: str) -> None:
+        if self.panel is not None:
+            self.panel.indicate(state)
+
+    def _beep(self, pattern: str | int) -> None:
+        if self.panel is not None:
+            self.panel.beep(pattern)

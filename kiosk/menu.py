@@ -1,0 +1,543 @@
+"""The optional touchscreen menu: the one module of the kiosk that imports pygame (lazily).
+
+`menu_view()` is the pure part: which tiles go where on a screen of the device's size, with
+each service's time class and waiting count, and closed or out-of-quota services shown as such
+and not selectable. `TouchMenu` draws a view with pygame and turns taps into choices::
+
+    view = menu_view(site, ("ktp", "kk"), states, size=(1080, 1920), lang="id")
+    tile_at(view, (300, 500))       # the Tile under that point, or None (closed, or none)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiosk.notices import Notice
+from kiosk.ticket import PRIORITIES
+from protocol.messages import ServiceState
+from protocol.site import Site
+from protocol.texts import time_class_text
+
+log = logging.getLogger("mpp.kiosk")
+
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+MIN_TILE_HEIGHT = 120
+GAP = 12
+
+# Short names for the priority buttons (the ticket prints the full ones).
+PRIORITY_SHORT: dict[str, dict[str, str]] = {
+    "elderly": {"id": "Lansia", "en": "Elderly"},
+    "disabled": {"id": "Disabilitas", "en": "Disability"},
+    "pregnant": {"id": "Ibu hamil", "en": "Pregnant"},
+    "child": {"id": "Anak", "en": "Child"},
+}
+
+WORDS: dict[str, dict[str, str]] = {
+    "id": {
+        "choose": "Silakan pilih layanan",
+        "waiting": "Menunggu: {n} orang",
+        "closed": "TUTUP",
+        "quota": "KUOTA HABIS",
+        "priority": "Prioritas:",
+        "next": "Berikutnya ›",
+        "prev": "‹ Sebelumnya",
+        "page": "Halaman {page} dari {pages}",
+    },
+    "en": {
+        "choose": "Please choose a service",
+        "waiting": "Waiting: {n}",
+        "closed": "CLOSED",
+        "quota": "QUOTA USED UP",
+        "priority": "Priority:",
+        "next": "Next ›",
+        "prev": "‹ Back",
+        "page": "Page {page} of {pages}",
+    },
+}
+
+COLOURS = {
+    "background": (244, 246, 250),
+    "header": (0, 74, 143),
+    "header_text": (255, 255, 255),
+    "tile": (255, 255, 255),
+    "tile_border": (0, 94, 184),
+    "tile_text": (20, 24, 32),
+    "tile_muted": (90, 98, 110),
+    "closed": (205, 208, 214),
+    "closed_text": (110, 114, 122),
+    "badge": (178, 34, 34),
+    "selected": (255, 196, 0),
+    "banner": (178, 34, 34),
+    "info": (0, 74, 143),
+    "ok": (0, 122, 61),
+    "warn": (196, 110, 0),
+    "fault": (178, 34, 34),
+}
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A touchable area: a service, a priority category or a page button."""
+
+    key: str  # service code, "priority:<category>", "page:next", "page:prev"
+    rect: tuple[int, int, int, int]  # x, y, width, height
+    title: str
+    lines: tuple[str, ...] = ()
+    enabled: bool = True
+    badge: str | None = None
+    selected: bool = False
+
+    def contains(self, pos: tuple[int, int]) -> bool:
+        """True if the point lies inside this tile."""
+        x, y, w, h = self.rect
+        return x <= pos[0] < x + w and y <= pos[1] < y + h
+
+
+@dataclass(frozen=True)
+class MenuView:
+    """Everything the menu screen shows at one moment."""
+
+    size: tuple[int, int]
+    title: str
+    subtitle: str
+    tiles: tuple[Tile, ...]
+    header_height: int
+    page: int = 0
+    pages: int = 1
+    banner: str | None = None
+    notice: Notice | None = None
+    lang: str = "id"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def tile(self, key: str) -> Tile | None:
+        """The tile with this key on the current page."""
+        return next((t for t in self.tiles if t.key == key), None)
+
+
+def service_tile_text(
+    site: Site, code: str, state: ServiceState | None, lang: str
+) -> tuple[str, tuple[str, ...], bool, str | None]:
+    """(title, lines, enabled, badge) of a service tile; unknown state stays selectable."""
+    service = site.services[code]
+    words = WORDS[lang]
+    agency = site.agencies[service.agency].short
+    lines = [f"{agency} · {time_class_text(site.time_classes[service.time_class], lang)}"]
+    enabled, badge = True, None
+    if state is not None:
+        lines.append(words["waiting"].format(n=state.waiting))
+        if not state.open:
+            enabled, badge = False, words["closed"]
+        elif state.quota_left <= 0:
+            enabled, badge = False, words["quota"]
+    return service.name.get(lang), tuple(lines), enabled, badge
+
+
+def menu_view(
+    site: Site,
+    services: tuple[str, ...],
+    states: dict[str, ServiceState],
+    *,
+    size: tuple[int, int],
+    lang: str = "id",
+    page: int = 0,
+    priority: str | None = None,
+    banner: str | None = None,
+    notice: Notice | None = None,
+) -> MenuView:
+    """Lay out the menu for a screen of `size`: header, service tiles (paged), priority row."""
+    lang = lang if lang in WORDS else "id"
+    width, height = size
+    words = WORDS[lang]
+    header_h = max(100, height // 14)
+    priority_h = max(80, height // 20)
+    banner_h = max(50, height // 32)
+    columns = 2 if width < height else max(2, min(4, width // 440))
+    grid_top = header_h + GAP
+    grid_bottom = height - priority_h - banner_h - GAP
+    rows_fit = max(1, (grid_bottom - grid_top + GAP) // (MIN_TILE_HEIGHT + GAP))
+    per_page = columns * rows_fit
+    pages = max(1, math.ceil(len(services) / per_page))
+    if pages > 1:  # keep one row for the page buttons
+        rows_fit = max(1, rows_fit - 1)
+        per_page = columns * rows_fit
+        pages = max(1, math.ceil(len(services) / per_page))
+    page = min(max(0, page), pages - 1)
+    shown = services[page * per_page : (page + 1) * per_page]
+    rows = max(1, math.ceil(len(shown) / columns)) if pages == 1 else rows_fit
+    nav_rows = 1 if pages > 1 else 0
+    tile_w = (width - GAP * (columns + 1)) // columns
+    tile_h = min(
+        (grid_bottom - grid_top - GAP * (rows + nav_rows - 1)) // (rows + nav_rows),
+        max(MIN_TILE_HEIGHT, height // 6),
+    )
+    tiles: list[Tile] = []
+    for i, code in enumerate(shown):
+        row, col = divmod(i, columns)
+        rect = (GAP + col * (tile_w + GAP), grid_top + row * (tile_h + GAP), tile_w, tile_h)
+        title, lines, enabled, badge = service_tile_text(site, code, states.get(code), lang)
+        tiles.append(Tile(code, rect, title, lines, enabled, badge))
+    if pages > 1:
+        y = grid_top + rows * (tile_h + GAP)
+        half = (width - 3 * GAP) // 2
+        tiles.append(Tile("page:prev", (GAP, y, half, tile_h), words["prev"], (), page > 0))
+        tiles.append(
+            Tile(
+                "page:next", (2 * GAP + half, y, half, tile_h), words["next"], (), page < pages - 1
+            )
+        )
+    label_w = width // 6
+    cell_w = (width - label_w - GAP * (len(PRIORITIES) + 1)) // len(PRIORITIES)
+    y = height - priority_h - banner_h
+    for i, category in enumerate(PRIORITIES):
+        x = label_w + GAP + i * (cell_w + GAP)
+        tiles.append(
+            Tile(
+                f"priority:{category}",
+                (x, y + GAP // 2, cell_w, priority_h - GAP),
+                PRIORITY_SHORT[category][lang],
+                selected=category == priority,
+            )
+        )
+    subtitle = words["choose"]
+    if pages > 1:
+        subtitle += "  ·  " + words["page"].format(page=page + 1, pages=pages)
+    return MenuView(
+        size=size,
+        title=site.site.name,
+        subtitle=subtitle,
+        tiles=tuple(tiles),
+        header_height=header_h,
+        page=page,
+        pages=pages,
+        banner=banner,
+        notice=notice,
+        lang=lang,
+        extra={
+            "priority_label": words["priority"],
+            "priority_y": y,
+            "priority_h": priority_h,
+            "banner_h": banner_h,
+        },
+    )
+
+
+def tile_at(view: MenuView, pos: tuple[int, int]) -> Tile | None:
+    """The selectable tile under a tap, or None (nothing there, or shown as unavailable)."""
+    if view.notice is not None:
+        return None
+    tile = next((t for t in view.tiles if t.contains(pos)), None)
+    return tile if tile is not None and tile.enabled else None
+
+
+class TouchMenu:
+    """The kiosk's touchscreen: draws the menu with pygame and reports taps.
+
+    State arrives from other threads (`set_states`, `show`, `set_banner`, `set_priority`); the
+    loop in `run()` (the process's main thread) draws and reads taps.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        services: tuple[str, ...],
+        *,
+        size: tuple[int, int],
+        fullscreen: bool = False,
+        lang: str = "id",
+        notice_s: float = 6.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import pygame
+
+        self._pg = pygame
+        self.site = site
+        self.services = services
+        self.size = size
+        self.lang = lang
+        self.notice_s = notice_s
+        self.clock = clock
+        self._on_choose: Callable[[str], Any] | None = None
+        self._on_priority: Callable[[str], Any] | None = None
+        self._lock = threading.Lock()
+        self._states: dict[str, ServiceState] = {}
+        self._notice: Notice | None = None
+        self._notice_until = 0.0
+        self._banner: str | None = None
+        self._priority: str | None = None
+        self._page = 0
+        self._fonts: dict[tuple[int, bool], Any] = {}
+        pygame.display.init()
+        pygame.font.init()
+        flags = pygame.FULLSCREEN if fullscreen else 0
+        self.surface = pygame.display.set_mode(size, flags)
+        pygame.display.set_caption(f"{site.site.name}: kiosk")
+        if fullscreen:
+            pygame.mouse.set_visible(False)
+
+    # -- inputs from the app --------------------------------------------------------------
+    def on_choose(self, callback: Callable[[str], Any]) -> None:
+        """Call `callback(service_code)` when a citizen taps an open service."""
+        self._on_choose = callback
+
+    def on_priority(self, callback: Callable[[str], Any]) -> None:
+        """Call `callback(category)` when a priority category is tapped."""
+        self._on_priority = callback
+
+    def set_states(self, states: dict[str, ServiceState]) -> None:
+        """The latest retained state of each service (waiting, open, quota)."""
+        with self._lock:
+            self._states = dict(states)
+
+    def show(self, notice: Notice | None) -> None:
+        """Show a notice over the menu for `notice_s` seconds (None clears it)."""
+        with self._lock:
+            self._notice = notice
+            self._notice_until = self.clock() + self.notice_s
+
+    def set_banner(self, text: str | None) -> None:
+        """A lasting warning at the bottom (offline, printer fault); None removes it."""
+        with self._lock:
+            self._banner = text
+
+    def set_priority(self, category: str | None) -> None:
+        """Highlight the armed priority category (None: none)."""
+        with self._lock:
+            self._priority = category
+
+    # -- view and drawing -------------------------------------------------------------------
+    def view(self) -> MenuView:
+        """What the screen shows now."""
+        with self._lock:
+            if self._notice is not None and self.clock() >= self._notice_until:
+                self._notice = None
+            return menu_view(
+                self.site,
+                self.services,
+                self._states,
+                size=self.size,
+                lang=self.lang,
+                page=self._page,
+                priority=self._priority,
+                banner=self._banner,
+                notice=self._notice,
+            )
+
+    def font(self, size: int, bold: bool = False) -> Any:
+        """DejaVu Sans when installed, else pygame's own font; cached."""
+        key = (size, bold)
+        if key not in self._fonts:
+            path = FONT_DIR / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
+            font = self._pg.font.Font(str(path) if path.exists() else None, size)
+            font.set_bold(bold and not path.exists())
+            self._fonts[key] = font
+        return self._fonts[key]
+
+    def render(self) -> Any:
+        """Draw the current view on the screen surface and return it."""
+        view = self.view()
+        pg, surface = self._pg, self.surface
+        width, height = view.size
+        surface.fill(COLOURS["background"])
+        pg.draw.rect(surface, COLOURS["header"], (0, 0, width, view.header_height))
+        self._text(
+            view.title,
+            (GAP * 2, GAP),
+            width - 4 * GAP,
+            size=44,
+            bold=True,
+            colour=COLOURS["header_text"],
+        )
+        self._text(
+            view.subtitle,
+            (GAP * 2, view.header_height // 2 + 8),
+            width,
+            size=34,
+            bold=False,
+            colour=COLOURS["header_text"],
+        )
+        for tile in view.tiles:
+            self._tile(tile)
+        label_y = view.extra["priority_y"]
+        self._text(
+            view.extra["priority_label"],
+            (GAP, label_y + view.extra["priority_h"] // 2 - 16),
+            width // 6 - GAP,
+            size=26,
+            bold=True,
+            colour=COLOURS["tile_text"],
+        )
+        if view.banner:
+            banner_h = view.extra["banner_h"]
+            pg.draw.rect(surface, COLOURS["banner"], (0, height - banner_h, width, banner_h))
+            self._text(
+                view.banner,
+                (GAP, height - banner_h + 12),
+                width - 2 * GAP,
+                size=28,
+                bold=True,
+                colour=COLOURS["header_text"],
+            )
+        if view.notice is not None:
+            self._draw_notice(view)
+        return surface
+
+    def _tile(self, tile: Tile) -> None:
+        pg, surface = self._pg, self.surface
+        x, y, w, h = tile.rect
+        fill = COLOURS["tile"] if tile.enabled else COLOURS["closed"]
+        if tile.selected:
+            fill = COLOURS["selected"]
+        pg.draw.rect(surface, fill, tile.rect, border_radius=14)
+        border = COLOURS["tile_border"] if tile.enabled else COLOURS["closed_text"]
+        pg.draw.rect(surface, border, tile.rect, width=3, border_radius=14)
+        text_colour = COLOURS["tile_text"] if tile.enabled else COLOURS["closed_text"]
+        if tile.key.startswith(("priority:", "page:")):
+            size = max(22, min(32, h // 3))
+            top = y + (h - self.font(size, True).get_linesize()) // 2
+            self._text(tile.title, (x + 8, top), w - 16, size=size, bold=True,
+                       colour=text_colour, centre=True)  # fmt: skip
+            return
+        title_size = max(24, min(40, int(h * 0.22)))
+        info_size = max(18, min(28, int(h * 0.16)))
+        title_width = w - 32
+        if tile.badge:
+            font = self.font(info_size, True)
+            label = font.render(tile.badge, True, (255, 255, 255))
+            bw, bh = label.get_width() + 20, label.get_height() + 8
+            bx, by = x + w - bw - 10, y + 10
+            pg.draw.rect(surface, COLOURS["badge"], (bx, by, bw, bh), border_radius=8)
+            surface.blit(label, (bx + 10, by + 4))
+            title_width -= bw + 8
+        top = self._text(tile.title, (x + 16, y + 8), title_width, size=title_size, bold=True,
+                         colour=text_colour, max_lines=2)  # fmt: skip
+        for line in tile.lines:
+            top = self._text(line, (x + 16, top + 2), w - 32, size=info_size, bold=False,
+                             colour=COLOURS["tile_muted"])  # fmt: skip
+
+    def _draw_notice(self, view: MenuView) -> None:
+        pg, surface = self._pg, self.surface
+        notice = view.notice
+        assert notice is not None
+        width, height = view.size
+        shade = pg.Surface((width, height), pg.SRCALPHA)
+        shade.fill((0, 0, 0, 150))
+        surface.blit(shade, (0, 0))
+        box = (GAP * 3, height // 4, width - GAP * 6, int(height * 0.38))
+        pg.draw.rect(surface, (255, 255, 255), box, border_radius=24)
+        pg.draw.rect(surface, COLOURS[notice.level], box, width=10, border_radius=24)
+        top = box[1] + 60
+        top = self._text(
+            notice.get(view.lang),
+            (box[0] + 40, top),
+            box[2] - 80,
+            size=52,
+            bold=True,
+            colour=COLOURS[notice.level],
+            max_lines=4,
+            centre=True,
+        )
+        if notice.number:
+            font = self.font(min(260, box[2] // max(3, len(notice.number))), True)
+            label = font.render(notice.number, True, COLOURS["tile_text"])
+            surface.blit(label, ((width - label.get_width()) // 2, top + 30))
+
+    def _text(
+        self,
+        text: str,
+        pos: tuple[int, int],
+        width: int,
+        *,
+        size: int,
+        bold: bool,
+        colour: tuple[int, int, int],
+        max_lines: int = 1,
+        centre: bool = False,
+    ) -> int:
+        """Draw wrapped text; returns the y below it."""
+        font = self.font(size, bold)
+        words, lines, line = text.split(), [], ""
+        for word in words:
+            candidate = f"{line} {word}".strip()
+            if font.size(candidate)[0] <= width or not line:
+                line = candidate
+            else:
+                lines.append(line)
+                line = word
+        if line:
+            lines.append(line)
+        if len(lines) > max_lines:
+            lines = lines[:max_lines]
+            while lines[-1] and font.size(lines[-1] + "…")[0] > width:
+                lines[-1] = lines[-1][:-1]
+            lines[-1] += "…"
+        x, y = pos
+        for line in lines:
+            label = font.render(line, True, colour)
+            left = x + (width - label.get_width()) // 2 if centre else x
+            self.surface.blit(label, (left, y))
+            y += font.get_linesize()
+        return y
+
+    def save_png(self, path: str | Path) -> Path:
+        """Draw and write the screen to a PNG (tests, docs, remote support)."""
+        self.render()
+        self._pg.image.save(self.surface, str(path))
+        return Path(path)
+
+    # -- taps -----------------------------------------------------------------------------
+    def tap(self, pos: tuple[int, int]) -> Tile | None:
+        """Handle a tap at a screen position; returns the tile it chose, if any."""
+        view = self.view()
+        tile = tile_at(view, pos)
+        if tile is None:
+            return None
+        if tile.key.startswith("page:"):
+            with self._lock:
+                self._page = view.page + (1 if tile.key == "page:next" else -1)
+        elif tile.key.startswith("priority:"):
+            if self._on_priority is not None:
+                self._on_priority(tile.key.split(":", 1)[1])
+        elif self._on_choose is not None:
+            self._on_choose(tile.key)
+        return tile
+
+    def handle(self, event: Any) -> bool:
+        """Process one pygame event; False when the window was closed."""
+        pg = self._pg
+        if event.type == pg.QUIT:
+            return False
+        if event.type == pg.MOUSEBUTTONDOWN and event.button == 1:
+            if not getattr(event, "touch", False):  # SDL also sends touches as mouse events
+                self.tap(event.pos)
+        elif event.type == pg.FINGERDOWN:
+            self.tap((int(event.x * self.size[0]), int(event.y * self.size[1])))
+        return True
+
+    def run(
+        self,
+        stop: threading.Event,
+        frame_s: float = 0.1,
+        on_frame: Callable[[], Any] | None = None,
+    ) -> None:
+        """Draw and read taps until `stop` is set (or the window is closed)."""
+        pg = self._pg
+        while not stop.is_set():
+            for event in pg.event.get():
+                if not self.handle(event):
+                    stop.set()
+            self.render()
+            pg.display.flip()
+            if on_frame is not None:
+                on_frame()
+            stop.wait(frame_s)
+
+    def close(self) -> None:
+        """Close the window."""
+        self._pg.display.quit()

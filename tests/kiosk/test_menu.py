@@ -1,0 +1,153 @@
+"""The touch menu: layout at the device's resolution, unavailable services, PNG rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from kiosk.menu import COLOURS, TouchMenu, menu_view, tile_at
+from kiosk.notices import notice
+from protocol.messages import ServiceState
+from protocol.site import load_site
+from tests.conftest import EXAMPLE
+
+SITE = load_site(EXAMPLE)
+SERVICES = tuple(SITE.services)  # kiosk-1 offers every service (touchscreen, no list)
+PORTRAIT = (1080, 1920)
+
+
+def state(code: str, *, open_: bool = True, quota: int = 50, waiting: int = 3) -> ServiceState:
+    return ServiceState(
+        seq=1, service=code, open=open_, waiting=waiting, est_wait_s=600, quota_left=quota
+    )
+
+
+STATES = {
+    "ktp": state("ktp", waiting=12),
+    "skck": state("skck", open_=False),
+    "paspor": state("paspor", quota=0),
+}
+
+
+def test_every_service_fits_the_portrait_screen_on_one_page() -> None:
+    view = menu_view(SITE, SERVICES, STATES, size=PORTRAIT, lang="id")
+    services = [t for t in view.tiles if t.key in SITE.services]
+    assert [t.key for t in services] == list(SERVICES) and view.pages == 1
+    for tile in view.tiles:
+        x, y, w, h = tile.rect
+        assert x >= 0 and y >= view.header_height and x + w <= 1080 and y + h <= 1920
+        assert h >= 80 and w >= 200  # large enough to read and to hit with a finger
+    for a, b in combinations(view.tiles, 2):
+        ax, ay, aw, ah = a.rect
+        bx, by, bw, bh = b.rect
+        assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay, (a.key, b.key)
+
+
+def test_tiles_show_time_class_waiting_and_unavailable_services() -> None:
+    view = menu_view(SITE, SERVICES, STATES, size=PORTRAIT, lang="id")
+    ktp = view.tile("ktp")
+    assert ktp.title == "Perekaman dan Cetak KTP-el"
+    assert ktp.lines == ("Disdukcapil · Selesai maks. 3 jam", "Menunggu: 12 orang")
+    assert ktp.enabled and ktp.badge is None
+    assert view.tile("skck").badge == "TUTUP" and not view.tile("skck").enabled
+    assert view.tile("paspor").badge == "KUOTA HABIS" and not view.tile("paspor").enabled
+    assert view.tile("kk").enabled and view.tile("kk").lines == (
+        "Disdukcapil · Selesai maks. 3 jam",
+    )
+    english = menu_view(SITE, SERVICES, STATES, size=PORTRAIT, lang="en")
+    assert english.tile("skck").badge == "CLOSED"
+    assert english.tile("tanah").lines == ("BPN · Done within 3 days",)
+
+
+def test_taps_on_unavailable_services_choose_nothing() -> None:
+    view = menu_view(SITE, SERVICES, STATES, size=PORTRAIT)
+    centre = lambda tile: (tile.rect[0] + tile.rect[2] // 2, tile.rect[1] + tile.rect[3] // 2)  # noqa: E731
+    assert tile_at(view, centre(view.tile("ktp"))).key == "ktp"
+    assert tile_at(view, centre(view.tile("skck"))) is None
+    assert tile_at(view, centre(view.tile("paspor"))) is None
+    assert tile_at(view, (5, 5)) is None  # the header
+    busy = menu_view(SITE, SERVICES, STATES, size=PORTRAIT, notice=notice("printing"))
+    assert tile_at(busy, centre(busy.tile("ktp"))) is None  # no choice under a notice
+
+
+def test_small_landscape_screen_pages_the_services() -> None:
+    view = menu_view(SITE, SERVICES, {}, size=(800, 480), lang="id")
+    assert view.pages > 1
+    assert view.tile("page:prev") is not None and not view.tile("page:prev").enabled
+    seen = []
+    for page in range(view.pages):
+        seen += [
+            t.key
+            for t in menu_view(SITE, SERVICES, {}, size=(800, 480), page=page).tiles
+            if t.key in SITE.services
+        ]
+    assert seen == list(SERVICES)  # every service reachable, none twice
+
+
+@pytest.fixture
+def touch_menu() -> Iterator[TouchMenu]:
+    menu = TouchMenu(SITE, SERVICES, size=PORTRAIT, lang="id")
+    yield menu
+    menu.close()
+
+
+def _inside(tile, inset: int = 8) -> tuple[int, int]:
+    x, y, _, h = tile.rect
+    return x + inset, y + h // 2
+
+
+def test_menu_png_at_device_resolution(touch_menu: TouchMenu, tmp_path: Path) -> None:
+    touch_menu.set_states(STATES)
+    path = touch_menu.save_png(tmp_path / "menu.png")
+    image = Image.open(path).convert("RGB")
+    assert image.size == PORTRAIT
+    view = touch_menu.view()
+    assert image.getpixel(_inside(view.tile("ktp"))) == COLOURS["tile"]
+    assert image.getpixel(_inside(view.tile("skck"))) == COLOURS["closed"]
+    assert image.getpixel(_inside(view.tile("paspor"))) == COLOURS["closed"]
+    assert image.getpixel((5, 5)) == COLOURS["header"]
+    badge = view.tile("skck")
+    x, y, w, h = badge.rect
+    crop = image.crop((x + w // 2, y, x + w, y + h))
+    assert COLOURS["badge"] in {colour for _, colour in crop.getcolors(1 << 16)}
+    title = image.crop((x, y, x + w, y + 60))  # the title is drawn: dark pixels exist
+    assert min(sum(colour) for _, colour in title.getcolors(1 << 16)) < 400
+
+
+def test_taps_choose_services_and_priority(touch_menu: TouchMenu) -> None:
+    chosen: list[str] = []
+    priorities: list[str] = []
+    touch_menu.on_choose(chosen.append)
+    touch_menu.on_priority(priorities.append)
+    touch_menu.set_states(STATES)
+    view = touch_menu.view()
+    centre = lambda tile: (tile.rect[0] + tile.rect[2] // 2, tile.rect[1] + tile.rect[3] // 2)  # noqa: E731
+    touch_menu.tap(centre(view.tile("skck")))
+    touch_menu.tap(centre(view.tile("kk")))
+    touch_menu.tap(centre(view.tile("priority:elderly")))
+    assert chosen == ["kk"] and priorities == ["elderly"]
+    touch_menu.set_priority("elderly")
+    assert touch_menu.view().tile("priority:elderly").selected
+
+
+def test_notice_covers_the_menu_then_expires(tmp_path: Path) -> None:
+    clock = [100.0]
+    menu = TouchMenu(SITE, SERVICES, size=PORTRAIT, notice_s=5.0, clock=lambda: clock[0])
+    try:
+        before = Image.open(menu.save_png(tmp_path / "a.png")).convert("RGB")
+        menu.show(notice("printed", number="A012"))
+        during = Image.open(menu.save_png(tmp_path / "b.png")).convert("RGB")
+        ktp = menu.view().tile("ktp")
+        assert sum(during.getpixel(_inside(ktp))) < sum(before.getpixel(_inside(ktp)))
+        assert during.getpixel((PORTRAIT[0] // 2, PORTRAIT[1] // 4 + 4)) == COLOURS["ok"]
+        clock[0] += 5.1
+        assert menu.view().notice is None
+        menu.set_banner("Kertas tiket habis. Silakan hubungi petugas.")
+        after = Image.open(menu.save_png(tmp_path / "c.png")).convert("RGB")
+        assert after.getpixel((2, PORTRAIT[1] - 2)) == COLOURS["banner"]
+    finally:
+        menu.close()

@@ -1,0 +1,187 @@
+"""The thermal printer: ESC/POS bytes read back from escpos Dummy/File/Network printers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from escpos.printer import Dummy, Usb
+from PIL import Image
+
+from kiosk.errors import KioskConfigError, PaperOut, PrinterOffline, PrintFailed
+from kiosk.printer import TicketPrinter, build_escpos, parse_paper_status, render
+from kiosk.ticket import Logo, ticket_layout
+from protocol.messages import TicketInfo
+from protocol.site import Printer, load_site
+from tests.conftest import EXAMPLE
+from tests.kiosk.conftest import JammedPrinter, PrinterServer
+from tests.kiosk.escpos_bytes import parse
+
+SITE = load_site(EXAMPLE)
+TM_T20II = Printer(connection="dummy", profile="TM-T20II")
+NARROW = Printer(connection="dummy", profile="default", width_mm=58)
+INFO = TicketInfo(
+    id=3,
+    number="H007",
+    service="skck",
+    issued_at=1795420800.0,
+    token="tok-123",
+    people_ahead=2,
+    est_wait_s=1200,
+)
+LAYOUT = ticket_layout(SITE, INFO, "id")
+
+
+def test_ticket_bytes_hold_number_service_qr_and_cut() -> None:
+    printed = parse(render(LAYOUT, TM_T20II))
+    assert printed.inits == 1
+    number = printed.find("H007")
+    assert (number.width, number.height) == (6, 6) and number.bold and number.align == 1
+    assert max(line.width for line in printed.lines) == 6  # nothing is printed larger
+    service = printed.find("SKCK")
+    assert (service.width, service.height) == (2, 2) and service.bold
+    assert printed.find("Kepolisian Resor Banjarbaru").align == 1
+    assert printed.find("Biaya: Rp 30.000").align == 0
+    assert printed.find("Perkiraan waktu tunggu: ± 20 menit")  # '±' survives the code page
+    assert printed.qr_payloads == ["http://127.0.0.1:8080/t/tok-123"] and printed.qr_prints == 1
+    assert len(printed.cuts) == 1
+    assert printed.cuts[0] > len(render(LAYOUT, TM_T20II)) - 5  # the cut is the last thing
+    assert printed.status_requests == 0
+
+
+def test_narrow_paper_wraps_to_its_columns() -> None:
+    printed = parse(render(LAYOUT, NARROW))
+    for line in printed.lines:
+        assert len(line.text) * line.width <= 32, line
+    assert printed.find("H007").width == 6
+    assert "Simpan tiket ini sampai layanan" in " ".join(printed.texts())
+    assert len(printed.cuts) == 1 and printed.qr_prints == 1
+
+
+def test_logo_is_printed_as_a_raster_image_fitting_the_paper(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (1200, 300), "navy").save(logo)
+    printed = parse(render([Logo(logo), *LAYOUT], TM_T20II))
+    assert len(printed.images) == 1
+    width, height = printed.images[0]
+    assert width <= 576 and height <= 160
+    missing = parse(render([Logo(tmp_path / "missing.png"), *LAYOUT], TM_T20II))
+    assert missing.images == [] and missing.find("H007")  # the ticket still prints
+
+
+def test_dummy_printer_gets_the_rendered_bytes_in_one_write() -> None:
+    device = Dummy(profile="TM-T20II")
+    printer = TicketPrinter(device, TM_T20II)
+    assert printer.print_ticket(LAYOUT) == "ok"
+    assert device.output == render(LAYOUT, TM_T20II)
+    assert len(device._output_list) == 1
+    assert printer.status() == "unknown"  # a Dummy cannot be asked, and is not sent a query
+    assert device.output == render(LAYOUT, TM_T20II)
+
+
+def test_file_printer_writes_the_same_bytes(tmp_path: Path) -> None:
+    spec = Printer(connection="file", path=str(tmp_path / "lp0"), profile="TM-T20II")
+    printer = TicketPrinter.from_inventory(spec)
+    printer.print_ticket(LAYOUT)
+    printer.close()
+    assert (tmp_path / "lp0").read_bytes() == render(LAYOUT, spec)
+
+
+def test_missing_file_printer_is_offline_and_recovers(tmp_path: Path) -> None:
+    spec = Printer(connection="file", path=str(tmp_path / "no-dir" / "lp0"))
+    printer = TicketPrinter.from_inventory(spec)
+    with pytest.raises(PrinterOffline, match=r"no-dir/lp0.*cannot connect"):
+        printer.print_ticket(LAYOUT)
+    assert printer.last_status == "offline"
+    (tmp_path / "no-dir").mkdir()  # the technician plugs the printer back in
+    assert printer.print_ticket(LAYOUT) == "ok"
+    printer.close()
+    assert parse((tmp_path / "no-dir" / "lp0").read_bytes()).find("H007")
+
+
+def test_write_error_mid_ticket_is_print_failed() -> None:
+    printer = TicketPrinter(JammedPrinter(profile="TM-T20II"), TM_T20II)
+    with pytest.raises(PrintFailed, match=r"failed part-way.*Input/output error"):
+        printer.print_ticket(LAYOUT)
+    assert printer.last_status == "error"
+
+
+def test_network_printer_prints_and_reports_paper(printer_server) -> None:
+    server: PrinterServer = printer_server(status=b"\x12")
+    spec = Printer(connection="network", host="127.0.0.1", port=server.port, timeout_s=2)
+    printer = TicketPrinter.from_inventory(spec)
+    assert printer.status() == "ok"
+    assert printer.print_ticket(LAYOUT) == "ok"
+    assert printer.can_query
+    printer.close()
+    expected = render(LAYOUT, spec)
+    assert _wait_for(lambda: expected in bytes(server.received))
+    server.status = b"\x1e"  # near end of the roll
+    assert printer.status() == "paper_low"
+
+
+def test_paper_out_stops_before_the_ticket_is_sent(printer_server) -> None:
+    server: PrinterServer = printer_server(status=b"\x72")
+    spec = Printer(connection="network", host="127.0.0.1", port=server.port)
+    printer = TicketPrinter.from_inventory(spec)
+    with pytest.raises(PaperOut, match="out of paper; load a new roll"):
+        printer.print_ticket(LAYOUT)
+    time.sleep(0.1)
+    assert b"H007" not in bytes(server.received)
+    assert printer.last_status == "paper_out"
+    printer.close()
+
+
+def test_silent_printer_status_is_bounded_and_printing_goes_on(printer_server) -> None:
+    server: PrinterServer = printer_server(status=None)
+    spec = Printer(connection="network", host="127.0.0.1", port=server.port, timeout_s=3)
+    printer = TicketPrinter.from_inventory(spec, status_timeout=0.2)
+    started = time.monotonic()
+    assert printer.status() == "unknown"
+    assert time.monotonic() - started < 1.5  # far below the connection timeout of 3 s
+    assert printer.print_ticket(LAYOUT) == "ok"
+    printer.close()
+    assert _wait_for(lambda: b"H007" in bytes(server.received))
+
+
+def test_unreachable_network_printer_is_offline(printer_server) -> None:
+    server: PrinterServer = printer_server()
+    port = server.port
+    server.close()  # nothing listens there any more
+    spec = Printer(connection="network", host="127.0.0.1", port=port, timeout_s=1)
+    printer = TicketPrinter.from_inventory(spec)
+    assert printer.status() == "offline"
+    with pytest.raises(PrinterOffline, match=f"127.0.0.1:{port}"):
+        printer.print_ticket(LAYOUT)
+
+
+def test_unknown_profile_is_a_config_error() -> None:
+    with pytest.raises(KioskConfigError, match="'TM-XYZ' is not in python-escpos"):
+        build_escpos(Printer(connection="dummy", profile="TM-XYZ"))
+
+
+def test_usb_printer_needs_pyusb() -> None:
+    spec = SITE.devices["kiosk-1"].printer
+    if Usb.is_usable():
+        assert isinstance(build_escpos(spec), Usb)
+    else:
+        with pytest.raises(KioskConfigError, match=r"python-escpos\[usb\]"):
+            build_escpos(spec)
+
+
+def test_paper_status_bytes() -> None:
+    assert parse_paper_status(b"") == "unknown"
+    assert parse_paper_status(b"\x12") == "ok"
+    assert parse_paper_status(b"\x1e") == "paper_low"
+    assert parse_paper_status(b"\x72") == "paper_out"
+    assert parse_paper_status(b"\x7e") == "paper_out"
+
+
+def _wait_for(predicate, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
