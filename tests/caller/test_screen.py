@@ -1,0 +1,96 @@
+"""The character display's layout: Indonesian and English, 16x2 and 20x4."""
+
+from __future__ import annotations
+
+import pytest
+
+from caller.screen import MESSAGES, Screen, Selection, View, message
+from protocol import messages as m
+from protocol.site import Site
+from tests.conftest import make_site
+
+
+@pytest.fixture(scope="module")
+def site() -> Site:
+    return make_site()
+
+
+def state(**kw: object) -> m.CounterState:
+    fields: dict[str, object] = {
+        "seq": 7,
+        "counter": 3,
+        "open": True,
+        "call_seq": 4,
+        "ticket": "A012",
+        "waiting": 5,
+        "officer": "Siti",
+    }
+    fields.update(kw)
+    return m.CounterState(**fields)  # type: ignore[arg-type]
+
+
+def test_called_number_and_waiting_count(site: Site) -> None:
+    screen = Screen(site, 3, "id", 16, 2)
+    assert screen.lines(View(state(), connected=True)) == ["A012 -> Loket 3", "Menunggu: 5"]
+    english = Screen(site, 3, "en", 16, 2)
+    assert english.lines(View(state(), connected=True)) == ["A012->Counter 3", "Waiting: 5"]
+    assert Screen(site, 3, "en", 20, 2).lines(View(state(), True))[0] == "A012 -> Counter 3"
+
+
+def test_open_closed_unknown_and_offline(site: Site) -> None:
+    screen = Screen(site, 3, "id", 16, 2)
+    assert screen.lines(View(state(ticket=None), True))[0] == "Loket 3 - Buka"
+    assert screen.lines(View(state(ticket=None, open=False), True))[0] == "Loket 3 - Tutup"
+    assert screen.lines(View(None, True)) == ["Loket 3", "Memuat data..."]
+    assert screen.lines(View(state(), False)) == ["A012 -> Loket 3", "Tidak terhubung"]
+    english = Screen(site, 3, "en", 16, 2)
+    assert english.lines(View(state(ticket=None, open=False), True))[0] == "Counter 3 closed"
+    assert english.lines(View(state(ticket=None), True))[0] == "Counter 3 - Open"
+
+
+def test_feedback_replaces_the_second_line_on_two_rows(site: Site) -> None:
+    screen = Screen(site, 3, "id", 16, 2)
+    lines = screen.lines(View(state(), True, flash=message("queue_empty")))
+    assert lines == ["A012 -> Loket 3", "Antrian kosong"]
+
+
+def test_four_rows_show_waiting_by_service_and_the_officer(site: Site) -> None:
+    screen = Screen(site, 1, "id", 20, 4)
+    view = View(state(counter=1), True, waiting_by_prefix=(("A", 3), ("B", 2)))
+    assert screen.lines(view) == ["A012 -> Loket 1", "Menunggu: 5", "A:3 B:2", "Petugas: Siti"]
+    flashed = screen.lines(View(state(counter=1), True, flash="Terima kasih!"))
+    assert flashed[3] == "Terima kasih!"
+
+
+def test_transfer_choice_shows_position_and_target(site: Site) -> None:
+    choice = Selection("transfer", ("akta", "pindah"), 0, until=99.0)
+    screen = Screen(site, 1, "id", 16, 2)
+    assert screen.lines(View(state(), True, selection=choice)) == [
+        "Alihkan ke 1/2",
+        "C Akta Kelahiran",
+    ]
+    big = Screen(site, 1, "en", 20, 4)
+    assert big.lines(View(state(), True, selection=choice.advanced(99.0))) == [
+        "Transfer to 2/2",
+        "D Moving in/out lett",
+        "NEXT = yes",
+        "Other = cancel",
+    ]
+    assert choice.advanced(1).advanced(2).chosen == "akta"  # wraps round
+
+
+def test_call_back_choice(site: Site) -> None:
+    choice = Selection("skip", ("A007", "A009"), 1, until=5.0)
+    lines = Screen(site, 3, "id", 16, 2).lines(View(state(ticket=None), True, selection=choice))
+    assert lines == ["Panggil lagi 2/2", "A009"]
+
+
+def test_every_message_fits_sixteen_columns_in_both_languages() -> None:
+    for key in MESSAGES:
+        for lang in ("id", "en"):
+            assert len(message(key, lang, ticket="AB123")) <= 16, (key, lang)
+
+
+def test_unknown_code_is_named() -> None:
+    assert message("quota_reached") == "Gagal: quota_reached"
+    assert message("internal", "en") == "Failed: internal"
