@@ -128,6 +128,8 @@ class Changes:
     ratings: list[Rating] = field(default_factory=list)
     alerts: list[AlertRaised] = field(default_factory=list)
     stats: set[str] = field(default_factory=set)
+    day: bool = False  # a new business day started
+    closed_services: bool = False
 
 
 class Queue:
@@ -203,6 +205,7 @@ class Queue:
             self.changes.counters.add(counter.number)
         self.changes.services.update(self.site.services)
         self.day = day
+        self.changes.day = True
         self.tickets = {}
         self._index()
         self.rated = set()
@@ -673,6 +676,7 @@ class Queue:
         self._check_service(code)
         (self.closed_services.add if closed else self.closed_services.discard)(code)
         self.changes.services.add(code)
+        self.changes.closed_services = True
 
 
 def _queue_order(ticket: Ticket) -> tuple[float, int]:

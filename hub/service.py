@@ -35,7 +35,8 @@ log = logging.getLogger("mpp.hub")
 
 HUB_DEVICE = "hub"
 TICK_S = 5.0
-PUBLISH_EVERY = 200  # commands applied before state is published during a burst
+QUEUE_LENGTH_EVERY_S = 1.0
+MAX_BATCH = 64
 REQUEST_MEMORY_S = 3 * 86400
 
 
@@ -59,6 +60,12 @@ class _Dirty:
         return bool(
             self.counters or self.services or self.site or self.alerts or self.cleared_alerts
         )
+
+
+def _request_id(work: _Work) -> str:
+    if work.command is not None:
+        return work.command.request_id
+    return ""
 
 
 @dataclass
@@ -90,10 +97,15 @@ class HubService:
         self.store: Store | None = None
         self.seq = 0
         self.fleet: dict[str, FleetEntry] = {}
+        # The latest retained message per topic, as published (immutable; safe to read from
+        # other threads, e.g. the web app's).
+        self.retained: dict[str, m.Message] = {}
         self._inbox: queues.Queue[_Work | None] = queues.Queue()
         self._dirty = _Dirty()
         self._worker: threading.Thread | None = None
         self._last_service_flags: dict[str, tuple[bool, int]] = {}
+        self._queue_lengths: set[int] = set()
+        self._queue_lengths_due = 0.0
         self._listeners: list[Callable[[str, Any], None]] = []
         self.started = threading.Event()
 
@@ -126,12 +138,21 @@ class HubService:
             self.store.close()
 
     def on_change(self, listener: Callable[[str, Any], None]) -> None:
-        """Call `listener(kind, message)` for every state published (web live updates)."""
+        """Call `listener(kind, message)` for every state published (web live updates).
+
+        Runs on the hub's worker thread: hand the message over, never block.
+        """
         self._listeners.append(listener)
+
+    def snapshot(self, name: str) -> list[m.Message]:
+        """The latest published messages of one topic-table row (e.g. 'counter_state')."""
+        prefix = self.bus.topics.all_of(name).split("+")[0]
+        return [msg for topic, msg in list(self.retained.items()) if topic.startswith(prefix)]
 
     # -- inputs ----------------------------------------------------------------------------
     def _on_command(self, incoming: Incoming) -> None:
-        self._inbox.put(_Work("mqtt", incoming=incoming))
+        if self.bus.topics.parse(incoming.topic) is not None:
+            self._inbox.put(_Work("mqtt", incoming=incoming))
 
     def _on_status(self, incoming: Incoming) -> None:
         self._inbox.put(_Work("status", incoming=incoming))
@@ -150,81 +171,94 @@ class HubService:
     # -- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         self.started.set()
-        applied = 0
         next_tick = time.monotonic() + TICK_S
-        while True:
-            timeout = max(0.0, next_tick - time.monotonic())
+        stopping = False
+        while not stopping:
+            wake = min(next_tick, self._queue_lengths_due or next_tick)
+            timeout = 0 if self._dirty.any() else max(0.0, wake - time.monotonic())
             try:
-                work = self._inbox.get(timeout=timeout if not self._dirty.any() else 0)
+                batch = [self._inbox.get(timeout=timeout)]
             except queues.Empty:
-                work = _Work("idle")
-            if work is None:
+                batch = []
+            # Group commit: commands that arrived together share one COMMIT (each still in
+            # its own savepoint-free step, and every reply only after that COMMIT).
+            while batch and len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queues.Empty:
+                    break
+            stopping = None in batch
+            works = [w for w in batch if w is not None]
+            self._commands([w for w in works if w.kind in ("mqtt", "local")])
+            for work in works:
+                if work.kind == "status" and work.incoming is not None:
+                    self._handle_status(work.incoming)
+                elif work.kind == "republish":
+                    self._publish_all()
+            self._publish_dirty()
+            if self._queue_lengths_due and time.monotonic() >= self._queue_lengths_due:
+                self._dirty.counters |= self._queue_lengths
+                self._queue_lengths, self._queue_lengths_due = set(), 0.0
                 self._publish_dirty()
-                return
-            try:
-                self._handle(work)
-            except Exception:
-                log.exception("hub worker failed on a message; state reloaded from the database")
-                self._reload()
-            applied += work.kind in ("mqtt", "local")
-            if self._inbox.empty() or applied >= PUBLISH_EVERY:
-                self._publish_dirty()
-                applied = 0
             if time.monotonic() >= next_tick:
                 self._tick()
                 next_tick = time.monotonic() + TICK_S
 
-    def _handle(self, work: _Work) -> None:
-        if work.kind == "mqtt" and work.incoming is not None:
-            self._handle_mqtt(work.incoming)
-        elif work.kind == "local" and work.command is not None and work.future is not None:
-            command = work.command
-            try:
-                reply = self._execute(command, HUB_DEVICE, command.kind)
-            except BadMessage as exc:
-                reply = self._error_reply(command.request_id, exc.code, exc.message)
-            except Exception as exc:
-                work.future.set_exception(exc)
-                raise
-            work.future.set_result(reply)
-        elif work.kind == "status" and work.incoming is not None:
-            self._handle_status(work.incoming)
-        elif work.kind == "republish":
-            self._publish_all()
-
-    def _handle_mqtt(self, incoming: Incoming) -> None:
-        parsed = self.bus.topics.parse(incoming.topic)
-        if parsed is None or parsed[0] != "command":
+    def _commands(self, works: list[_Work]) -> None:
+        """Apply commands in one transaction; on any failure, one by one, isolating it."""
+        if not works:
             return
-        device, kind = parsed[1]["device"], parsed[1]["kind"]
-        request_id = ""
+        assert self.store is not None
         try:
-            data = m.decode_json(incoming.payload)
-            request_id = m.request_fields(data)[0] or ""
-            model = m.COMMANDS.get(kind)
-            if model is None:
-                raise BadMessage("unknown_kind", f"{kind!r} is not a command kind")
-            command = m.decode(model, data)
-            reply = self._execute(command, device, kind)
+            with self.store.transaction():
+                replies = [self._one(work) for work in works]
+        except Exception:
+            log.exception("command batch failed; retrying one by one from the database state")
+            self._reload()
+            replies = []
+            for work in works:
+                try:
+                    with self.store.transaction():
+                        replies.append(self._one(work))
+                except Exception:
+                    log.exception("command failed; nothing was changed")
+                    self._reload()
+                    replies.append(self._error_reply(_request_id(work), "internal", "hub error"))
+        for work, reply in zip(works, replies, strict=True):
+            if work.future is not None:
+                work.future.set_result(reply)
+            elif work.incoming is not None:
+                device = self.bus.topics.parse(work.incoming.topic)[1]["device"]  # type: ignore[index]
+                # Always the device's own reply topic: a payload's reply_to must not steer
+                # the hub's writes to other topics.
+                self.bus.publish(
+                    self.bus.topics.reply(device), reply, correlation=work.incoming.correlation
+                )
+
+    def _one(self, work: _Work) -> m.Reply:
+        """The reply to one command (applied inside the caller's transaction)."""
+        if work.command is not None:
+            device, kind, command = HUB_DEVICE, work.command.kind, work.command
+        else:
+            assert work.incoming is not None
+            device, kind = self.bus.topics.parse(work.incoming.topic)[1].values()  # type: ignore[index]
+            command = None
+        request_id = _request_id(work)
+        try:
+            if command is None:
+                data = m.decode_json(work.incoming.payload)  # type: ignore[union-attr]
+                request_id = m.request_fields(data)[0] or ""
+                model = m.COMMANDS.get(kind)
+                if model is None:
+                    raise BadMessage("unknown_kind", f"{kind!r} is not a command kind")
+                command = m.decode(model, data)
+            return self._execute(command, device, kind)
         except BadMessage as exc:
             log.warning(
                 "bad command refused",
                 extra={"device": device, "kind": kind, "request_id": request_id, "error": str(exc)},
             )
-            reply = self._error_reply(request_id, exc.code, exc.message)
-        self._send_reply(device, reply, incoming.correlation)
-
-    def _send_reply(self, device: str, reply: m.Reply, correlation: bytes | None) -> None:
-        # Always the device's own reply topic: a payload's reply_to must not steer the hub's
-        # writes to other topics.
-        properties = None
-        if self.bus.v5 and correlation:
-            from paho.mqtt.packettypes import PacketTypes
-            from paho.mqtt.properties import Properties
-
-            properties = Properties(PacketTypes.PUBLISH)
-            properties.CorrelationData = correlation
-        self.bus.publish(self.bus.topics.reply(device), reply, properties=properties)
+            return self._error_reply(request_id, exc.code, exc.message)
 
     def _error_reply(
         self, request_id: str, code: str, message: str, text: dict[str, str] | None = None
@@ -268,37 +302,34 @@ class HubService:
             )
 
     def _execute(self, command: m.Command, device: str, kind: str) -> m.Reply:
-        """Apply one command exactly once, durably; returns the reply to give."""
+        """Apply one command exactly once (inside the caller's transaction); its reply."""
         assert self.store is not None
         now = self.clock()
         self._authorise(command, device, kind, now)
-        with self.store.transaction():
-            stored = self.store.reply_for(device, command.request_id)
-            if stored is not None:
-                log.info(
-                    "repeat request answered from the log",
-                    extra={"device": device, "request_id": command.request_id, "kind": kind},
-                )
-                return m.decode(m.Reply, stored)
-            self.seq = self.store.bump_seq()
-            try:
-                result = self._apply(command, now)
-                reply = m.Reply(request_id=command.request_id, ok=True, result=result, hub_time=now)
-            except Refused as refusal:
-                reply = self._error_reply(
-                    command.request_id, refusal.code, refusal.message, refusal.text
-                )
-            changes = self.queue.take_changes()
-            self.store.persist(self.queue, changes)
-            for alert in changes.alerts:
-                message = self._complaint_alert(alert)
-                self.store.save_alert(
-                    alert.id, message.kind, alert.at, message.model_dump(mode="json")
-                )
-                self._dirty.alerts.append(message)
-            if isinstance(command, m.AckAlert) and reply.ok:
-                self._dirty.cleared_alerts.append(command.alert_id)
-            self.store.save_reply(device, command.request_id, kind, now, m.encode(reply).decode())
+        stored = self.store.reply_for(device, command.request_id)
+        if stored is not None:
+            log.info(
+                "repeat request answered from the log",
+                extra={"device": device, "request_id": command.request_id, "kind": kind},
+            )
+            return m.decode(m.Reply, stored)
+        self.seq = self.store.bump_seq()
+        try:
+            result = self._apply(command, now)
+            reply = m.Reply(request_id=command.request_id, ok=True, result=result, hub_time=now)
+        except Refused as refusal:
+            reply = self._error_reply(
+                command.request_id, refusal.code, refusal.message, refusal.text
+            )
+        changes = self.queue.take_changes()
+        self.store.persist(self.queue, changes)
+        for alert in changes.alerts:
+            message = self._complaint_alert(alert)
+            self.store.save_alert(alert.id, message.kind, alert.at, message.model_dump(mode="json"))
+            self._dirty.alerts.append(message)
+        if isinstance(command, m.AckAlert) and reply.ok:
+            self._dirty.cleared_alerts.append(command.alert_id)
+        self.store.save_reply(device, command.request_id, kind, now, m.encode(reply).decode())
         self._mark(changes.counters, changes.services)
         log.info(
             "command applied" if reply.ok else "command refused",
@@ -428,9 +459,15 @@ class HubService:
     def _mark(self, counters: set[int], services: set[str]) -> None:
         self._dirty.counters |= counters
         self._dirty.services |= services
-        for code in services:
-            self._dirty.counters.update(self.site.counters_serving(code))
         self._dirty.site = True
+        # Other counters of these services only see their queue length change: batch those
+        # (at most one update per counter per QUEUE_LENGTH_EVERY_S), so one call does not
+        # fan out to every screen times every counter of the service.
+        for code in services:
+            self._queue_lengths.update(self.site.counters_serving(code))
+        self._queue_lengths -= self._dirty.counters
+        if self._queue_lengths and not self._queue_lengths_due:
+            self._queue_lengths_due = time.monotonic() + QUEUE_LENGTH_EVERY_S
 
     def _publish_dirty(self) -> None:
         if not self._dirty.any():
@@ -450,11 +487,13 @@ class HubService:
         for alert in dirty.alerts:
             self._publish(topics.alert(alert.id), alert)
         for alert_id in dirty.cleared_alerts:
+            self.retained.pop(topics.alert(alert_id), None)
             self.bus.publish(topics.alert(alert_id), b"", retain=True)
             for listener in self._listeners:
                 listener("alert_cleared", alert_id)
 
     def _publish(self, topic: str, message: m.Message) -> None:
+        self.retained[topic] = message
         self.bus.publish(topic, message, retain=True)
         for listener in self._listeners:
             listener(type(message).__name__, message)

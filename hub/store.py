@@ -233,14 +233,16 @@ class Store:
                 "INSERT OR REPLACE INTO service_stats (service, avg_service_s) VALUES (?, ?)",
                 (code, queue.avg_service_s[code]),
             )
-        self.conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('day', ?)", (queue.day,)
-        )
-        self.conn.execute("DELETE FROM closed_services")
-        self.conn.executemany(
-            "INSERT INTO closed_services (service) VALUES (?)",
-            [(code,) for code in sorted(queue.closed_services)],
-        )
+        if changes.day:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('day', ?)", (queue.day,)
+            )
+        if changes.closed_services:
+            self.conn.execute("DELETE FROM closed_services")
+            self.conn.executemany(
+                "INSERT INTO closed_services (service) VALUES (?)",
+                [(code,) for code in sorted(queue.closed_services)],
+            )
 
     def load(self, queue: Queue) -> None:
         """Restore the queue after a (re)start: exactly what the database holds.

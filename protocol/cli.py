@@ -16,6 +16,7 @@ from protocol import __version__
 SUBCOMMANDS: dict[str, str] = {
     "inventory": "protocol.cli:inventory",
     "hub": "hub.cli:command",
+    "kiosk": "kiosk.cli:command",
     "caller": "caller.cli:command",
 }
 
@@ -59,3 +60,7 @@ def inventory(site_file: str) -> None:
         f"{roles.count('kiosk')} kiosks, {roles.count('caller')} caller boxes, "
         f"{roles.count('display')} displays"
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -275,10 +275,17 @@ class Bus:
         qos: int = 1,
         retain: bool = False,
         properties: Properties | None = None,
+        correlation: bytes | None = None,
     ) -> None:
-        """Queue a message for the sender thread (never blocks the caller)."""
+        """Queue a message for the sender thread (never blocks the caller).
+
+        `correlation` answers an MQTT 5 request: it is sent back as Correlation Data.
+        """
         if isinstance(payload, m.Message):
             payload = m.encode(payload)
+        if correlation and self.v5:
+            properties = properties or Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation
         self._outbox.put(_Out(topic, payload or b"", qos, retain, properties))
 
     def flush(self, timeout: float = 5.0) -> bool:

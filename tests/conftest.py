@@ -36,14 +36,14 @@ def example_text() -> str:
     return EXAMPLE.read_text(encoding="utf-8")
 
 
-def make_site(
+def site_text(
     port: int = 1883,
     text: str | None = None,
     site_id: str | None = None,
     always_open: bool = False,
     **hub,
-) -> Site:
-    """The example site with its own site id (isolates retained topics), broker port and
+) -> str:
+    """The example inventory with its own site id (isolates retained topics), broker port and
     optional [hub] overrides such as database paths. `always_open` makes every service take
     tickets at any hour (no opening hours, no cut-offs) for tests that run on the real clock."""
     text = text or example_text()
@@ -56,12 +56,22 @@ def make_site(
     text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
     for key, value in hub.items():
         rendered = f'"{value}"' if isinstance(value, str | Path) else str(value).lower()
-        text = (
-            re.sub(rf"(?m)^({key}) = .*$", rf"\1 = {rendered}", text, count=1)
-            if re.search(rf"(?m)^{key} = ", text)
-            else text.replace("[hub]\n", f"[hub]\n{key} = {rendered}\n", 1)
-        )
-    return parse_site(text, "test-site.toml")
+        if re.search(rf"(?m)^{key} = ", text):
+            text = re.sub(rf"(?m)^({key}) = .*$", rf"\1 = {rendered}", text, count=1)
+        else:
+            text = text.replace("[hub]\n", f"[hub]\n{key} = {rendered}\n", 1)
+    return text
+
+
+def make_site(port: int = 1883, text: str | None = None, **kw) -> Site:
+    """`site_text(...)` parsed into a Site."""
+    return parse_site(site_text(port, text, **kw), "test-site.toml")
+
+
+def write_site(path: Path, port: int = 1883, **kw) -> Path:
+    """`site_text(...)` written to `path` (for processes started by a test)."""
+    path.write_text(site_text(port, **kw), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")

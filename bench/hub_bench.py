@@ -1,0 +1,229 @@
+"""Hub throughput and latency through a real Mosquitto, with the hub in its own process.
+
+Prints: the raw SQLite commit rate of this disk (WAL, synchronous=FULL), durable tickets/s
+with K concurrent kiosks (each a process), command->reply p50/p99, duplicates found, and
+call->retained-state-received p50/p99 with C counters and S subscribed screens.
+
+    .venv/bin/python bench/hub_bench.py [--tickets 5000] [--kiosks 16] [--calls 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from protocol import messages as m  # noqa: E402
+from protocol.brokers import Mosquitto  # noqa: E402
+from protocol.mqtt import Bus  # noqa: E402
+from protocol.site import parse_site  # noqa: E402
+from protocol.synthetic import synthetic_site  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
+
+
+def raw_commit_rate(directory: Path, commits: int = 2000) -> float:
+    path = directory / "raw.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    started = time.perf_counter()
+    for i in range(commits):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+        conn.execute("COMMIT")
+    rate = commits / (time.perf_counter() - started)
+    conn.close()
+    return rate
+
+
+def kiosk_worker(
+    text: str, device: str, count: int, services: list[str], threads: int, out: mp.Queue
+) -> None:
+    """One kiosk process; `threads` presses in flight at once (several buttons, one client)."""
+    site = parse_site(text)
+    bus = Bus.for_device(site, device)
+    bus.start(wait=10)
+    latencies, numbers = [], []
+
+    def press(n: int) -> None:
+        for i in range(n):
+            command = m.IssueTicket(device=device, service=services[i % len(services)])
+            started = time.perf_counter()
+            result = bus.request(command, timeout=10, retries=2)
+            latencies.append(time.perf_counter() - started)
+            numbers.append((result["ticket"]["service"], result["ticket"]["number"]))
+
+    workers = [threading.Thread(target=press, args=(count // threads,)) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    bus.stop()
+    out.put((latencies, numbers))
+
+
+def caller_worker(text: str, counters: list[int], calls: int, pace_s: float, out: mp.Queue) -> None:
+    site = parse_site(text)
+    buses = {n: Bus.for_device(site, f"caller-{n:03d}") for n in counters}
+    for bus in buses.values():
+        bus.start(wait=10)
+    for n, bus in buses.items():
+        bus.request(m.OpenCounter(device=bus.device, counter=n, officer=f"o{n}"), timeout=10)
+    sent: dict[tuple[int, int], float] = {}
+    latencies = []
+    for i in range(calls):
+        n = counters[i % len(counters)]
+        bus = buses[n]
+        started = time.time()
+        try:
+            result = bus.request(m.CallNext(device=bus.device, counter=n), timeout=10)
+        except Exception:  # queue_empty when a counter ran dry: not a call
+            continue
+        latencies.append(time.time() - started)
+        sent[(n, result["counter"]["call_seq"])] = started
+        time.sleep(pace_s)
+    for bus in buses.values():
+        bus.stop()
+    out.put((sent, latencies))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tickets", type=int, default=5000)
+    parser.add_argument("--kiosks", type=int, default=16)
+    parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per kiosk")
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--counters", type=int, default=100)
+    parser.add_argument("--screens", type=int, default=20)
+    parser.add_argument("--callers", type=int, default=4, help="processes pressing NEXT")
+    parser.add_argument("--pace-ms", type=float, default=5.0, help="pause between NEXTs per process")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="mpp-bench-"))
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}; date {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"raw SQLite commits/s (WAL, synchronous=FULL, same disk): {raw_commit_rate(workdir):,.0f}")
+
+    with Mosquitto() as broker:
+        text = synthetic_site(
+            counters=args.counters, services=20, kiosks=args.kiosks, displays=args.screens,
+            port=broker.port, database=str(workdir / "hub.sqlite"),
+        )
+        site_file = workdir / "site.toml"
+        site_file.write_text(text)
+        site = parse_site(text)
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "protocol.cli", "hub", "--site", str(site_file),
+             "--log-level", "WARNING"], cwd=ROOT,
+        )
+        try:
+            probe = Bus.for_device(site, "tv-01")
+            probe.start(wait=10)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    probe.request(m.OpenCounter(device="tv-01", counter=1), timeout=0.5)
+                except Exception as exc:  # a display may not command: the hub is up when it says so
+                    if getattr(exc, "code", "") == "forbidden":
+                        break
+            probe.stop()
+
+            services = list(site.services)
+            out: mp.Queue = mp.Queue()
+            per = args.tickets // args.kiosks
+            procs = [
+                mp.Process(target=kiosk_worker, args=(text, f"kiosk-{k:02d}", per, services[k % 20:] + services[: k % 20], args.in_flight, out))
+                for k in range(1, args.kiosks + 1)
+            ]
+            started = time.perf_counter()
+            for p in procs:
+                p.start()
+            results = [out.get(timeout=600) for _ in procs]
+            elapsed = time.perf_counter() - started
+            for p in procs:
+                p.join()
+            latencies = [x for lat, _ in results for x in lat]
+            numbers = [x for _, nums in results for x in nums]
+            duplicates = len(numbers) - len(set(numbers))
+            with sqlite3.connect(workdir / "hub.sqlite") as conn:
+                db_dupes = conn.execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM tickets GROUP BY issued_service, day, number "
+                    "HAVING COUNT(*) > 1)"
+                ).fetchone()[0]
+                stored = conn.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
+            print(f"tickets: {len(numbers)} from {args.kiosks} concurrent kiosks "
+                  f"({args.in_flight} requests in flight each) in {elapsed:.2f} s "
+                  f"-> {len(numbers) / elapsed:,.0f} durable tickets/s (synchronous=FULL)")
+            print(f"issue command->reply: p50 {pct(latencies, 50) * 1000:.1f} ms, "
+                  f"p99 {pct(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+            print(f"duplicates: {duplicates} in replies, {db_dupes} in database; stored {stored}")
+
+            # Calls: screens subscribed to every counter's retained state.
+            received: dict[tuple[int, int], list[float]] = {}
+            lock = threading.Lock()
+            screens = [Bus.for_device(site, f"tv-{d:02d}") for d in range(1, args.screens + 1)]
+
+            def on_state(incoming) -> None:
+                at = time.time()
+                state = m.decode(m.CounterState, incoming.payload)
+                with lock:
+                    received.setdefault((state.counter, state.call_seq), []).append(at)
+
+            for screen in screens:
+                screen.subscribe(screen.topics.all_of("counter_state"), on_state)
+                screen.start(wait=10)
+            time.sleep(1.0)
+            with lock:
+                received.clear()
+            groups = [list(range(1 + i, args.counters + 1, args.callers)) for i in range(args.callers)]
+            cprocs = [
+                mp.Process(target=caller_worker, args=(text, g, args.calls // args.callers, args.pace_ms / 1000, out))
+                for g in groups
+            ]
+            started = time.perf_counter()
+            for p in cprocs:
+                p.start()
+            cresults = [out.get(timeout=600) for _ in cprocs]
+            call_elapsed = time.perf_counter() - started
+            for p in cprocs:
+                p.join()
+            time.sleep(1.0)
+            sent = {k: v for s, _ in cresults for k, v in s.items()}
+            reply_lat = [x for _, lat in cresults for x in lat]
+            with lock:
+                state_lat = [t - sent[k] for k, times in received.items() if k in sent for t in times]
+                complete = sum(1 for k in sent if len(received.get(k, [])) == args.screens)
+            for screen in screens:
+                screen.stop()
+            print(f"calls: {len(sent)} NEXT at {args.counters} counters in {call_elapsed:.1f} s "
+                  f"({len(sent) / call_elapsed:,.0f}/s), {args.screens} screens subscribed")
+            print(f"NEXT command->reply: p50 {pct(reply_lat, 50) * 1000:.1f} ms, "
+                  f"p99 {pct(reply_lat, 99) * 1000:.1f} ms")
+            print(f"NEXT->retained state at a screen: p50 {pct(state_lat, 50) * 1000:.1f} ms, "
+                  f"p99 {pct(state_lat, 99) * 1000:.1f} ms, max {max(state_lat) * 1000:.1f} ms "
+                  f"({len(state_lat)} deliveries; {complete}/{len(sent)} calls seen by every screen)")
+        finally:
+            hub.terminate()
+            hub.wait(10)
+    print(f"(median of reply latencies {statistics.median(latencies) * 1000:.1f} ms; work dir {workdir})")
+
+
+if __name__ == "__main__":
+    main()
