@@ -1,0 +1,80 @@
+"""What a screen says for a call: the phrase, and the fragments a recorded voice pack can supply.
+
+    phrase = call_phrase(site, "A012", 3)
+    phrase.text      # 'Nomor antrian a dua belas, silakan menuju loket tiga'
+    phrase.shown     # 'Nomor antrian A012, silakan menuju Loket 3'
+    [f.key for f in phrase.fragments]
+    # ['intro', 'letter-a', 'word-dua', 'word-belas', 'to-counter', 'word-tiga']
+
+The letters and the number are spelt out here (protocol.numbers), never left to the speech
+engine, which reads "A012" badly. Each fragment's key is the name of the voice-pack clip that
+replaces it (see display/README.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.numbers import (
+    Reading,
+    digit_words,
+    letter_name,
+    number_words,
+    split_ticket,
+    ticket_words,
+)
+from protocol.site import Site
+
+INTRO = {"id": "Nomor antrian", "en": "Ticket number"}
+TO_COUNTER = {"id": "silakan menuju loket", "en": "please go to counter"}
+TO_PLACE = {"id": "silakan menuju", "en": "please go to"}
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One piece of a phrase: the voice-pack clip name (`key`) and the words it stands for."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A call announcement in one language: the words spoken, as text and as fragments."""
+
+    lang: str
+    text: str
+    shown: str
+    fragments: tuple[Fragment, ...]
+
+
+def _word_fragments(words: str) -> list[Fragment]:
+    return [Fragment(f"word-{word}", word) for word in words.split()]
+
+
+def call_phrase(
+    site: Site, ticket: str, counter: int, lang: str = "id", reading: Reading = "words"
+) -> Phrase:
+    """The announcement for `ticket` called to `counter`, in the zone's language and reading."""
+    prefix, digits = split_ticket(ticket)
+    spoken_ticket = ticket_words(ticket, lang, reading)
+    number = number_words(int(digits), lang) if reading == "words" else digit_words(digits, lang)
+    fragments = [Fragment("intro", INTRO[lang])]
+    fragments += [Fragment(f"letter-{c.lower()}", letter_name(c, lang)) for c in prefix]
+    fragments += _word_fragments(number)
+    named = site.counters[counter].name if counter in site.counters else None
+    if named is not None:
+        place = named.get(lang)
+        counter_spoken = f"{TO_PLACE[lang]} {place}"
+        fragments.append(Fragment(f"counter-{counter}", counter_spoken))
+    else:
+        counter_words = number_words(counter, lang)
+        counter_spoken = f"{TO_COUNTER[lang]} {counter_words}"
+        fragments.append(Fragment("to-counter", TO_COUNTER[lang]))
+        fragments += _word_fragments(counter_words)
+    return Phrase(
+        lang=lang,
+        text=f"{INTRO[lang]} {spoken_ticket}, {counter_spoken}",
+        shown=f"{INTRO[lang]} {ticket}, {TO_PLACE[lang]} {site.counter_name(counter, lang)}",
+        fragments=tuple(fragments),
+    )

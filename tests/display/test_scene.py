@@ -1,0 +1,112 @@
+"""Scene contents per zone, pages and slides by the clock, and the blink of new calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from display.app import layout_factory
+from display.scene import Highlights, SceneBuilder, zone_counters, zone_services
+from display.state import ScreenModel
+from protocol import messages as m
+from tests.conftest import example_text, make_site
+from tests.display.conftest import EXAMPLES, busy_model
+
+site = make_site()
+NOW = 1_795_420_800.0
+
+
+def build(zone: str, size=(1920, 1080), lang: str = "id", the_site=site) -> SceneBuilder:
+    return SceneBuilder(the_site, zone, layout_factory(the_site, zone)(*size), lang, EXAMPLES)
+
+
+def test_zone_counters_and_services() -> None:
+    assert zone_counters(site, "lobby") == tuple(range(1, 31))
+    assert zone_counters(site, "canteen") == tuple(range(1, 31))  # no counters there: all
+    assert zone_services(site, (1, 13)) == ("ktp", "kk", "skck")
+
+
+def test_lobby_scene_before_any_call() -> None:
+    scene = build("lobby").build(ScreenModel(site), NOW, {}, offline=False)
+    assert scene["call"].text("ticket") == "—"
+    assert scene["call"].text("service") == "Belum ada panggilan"
+    assert (
+        scene["counter-0"].text("label") == "Loket 1" and scene["counter-0"].text("ticket") == "—"
+    )
+    assert scene["services"].text("count-0") == "–"  # no state yet: unknown, not zero
+    assert scene["clock"].text("time") == "16:00"  # WITA
+    assert scene["status"].items == ()
+
+
+def test_service_pages_turn_with_the_clock() -> None:
+    builder = build("lobby", (1366, 768))
+    rows = builder.layout.pages["services"]
+    assert rows < len(builder.services)  # more services than fit: pages
+    model = busy_model(site, NOW)
+    first = builder.build(model, NOW, {}, offline=False)["services"]
+    second = builder.build(model, NOW + 10, {}, offline=False)["services"]
+    assert first.text("heading").endswith("1/2") and second.text("heading").endswith("2/2")
+    assert first.text("name-0") == "A  Perekaman dan Cetak KTP-el"
+    assert second.text("name-0").startswith(site.services[builder.services[rows]].prefix)
+    assert builder.next_change(NOW + 1) == NOW + 6  # the ticker turns first
+
+
+def test_canteen_shows_the_latest_calls_and_highlights_the_new_one() -> None:
+    model = ScreenModel(site)
+    for i, number in enumerate((3, 4, 5, 6, 7)):
+        state = m.CounterState(seq=i + 1, counter=number, open=True, call_seq=1,
+                               ticket=f"A00{i + 1}", service="ktp", called_at=NOW + i, waiting=0)  # fmt: skip
+        model.apply(state, NOW + i)
+    scene = build("canteen").build(model, NOW + 5, {(7, 1): True}, offline=False)
+    assert [scene[f"call-{i}"].text("ticket") for i in range(4)] == ["A005", "A004", "A003", "A002"]
+    assert scene["call-0"].text("counter") == "7"
+    assert scene["call-0"].background == "highlight"
+    off = build("canteen").build(model, NOW + 5, {(7, 1): False}, offline=False)
+    assert off["call-0"].background == "call"
+    assert scene["panel"].text("heading") == "Menu Kantin"
+
+
+def test_entrance_slides_and_english() -> None:
+    builder = build("entrance", lang="en")
+    scene = builder.build(ScreenModel(site), NOW, {}, offline=True)
+    image = next(i for i in scene["slide"].items if i.part == "image")
+    assert image.image == str(EXAMPLES / "umkm/kopi-liberika.png")
+    assert scene["slide"].text("caption") == "Banjarbaru Liberica coffee"
+    assert scene["status"].text("mark") == "● Offline"
+    assert scene["services"].text("detail-0") == "Done within 3 hours · Free"
+    later = builder.build(ScreenModel(site), NOW + 16, {}, offline=True)
+    assert later["slide"].text("caption") == "Amplang and Banjar snacks"
+
+
+def test_canteen_with_featured_products_has_an_image() -> None:
+    text = example_text().replace(
+        'menu = ["Soto Banjar',
+        'featured = [{ image = "umkm/amplang.png", caption = "Amplang" }]\nmenu = ["Soto Banjar',
+    )
+    with_products = make_site(text=text)
+    scene = build("canteen", the_site=with_products).build(
+        ScreenModel(with_products), NOW, {}, offline=False
+    )
+    assert scene["panel"].text("caption") == "Amplang"
+
+
+@pytest.mark.parametrize("spoken", [True, False])
+def test_highlight_blinks_until_the_announcement_has_ended(spoken: bool) -> None:
+    lights = Highlights(blink_s=6, period_s=1, linger_s=2, max_s=60)
+    lights.add((3, 1), 100.0, spoken=spoken)
+    assert lights.lit(100.1) == {(3, 1): True}
+    assert lights.lit(100.6) == {(3, 1): False}
+    assert lights.next_change(100.6) == 101.0
+    if not spoken:
+        assert lights.lit(105.9) and lights.lit(106.0) == {}
+        return
+    assert lights.lit(130.0)  # still waiting for its turn to be spoken: keeps blinking
+    lights.started((3, 1), 130.2)  # chime starts: the blink restarts with it
+    assert lights.lit(130.3) == {(3, 1): True} and lights.lit(130.8) == {(3, 1): False}
+    lights.finished((3, 1), 134.0)
+    assert lights.lit(135.9) and lights.lit(136.0) == {} and lights.next_change(136.0) is None
+
+
+def test_highlight_of_a_call_never_announced_ends_by_itself() -> None:
+    lights = Highlights(max_s=60)
+    lights.add((3, 1), 0.0, spoken=True)
+    assert lights.lit(59.0) and lights.lit(60.0) == {}
