@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from caller.box import CallerBox, CallerConfigError, caller_device
-from caller.lcd import FakeCharDisplay
+from caller.lcd import FakeCharDisplay, LcdError
 from hub.service import HubService
 from protocol import messages as m
 from protocol.brokers import Mosquitto
@@ -403,3 +403,45 @@ def test_unknown_button_is_ignored(site: Site, broker: Mosquitto) -> None:
     box = CallerBox(site, "caller-03", bus)
     assert box.press("self_destruct") is False
     assert box.lines == ["Loket 3", "Tidak terhubung"]
+
+
+class FailingDisplay(FakeCharDisplay):
+    """A display whose I2C link can be cut (the seam the box sees is CharDisplay)."""
+
+    def __init__(self) -> None:
+        super().__init__(16, 2)
+        self.broken = False
+
+    def write(self, lines: list[str]) -> None:  # type: ignore[override]
+        if self.broken:
+            raise LcdError("PCF8574 display at I2C bus 1, address 0x27: [Errno 121] Remote I/O")
+        super().write(lines)
+
+
+def test_display_failure_is_reported_and_the_box_keeps_working(
+    hub: HubService, bus_for: Callable[[str], Bus], make_rig: Callable[..., Rig]
+) -> None:
+    issue(hub, "ktp", 2)
+    watcher = bus_for("tv-lobby-1")
+    statuses = watch(watcher, watcher.topics.status("caller-03"), m.DeviceStatus)
+    display = FailingDisplay()
+    rig = make_rig(hub.site, bus_for("caller-03"), display=display, officer="Siti")
+    assert wait_for(lambda: rig.box.state is not None)
+    rig.press("open_close")
+    display.broken = True
+    rig.press("next")
+    assert rig.outcomes[-1] == ("next", "ok", "") and rig.box.state.ticket == "A001"
+    assert wait_for(lambda: True in rig.pin_states("buzzer"), 2)  # feedback without the LCD
+    assert wait_for(lambda: _health(statuses) == "error")
+    display.broken = False
+    rig.press("next")
+    assert display.text == "A002 -> Loket 3|Menunggu: 0"
+    assert wait_for(lambda: _health(statuses) == "ok")
+
+
+def _health(statuses: queue.Queue) -> str | None:
+    latest = None
+    while not statuses.empty():
+        status = statuses.get_nowait()
+        latest = status.health.lcd if status else None
+    return latest
