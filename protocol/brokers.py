@@ -1,4 +1,5 @@
-"""Start a local MQTT broker process: real Mosquitto for tests, benchmarks and the demo.
+"""Start a local MQTT broker: real Mosquitto for tests, benchmarks and the demo, or an
+embedded Python broker (amqtt) for the demo on a machine without Mosquitto.
 
 with Mosquitto() as broker:          # a free 127.0.0.1 port, config generated in a temp dir
     bus = Bus("site", "kiosk-1", "kiosk", port=broker.port)
@@ -6,13 +7,16 @@ with Mosquitto() as broker:          # a free 127.0.0.1 port, config generated i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from protocol.errors import MppError
 
@@ -144,3 +148,70 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EmbeddedBroker:
+    """An MQTT 3.1.1 broker inside this process (amqtt), for the demo when Mosquitto is not
+    installed. Always bound to 127.0.0.1 (amqtt's own default would be 0.0.0.0)."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._broker: Any = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self, timeout: float = 10.0) -> EmbeddedBroker:
+        """Run the broker on its own thread and event loop; wait until it accepts clients."""
+        self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            raise BrokerError(f"embedded broker did not start: {self._error}")
+        return self
+
+    def _run(self) -> None:
+        from amqtt.broker import Broker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+
+        async def boot() -> None:
+            self._broker = Broker(config)
+            await self._broker.start()
+
+        try:
+            self._loop.run_until_complete(boot())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        """Shut the broker down and end its thread."""
+        if self._loop is None or self._broker is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        with contextlib.suppress(Exception):
+            future.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop = None
+
+    close = stop
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
