@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
+from caller.debounce import PressFilter
 from caller.lcd import CharDisplay, LcdError
 from caller.screen import Screen, Selection, View, message
 from protocol import messages as m
@@ -154,8 +155,6 @@ class CallerBox:
         flash_s: float = 4.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from caller.debounce import PressFilter
-
         self.site = site
         self.device_id = device_id
         self.device = caller_device(site, device_id)

@@ -398,11 +398,14 @@ def test_only_caller_boxes_of_the_inventory(site: Site) -> None:
     assert caller_device(site, "caller-03").counter == 3
 
 
-def test_unknown_button_is_ignored(site: Site, broker: Mosquitto) -> None:
-    bus = Bus.for_device(site, "caller-03")
-    box = CallerBox(site, "caller-03", bus)
+def test_unknown_button_and_transfer_without_targets_send_nothing(site: Site) -> None:
+    box = CallerBox(site, "caller-13", Bus.for_device(site, "caller-13"))  # never started
     assert box.press("self_destruct") is False
-    assert box.lines == ["Loket 3", "Tidak terhubung"]
+    assert box.lines == ["Loket 13", "Tidak terhubung"]
+    # Counter 13 has no transfer_to: a TRANSFER button wired by mistake only says so.
+    assert box.press("transfer") is True
+    assert [(o.status, o.code, o.kind) for o in box.recent] == [("refused", "no_targets", None)]
+    assert box.lines == ["Loket 13", "Tak ada tujuan"]
 
 
 class FailingDisplay(FakeCharDisplay):
