@@ -25,6 +25,7 @@ from typing import Any
 from hub import states
 from hub.rules import Queue, Refused, Ticket
 from hub.store import Store
+from hub.survey import record_survey
 from protocol import messages as m
 from protocol.errors import BadMessage
 from protocol.mqtt import Bus, Incoming
@@ -395,6 +396,13 @@ class HubService:
                         "No such open alert",
                     )
                 return m.AckResult(alert_id=command.alert_id).model_dump()
+            case m.OpenService() | m.CloseService():
+                closed = isinstance(command, m.CloseService)
+                q.close_service(command.service, closed)
+                return m.ServiceResult(service=command.service, closed=closed).model_dump()
+            case m.SubmitSurvey():
+                assert self.store is not None
+                return record_survey(self.store, self.site, command, now).model_dump()
             case _:
                 raise BadMessage("unknown_kind", f"no rule for {type(command).__name__}")
         number = command.counter  # type: ignore[attr-defined]

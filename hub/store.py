@@ -98,6 +98,28 @@ CREATE TABLE IF NOT EXISTS service_stats (
     avg_service_s REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS closed_services (service TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS survey_responses (
+    id INTEGER PRIMARY KEY,
+    ticket INTEGER NOT NULL UNIQUE REFERENCES tickets (id),
+    day TEXT NOT NULL,
+    label TEXT NOT NULL,
+    service TEXT NOT NULL,
+    agency TEXT NOT NULL,
+    counter INTEGER,
+    officer TEXT,
+    at REAL NOT NULL,
+    u1 INTEGER NOT NULL CHECK (u1 BETWEEN 1 AND 4),
+    u2 INTEGER NOT NULL CHECK (u2 BETWEEN 1 AND 4),
+    u3 INTEGER NOT NULL CHECK (u3 BETWEEN 1 AND 4),
+    u4 INTEGER NOT NULL CHECK (u4 BETWEEN 1 AND 4),
+    u5 INTEGER NOT NULL CHECK (u5 BETWEEN 1 AND 4),
+    u6 INTEGER NOT NULL CHECK (u6 BETWEEN 1 AND 4),
+    u7 INTEGER NOT NULL CHECK (u7 BETWEEN 1 AND 4),
+    u8 INTEGER NOT NULL CHECK (u8 BETWEEN 1 AND 4),
+    u9 INTEGER NOT NULL CHECK (u9 BETWEEN 1 AND 4),
+    comment TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS survey_day ON survey_responses (day);
 """
 
 TICKET_COLUMNS = [f.name for f in fields(Ticket)]
@@ -300,6 +322,40 @@ class Store:
             seen.add(row["ticket"])
             calls.append((row["ticket"], row["counter"], int(row["detail"] or 0), row["at"]))
         return calls[:10]
+
+    # -- satisfaction survey ---------------------------------------------------------------
+    def ticket_by_token(self, token: str) -> sqlite3.Row | None:
+        """Any day's ticket by its unguessable token (the citizen's ticket page and survey)."""
+        return self.conn.execute("SELECT * FROM tickets WHERE token = ?", (token,)).fetchone()
+
+    def survey_answered(self, ticket_id: int) -> bool:
+        """Whether the ticket's survey has a response already."""
+        row = self.conn.execute(
+            "SELECT 1 FROM survey_responses WHERE ticket = ?", (ticket_id,)
+        ).fetchone()
+        return row is not None
+
+    def save_survey(
+        self, ticket: sqlite3.Row, agency: str, scores: tuple[int, ...], comment: str, at: float
+    ) -> None:
+        """Store one survey response (inside the command's transaction)."""
+        self.conn.execute(
+            "INSERT INTO survey_responses (ticket, day, label, service, agency, counter, officer, "
+            "at, u1, u2, u3, u4, u5, u6, u7, u8, u9, comment) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ticket["id"],
+                ticket["day"],
+                ticket["label"],
+                ticket["service"],
+                agency,
+                ticket["counter"],
+                ticket["officer"],
+                at,
+                *scores,
+                comment,
+            ),
+        )
 
     # -- alerts ----------------------------------------------------------------------------
     def save_alert(

@@ -53,6 +53,7 @@ ERROR_CODES: dict[str, str] = {
     "bad_state": "the ticket is not in a state that allows this command",
     "already_rated": "this ticket has been rated already",
     "rating_closed": "the rating window for this ticket has closed",
+    "already_answered": "the satisfaction survey of this ticket has been answered already",
     "internal": "the hub failed to apply the command; nothing was changed",
 }
 
@@ -198,6 +199,40 @@ class AckAlert(Command):
     by: ShortText
 
 
+class OpenService(Command):
+    """Staff reopen a service for new tickets (hub-internal: the web admin)."""
+
+    kind: ClassVar[str] = "open_service"
+    service: Code
+    by: ShortText
+
+
+class CloseService(Command):
+    """Staff close a service for new tickets; tickets already issued are still served."""
+
+    kind: ClassVar[str] = "close_service"
+    service: Code
+    by: ShortText
+
+
+SURVEY_ELEMENTS = 9
+
+
+class SubmitSurvey(Command):
+    """A citizen's satisfaction survey (SKM, Permenpan RB 14/2017) for one served ticket.
+
+    `scores` holds the 9 elements in the regulation's order, each 1 (tidak baik) .. 4 (sangat
+    baik); hub-internal: the web survey page sends it.
+    """
+
+    kind: ClassVar[str] = "survey"
+    token: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+    scores: Annotated[
+        tuple[Score, ...], Field(min_length=SURVEY_ELEMENTS, max_length=SURVEY_ELEMENTS)
+    ]
+    comment: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.kind: cls
     for cls in (
@@ -215,6 +250,9 @@ COMMANDS: dict[str, type[Command]] = {
         Rate,
         RevokePriority,
         AckAlert,
+        OpenService,
+        CloseService,
+        SubmitSurvey,
     )
 }
 
@@ -383,6 +421,20 @@ class AckResult(Part):
     """Result of `ack_alert`."""
 
     alert_id: str
+
+
+class ServiceResult(Part):
+    """Result of `open_service` and `close_service`: whether the service takes tickets."""
+
+    service: str
+    closed: bool
+
+
+class SurveyResult(Part):
+    """Result of `survey`: the ticket the response was recorded for."""
+
+    ticket: TicketNumber
+    service: str
 
 
 M = TypeVar("M", bound=Message)

@@ -130,6 +130,9 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = {
     "rate": ("caller", "hub"),
     "revoke_priority": ("hub",),
     "ack_alert": ("hub",),
+    "open_service": ("hub",),
+    "close_service": ("hub",),
+    "survey": ("hub",),
 }
 assert set(COMMAND_ROLES) == set(m.COMMANDS), "every command kind needs its roles"
 

@@ -28,6 +28,9 @@ def test_round_trip_of_every_command() -> None:
         "rate": {"counter": 3, "score": 4},
         "revoke_priority": {"ticket_id": 7, "by": "supervisor"},
         "ack_alert": {"alert_id": "complaints-3", "by": "supervisor"},
+        "open_service": {"service": "ktp", "by": "admin"},
+        "close_service": {"service": "ktp", "by": "admin"},
+        "survey": {"token": "x" * 22, "scores": (4, 3, 4, 4, 3, 2, 4, 4, 3), "comment": "ok"},
     }
     assert set(samples) == set(m.COMMANDS)
     for kind, fields in samples.items():
