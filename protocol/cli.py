@@ -16,6 +16,7 @@ from protocol import __version__
 SUBCOMMANDS: dict[str, str] = {
     "inventory": "protocol.cli:inventory",
     "hub": "hub.cli:command",
+    "simulate": "demo.cli:simulate",
     "kiosk": "kiosk.cli:command",
     "caller": "caller.cli:command",
 }

@@ -20,8 +20,10 @@ def synthetic_site(
     database: str = "mpp-hub.sqlite",
     quota: int = 999,
     mqtt_version: int = 5,
+    transfers: bool = False,
 ) -> str:
-    """The TOML text of an always-open site; counter n serves services n and n+1 (mod S)."""
+    """The TOML text of an always-open site; counter n serves services n and n+1 (mod S)
+    and, with `transfers`, may transfer to service n+2."""
     if services > len(LETTERS):
         raise ValueError(f"at most {len(LETTERS)} services (one letter each)")
     out = [
@@ -45,7 +47,10 @@ def synthetic_site(
         )
     for n in range(1, counters + 1):
         first, second = codes[(n - 1) % services], codes[n % services]
-        out.append(f'[counters.{n}]\nservices = ["{first}", "{second}"]\nzone = "lobby"\n')
+        transfer = f'transfer_to = ["{codes[(n + 1) % services]}"]\n' if transfers else ""
+        out.append(
+            f'[counters.{n}]\nservices = ["{first}", "{second}"]\nzone = "lobby"\n{transfer}'
+        )
     out.append('[zones.lobby]\nkind = "lobby"\nname = "Ruang Tunggu"\n')
     out.append('[zones.canteen]\nkind = "canteen"\nname = "Kantin"\n')
     for k in range(1, kiosks + 1):

@@ -1,0 +1,493 @@
+"""A day at a busy MPP, played through the real system: broker, hub, SQLite, MQTT devices.
+
+Visitors arrive by hour on a morning-peak curve and press kiosk buttons; officers press NEXT,
+RECALL, SKIP, TRANSFER and citizens rate the service. The hub runs on a virtual clock so a day
+can be played at 1x or as fast as the machine allows; latencies are measured on the real clock.
+
+    result = simulate(SimConfig(visitors=8000, counters=60), out_dir=Path("sim-out"))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hub.service import HubService
+from protocol import messages as m
+from protocol.errors import CommandRejected, MppError
+from protocol.mqtt import Bus, Incoming
+from protocol.site import Site, parse_site
+from protocol.synthetic import synthetic_site
+
+log = logging.getLogger("mpp.simulate")
+
+# Share of the day's arrivals per local hour: the morning peak of an MPP.
+ARRIVALS_BY_HOUR = {
+    7: 0.04,
+    8: 0.16,
+    9: 0.19,
+    10: 0.17,
+    11: 0.13,
+    12: 0.07,
+    13: 0.11,
+    14: 0.10,
+    15: 0.03,
+}
+RATING_SCORES = (1, 2, 3, 4)
+RATING_WEIGHTS = (0.02, 0.06, 0.42, 0.50)
+PRIORITY_SHARE = 0.06
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Size and behaviour of the simulated day."""
+
+    visitors: int = 8000
+    counters: int = 60
+    services: int = 20
+    displays: int = 6
+    kiosks: int = 6
+    speed: float | None = None  # None: as fast as possible; 1.0: real time
+    seed: int = 20261123
+    day: str = "2026-11-23"  # a Monday
+    no_show: float = 0.05
+    transfer: float = 0.03
+    rating: float = 0.6
+    utilisation: float = 0.85
+    tick_s: float = 10.0
+    workers: int = 16
+
+
+@dataclass
+class Visitor:
+    """One citizen of the simulated day."""
+
+    arrives: float
+    service: str
+    priority: str | None
+    kiosk: str
+    no_show: bool
+    transfer: bool
+    rates: int | None
+    label: str | None = None
+    ticket_id: int | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class Desk:
+    """What the simulated officer at one counter is doing."""
+
+    number: int
+    busy_until: float = 0.0
+    current: Visitor | None = None
+    called_at: float = 0.0
+    recalled: bool = False
+    next_try: float = 0.0
+
+
+class VirtualClock:
+    """The hub's clock during a simulation: set by the simulator, read by the hub."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Figures:
+    """Everything measured on the real clock."""
+
+    reply_s: dict[str, list[float]] = field(default_factory=dict)
+    state_s: list[float] = field(default_factory=list)
+    issued: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    queue_samples: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+
+
+def plan_day(site: Site, config: SimConfig, rng: random.Random) -> list[Visitor]:
+    """Arrival time, service and behaviour of every visitor, reproducible from the seed."""
+    tz = ZoneInfo(site.site.timezone)
+    codes = list(site.services)
+    popularity = [1 / (1 + 0.15 * i) for i in range(len(codes))]
+    kiosks = [d for d, dev in site.devices.items() if dev.role == "kiosk"]
+    hours = list(ARRIVALS_BY_HOUR)
+    visitors = []
+    for _ in range(config.visitors):
+        hour = rng.choices(hours, weights=list(ARRIVALS_BY_HOUR.values()))[0]
+        start = datetime.fromisoformat(f"{config.day} {hour:02d}:00").replace(tzinfo=tz).timestamp()
+        visitors.append(
+            Visitor(
+                arrives=start + rng.uniform(0, 3600),
+                service=rng.choices(codes, weights=popularity)[0],
+                priority=rng.choice(["elderly", "disabled", "pregnant"])
+                if rng.random() < PRIORITY_SHARE
+                else None,
+                kiosk=rng.choice(kiosks),
+                no_show=rng.random() < config.no_show,
+                transfer=rng.random() < config.transfer,
+                rates=rng.choices(RATING_SCORES, weights=RATING_WEIGHTS)[0]
+                if rng.random() < config.rating
+                else None,
+            )
+        )
+    return sorted(visitors, key=lambda v: v.arrives)
+
+
+def mean_service_s(config: SimConfig) -> float:
+    """Mean service time that keeps the counters at the configured utilisation."""
+    open_s = 8 * 3600
+    return config.counters * open_s * config.utilisation / max(1, config.visitors)
+
+
+class Simulation:
+    """Plays one day; `run()` returns the report dict."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        broker_port: int,
+        workdir: Path,
+        mqtt_version: int = 5,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.rng = random.Random(config.seed)
+        text = synthetic_site(
+            counters=config.counters,
+            services=config.services,
+            kiosks=config.kiosks,
+            displays=config.displays,
+            port=broker_port,
+            database=str(workdir / "hub.sqlite"),
+            mqtt_version=mqtt_version,
+            transfers=True,
+        )
+        (workdir / "site.toml").write_text(text)
+        self.site = parse_site(text, str(workdir / "site.toml"))
+        tz = ZoneInfo(self.site.site.timezone)
+        start = datetime.fromisoformat(f"{config.day} 07:30").replace(tzinfo=tz).timestamp()
+        self.clock = VirtualClock(start)
+        self.end = datetime.fromisoformat(f"{config.day} 20:00").replace(tzinfo=tz).timestamp()
+        self.last_arrival = (
+            datetime.fromisoformat(f"{config.day} 16:00").replace(tzinfo=tz).timestamp()
+        )
+        self.visitors = plan_day(self.site, config, self.rng)
+        self.by_label: dict[str, Visitor] = {}
+        self.desks = {n: Desk(n) for n in self.site.counters}
+        self.mean_s = mean_service_s(config)
+        self.figures = Figures()
+        self.lock = threading.Lock()
+        self.progress = progress or (lambda _line: None)
+        self.buses: dict[str, Bus] = {}
+        self.sent_calls: dict[tuple[int, int], float] = {}
+        self.seen_calls: dict[tuple[int, int], float] = {}
+        self.hub: HubService | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _request(self, device: str, command: m.Command) -> dict[str, Any] | None:
+        bus = self.buses[device]
+        bus.clock_offset = self.clock.now - time.time()  # the device's view of the hub clock
+        started = time.perf_counter()
+        try:
+            result = bus.request(command, timeout=15)
+        except CommandRejected as exc:
+            with self.lock:
+                self.figures.refused[exc.code] = self.figures.refused.get(exc.code, 0) + 1
+            return None
+        finally:
+            elapsed = time.perf_counter() - started
+            with self.lock:
+                self.figures.reply_s.setdefault(command.kind, []).append(elapsed)
+        return result
+
+    def _on_counter_state(self, incoming: Incoming) -> None:
+        if not incoming.payload or incoming.retained:
+            return
+        state = m.decode(m.CounterState, incoming.payload)
+        with self.lock:
+            self.seen_calls.setdefault((state.counter, state.call_seq), time.time())
+
+    # -- behaviour -----------------------------------------------------------------------------
+    def _arrive(self, visitor: Visitor) -> None:
+        command = m.IssueTicket(
+            device=visitor.kiosk, service=visitor.service, priority=visitor.priority
+        )
+        result = self._request(visitor.kiosk, command)
+        if result is None:
+            return
+        ticket = m.IssueResult.model_validate(result).ticket
+        visitor.label, visitor.ticket_id, visitor.request_id = (
+            ticket.number,
+            ticket.id,
+            command.request_id,
+        )
+        with self.lock:
+            self.by_label[ticket.number] = visitor
+            self.figures.issued += 1
+
+    def _desk(self, desk: Desk, now: float) -> None:
+        device = f"caller-{desk.number:03d}"
+        counter = desk.number
+        visitor = desk.current
+        if visitor is not None and visitor.no_show:
+            if not desk.recalled and now - desk.called_at >= 60:
+                self._request(device, m.Recall(device=device, counter=counter))
+                desk.recalled = True
+                return
+            if now - desk.called_at >= 180:
+                self._request(device, m.Skip(device=device, counter=counter))
+                desk.current = None
+            return
+        if visitor is not None and now < desk.busy_until:
+            return
+        if visitor is not None:
+            if visitor.rates is not None:
+                self._request(device, m.Rate(device=device, counter=counter, score=visitor.rates))
+                visitor.rates = None  # one rating per ticket, also after a transfer
+            targets = self.site.counters[counter].transfer_to
+            if visitor.transfer and targets:
+                visitor.transfer = False  # once
+                self._request(
+                    device, m.Transfer(device=device, counter=counter, service=targets[0])
+                )
+                desk.current = None
+        if now < desk.next_try:
+            return
+        sent = time.time()
+        result = self._request(device, m.CallNext(device=device, counter=counter))
+        if result is None:  # nobody waiting: look again in a minute
+            desk.current, desk.next_try = None, now + 60
+            return
+        call = m.CounterResult.model_validate(result).call
+        if call is None:
+            desk.current, desk.next_try = None, now + 60
+            return
+        with self.lock:
+            self.sent_calls[(counter, call.call_seq)] = sent
+            desk.current = self.by_label.get(call.ticket)
+        desk.called_at, desk.recalled = now, False
+        desk.busy_until = now + self.rng.expovariate(1 / self.mean_s)
+
+    # -- the day -------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Play the day and return the report (also written to the work directory)."""
+        cfg = self.config
+        self.hub = HubService(self.site, clock=self.clock).start()
+        devices = [d for d in self.site.devices if not d.startswith("tv-")] + ["tv-01"]
+        for device in devices:
+            self.buses[device] = Bus.for_device(self.site, device)
+            if device.startswith("tv-"):
+                bus = self.buses[device]
+                bus.subscribe(bus.topics.all_of("counter_state"), self._on_counter_state)
+            if not self.buses[device].start(wait=15):
+                raise MppError(f"simulated {device} could not connect to the broker")
+        wall_started = time.perf_counter()
+        pool = ThreadPoolExecutor(max_workers=cfg.workers)
+        try:
+            for n in self.desks:
+                self._request(
+                    f"caller-{n:03d}",
+                    m.OpenCounter(device=f"caller-{n:03d}", counter=n, officer=f"Petugas {n}"),
+                )
+            pending = list(reversed(self.visitors))
+            next_report = 0.0
+            while self.clock.now < self.end:
+                tick_started = time.perf_counter()
+                now = self.clock.now
+                arrivals: dict[str, list[Visitor]] = {}
+                while pending and pending[-1].arrives <= now:
+                    visitor = pending.pop()
+                    arrivals.setdefault(visitor.kiosk, []).append(visitor)
+                list(pool.map(lambda batch: [self._arrive(v) for v in batch], arrivals.values()))
+                list(pool.map(lambda desk, at=now: self._desk(desk, at), self.desks.values()))
+                waiting = {s.service: s.waiting for s in self.hub.snapshot("service_state")}  # type: ignore[attr-defined]
+                self.figures.queue_samples.append((now, waiting))
+                if time.perf_counter() >= next_report:
+                    local = datetime.fromtimestamp(now, self.site.site.tz).strftime("%H:%M")
+                    self.progress(
+                        f"{local}  issued {self.figures.issued:>5}/{cfg.visitors}  "
+                        f"waiting {sum(waiting.values()):>4}  "
+                        f"busy desks {sum(1 for d in self.desks.values() if d.current):>3}"
+                    )
+                    next_report = time.perf_counter() + 1.0
+                idle = not pending and all(d.current is None for d in self.desks.values())
+                if idle and now > self.last_arrival and not sum(waiting.values()):
+                    break
+                self.clock.now += cfg.tick_s
+                if cfg.speed:
+                    time.sleep(
+                        max(0.0, cfg.tick_s / cfg.speed - (time.perf_counter() - tick_started))
+                    )
+            time.sleep(0.5)  # last states reach the screen
+            wall = time.perf_counter() - wall_started
+        finally:
+            pool.shutdown()
+            for bus in self.buses.values():
+                bus.stop()
+            self.hub.stop()
+        return self.report(wall)
+
+    # -- the report ------------------------------------------------------------------------------
+    def report(self, wall_s: float) -> dict[str, Any]:
+        """Outcomes of the day and system figures, checked against the database."""
+        db = sqlite3.connect(self.workdir / "hub.sqlite")
+        db.row_factory = sqlite3.Row
+        tickets = db.execute("SELECT * FROM tickets").fetchall()
+        by_status: dict[str, int] = {}
+        for t in tickets:
+            by_status[t["status"]] = by_status.get(t["status"], 0) + 1
+        waits: dict[str, list[float]] = {}
+        sla_ok = sla_all = 0
+        for t in tickets:
+            if t["first_called_at"] is not None:
+                waits.setdefault(t["issued_service"], []).append(
+                    (t["first_called_at"] - t["issued_at"]) / 60
+                )
+            if t["status"] == "done":
+                limit = self.site.time_classes[
+                    self.site.services[t["service"]].time_class
+                ].max_duration
+                sla_all += 1
+                sla_ok += (t["finished_at"] - t["issued_at"]) <= limit.total_seconds()
+        duplicates = db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM tickets GROUP BY issued_service, day, number "
+            "HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+        stored = {t["id"]: t["label"] for t in tickets}
+        confirmed = [v for v in self.visitors if v.ticket_id is not None]
+        lost = sum(1 for v in confirmed if stored.get(v.ticket_id) != v.label)
+        double_called = _called_at_two_counters(db)
+        db.close()
+        state_lat = [
+            self.seen_calls[k] - t for k, t in self.sent_calls.items() if k in self.seen_calls
+        ]
+        issue_lat = self.figures.reply_s.get("issue", [])
+        all_lat = [x for values in self.figures.reply_s.values() for x in values]
+        result = {
+            "config": asdict(self.config),
+            "tickets": {
+                "issued": len(tickets) - by_status.get("voided", 0),
+                "served": by_status.get("done", 0),
+                "no_show": by_status.get("skipped", 0) + by_status.get("expired", 0),
+                "by_status": by_status,
+                "refused": self.figures.refused,
+            },
+            "waiting_minutes": {
+                code: {"p50": _pct(v, 50), "p90": _pct(v, 90), "max": max(v), "n": len(v)}
+                for code, v in sorted(waits.items())
+            },
+            "sla_compliance": sla_ok / sla_all if sla_all else None,
+            "system": {
+                "wall_s": wall_s,
+                "tickets_per_wall_s": self.figures.issued / wall_s,
+                "commands": len(all_lat),
+                "press_to_reply_ms": _summary(all_lat),
+                "issue_to_reply_ms": _summary(issue_lat),
+                "next_to_screen_state_ms": _summary(state_lat),
+                "calls_seen_on_screen": f"{len(state_lat)}/{len(self.sent_calls)}",
+            },
+            "integrity": {
+                "numbers_issued_twice": duplicates,
+                "confirmed_tickets_lost": lost,
+                "tickets_called_at_two_counters": double_called,
+            },
+        }
+        (self.workdir / "simulation.json").write_text(json.dumps(result, indent=2))
+        queue_chart(self.figures.queue_samples, self.site, self.workdir / "queue-lengths.png")
+        return result
+
+
+def _called_at_two_counters(db: sqlite3.Connection) -> int:
+    """Tickets called at a counter while still held (called, not released) by another one."""
+    holder: dict[int, int] = {}
+    bad = 0
+    for row in db.execute(
+        "SELECT kind, ticket, counter FROM events WHERE ticket IS NOT NULL ORDER BY id"
+    ):
+        kind, ticket, counter = row["kind"], row["ticket"], row["counter"]
+        if kind in ("called", "called_back", "recalled"):
+            if ticket in holder and holder[ticket] != counter:
+                bad += 1
+            holder[ticket] = counter
+        elif kind in ("finished", "skipped", "transferred", "voided"):
+            holder.pop(ticket, None)
+    return bad
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.floor(p / 100 * len(ordered)))] if ordered else 0.0
+
+
+def _summary(seconds: list[float]) -> dict[str, float | None]:
+    if not seconds:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": round(_pct(seconds, 50) * 1000, 2),
+        "p99": round(_pct(seconds, 99) * 1000, 2),
+        "max": round(max(seconds) * 1000, 2),
+    }
+
+
+def queue_chart(samples: list[tuple[float, dict[str, int]]], site: Site, path: Path) -> None:
+    """A PNG line chart of people waiting over the day (total and the five busiest services)."""
+    from PIL import Image, ImageDraw
+
+    width, height, pad = 1200, 600, 60
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    if not samples:
+        image.save(path)
+        return
+    totals = [sum(w.values()) for _, w in samples]
+    peak = max(*totals, 1)
+    busiest = sorted(site.services, key=lambda c: -max(w.get(c, 0) for _, w in samples))[:5]
+    t0, t1 = samples[0][0], samples[-1][0]
+    span = max(t1 - t0, 1.0)
+
+    def xy(t: float, value: int) -> tuple[float, float]:
+        return pad + (t - t0) / span * (width - 2 * pad), height - pad - value / peak * (
+            height - 2 * pad
+        )
+
+    draw.line([(pad, pad), (pad, height - pad), (width - pad, height - pad)], fill="black", width=2)
+    for value in (0, peak // 2, peak):
+        _, y = xy(t0, value)
+        draw.line([(pad - 6, y), (pad, y)], fill="black")
+        draw.text((pad - 40, y - 6), str(value), fill="black")
+    colours = ["#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#d35400"]
+    series = [("total", "black", totals)] + [
+        (code, colours[i], [w.get(code, 0) for _, w in samples]) for i, code in enumerate(busiest)
+    ]
+    for i, (name, colour, values) in enumerate(series):
+        points = [xy(t, v) for (t, _), v in zip(samples, values, strict=True)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=3 if name == "total" else 2)
+        draw.text((width - pad - 220, pad + 18 * i), f"{name}", fill=colour)
+    tz = site.site.tz
+    for hour_t in range(int(t0 // 3600 + 1) * 3600, int(t1), 3600):
+        x, _ = xy(hour_t, 0)
+        draw.line([(x, height - pad), (x, height - pad + 6)], fill="black")
+        draw.text(
+            (x - 14, height - pad + 10),
+            datetime.fromtimestamp(hour_t, tz).strftime("%H:%M"),
+            fill="black",
+        )
+    draw.text((pad, 20), f"Orang menunggu / people waiting (puncak {peak})", fill="black")
+    image.save(path)
