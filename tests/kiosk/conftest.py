@@ -33,7 +33,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, step: float =
 
 
 def press(pins: MockFactory, pin: int) -> None:
-    """A citizen presses and releases the button on `pin`."""
+    """A citizen presses and releases the button on `pin` (a separate press: it comes later
+    than contact bounce after any earlier one, which a whole local ticket flow may not)."""
+    time.sleep(0.06)
     pins.pin(pin).drive_low()
     pins.pin(pin).drive_high()
 

@@ -1,0 +1,341 @@
+"""The kiosk flow end to end: MockFactory presses, the real hub on a real Mosquitto and SQLite,
+escpos printers whose bytes are read back."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from escpos.printer import Dummy
+from gpiozero.pins.mock import MockFactory
+
+from hub.service import HubService
+from kiosk.menu import COLOURS, TouchMenu
+from kiosk.printer import TicketPrinter
+from protocol import messages as m
+from protocol.brokers import Mosquitto
+from protocol.mqtt import Bus
+from protocol.site import Printer, Site
+from tests.conftest import example_text, make_site
+from tests.kiosk.conftest import (
+    JammedPrinter,
+    SlowPrinter,
+    dummy_printer,
+    press,
+    ticket_rows,
+    wait_until,
+)
+from tests.kiosk.escpos_bytes import parse
+
+KTP, KK, PRIORITY_PIN = 5, 6, 26  # kiosk-3's pins in the example inventory
+READY, BUSY, FAULT = 16, 20, 21
+
+
+def leds(pins: MockFactory) -> tuple[int, int, int]:
+    return pins.pin(READY).state, pins.pin(BUSY).state, pins.pin(FAULT).state
+
+
+def quota_site(port: int, tmp_path: Path, quota: int = 1) -> Site:
+    """The example site with a daily quota of `quota` KTP tickets."""
+    text = example_text().replace("daily_quota = 150", f"daily_quota = {quota}", 1)
+    return make_site(port, text=text, always_open=True, database=tmp_path / "quota.sqlite")
+
+
+def tokens(database: Path) -> list[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in conn.execute("SELECT token FROM tickets ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_press_prints_the_confirmed_ticket_and_reports_it(hub, make_kiosk, pins) -> None:
+    device = Dummy(profile="default")
+    app = make_kiosk("kiosk-3", printer=dummy_printer(hub.site, "kiosk-3", device))
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    printed = parse(device.output)
+    number = printed.find("A001")
+    assert number.width == 6 and number.height == 6
+    text = " ".join(printed.texts())  # 58 mm paper: long lines wrap
+    assert "Perekaman dan Cetak KTP-el" in text
+    assert "Antrian di depan Anda: 0" in text
+    [token] = tokens(hub.database)
+    assert printed.qr_payloads == [f"{hub.site.site.public_url}/t/{token}"]
+    assert printed.qr_prints == 1 and len(printed.cuts) == 1
+    rows = ticket_rows(hub.database)
+    assert [(r["label"], r["service"], r["status"], r["printed"], r["source"]) for r in rows] == [
+        ("A001", "ktp", "waiting", 1, "kiosk-3")
+    ]
+    assert [n.kind for n in app.notices][-2:] == ["printing", "printed"]
+    assert app.notices[-1].number == "A001"
+    assert leds(pins) == (1, 0, 0)
+    assert wait_until(
+        lambda: "kiosk-3" in hub.fleet and hub.fleet["kiosk-3"].status.health.printer == "ok"
+    )
+    # The hub's retained service state reaches the kiosk (the menu would show it).
+    assert wait_until(lambda: "ktp" in app.states and app.states["ktp"].waiting == 1)
+
+
+def test_double_press_yields_one_ticket(hub, make_kiosk, pins) -> None:
+    device = Dummy(profile="default")
+    app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3", device), lockout_s=0.5)
+    press(pins, KTP)
+    pins.pin(KTP).drive_low()  # contact bounce of the same press
+    pins.pin(KTP).drive_high()
+    press(pins, KTP)  # a real second press
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    time.sleep(0.1)
+    press(pins, KTP)  # still within the lockout after the ticket came out
+    assert app.wait_idle(10)
+    assert [r["label"] for r in ticket_rows(hub.database)] == ["A001"]
+    printed = parse(device.output)
+    assert printed.qr_prints == 1 and len(printed.cuts) == 1
+    assert "busy" in [n.kind for n in app.notices]
+    time.sleep(0.5)
+    press(pins, KTP)  # the next citizen
+    assert app.wait_idle(10)
+    assert [r["label"] for r in ticket_rows(hub.database)] == ["A001", "A002"]
+
+
+def test_press_during_a_print_gets_feedback_and_is_not_queued(hub, make_kiosk, pins) -> None:
+    device = SlowPrinter(profile="default")
+    app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3", device))
+    press(pins, KTP)
+    assert device.writing.wait(10)
+    assert leds(pins) == (0, 1, 0)
+    press(pins, KK)  # another citizen presses while the ticket prints
+    assert app.notices[-1].kind == "busy"
+    assert app.notices[-1].get("id") == "Mohon tunggu, tiket sedang dicetak"
+    assert wait_until(lambda: [s.state for s in pins.pin(12).states].count(True) >= 1, timeout=2)
+    device.release.set()
+    assert app.wait_idle(10)
+    time.sleep(0.3)
+    assert app.wait_idle(1)
+    assert [r["label"] for r in ticket_rows(hub.database)] == ["A001"]
+    assert parse(device.output).qr_prints == 1
+
+
+def test_hub_not_answering_prints_nothing(site, make_kiosk, pins) -> None:
+    device = Dummy(profile="default")
+    app = make_kiosk(printer=dummy_printer(site, "kiosk-3", device), request_timeout=0.3, retries=1)
+    started = time.monotonic()
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    assert time.monotonic() - started < 3
+    assert device.output == b""
+    assert app.notices[-1].kind == "timeout"
+    assert "Tiket tidak dicetak" in app.notices[-1].get("id")
+    assert leds(pins)[2] == 1
+
+
+def test_broker_down_prints_nothing_and_the_press_is_never_sent_later(
+    own_broker: Mosquitto, make_kiosk, pins, tmp_path: Path
+) -> None:
+    site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
+    hub = HubService(site).start()
+    try:
+        device = Dummy(profile="default")
+        app = make_kiosk(on_site=site, printer=dummy_printer(site, "kiosk-3", device))
+        own_broker.stop()
+        assert wait_until(lambda: not app.bus.connected)
+        started = time.monotonic()
+        press(pins, KTP)
+        assert app.wait_idle(5)
+        assert time.monotonic() - started < 1  # refused at once, not after a timeout
+        assert device.output == b""
+        assert app.notices[-1].kind == "offline"
+        assert wait_until(lambda: sum(s.state for s in pins.pin(FAULT).states) >= 2)  # blinks
+        own_broker.start()
+        assert wait_until(lambda: app.bus.connected and hub.bus.connected, timeout=15)
+        time.sleep(1.0)
+        assert ticket_rows(hub.database) == []  # the offline press never reached the hub
+        assert wait_until(lambda: leds(pins) == (1, 0, 0))
+        press(pins, KTP)
+        assert app.wait_idle(10)
+        assert [r["label"] for r in ticket_rows(hub.database)] == ["A001"]
+        assert parse(device.output).find("A001")
+    finally:
+        hub.stop()
+
+
+def test_printing_failure_voids_the_ticket_at_the_hub(hub, make_kiosk, pins) -> None:
+    device = JammedPrinter(profile="default")
+    app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3", device))
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    assert device.attempts == 1
+    rows = ticket_rows(hub.database)
+    assert [(r["label"], r["status"], r["printed"]) for r in rows] == [("A001", "voided", 0)]
+    told = app.notices[-1]
+    assert told.kind == "printer" and told.number == "A001"
+    assert "Nomor A001 dibatalkan" in told.get("id")
+    assert leds(pins) == (0, 0, 1)
+    assert wait_until(
+        lambda: "kiosk-3" in hub.fleet and hub.fleet["kiosk-3"].status.health.printer == "error"
+    )
+    assert "Input/output error" in (hub.fleet["kiosk-3"].status.health.detail or "")
+
+
+def test_paper_out_voids_then_stops_asking_until_paper_is_loaded(
+    hub, make_kiosk, pins, printer_server
+) -> None:
+    server = printer_server(status=b"\x12")
+    spec = Printer(connection="network", host="127.0.0.1", port=server.port, timeout_s=2)
+    app = make_kiosk(printer=TicketPrinter.from_inventory(spec))
+    assert wait_until(lambda: app.printer_state == "ok")  # checked when the kiosk starts
+    server.status = b"\x72"  # the roll runs out
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    assert [(r["label"], r["status"]) for r in ticket_rows(hub.database)] == [("A001", "voided")]
+    assert "Kertas tiket habis" in app.notices[-1].get("id")
+    assert wait_until(lambda: hub.fleet["kiosk-3"].status.health.printer == "paper_out")
+    press(pins, KTP)  # the printer still says no paper: the hub is not even asked
+    assert app.wait_idle(10)
+    assert len(ticket_rows(hub.database)) == 1
+    assert app.notices[-1].kind == "printer"
+    server.status = b"\x12"  # a technician loads a new roll
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    assert [r["status"] for r in ticket_rows(hub.database)] == ["voided", "waiting"]
+    assert wait_until(lambda: b"A002" in bytes(server.received))
+    assert b"A001" not in bytes(server.received)
+    assert wait_until(lambda: hub.fleet["kiosk-3"].status.health.printer == "ok")
+    app.printer.close()
+
+
+def test_refusal_text_from_the_hub_is_shown(broker, make_kiosk, pins, tmp_path) -> None:
+    site = quota_site(broker.port, tmp_path)
+    hub = HubService(site).start()
+    try:
+        device = Dummy(profile="default")
+        app = make_kiosk(on_site=site, printer=dummy_printer(site, "kiosk-3", device))
+        press(pins, KTP)
+        assert app.wait_idle(10)
+        press(pins, KTP)
+        assert app.wait_idle(10)
+        told = app.notices[-1]
+        assert told.kind == "refused" and told.code == "quota_reached"
+        assert told.get("id") == "Kuota antrian Perekaman dan Cetak KTP-el hari ini sudah habis"
+        assert told.get("en") == (
+            "Today's quota for e-ID card (KTP-el) recording and printing is used up"
+        )
+        assert parse(device.output).qr_prints == 1  # only the first ticket was printed
+        assert leds(pins) == (1, 0, 0)  # a refusal is not a fault of the kiosk
+    finally:
+        hub.stop()
+
+
+def test_touch_menu_kiosk_greys_out_a_full_service(broker, make_kiosk, tmp_path) -> None:
+    site = quota_site(broker.port, tmp_path)
+    hub = HubService(site).start()
+    menu = TouchMenu(site, tuple(site.services), size=(1080, 1920), notice_s=0.1)
+    try:
+        device = Dummy(profile="TM-T20II")
+        app = make_kiosk("kiosk-1", on_site=site, printer=dummy_printer(site, "kiosk-1", device),
+                         menu=menu)  # fmt: skip
+        assert wait_until(lambda: "ktp" in app.states)  # retained state on connect
+        tile = menu.view().tile("ktp")
+        assert tile.enabled
+        centre = (tile.rect[0] + tile.rect[2] // 2, tile.rect[1] + tile.rect[3] // 2)
+        assert menu.tap(centre).key == "ktp"
+        assert app.wait_idle(10)
+        assert parse(device.output).find("A001")
+        assert app.notices[-1].number == "A001"
+        assert wait_until(lambda: not menu.view().tile("ktp").enabled)  # quota used up
+        assert menu.view().tile("ktp").badge == "KUOTA HABIS"
+        time.sleep(0.15)  # the 'take your ticket' notice has gone
+        assert menu.tap(centre) is None
+        assert app.wait_idle(1) and len(ticket_rows(site.hub.database)) == 1
+        image = menu.save_png(tmp_path / "menu.png")
+        from PIL import Image
+
+        assert (
+            Image.open(image).convert("RGB").getpixel((tile.rect[0] + 8, centre[1]))
+            == (COLOURS["closed"])
+        )
+    finally:
+        hub.stop()
+        menu.close()
+
+
+def test_priority_pattern_reaches_the_ticket(hub, make_kiosk, pins) -> None:
+    device = Dummy(profile="default")
+    app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3", device))
+    press(pins, PRIORITY_PIN)
+    press(pins, PRIORITY_PIN)  # second press: the next category
+    assert app.priority.current() == "disabled"
+    assert (
+        app.notices[-1].get("id")
+        == "Layanan prioritas: Penyandang disabilitas. Silakan pilih layanan."
+    )
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    press(pins, KK)  # the next citizen: a regular ticket
+    assert app.wait_idle(10)
+    rows = ticket_rows(hub.database)
+    assert [(r["label"], r["priority"]) for r in rows] == [("A001", "disabled"), ("B001", None)]
+    text = " ".join(parse(device.output).texts())
+    assert text.count("PRIORITAS: Penyandang disabilitas") == 1
+
+
+def test_garbage_on_the_service_state_topic_changes_nothing(hub, make_kiosk, pins) -> None:
+    app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3"))
+    assert wait_until(lambda: "ktp" in app.states)
+    before = app.states["ktp"]
+    intruder = Bus(hub.site.site.id, "tester-9", "hub", port=hub.site.broker.port)
+    try:
+        assert intruder.start(wait=5)
+        topic = intruder.topics.service_state("ktp")
+        intruder.publish(topic, b"\xff not json")
+        intruder.publish(topic, b'{"v": 1, "seq": "x"}')
+        wrong = before.model_copy(update={"service": "kk", "seq": before.seq + 100})
+        intruder.publish(topic, m.encode(wrong))
+        older = before.model_copy(update={"seq": before.seq - 1, "waiting": 99})
+        intruder.publish(topic, m.encode(older))
+        assert intruder.flush(5)
+        time.sleep(0.2)
+        assert app.states["ktp"] == before
+        press(pins, KTP)  # and the kiosk still works
+        assert app.wait_idle(10)
+        assert [r["label"] for r in ticket_rows(hub.database)] == ["A001"]
+    finally:
+        intruder.stop()
+
+
+def test_void_waits_for_the_broker_and_reaches_the_hub(
+    own_broker: Mosquitto, make_kiosk, pins, tmp_path: Path
+) -> None:
+    site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
+    hub = HubService(site).start()
+    try:
+        device = JammedPrinter(profile="default", before_fail=own_broker.stop)
+        app = make_kiosk(
+            on_site=site,
+            printer=dummy_printer(site, "kiosk-3", device),
+            request_timeout=1.0,
+            status_every_s=1.0,
+        )
+        press(pins, KTP)
+        assert app.wait_idle(10)
+        assert [type(c).__name__ for c in app.pending_reports] == ["VoidTicket"]
+        own_broker.start()
+        assert wait_until(lambda: not app.pending_reports, timeout=20)
+        assert wait_until(
+            lambda: [r["status"] for r in ticket_rows(hub.database)] == ["voided"], timeout=5
+        )
+    finally:
+        hub.stop()
+
+
+def test_a_device_that_is_not_a_kiosk_is_refused(site) -> None:
+    from kiosk.app import KioskApp
+    from kiosk.errors import KioskConfigError
+
+    with pytest.raises(KioskConfigError, match=re.escape("'caller-03' is not a kiosk")):
+        KioskApp(site, "caller-03", Bus.for_device(site, "caller-03"), None)
