@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -448,3 +449,41 @@ def _health(statuses: queue.Queue) -> str | None:
         status = statuses.get_nowait()
         latest = status.health.lcd if status else None
     return latest
+
+
+def test_next_held_up_by_a_frozen_broker_is_never_applied_late(
+    own_broker: Mosquitto,
+    tmp_path: Path,
+    make_rig: Callable[..., Rig],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The connection looks up but the broker hangs: the press times out with fault
+    feedback, and when the broker wakes the hub refuses the held NEXT as stale."""
+    site = make_site(
+        own_broker.port, always_open=True, database=tmp_path / "hub.sqlite", command_max_age_s=1
+    )
+    hub = HubService(site).start()
+    bus = Bus.for_device(site, "caller-03")
+    try:
+        assert bus.start(wait=5)
+        rig = make_rig(site, bus, officer="Siti", request_timeout_s=0.5)
+        issue(hub, "ktp", 2)
+        rig.press("open_close")
+        assert own_broker.process is not None
+        own_broker.process.send_signal(signal.SIGSTOP)
+        try:
+            rig.press("next")
+            assert rig.outcomes[-1] == ("next", "fault", "timeout")
+            assert rig.display.text == "Loket 3 - Buka|Hub tdk menjawab"
+            time.sleep(site.hub.command_max_age_s + 0.5)
+        finally:
+            own_broker.process.send_signal(signal.SIGCONT)
+        assert wait_for(
+            lambda: any("stale" in str(getattr(r, "error", "")) for r in caplog.records), 5
+        ), "the held NEXT never reached the hub"
+        assert hub.queue.counters[3].call_seq == 0
+        rig.press("next")  # the box and the hub work on
+        assert rig.box.state.ticket == "A001" and hub.queue.counters[3].call_seq == 1
+    finally:
+        bus.stop()
+        hub.stop()
