@@ -141,6 +141,11 @@ class Queue:
         self.tickets: dict[int, Ticket] = {}
         # Indexes kept in step by _touch/issue/void, so no command scans the whole day.
         self.active: dict[int, Ticket] = {}  # waiting, called or skipped
+        self.queued: dict[str, dict[int, Ticket]] = {code: {} for code in site.services}
+        self.missed: dict[int, Ticket] = {}  # skipped (no-show), recallable
+        self.serving: dict[str, tuple[int, ...]] = {
+            code: site.counters_serving(code) for code in site.services
+        }
         self.last_number: dict[str, int] = {}
         self.issued_count: dict[str, int] = {}  # not voided
         self.counters: dict[int, CounterNow] = {n: CounterNow(n) for n in site.counters}
@@ -167,9 +172,23 @@ class Queue:
             self.active[ticket.id] = ticket
         else:
             self.active.pop(ticket.id, None)
+        for code, queued in self.queued.items():
+            if ticket.status == WAITING and code == ticket.service:
+                queued[ticket.id] = ticket
+            else:
+                queued.pop(ticket.id, None)
+        if ticket.status == SKIPPED:
+            self.missed[ticket.id] = ticket
+        else:
+            self.missed.pop(ticket.id, None)
 
     def _index(self) -> None:
         self.active = {t.id: t for t in self.tickets.values() if t.status in ACTIVE}
+        self.queued = {code: {} for code in self.site.services}
+        self.missed = {t.id: t for t in self.active.values() if t.status == SKIPPED}
+        for t in self.active.values():
+            if t.status == WAITING:
+                self.queued[t.service][t.id] = t
         self.last_number, self.issued_count = {}, {}
         for t in self.tickets.values():
             code = t.issued_service
@@ -264,21 +283,24 @@ class Queue:
 
     def waiting(self, service: str | None = None) -> list[Ticket]:
         """Waiting tickets (of one service), in queue order."""
-        found = [
-            t
-            for t in self.active.values()
-            if t.status == WAITING and (service is None or t.service == service)
-        ]
+        if service is not None:
+            found = list(self.queued[service].values())
+        else:
+            found = [t for queued in self.queued.values() for t in queued.values()]
         return sorted(found, key=_queue_order)
+
+    def waiting_count(self, service: str) -> int:
+        """How many wait for `service` (without sorting them)."""
+        return len(self.queued[service])
 
     def skipped(self, services: tuple[str, ...]) -> list[Ticket]:
         """Skipped (no-show) tickets of these services, oldest first."""
-        found = [t for t in self.active.values() if t.status == SKIPPED and t.service in services]
+        found = [t for t in self.missed.values() if t.service in services]
         return sorted(found, key=lambda t: t.called_at or 0)
 
     def open_counters(self, service: str) -> int:
         """How many open counters serve `service` now."""
-        return sum(1 for n in self.site.counters_serving(service) if self.counters[n].open)
+        return sum(1 for n in self.serving[service] if self.counters[n].open)
 
     def service_open(self, code: str, now: float) -> Refused | None:
         """None when tickets may be issued for `code` now, else the refusal to give."""
@@ -382,8 +404,16 @@ class Queue:
 
     def people_ahead(self, ticket: Ticket) -> int:
         """Waiting tickets of the same service that will be called before this one."""
-        queue = self.waiting(ticket.service)
-        return next((i for i, t in enumerate(queue) if t.id == ticket.id), len(queue))
+        mine = _queue_order(ticket)
+        return sum(
+            1
+            for t in self.queued[ticket.service].values()
+            if t.id != ticket.id
+            and (
+                bool(t.priority) > bool(ticket.priority)
+                or (bool(t.priority) == bool(ticket.priority) and _queue_order(t) < mine)
+            )
+        )
 
     def _open_counter(self, number: int) -> CounterNow:
         counter = self.counter(number)
@@ -455,9 +485,7 @@ class Queue:
 
     def _pick(self, counter: CounterNow) -> Ticket | None:
         services = self.site.counters[counter.number].services
-        candidates = [
-            t for t in self.tickets.values() if t.status == WAITING and t.service in services
-        ]
+        candidates = [t for code in services for t in self.queued[code].values()]
         if not candidates:
             return None
         priority = [t for t in candidates if t.priority]
@@ -477,9 +505,7 @@ class Queue:
         self.roll_day(now)
         counter = self._open_counter(number)
         services = self.site.counters[number].services
-        if counter.current is None and not any(
-            t.status == WAITING and t.service in services for t in self.active.values()
-        ):
+        if counter.current is None and not any(self.queued[code] for code in services):
             raise Refused(
                 "queue_empty",
                 f"nobody waits for counter {number}'s services",

@@ -472,7 +472,7 @@ class HubService:
         # (at most one update per counter per QUEUE_LENGTH_EVERY_S), so one call does not
         # fan out to every screen times every counter of the service.
         for code in services:
-            self._queue_lengths.update(self.site.counters_serving(code))
+            self._queue_lengths.update(self.queue.serving[code])
         self._queue_lengths -= self._dirty.counters
         if self._queue_lengths and not self._queue_lengths_due:
             self._queue_lengths_due = time.monotonic() + QUEUE_LENGTH_EVERY_S

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.rules import CALLED, WAITING, Queue
+from hub.rules import Queue
 from protocol import messages as m
 
 RECENT_CALLS = 6
@@ -13,9 +13,7 @@ def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
     counter = queue.counters[number]
     services = queue.site.counters[number].services
     ticket = queue.tickets.get(counter.current) if counter.current is not None else None
-    waiting = sum(
-        1 for t in queue.tickets.values() if t.status == WAITING and t.service in services
-    )
+    waiting = sum(queue.waiting_count(code) for code in services)
     return m.CounterState(
         seq=seq,
         counter=number,
@@ -35,11 +33,9 @@ def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
 
 def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceState:
     """Queue of one service: waiting, estimate for a newcomer, quota, open or not."""
-    waiting = queue.waiting(code)
-    serving = sorted(
-        (t for t in queue.active.values() if t.status == CALLED and t.service == code),
-        key=lambda t: -(t.called_at or 0),
-    )
+    waiting = list(queue.queued[code].values())
+    called = (queue.tickets[c.current] for c in queue.counters.values() if c.current is not None)
+    serving = sorted((t for t in called if t.service == code), key=lambda t: -(t.called_at or 0))
     number = queue.last_number.get(code)
     last = f"{queue.site.services[code].prefix}{number:03d}" if number else None
     return m.ServiceState(
@@ -79,7 +75,7 @@ def site_state(queue: Queue, seq: int, now: float) -> m.SiteState:
         config_version=queue.site.version,
         issued=sum(queue.issued_count.values()),
         served=sum(c.served_today for c in queue.counters.values()),
-        waiting=sum(1 for t in queue.active.values() if t.status == WAITING),
+        waiting=sum(len(q) for q in queue.queued.values()),
         recent_calls=tuple(calls),
     )
 

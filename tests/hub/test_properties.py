@@ -12,7 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from hub.rules import ACTIVE, CALLED, WAITING, Queue, Refused
+from hub.rules import ACTIVE, CALLED, SKIPPED, WAITING, Queue, Refused
 from hub.store import Store
 from tests.conftest import make_site
 
@@ -150,6 +150,7 @@ class QueueMachine(RuleBasedStateMachine):
         total = sum(1 for t in self.q.tickets.values() if t.status == WAITING)
         assert per_service == total == len(self.q.waiting())
         assert self.q.active == {t.id: t for t in self.q.tickets.values() if t.status in ACTIVE}
+        assert self.q.missed == {t.id: t for t in self.q.tickets.values() if t.status == SKIPPED}
 
     @invariant()
     def database_holds_the_queue(self) -> None:
