@@ -213,6 +213,7 @@ class HubService:
         try:
             with self.store.transaction():
                 replies = [self._one(work) for work in works]
+                self.store.set_seq(self.seq)
         except Exception:
             log.exception("command batch failed; retrying one by one from the database state")
             self._reload()
@@ -221,6 +222,7 @@ class HubService:
                 try:
                     with self.store.transaction():
                         replies.append(self._one(work))
+                        self.store.set_seq(self.seq)
                 except Exception:
                     log.exception("command failed; nothing was changed")
                     self._reload()
@@ -314,7 +316,7 @@ class HubService:
                 extra={"device": device, "request_id": command.request_id, "kind": kind},
             )
             return m.decode(m.Reply, stored)
-        self.seq = self.store.bump_seq()
+        self.seq += 1
         try:
             result = self._apply(command, now)
             reply = m.Reply(request_id=command.request_id, ok=True, result=result, hub_time=now)
@@ -543,7 +545,8 @@ class HubService:
         with self.store.transaction():
             self.queue.roll_day(now)
             changes = self.queue.take_changes()
-            self.seq = self.store.bump_seq()
+            self.seq += 1
+            self.store.set_seq(self.seq)
             self.store.persist(self.queue, changes)
             self.store.prune_requests(now - REQUEST_MEMORY_S)
         self._mark(changes.counters, changes.services)

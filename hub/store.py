@@ -200,13 +200,9 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
         return int(row[0]) if row else 0
 
-    def bump_seq(self) -> int:
-        """Increase the sequence inside the current transaction and return it."""
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('seq', '1') "
-            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-        )
-        return self.seq()
+    def set_seq(self, seq: int) -> None:
+        """Store the sequence reached (inside the current transaction)."""
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (str(seq),))
 
     # -- queue state -----------------------------------------------------------------------
     def persist(self, queue: Queue, changes: Changes) -> None:
