@@ -297,6 +297,10 @@ class HubService:
             menu = spec.services or (tuple(self.site.services) if spec.screen else ())
             if command.service not in set(menu) | set(spec.buttons):
                 raise BadMessage("forbidden", f"{device} does not offer {command.service!r}")
+        if command.expires_at is not None and now > command.expires_at:
+            raise BadMessage(
+                "stale", f"arrived {now - command.expires_at:.1f}s after its sender gave up"
+            )
         if command.sent_at is not None and now - command.sent_at > self.site.hub.command_max_age_s:
             raise BadMessage(
                 "stale",
@@ -360,8 +364,10 @@ class HubService:
                 return m.IssueResult(ticket=self._ticket_info(ticket)).model_dump()
             case m.TicketPrinted():
                 return self._ticket_result(q.printed(command.ticket_id))
-            case m.VoidTicket():
-                return self._ticket_result(q.void(command.ticket_id, command.device, now))
+            case m.VoidTicket(cancels=str() as cancels):
+                return self._cancel(command.device, cancels, now)
+            case m.VoidTicket(ticket_id=int() as ticket_id):
+                return self._ticket_result(q.void(ticket_id, command.device, now))
             case m.RevokePriority():
                 return self._ticket_result(q.revoke_priority(command.ticket_id, command.by, now))
             case m.CallNext():
@@ -416,6 +422,26 @@ class HubService:
         return m.CounterResult(
             counter=states.counter_state(q, number, self.seq), call=call
         ).model_dump()
+
+    def _cancel(self, device: str, request_id: str, now: float) -> dict[str, Any]:
+        """Void whatever an unanswered `issue` request created; if it has not arrived yet,
+        answer it in advance with a refusal so it never creates a ticket."""
+        assert self.store is not None
+        stored = self.store.reply_for(device, request_id)
+        if stored is None:
+            refusal = self._error_reply(
+                request_id,
+                "cancelled",
+                "cancelled by the device before the hub received it",
+                {"id": "Dibatalkan", "en": "Cancelled"},
+            )
+            self.store.save_reply(device, request_id, "issue", now, m.encode(refusal).decode())
+            return m.TicketResult(ticket_id=None, number=None, status="cancelled").model_dump()
+        reply = m.decode(m.Reply, stored)
+        if not reply.ok or not reply.result or "ticket" not in reply.result:
+            return m.TicketResult(ticket_id=None, number=None, status="nothing").model_dump()
+        ticket_id = m.IssueResult.model_validate(reply.result).ticket.id
+        return self._ticket_result(self.queue.void(ticket_id, device, now))
 
     def _ticket_info(self, ticket: Ticket) -> m.TicketInfo:
         ahead = self.queue.people_ahead(ticket)

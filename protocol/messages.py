@@ -15,7 +15,14 @@ import json
 import uuid
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from protocol.errors import BadMessage
 
@@ -54,6 +61,7 @@ ERROR_CODES: dict[str, str] = {
     "already_rated": "this ticket has been rated already",
     "rating_closed": "the rating window for this ticket has closed",
     "already_answered": "the satisfaction survey of this ticket has been answered already",
+    "cancelled": "the device cancelled this request before the hub received it",
     "internal": "the hub failed to apply the command; nothing was changed",
 }
 
@@ -93,6 +101,7 @@ class Command(Message):
     device: DeviceId
     reply_to: Annotated[str, StringConstraints(max_length=200)] | None = None
     sent_at: float | None = None
+    expires_at: float | None = None  # hub clock; past it the sender has given up: never apply
 
 
 class IssueTicket(Command):
@@ -112,11 +121,23 @@ class TicketPrinted(Command):
 
 
 class VoidTicket(Command):
-    """A kiosk could not print a confirmed ticket: take it out of the queue."""
+    """A kiosk could not print a ticket: take it out of the queue.
+
+    Either `ticket_id` (a confirmed ticket the printer failed on) or `cancels` (the request id
+    of an `issue` whose reply never came: whatever that request created is voided, and if it
+    has not reached the hub yet, it never will create a ticket).
+    """
 
     kind: ClassVar[str] = "void"
-    ticket_id: int
+    ticket_id: int | None = None
+    cancels: RequestId | None = None
     reason: ShortText = ""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> VoidTicket:
+        if (self.ticket_id is None) == (self.cancels is None):
+            raise ValueError("give exactly one of ticket_id or cancels")
+        return self
 
 
 class CounterCommand(Command):
@@ -401,10 +422,10 @@ class CounterResult(Part):
 
 
 class TicketResult(Part):
-    """Result of `printed`, `void` and `revoke_priority`."""
+    """Result of `printed`, `void` and `revoke_priority` (no ticket: a cancelled request)."""
 
-    ticket_id: int
-    number: TicketNumber
+    ticket_id: int | None
+    number: TicketNumber | None
     status: str
 
 

@@ -37,6 +37,7 @@ from protocol.errors import BadMessage, BrokerUnavailable, CommandRejected, Requ
 from protocol.topics import Topics
 
 log = logging.getLogger("mpp.mqtt")
+EXPIRY_GRACE_S = 0.5
 
 
 def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
@@ -367,7 +368,16 @@ class Bus:
         if not self._connected.is_set():
             raise BrokerUnavailable(f"{self.device}: broker {self.host}:{self.port} not connected")
         reply_to = self.topics.reply(self.device)
-        command = command.model_copy(update={"reply_to": reply_to, "sent_at": self.hub_time()})
+        now = self.hub_time()
+        # The deadline travels with the command: once the device stops waiting, the hub must
+        # never apply it (a NEXT held up in a frozen broker must not call someone later).
+        command = command.model_copy(
+            update={
+                "reply_to": reply_to,
+                "sent_at": now,
+                "expires_at": now + timeout * (retries + 1) + EXPIRY_GRACE_S,
+            }
+        )
         pending = _Pending()
         with self._pending_lock:
             self._pending[command.request_id] = pending

@@ -64,7 +64,9 @@ def test_issue_is_durable_and_published(hub: HubService, bus_for, site: Site) ->
         kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
     )
     assert result.ticket.number == "A001" and len(result.ticket.token) >= 20
-    assert rows(site, "SELECT label, status, source FROM tickets") == [("A001", "waiting", "kiosk-1")]
+    assert rows(site, "SELECT label, status, source FROM tickets") == [
+        ("A001", "waiting", "kiosk-1")
+    ]
     state = services.until(lambda s: s.service == "ktp" and s.waiting == 1)
     assert state.last_issued == "A001" and state.quota_left == 149
 
@@ -103,9 +105,12 @@ def test_repeat_after_restart_gets_the_first_reply(site: Site, bus_for) -> None:
     hub = HubService(site).start()
     try:
         assert kiosk.request(command, timeout=5) == first
-        assert kiosk.request(m.IssueTicket(device="kiosk-1", service="skck"), timeout=5)[
-            "ticket"
-        ]["number"] == "H002"
+        assert (
+            kiosk.request(m.IssueTicket(device="kiosk-1", service="skck"), timeout=5)["ticket"][
+                "number"
+            ]
+            == "H002"
+        )
     finally:
         hub.stop()
     assert rows(site, "SELECT label FROM tickets ORDER BY id") == [("H001",), ("H002",)]
@@ -116,16 +121,60 @@ def test_repeat_after_restart_gets_the_first_reply(site: Site, bus_for) -> None:
     [
         ("next", b"{oops", "bad_json"),
         ("next", b"[]", "bad_json"),
-        ("next", {"v": 9, "request_id": "abcdefgh01", "device": "caller-03", "counter": 3}, "unsupported_version"),
-        ("next", {"v": 1, "request_id": "abcdefgh02", "device": "caller-03", "counter": "3x"}, "invalid"),
+        (
+            "next",
+            {"v": 9, "request_id": "abcdefgh01", "device": "caller-03", "counter": 3},
+            "unsupported_version",
+        ),
+        (
+            "next",
+            {"v": 1, "request_id": "abcdefgh02", "device": "caller-03", "counter": "3x"},
+            "invalid",
+        ),
         ("next", {"v": 1, "request_id": "abcdefgh03", "device": "caller-03"}, "invalid"),
         ("explode", {"v": 1, "request_id": "abcdefgh04", "device": "caller-03"}, "unknown_kind"),
-        ("next", {"v": 1, "request_id": "abcdefgh05", "device": "caller-04", "counter": 3}, "device_mismatch"),
-        ("next", {"v": 1, "request_id": "abcdefgh06", "device": "caller-03", "counter": 4}, "forbidden"),
-        ("issue", {"v": 1, "request_id": "abcdefgh07", "device": "caller-03", "service": "ktp"}, "forbidden"),
-        ("ack_alert", {"v": 1, "request_id": "abcdefgh08", "device": "caller-03", "alert_id": "x", "by": "me"}, "forbidden"),
-        ("next", {"v": 1, "request_id": "abcdefgh09", "device": "caller-03", "counter": 3, "sent_at": 1.0}, "stale"),
-        ("next", {"v": 1, "request_id": "abcdefgh10", "device": "caller-03", "counter": 3}, "counter_closed"),
+        (
+            "next",
+            {"v": 1, "request_id": "abcdefgh05", "device": "caller-04", "counter": 3},
+            "device_mismatch",
+        ),
+        (
+            "next",
+            {"v": 1, "request_id": "abcdefgh06", "device": "caller-03", "counter": 4},
+            "forbidden",
+        ),
+        (
+            "issue",
+            {"v": 1, "request_id": "abcdefgh07", "device": "caller-03", "service": "ktp"},
+            "forbidden",
+        ),
+        (
+            "ack_alert",
+            {
+                "v": 1,
+                "request_id": "abcdefgh08",
+                "device": "caller-03",
+                "alert_id": "x",
+                "by": "me",
+            },
+            "forbidden",
+        ),
+        (
+            "next",
+            {
+                "v": 1,
+                "request_id": "abcdefgh09",
+                "device": "caller-03",
+                "counter": 3,
+                "sent_at": 1.0,
+            },
+            "stale",
+        ),
+        (
+            "next",
+            {"v": 1, "request_id": "abcdefgh10", "device": "caller-03", "counter": 3},
+            "counter_closed",
+        ),
     ],
 )
 def test_bad_commands_get_specific_errors_and_change_nothing(
@@ -142,7 +191,10 @@ def test_bad_commands_get_specific_errors_and_change_nothing(
 def test_unknown_device_and_kiosk_service(hub: HubService, bus_for) -> None:
     stranger = bus_for("kiosk-3")
     reply = raw_request(
-        stranger, "issue", {"v": 1, "request_id": "abcdefgh11", "device": "rogue", "service": "ktp"}, "rogue"
+        stranger,
+        "issue",
+        {"v": 1, "request_id": "abcdefgh11", "device": "rogue", "service": "ktp"},
+        "rogue",
     )
     assert reply.error is not None and reply.error.code == "forbidden"
     with pytest.raises(CommandRejected) as caught:  # kiosk-3's buttons do not include paspor
@@ -155,7 +207,9 @@ def test_hub_survives_garbage_and_keeps_serving(hub: HubService, bus_for) -> Non
     for payload in [b"", b"\x00" * 100, b"null", b'{"v": 1}', b"{" * 5000]:
         caller.publish(caller.topics.command("caller-03", "next"), payload)
     caller.publish("mpp/v1/" + hub.site.site.id + "/cmd/caller-03", b"{}")  # short topic
-    assert caller.request(m.OpenCounter(device="caller-03", counter=3), timeout=5)["counter"]["open"]
+    assert caller.request(m.OpenCounter(device="caller-03", counter=3), timeout=5)["counter"][
+        "open"
+    ]
 
 
 def test_restart_republishes_exactly_what_the_database_holds(site: Site, bus_for) -> None:
@@ -187,10 +241,15 @@ def test_local_submit_uses_the_same_path(hub: HubService, site: Site) -> None:
     refused = hub.submit(m.CallNext(device="hub", counter=7))
     assert refused.error is not None and refused.error.code == "queue_empty"
     assert refused.error.text is not None and refused.error.text.id == "Tidak ada antrian menunggu"
-    assert rows(site, "SELECT kind FROM requests WHERE device = 'hub' ORDER BY at") == [("open",), ("next",)]
+    assert rows(site, "SELECT kind FROM requests WHERE device = 'hub' ORDER BY at") == [
+        ("open",),
+        ("next",),
+    ]
 
 
-def test_consecutive_complaints_raise_a_retained_alert_until_acknowledged(hub: HubService, bus_for) -> None:
+def test_consecutive_complaints_raise_a_retained_alert_until_acknowledged(
+    hub: HubService, bus_for
+) -> None:
     staff = bus_for("tv-lobby-3")
     alerts: queue.Queue[bytes] = queue.Queue()
     staff.subscribe(staff.topics.all_of("alert"), lambda i: alerts.put(i.payload))
@@ -209,3 +268,31 @@ def test_consecutive_complaints_raise_a_retained_alert_until_acknowledged(hub: H
     assert alerts.get(timeout=5) == b""  # cleared from the retained topic
     again = hub.submit(m.AckAlert(device="hub", alert_id=alert.id, by="supervisor"))
     assert again.error is not None and again.error.code == "bad_state"
+
+
+def test_cancel_voids_what_an_unanswered_issue_created(hub: HubService, bus_for, site: Site) -> None:
+    kiosk = bus_for("kiosk-1")
+    issued = m.IssueTicket(device="kiosk-1", service="ktp")
+    ticket = kiosk.request(issued, timeout=5)["ticket"]  # as if this reply had been lost
+    result = kiosk.request(m.VoidTicket(device="kiosk-1", cancels=issued.request_id), timeout=5)
+    assert result == {"ticket_id": ticket["id"], "number": "A001", "status": "voided"}
+    assert rows(site, "SELECT status FROM tickets") == [("voided",)]
+
+
+def test_cancel_before_arrival_stops_a_late_redelivery(hub: HubService, bus_for, site: Site) -> None:
+    kiosk = bus_for("kiosk-1")
+    late = m.IssueTicket(device="kiosk-1", service="ktp")
+    result = kiosk.request(m.VoidTicket(device="kiosk-1", cancels=late.request_id), timeout=5)
+    assert result["status"] == "cancelled"
+    with pytest.raises(CommandRejected) as caught:  # the stale original finally arrives
+        kiosk.request(late, timeout=5)
+    assert caught.value.code == "cancelled"
+    assert rows(site, "SELECT COUNT(*) FROM tickets") == [(0,)]
+
+
+def test_void_needs_exactly_one_target(hub: HubService, bus_for) -> None:
+    reply = raw_request(
+        bus_for("kiosk-1"), "void", {"v": 1, "request_id": "abcdefgh20", "device": "kiosk-1"}
+    )
+    assert reply.error is not None and reply.error.code == "invalid"
+    assert "exactly one of ticket_id or cancels" in reply.error.message
