@@ -172,6 +172,11 @@ def test_repeat_after_restart_gets_the_first_reply(site: Site, bus_for) -> None:
         ),
         (
             "next",
+            {"v": 1, "request_id": "abcdefgh12", "device": "caller-03", "counter": 3, "expires_at": 1.0},
+            "stale",
+        ),
+        (
+            "next",
             {"v": 1, "request_id": "abcdefgh10", "device": "caller-03", "counter": 3},
             "counter_closed",
         ),
