@@ -41,6 +41,10 @@ log = logging.getLogger("mpp.display")
 
 VOICES = {"id": "poz/id", "en": "gmw/en"}
 RATE_WPM = 150  # a little slower than espeak's 175-200: announcements must be understood
+SYNTH_TIMEOUT_S = 10.0
+# libespeak-ng has one synthesis callback per process (pyttsx3 shares one engine): one
+# synthesis at a time, whichever synthesizer asks.
+_ENGINE_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,8 @@ class EspeakSynthesizer:
 
     def voice_for(self, lang: str) -> str:
         """The espeak-ng voice id for `lang`; SpeechError names what to install when missing."""
-        self._open()
+        with _ENGINE_LOCK:
+            self._open()
         wanted = self.voices.get(lang, lang)
         if wanted in self._voice_ids:
             return wanted
@@ -193,14 +198,27 @@ class EspeakSynthesizer:
 
     def synthesize(self, text: str, lang: str, path: Path) -> Path:
         """Speak `text` in `lang` into the WAV file `path` (written atomically)."""
-        engine = self._open()
-        engine.setProperty("voice", self.voice_for(lang))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{threading.get_ident()}.wav")
-        # pyttsx3 prints "Audio saved to ..." for every file; keep stdout for real output.
-        with contextlib.redirect_stdout(io.StringIO()):
-            engine.save_to_file(text, str(tmp))
-            engine.runAndWait()
+        done = threading.Event()
+        with _ENGINE_LOCK:
+            engine = self._open()
+            engine.setProperty("voice", self.voice_for(lang))
+            engine.setProperty("rate", self.rate)
+            token = engine.connect("finished-utterance", lambda **_: done.set())
+            try:
+                # pyttsx3 prints "Audio saved to ..." for every file; keep stdout clean.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    engine.save_to_file(text, str(tmp))
+                    engine.runAndWait()
+                    # pyttsx3 2.99's espeak driver returns from runAndWait while espeak-ng
+                    # may still be speaking into the file (its own thread): wait for the end.
+                    finished = done.wait(SYNTH_TIMEOUT_S)
+            finally:
+                engine.disconnect(token)
+        if not finished:
+            tmp.unlink(missing_ok=True)
+            raise SpeechError(f"espeak-ng did not finish {text!r} within {SYNTH_TIMEOUT_S:g}s")
         try:
             seconds = wav_seconds(tmp)
         except (OSError, EOFError, wave.Error) as exc:
@@ -225,6 +243,7 @@ class SpeechAnnouncer:
         synthesizer: EspeakSynthesizer | None = None,
         listener: Listener | None = None,
         max_cached: int = 400,
+        prune_every: int = 50,
     ) -> None:
         self.player = player
         self.cache_dir = Path(cache_dir)
@@ -232,6 +251,7 @@ class SpeechAnnouncer:
         self.synthesizer = synthesizer or EspeakSynthesizer()
         self.listener = listener
         self.max_cached = max_cached
+        self.prune_every = prune_every
         self.spoken: list[Spoken] = []
         self.synthesized = 0  # files made by the speech engine (cache misses)
         self._requests: queue.Queue[Announcement | None] = queue.Queue()
@@ -297,7 +317,7 @@ class SpeechAnnouncer:
         self.synthesizer.synthesize(text, lang, path)
         self.synthesized += 1
         self._written += 1
-        if self._written % 50 == 0:
+        if self._written % self.prune_every == 0:
             self._prune(path.parent)
         return path
 

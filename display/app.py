@@ -127,7 +127,9 @@ class DisplayApp:
         self.highlights = Highlights()
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.speaks = self.zone.speech and self.zone.volume > 0
-        self.ignored = 0  # state messages refused (malformed, unknown counter, ...)
+        self.received = 0  # state messages taken off the queue
+        self.ignored = 0  # ... refused (malformed, unknown counter, ...)
+        self.replayed = 0  # ... not newer than what the screen has (retained replays)
         self.first_frame_at: float | None = None
         self.builder: SceneBuilder | None = None
         self._connected = False
@@ -227,6 +229,7 @@ class DisplayApp:
 
     def _on_state(self, message: _Message) -> None:
         incoming = message.incoming
+        self.received += 1
         try:
             state = self.model.parse(incoming.topic, incoming.payload)
         except BadMessage as exc:
@@ -238,6 +241,7 @@ class DisplayApp:
             return
         update = self.model.apply(state, self.clock(), retained=incoming.retained)
         if not update.applied:
+            self.replayed += 1
             log.debug("older state ignored", extra={**self._extra, "note": update.note})
         elif update.note:
             log.info(update.note, extra=self._extra)
@@ -259,6 +263,11 @@ class DisplayApp:
             self.announcer.announce(
                 Announcement(call.key, phrase, self.zone.volume, message.received_at)
             )
+
+    @property
+    def connected(self) -> bool:
+        """True while the main loop knows the broker connection to be up."""
+        return self._connected
 
     @property
     def offline(self) -> bool:

@@ -175,6 +175,10 @@ class Renderer:
                 self.invalidate()
         return quit_asked
 
+    def shown(self, region: str) -> Content | None:
+        """What region `region` shows on the glass now (None before it was drawn)."""
+        return self._shown.get(region)
+
     def invalidate(self) -> None:
         """Forget what is on the glass: the next render draws everything."""
         self._shown.clear()

@@ -1,0 +1,197 @@
+"""Announcements: espeak-ng speech written to WAV and measured, played one after the other."""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+from display.announcer import (
+    Announcement,
+    AnnouncerEvent,
+    EspeakSynthesizer,
+    RecordingAnnouncer,
+    SpeechAnnouncer,
+    wav_seconds,
+)
+from display.chime import write_chime
+from display.errors import AudioError, SpeechError
+from display.renderer import MixerPlayer
+from display.speech_text import Phrase, call_phrase
+from tests.conftest import make_site
+
+site = make_site()
+
+
+def wait_for(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Events:
+    """Collects announcer events (they arrive on the playback thread)."""
+
+    def __init__(self) -> None:
+        self.items: list[AnnouncerEvent] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: AnnouncerEvent) -> None:
+        with self.lock:
+            self.items.append(event)
+
+
+def test_a_call_is_spoken_after_the_chime_and_cached(tmp_path: Path) -> None:
+    events = Events()
+    announcer = SpeechAnnouncer(MixerPlayer(), tmp_path / "cache", listener=events)
+    announcer.start()
+    try:
+        phrase = call_phrase(site, "A012", 3)
+        announcer.announce(Announcement((3, 1), phrase, volume=0.9))
+        assert wait_for(lambda: len(announcer.spoken) == 1)
+        spoken = announcer.spoken[0]
+        assert spoken.error is None
+        assert spoken.text == "Nomor antrian a dua belas, silakan menuju loket tiga"
+        chime, speech = spoken.wavs
+        assert chime == tmp_path / "cache" / "chime.wav"
+        assert speech.parent == tmp_path / "cache" / "phrases"
+        with wave.open(str(speech)) as audio:
+            assert audio.getnchannels() == 1 and audio.getsampwidth() == 2
+        duration = wav_seconds(speech)
+        assert duration > 1.0
+        # It played for as long as the chime and the speech last, and no longer than needed.
+        played = spoken.ended_at - spoken.started_at
+        assert wav_seconds(chime) + duration - 0.1 <= played <= wav_seconds(chime) + duration + 1
+        assert [(e.kind, e.key) for e in events.items] == [
+            ("started", (3, 1)),
+            ("finished", (3, 1)),
+        ]
+        assert announcer.synthesized == 1
+        assert announcer.speech_wavs(phrase) == (speech,)  # from the cache
+        assert announcer.synthesized == 1
+    finally:
+        announcer.close()
+
+
+@pytest.mark.slow
+def test_two_announcements_never_overlap(tmp_path: Path) -> None:
+    announcer = SpeechAnnouncer(MixerPlayer(), tmp_path)
+    announcer.start()
+    try:
+        announcer.announce(Announcement((3, 1), call_phrase(site, "A001", 3)))
+        time.sleep(0.1)
+        announcer.announce(Announcement((4, 1), call_phrase(site, "B001", 4)))
+        assert wait_for(lambda: len(announcer.spoken) == 2, 30)
+        first, second = announcer.spoken
+        assert (first.key, second.key) == ((3, 1), (4, 1))
+        assert second.started_at >= first.ended_at
+        assert first.ended_at - first.started_at > 2.0  # chime + speech really played
+        assert second.text.startswith("Nomor antrian be satu")
+    finally:
+        announcer.close()
+
+
+def test_english_speech_uses_an_english_voice(tmp_path: Path) -> None:
+    synthesizer = EspeakSynthesizer()
+    assert synthesizer.voice_for("id") == "poz/id"
+    assert synthesizer.voice_for("en").endswith("/en")
+    phrase = call_phrase(site, "A012", 3, "en")
+    announcer = SpeechAnnouncer(MixerPlayer(), tmp_path, synthesizer=synthesizer)
+    (path,) = announcer.speech_wavs(phrase)
+    assert path.name.startswith("en-") and wav_seconds(path) > 1.0
+    with pytest.raises(SpeechError, match="no voice 'zz'"):
+        synthesizer.voice_for("zz")
+
+
+def tone(path: Path, seconds: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x10\x00\xf0\xff" * int(8000 * seconds))
+    return path
+
+
+def test_voice_pack_clips_replace_synthesised_fragments(tmp_path: Path) -> None:
+    pack = tmp_path / "pack"
+    chime = write_chime(pack / "chime.wav")
+    intro = tone(pack / "id" / "intro.wav", 0.8)
+    letter = tone(pack / "id" / "letter-a.wav", 0.3)
+    announcer = SpeechAnnouncer(MixerPlayer(), tmp_path / "cache", voice_pack=pack)
+    assert announcer.chime == chime
+    wavs = announcer.speech_wavs(call_phrase(site, "A012", 3))
+    assert wavs[:2] == (intro, letter)
+    rest = wavs[2:]  # dua, belas, silakan menuju loket, tiga: synthesised fragment by fragment
+    assert len(rest) == 4 and all(p.parent == tmp_path / "cache" / "fragments" for p in rest)
+    assert all(wav_seconds(p) > 0.1 for p in rest)
+    # An English phrase with no English clips in the pack is synthesised whole.
+    (whole,) = announcer.speech_wavs(call_phrase(site, "A012", 3, "en"))
+    assert whole.parent.name == "phrases"
+
+
+def test_cache_is_pruned_to_its_limit(tmp_path: Path) -> None:
+    announcer = SpeechAnnouncer(MixerPlayer(), tmp_path, max_cached=3, prune_every=1)
+    made = []
+    for number in range(1, 7):
+        (path,) = announcer.speech_wavs(call_phrase(site, f"A{number:03d}", 3))
+        made.append(path)
+        time.sleep(0.01)  # distinct modification times
+    left = sorted((tmp_path / "phrases").glob("*.wav"))
+    assert len(left) == 3 and set(left) == set(made[-3:])
+
+
+def test_failed_synthesis_still_rings_the_chime(tmp_path: Path) -> None:
+    events = Events()
+    announcer = SpeechAnnouncer(MixerPlayer(), tmp_path, listener=events)
+    announcer.start()
+    try:
+        odd = Phrase(lang="zz", text="?", shown="?", fragments=())
+        announcer.announce(Announcement((9, 1), odd))
+        assert wait_for(lambda: len(announcer.spoken) == 1)
+        spoken = announcer.spoken[0]
+        assert spoken.wavs == (announcer.chime,) and "no voice 'zz'" in (spoken.error or "")
+        assert [e.kind for e in events.items] == ["started", "finished"]
+    finally:
+        announcer.close()
+
+
+class DeadSpeakers:
+    """Speakers that cannot be opened (HDMI without audio, wrong ALSA device)."""
+
+    def open(self) -> None:
+        raise AudioError("cannot open the speakers (no such device)")
+
+    def play(self, wavs, volume, on_start) -> None:
+        raise AssertionError("must not be called")
+
+    def close(self) -> None:
+        pass
+
+
+def test_missing_speakers_are_reported_and_nothing_crashes(tmp_path: Path) -> None:
+    events = Events()
+    announcer = SpeechAnnouncer(DeadSpeakers(), tmp_path, listener=events)
+    announcer.start()
+    try:
+        assert announcer.audio_ok is False
+        announcer.announce(Announcement((3, 1), call_phrase(site, "A012", 3)))
+        assert wait_for(lambda: len(announcer.spoken) == 1)
+        assert "speakers unavailable" in (announcer.spoken[0].error or "")
+        assert events.items[-1].kind == "finished" and events.items[-1].error
+    finally:
+        announcer.close()
+
+
+def test_recording_announcer_records_what_it_is_given() -> None:
+    events = Events()
+    fake = RecordingAnnouncer(listener=events)
+    fake.announce(Announcement((3, 2), call_phrase(site, "A012", 3)))
+    assert [s.text for s in fake.spoken] == ["Nomor antrian a dua belas, silakan menuju loket tiga"]
+    assert [e.kind for e in events.items] == ["started", "finished"]
