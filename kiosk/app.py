@@ -59,6 +59,14 @@ class _Job:
     pressed_at: float
 
 
+@dataclass(frozen=True)
+class _LateTicket:
+    """A ticket the hub confirmed after the kiosk had stopped waiting (never printed)."""
+
+    ticket: m.TicketInfo
+    request_id: str
+
+
 class KioskApp:
     """One ticket kiosk: presses in, confirmed tickets out of the printer, health to the hub.
 
@@ -108,12 +116,15 @@ class KioskApp:
         self.voided: list[m.TicketInfo] = []
         self.pending_reports: list[m.Command] = []
         self.printer_state: str | None = None
-        self._jobs: queue.Queue[_Job | str | None] = queue.Queue()
+        self._jobs: queue.Queue[_Job | _LateTicket | str | None] = queue.Queue()
+        self._abandoned: dict[str, float] = {}  # issue request id -> when the kiosk gave up
+        self._abandoned_lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
         self._state_lock = threading.Lock()
         self._worker: threading.Thread | None = None
         bus.subscribe(bus.topics.all_of("service_state"), self._on_service_state)
+        bus.subscribe(bus.topics.reply(device_id), self._on_late_reply)
         bus.on_connection_change(self._on_connection)
         if panel is not None:
             panel.on_press(self._on_panel_press)
@@ -224,6 +235,32 @@ class KioskApp:
         if self.menu is not None:
             self.menu.set_states(states)
 
+    def _on_late_reply(self, incoming: Incoming) -> None:
+        """A reply to an issue the kiosk gave up on: that ticket exists but was not printed."""
+        try:
+            reply = m.decode(m.Reply, incoming.payload)
+        except BadMessage:
+            return  # the bus logs bad replies
+        with self._abandoned_lock:
+            if self._abandoned.pop(reply.request_id, None) is None:
+                return
+        if not reply.ok or not reply.result:
+            return
+        try:
+            ticket = m.IssueResult.model_validate(reply.result).ticket
+        except ValidationError:
+            return
+        self._jobs.put(_LateTicket(ticket, reply.request_id))
+
+    def _abandon(self, request_id: str) -> None:
+        """Remember an issue the kiosk stopped waiting for (its reply may still come)."""
+        now = self.clock()
+        keep = 2 * self.site.hub.command_max_age_s + self.request_timeout * (self.retries + 1)
+        with self._abandoned_lock:
+            for old in [rid for rid, at in self._abandoned.items() if now - at > keep]:
+                del self._abandoned[old]
+            self._abandoned[request_id] = now
+
     def _on_connection(self, connected: bool) -> None:
         # Runs on paho's thread: only hand over.
         if connected:
@@ -250,6 +287,21 @@ class KioskApp:
                     self.menu.set_banner(self._printer_banner())
                 self._indicate("fault" if self._printer_bad() else "ready")
                 self._send_pending()
+                continue
+            if isinstance(job, _LateTicket):
+                log.warning(
+                    "hub confirmed a ticket after the kiosk gave up; voiding it",
+                    extra={
+                        "device": self.device_id,
+                        "request_id": job.request_id,
+                        "ticket": job.ticket.number,
+                    },
+                )
+                self.voided.append(job.ticket)
+                reason = "not printed: the kiosk had stopped waiting for the hub's answer"
+                self._report(
+                    m.VoidTicket(device=self.device_id, ticket_id=job.ticket.id, reason=reason)
+                )
                 continue
             assert isinstance(job, _Job)
             try:
@@ -285,10 +337,12 @@ class KioskApp:
             result = self.bus.request(command, timeout=self.request_timeout, retries=self.retries)
         except BrokerUnavailable as exc:
             log.warning("no ticket: broker unreachable", extra={**extra, "error": str(exc)})
+            self._abandon(job.request_id)
             self._fail(notice("offline"), state="offline")
             return
         except RequestTimeout as exc:
             log.warning("no ticket: hub did not answer", extra={**extra, "error": str(exc)})
+            self._abandon(job.request_id)
             self._fail(notice("timeout"))
             return
         except CommandRejected as exc:

@@ -401,8 +401,15 @@ class TouchMenu:
         if tile.key.startswith(("priority:", "page:")):
             size = max(22, min(32, h // 3))
             top = y + (h - self.font(size, True).get_linesize()) // 2
-            self._text(tile.title, (x + 8, top), w - 16, size=size, bold=True,
-                       colour=text_colour, centre=True)  # fmt: skip
+            self._text(
+                tile.title,
+                (x + 8, top),
+                w - 16,
+                size=size,
+                bold=True,
+                colour=text_colour,
+                centre=True,
+            )
             return
         title_size = max(24, min(40, int(h * 0.22)))
         info_size = max(18, min(28, int(h * 0.16)))
@@ -415,11 +422,24 @@ class TouchMenu:
             pg.draw.rect(surface, COLOURS["badge"], (bx, by, bw, bh), border_radius=8)
             surface.blit(label, (bx + 10, by + 4))
             title_width -= bw + 8
-        top = self._text(tile.title, (x + 16, y + 8), title_width, size=title_size, bold=True,
-                         colour=text_colour, max_lines=2)  # fmt: skip
+        top = self._text(
+            tile.title,
+            (x + 16, y + 8),
+            title_width,
+            size=title_size,
+            bold=True,
+            colour=text_colour,
+            max_lines=2,
+        )
         for line in tile.lines:
-            top = self._text(line, (x + 16, top + 2), w - 32, size=info_size, bold=False,
-                             colour=COLOURS["tile_muted"])  # fmt: skip
+            top = self._text(
+                line,
+                (x + 16, top + 2),
+                w - 32,
+                size=info_size,
+                bold=False,
+                colour=COLOURS["tile_muted"],
+            )
 
     def _draw_notice(self, view: MenuView) -> None:
         pg, surface = self._pg, self.surface

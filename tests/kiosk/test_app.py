@@ -237,8 +237,9 @@ def test_touch_menu_kiosk_greys_out_a_full_service(broker, make_kiosk, tmp_path)
     menu = TouchMenu(site, tuple(site.services), size=(1080, 1920), notice_s=0.1)
     try:
         device = Dummy(profile="TM-T20II")
-        app = make_kiosk("kiosk-1", on_site=site, printer=dummy_printer(site, "kiosk-1", device),
-                         menu=menu)  # fmt: skip
+        app = make_kiosk(
+            "kiosk-1", on_site=site, printer=dummy_printer(site, "kiosk-1", device), menu=menu
+        )
         assert wait_until(lambda: "ktp" in app.states)  # retained state on connect
         tile = menu.view().tile("ktp")
         assert tile.enabled
@@ -331,6 +332,33 @@ def test_void_waits_for_the_broker_and_reaches_the_hub(
         )
     finally:
         hub.stop()
+
+
+def test_a_ticket_confirmed_after_the_kiosk_gave_up_is_voided(hub, make_kiosk, pins) -> None:
+    device = Dummy(profile="default")
+    app = make_kiosk(
+        printer=dummy_printer(hub.site, "kiosk-3", device), request_timeout=0.3, retries=0
+    )
+    import sqlite3
+
+    stall = sqlite3.connect(hub.database, isolation_level=None, timeout=5)
+    try:
+        stall.execute("BEGIN IMMEDIATE")  # a slow disk: the hub cannot commit for a moment
+        press(pins, KTP)
+        assert app.wait_idle(5)
+        assert app.notices[-1].kind == "timeout"
+    finally:
+        stall.execute("ROLLBACK")
+        stall.close()
+    # The hub now issues A001 and answers late; the kiosk printed nothing, so it voids it.
+    assert wait_until(
+        lambda: (
+            [(r["label"], r["status"]) for r in ticket_rows(hub.database)] == [("A001", "voided")]
+        ),
+        timeout=10,
+    )
+    assert device.output == b""
+    assert [t.number for t in app.voided] == ["A001"]
 
 
 def test_a_device_that_is_not_a_kiosk_is_refused(site) -> None:
