@@ -1,0 +1,290 @@
+"""A device bundle: everything one machine needs, in one directory (or .tar.gz archive).
+
+    caller-03/
+      manifest.json          what is here (sha256 of each file), device, role, site version
+      site.toml              the inventory slice (this device only) with the broker address
+      ca.crt                 the site CA: the device trusts no other broker
+      broker-password        its own broker password (mode 0600)
+      mpp-caller.service     systemd unit: Type=notify, watchdog, Restart=always, start limits
+      firstboot.sh           installs the package, the files and the unit; starts the service
+      60-mpp-printer.rules   kiosks with a USB printer only: udev rule for the printer
+      wheels/                optional: a wheelhouse for offline installs
+
+No other device's password and no private key of the site are ever in a bundle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+import protocol
+from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site, parse_site
+from provisioning.inventory import DEVICE_DIR, BrokerAddress, ProvisioningError, device_slice
+from provisioning.site_secrets import CA_CERT, SiteSecrets
+
+MANIFEST = "manifest.json"
+SITE_FILE = "site.toml"
+PASSWORD_FILE = "broker-password"
+FIRSTBOOT = "firstboot.sh"
+PRINTER_RULES = "60-mpp-printer.rules"
+SERVICE_USER = "mpp"
+ROLE_TITLES = {"kiosk": "kiosk", "caller": "caller box", "display": "display", "hub": "hub"}
+ROLE_GROUPS = {
+    "kiosk": ("gpio", "lp", "dialout", "video", "render", "input"),
+    "caller": ("gpio", "i2c"),
+    "display": ("video", "render", "audio", "input"),
+    "hub": (),
+}
+ROLE_PACKAGES = {
+    "kiosk": ("python3-venv", "python3-lgpio", "libusb-1.0-0", "fonts-dejavu-core"),
+    "caller": ("python3-venv", "python3-lgpio", "i2c-tools"),
+    "display": ("python3-venv", "python3-pygame", "espeak-ng", "fonts-dejavu-core"),
+    "hub": ("python3-venv", "sqlite3"),
+}
+
+
+@dataclass(frozen=True)
+class BundleOptions:
+    """How the software is installed on the device, and how systemd watches it."""
+
+    prefix: str = "/opt/mpp/venv"
+    pip_spec: str | None = None  # default: this version of mpp-antrian (with [pi] on Pis)
+    pip_index: str | None = None
+    wheelhouse: Path | None = None
+    watchdog_s: int = 30
+    start_limit_interval_s: int = 600
+    start_limit_burst: int = 20
+
+    def __post_init__(self) -> None:
+        if not self.prefix.startswith("/") or any(c.isspace() for c in self.prefix):
+            raise ProvisioningError(f"--prefix {self.prefix!r}: an absolute path without spaces")
+        if not 5 <= self.watchdog_s <= 600:
+            raise ProvisioningError("--watchdog: between 5 and 600 seconds")
+
+
+def _template(name: str) -> Template:
+    return Template(resources.files("provisioning").joinpath(name).read_text(encoding="utf-8"))
+
+
+def role_of(site: Site, device: str) -> str:
+    """The role of `device` ('hub' for the hub itself)."""
+    if device == "hub":
+        return "hub"
+    if device not in site.devices:
+        raise ProvisioningError(
+            f"devices.{device}: no such device in the inventory; "
+            f"known: {', '.join(site.devices) or 'none'}"
+        )
+    return site.devices[device].role
+
+
+def service_name(role: str) -> str:
+    """The systemd unit a machine of `role` runs."""
+    return f"mpp-{role}.service"
+
+
+def render_unit(site: Site, device: str, options: BundleOptions) -> str:
+    """The systemd unit of one device (or of the hub)."""
+    role = role_of(site, device)
+    args = f"--site {DEVICE_DIR}/{SITE_FILE}"
+    if role != "hub":
+        args += f" --device {device}"
+    return _template("mpp-device.service.tmpl").substitute(
+        role=role,
+        role_title=ROLE_TITLES[role],
+        device=device,
+        site_id=site.site.id,
+        site_name=site.site.name,
+        prefix=options.prefix,
+        args=args,
+        watchdog=options.watchdog_s,
+        start_limit_interval=options.start_limit_interval_s,
+        start_limit_burst=options.start_limit_burst,
+        user=SERVICE_USER,
+        groups=" ".join(ROLE_GROUPS[role]),
+        device_dir=DEVICE_DIR,
+    )
+
+
+def usb_printer(site: Site, device: str) -> tuple[str, str, str] | None:
+    """(vendor, product, profile) in udev's 4-digit hex when `device` prints over USB."""
+    spec = site.devices.get(device)
+    if not isinstance(spec, KioskDevice) or spec.printer is None:
+        return None
+    printer = spec.printer
+    if printer.connection != "usb" or printer.vendor_id is None or printer.product_id is None:
+        return None
+    return f"{printer.vendor_id:04x}", f"{printer.product_id:04x}", printer.profile
+
+
+def render_udev_rule(site: Site, device: str) -> str | None:
+    """The udev rule for a kiosk's USB printer, or None when it has none."""
+    found = usb_printer(site, device)
+    if found is None:
+        return None
+    vendor, product, profile = found
+    return _template("printer.rules.tmpl").substitute(
+        device=device, vendor=vendor, product=product, profile=profile
+    )
+
+
+def _hardware_steps(site: Site, device: str) -> str:
+    steps = ""
+    if usb_printer(site, device) is not None:
+        steps += f"""
+log "USB printer"
+install -d -m 0755 "$ROOT/etc/udev/rules.d" "$ROOT/etc/modprobe.d"
+install -m 0644 "$BUNDLE/{PRINTER_RULES}" "$ROOT/etc/udev/rules.d/{PRINTER_RULES}"
+# The usblp driver would claim the printer before libusb (python-escpos) can.
+echo "blacklist usblp" > "$ROOT/etc/modprobe.d/mpp-no-usblp.conf"
+udevadm control --reload-rules
+udevadm trigger --subsystem-match=usb
+"""
+    spec = site.devices.get(device)
+    if isinstance(spec, CallerDevice) and spec.lcd is not None:
+        steps += """
+log "I2C for the character display"
+if command -v raspi-config >/dev/null; then raspi-config nonint do_i2c 0; fi
+"""
+    return steps
+
+
+def render_firstboot(site: Site, device: str, options: BundleOptions) -> str:
+    """The first-boot script of one device."""
+    role = role_of(site, device)
+    packages = list(ROLE_PACKAGES[role])
+    spec = site.devices.get(device)
+    if isinstance(spec, KioskDevice) and spec.screen is not None:
+        packages.append("python3-pygame")
+    extra = "" if role == "hub" else "[pi]"
+    pip_spec = options.pip_spec or f"mpp-antrian{extra}=={protocol.__version__}"
+    groups = ROLE_GROUPS[role]
+    return _template("firstboot.sh.tmpl").substitute(
+        role=role,
+        device=device,
+        site_id=site.site.id,
+        prefix=options.prefix,
+        service=service_name(role),
+        user=SERVICE_USER,
+        groups=" ".join(groups) if groups else "",
+        groups_csv=",".join(groups),
+        apt_packages=" ".join(packages),
+        pip_spec=pip_spec,
+        pip_index=f"--index-url {options.pip_index} " if options.pip_index else "",
+        device_dir=DEVICE_DIR,
+        hardware=_hardware_steps(site, device),
+    )
+
+
+def broker_address_for(device: str, store: SiteSecrets, site: Site) -> BrokerAddress:
+    """Devices reach the TLS listener by the server's name; the hub uses loopback."""
+    if device == "hub":
+        return BrokerAddress("127.0.0.1", port=_loopback_port(store, site), tls=False, ca_file=None)
+    settings = store.broker_settings() or {}
+    port = settings.get("layout", {}).get("device_port", 8883)
+    return BrokerAddress(store.servers[0], port=port, tls=True)
+
+
+def _loopback_port(store: SiteSecrets, site: Site) -> int:
+    settings = store.broker_settings() or {}
+    return settings.get("layout", {}).get("loopback_port", 1883)
+
+
+def bundle_files(
+    site_text: str, source: str, store: SiteSecrets, device: str, options: BundleOptions
+) -> dict[str, bytes]:
+    """Every file of one device's bundle, by name (wheels aside)."""
+    site = parse_site(site_text, source)
+    store.check_site(site)
+    role = role_of(site, device)
+    files: dict[str, bytes] = {
+        SITE_FILE: device_slice(
+            site_text, device, broker_address_for(device, store, site), source
+        ).encode(),
+        CA_CERT: store.ca.cert_pem,
+        PASSWORD_FILE: (store.password(device) + "\n").encode(),
+        service_name(role): render_unit(site, device, options).encode(),
+        FIRSTBOOT: render_firstboot(site, device, options).encode(),
+    }
+    rule = render_udev_rule(site, device)
+    if rule is not None:
+        files[PRINTER_RULES] = rule.encode()
+    manifest = {
+        "device": device,
+        "role": role,
+        "site": site.site.id,
+        "inventory_version": site.version,
+        "software": options.pip_spec or f"mpp-antrian {protocol.__version__}",
+        "service": service_name(role),
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+    }
+    files[MANIFEST] = (json.dumps(manifest, indent=2) + "\n").encode()
+    return files
+
+
+MODES = {PASSWORD_FILE: 0o600, FIRSTBOOT: 0o755}
+
+
+def write_bundle(
+    site_text: str,
+    source: str,
+    store: SiteSecrets,
+    device: str,
+    *,
+    out_dir: Path,
+    options: BundleOptions,
+    archive: bool = False,
+    name: str | None = None,
+) -> Path:
+    """Write the bundle of `device` under `out_dir` (a directory, or DEVICE.tar.gz).
+
+    `name` is the directory's name (default: the device id).
+    """
+    files = bundle_files(site_text, source, store, device, options)
+    wheels = sorted(options.wheelhouse.glob("*.whl")) if options.wheelhouse else []
+    if options.wheelhouse and not wheels:
+        raise ProvisioningError(f"--wheelhouse {options.wheelhouse}: no .whl files in it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if archive:
+        path = out_dir / f"{device}.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            for file_name, data in sorted(files.items()):
+                info = tarfile.TarInfo(f"{device}/{file_name}")
+                info.size, info.mode = len(data), MODES.get(file_name, 0o644)
+                tar.addfile(info, io.BytesIO(data))
+            for wheel in wheels:
+                tar.add(wheel, arcname=f"{device}/wheels/{wheel.name}")
+        path.chmod(0o600)
+        return path
+    target = out_dir / (name or device)
+    if target.exists():
+        shutil.rmtree(target)  # a bundle holds exactly its files: nothing left from before
+    target.mkdir(mode=0o700)
+    for file_name, data in files.items():
+        (target / file_name).write_bytes(data)
+        # A FAT boot partition has no modes: firstboot.sh runs as `bash firstboot.sh`.
+        with contextlib.suppress(PermissionError):
+            (target / file_name).chmod(MODES.get(file_name, 0o644))
+    if wheels:
+        (target / "wheels").mkdir()
+        for wheel in wheels:
+            shutil.copy2(wheel, target / "wheels" / wheel.name)
+    return target
+
+
+def device_kinds(site: Site) -> dict[str, str]:
+    """Every machine that gets a bundle: the hub and each inventory device, with its role."""
+    return {"hub": "hub"} | {
+        d: dev.role
+        for d, dev in site.devices.items()
+        if isinstance(dev, KioskDevice | CallerDevice | DisplayDevice)
+    }

@@ -1,0 +1,195 @@
+"""`check` catches each class of mistake and names the key and the fix."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from provisioning.check import ERROR, WARNING, Finding, readiness, summary
+from provisioning.cli import main
+from provisioning.site_secrets import SiteSecrets
+from tests.conftest import EXAMPLE, example_text
+
+EXTRA_SERVICE = """
+[services.extra]
+agency = "dpmptsp"
+prefix = "Y"
+name = "Layanan tambahan"
+time_class = "fast"
+"""
+
+
+def without_device(text: str, device: str) -> str:
+    """The inventory without the [devices.DEVICE] table (and its sub-tables)."""
+    pattern = rf"(?m)^\[devices\.{re.escape(device)}(\.[^\]]+)?\]\n(?:(?!\[).*\n?)*"
+    result, count = re.subn(pattern, "", text)
+    assert count, device
+    return result
+
+
+def in_table(text: str, table: str, old: str, new: str) -> str:
+    """Replace `old` by `new` inside one table of the inventory only."""
+    start = text.index(f"[{table}]\n")
+    end = text.find("\n[", start + 1)
+    end = len(text) if end == -1 else end
+    assert old in text[start:end], (table, old)
+    return text[:start] + text[start:end].replace(old, new, 1) + text[end:]
+
+
+def find(findings: list[Finding], level: str, key: str, words: str) -> Finding:
+    for finding in findings:
+        if finding.level == level and finding.key == key and words in finding.message:
+            return finding
+    pytest.fail(f"no {level} {key}: ...{words}... in\n" + "\n".join(map(str, findings)))
+
+
+def test_the_example_site_is_ready() -> None:
+    findings = readiness(example_text())
+    assert [f for f in findings if f.level == ERROR] == []
+    assert summary(findings).startswith("READY: 0 error(s)")
+
+
+# Each case: (how the inventory is broken, level, key, words of the message).
+CASES = {
+    "service without a counter": (
+        lambda t: t + EXTRA_SERVICE,
+        ERROR, "services.extra", "no counter serves it",
+    ),
+    "service whose counters have no caller box": (
+        lambda t: without_device(t, "caller-18"),
+        ERROR, "services.jht", "none of its counters (18) has a caller box",
+    ),
+    "counter without a caller box": (
+        lambda t: without_device(t, "caller-07"),
+        ERROR, "counters.7", 'no caller box; add [devices.caller-07] with role = "caller"',
+    ),
+    "two caller boxes on one counter": (
+        lambda t: in_table(t, "devices.caller-08", "counter = 8", "counter = 7"),
+        WARNING, "counters.7", "2 caller boxes (caller-07, caller-08)",
+    ),
+    "zone without a display": (
+        lambda t: without_device(without_device(t, "tv-canteen-1"), "tv-canteen-2"),
+        ERROR, "zones.canteen", "no display shows it",
+    ),
+    "kiosk without a printer": (
+        lambda t: re.sub(r'(?m)^printer = \{ connection = "network".*\n', "", t),
+        ERROR, "devices.kiosk-2.printer", "a kiosk without a printer cannot hand out tickets",
+    ),
+    "kiosk with a test printer": (
+        lambda t: in_table(t, "devices.kiosk-4", 'connection = "serial"', 'connection = "dummy"'),
+        WARNING, "devices.kiosk-4.printer.connection", "'dummy' is a test printer",
+    ),
+    "service no kiosk offers": (
+        lambda t: in_table(
+            in_table(t, "devices.kiosk-1", "screen = {", "buttons = { ktp = 5 }\n# screen = {"),
+            "devices.kiosk-2", "screen = {", "buttons = { ktp = 5 }\n# screen = {",
+        ),
+        WARNING, "services.pindah", "no kiosk offers it",
+    ),
+    "GPIO pin used twice on a device": (
+        lambda t: t.replace("akta = 13, pkb = 19", "akta = 6, pkb = 19"),
+        ERROR, "devices.kiosk-3.buttons.akta", "pin 6 is already used by devices.kiosk-3.buttons.kk",
+    ),
+    "button on the LCD's I2C pin": (
+        lambda t: in_table(t, "devices.caller-05", "recall = 27", "recall = 2"),
+        ERROR, "devices.caller-05.buttons.recall", "GPIO2 is an I2C line the LCD uses",
+    ),
+    "pin that does not exist": (
+        lambda t: in_table(t, "devices.kiosk-1", "buzzer = 12", "buzzer = 40"),
+        ERROR, "devices.kiosk-1.buzzer", "GPIO40 does not exist",
+    ),
+    "prefix used twice": (
+        lambda t: t.replace('prefix = "H"', 'prefix = "A"'),
+        ERROR, "services.skck.prefix", "'A' is already used by services.ktp",
+    ),
+    "hours that close before they open": (
+        lambda t: t.replace('mon = "07:30-16:00"', 'mon = "16:00-07:30"'),
+        ERROR, "site.hours.mon", "closes before it opens",
+    ),
+    "hours at an odd time of day": (
+        lambda t: t.replace('mon = "07:30-16:00"', 'mon = "04:00-16:00"'),
+        WARNING, "site.hours.mon", "opens before 06:00",
+    ),
+    "a very short day": (
+        lambda t: t.replace('tue = "07:30-16:00"', 'tue = "07:30-08:30"'),
+        WARNING, "site.hours.tue", "open less than 2 hours",
+    ),
+    "a cut-off outside every opening time": (
+        lambda t: t.replace('cutoff = "15:30"', 'cutoff = "23:00"'),
+        ERROR, "services.info.cutoff", "outside the opening hours of every day",
+    ),
+    "a quota the counters cannot serve": (
+        lambda t: in_table(t, "services.paspor", "daily_quota = 60", "daily_quota = 500"),
+        WARNING, "services.paspor.daily_quota", "take longer than the longest day",
+    ),
+    "a device named like a broker account": (
+        lambda t: t.replace("[devices.tv-lobby-3]", "[devices.monitor]"),
+        ERROR, "devices.monitor", "'monitor' is the broker account",
+    ),
+    "a device id that is no hostname": (
+        lambda t: t.replace("[devices.tv-lobby-3]", "[devices.tv_lobby_3]"),
+        ERROR, "devices.tv_lobby_3.hostname", "'tv_lobby_3' is not a valid hostname",
+    ),
+    "two Pis with one hostname": (
+        lambda t: in_table(t, "devices.tv-lobby-3", 'role = "display"',
+                           'role = "display"\nhostname = "tv-lobby-2"'),
+        ERROR, "devices.tv-lobby-3.hostname", "also the hostname of tv-lobby-2",
+    ),
+    "a transfer list without a transfer button": (
+        lambda t: in_table(t, "devices.caller-01", "transfer = 23, ", ""),
+        WARNING, "devices.caller-01.buttons.transfer", "no TRANSFER button",
+    ),
+    "a typo in a key": (
+        lambda t: t.replace("daily_quota = 150", "daily_qouta = 150"),
+        ERROR, "services.ktp.daily_qouta", "did you mean 'daily_quota'",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_check_names_each_mistake(case: str) -> None:
+    breaking, level, key, words = CASES[case]
+    finding = find(readiness(breaking(example_text()), "site.toml"), level, key, words)
+    assert str(finding).startswith(f"{level.upper():<8} {key}: ")
+
+
+def test_secrets_problems(tmp_path: Path) -> None:
+    from protocol.site import parse_site
+
+    site = parse_site(example_text())
+    store = SiteSecrets(tmp_path / "s")
+    store.init(site, ["mpp-server.local"])
+    assert [f for f in readiness(example_text(), store=store) if f.level == ERROR] == []
+    store.revoke("caller-03")
+    findings = readiness(example_text(), store=store)
+    find(findings, ERROR, "devices.caller-03", "broker account is revoked")
+    added = example_text() + '\n[devices.tv-hall]\nrole = "display"\nzone = "lobby"\n'
+    find(readiness(added, store=store), ERROR, "devices.tv-hall", "no broker account yet")
+    removed = without_device(example_text(), "tv-lobby-3")
+    find(readiness(removed, store=store), WARNING, "devices.tv-lobby-3", "still has a broker")
+    loopback = SiteSecrets(tmp_path / "l")
+    loopback.init(site)  # servers default to broker.host = 127.0.0.1
+    find(readiness(example_text(), store=loopback), ERROR, "broker.host", "names only this machine")
+
+
+def test_cli_exit_status(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["check", str(EXAMPLE)])
+    assert ok.exit_code == 0, ok.output
+    assert "READY: 0 error(s)" in ok.output
+    assert runner.invoke(main, ["check", "--strict", str(EXAMPLE)]).exit_code == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text(without_device(example_text(), "caller-07"))
+    result = runner.invoke(main, ["check", str(bad)])
+    assert result.exit_code == 1
+    assert "ERROR    counters.7: no caller box" in result.output
+    assert "NOT READY: 1 error(s)" in result.output
+    garbage = tmp_path / "garbage.toml"
+    garbage.write_bytes(b"\x00\xff[[[")
+    result = runner.invoke(main, ["check", str(garbage)])
+    assert result.exit_code == 1 and "not UTF-8 text" in result.output
+    missing = runner.invoke(main, ["check", str(tmp_path / "nope.toml")])
+    assert missing.exit_code == 1 and "cannot read the file" in missing.output
