@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "simulate": "demo.cli:simulate",
     "kiosk": "kiosk.cli:command",
     "caller": "caller.cli:command",
+    "display": "display.cli:command",
 }
 
 
