@@ -3,7 +3,10 @@
 * Press -> `IssueTicket` to the hub (timeout; retries reuse the request id, so the hub issues
   once) -> print exactly the ticket the hub confirmed -> `TicketPrinted`.
 * Broker or hub unreachable, or no answer in time: nothing is printed, the fault LED and the
-  screen say so, and the press is dropped: it is never sent later.
+  screen say so, and the press is dropped: it is never sent later. The kiosk cancels the
+  unanswered request (`VoidTicket(cancels=request_id)`, re-sent when the broker is back), so
+  the hub voids a ticket it may have created, or refuses the request if it arrives later; a
+  reply that still comes late makes the kiosk void that ticket too.
 * Printer offline, out of paper, or failing while printing: the kiosk VOIDS the ticket at the
   hub (it does not reprint: a printer that just failed is likely to fail again, and a citizen
   should not wait at the kiosk for a second try), reports the printer's state in its retained
@@ -337,13 +340,13 @@ class KioskApp:
             result = self.bus.request(command, timeout=self.request_timeout, retries=self.retries)
         except BrokerUnavailable as exc:
             log.warning("no ticket: broker unreachable", extra={**extra, "error": str(exc)})
-            self._abandon(job.request_id)
             self._fail(notice("offline"), state="offline")
+            self._cancel_issue(job.request_id, "broker unreachable")
             return
         except RequestTimeout as exc:
             log.warning("no ticket: hub did not answer", extra={**extra, "error": str(exc)})
-            self._abandon(job.request_id)
             self._fail(notice("timeout"))
+            self._cancel_issue(job.request_id, "no answer in time")
             return
         except CommandRejected as exc:
             log.info("ticket refused by the hub", extra={**extra, "code": exc.code})
@@ -405,17 +408,31 @@ class KioskApp:
         self._beep("fault")
 
     # -- reports to the hub -----------------------------------------------------------------
-    def _report(self, command: m.Command) -> None:
+    def _cancel_issue(self, request_id: str, why: str) -> None:
+        """The kiosk gave up on an issue: whatever it created is voided, and if it has not
+        reached the hub yet it never will create a ticket (`VoidTicket.cancels`)."""
+        self._abandon(request_id)
+        cancel = m.VoidTicket(
+            device=self.device_id, cancels=request_id, reason=f"not printed: {why}"
+        )
+        result = self._report(cancel, retries=0)
+        if result is not None and result.get("number"):
+            with self._abandoned_lock:  # the cancel voided it: a late reply needs nothing
+                self._abandoned.pop(request_id, None)
+
+    def _report(self, command: m.Command, retries: int | None = None) -> dict[str, Any] | None:
         """Send printed/void; keep it for later (same request id) if the hub is unreachable."""
         extra = {"device": self.device_id, "request_id": command.request_id, "kind": command.kind}
+        tries = self.retries if retries is None else retries
         try:
-            self.bus.request(command, timeout=self.request_timeout, retries=self.retries)
+            return self.bus.request(command, timeout=self.request_timeout, retries=tries)
         except (BrokerUnavailable, RequestTimeout) as exc:
             log.warning("report kept for later", extra={**extra, "error": str(exc)})
             if len(self.pending_reports) < MAX_PENDING_REPORTS:
                 self.pending_reports.append(command)
         except CommandRejected as exc:
             log.warning("report refused by the hub", extra={**extra, "code": exc.code})
+        return None
 
     def _send_pending(self) -> None:
         pending, self.pending_reports = self.pending_reports, []

@@ -53,6 +53,17 @@ def ticket_rows(database: Any) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+def request_rows(database: Any) -> dict[str, dict[str, Any]]:
+    """The hub's log of applied requests, by request id (read-only)."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute("SELECT device, request_id, kind, reply FROM requests").fetchall()
+    finally:
+        conn.close()
+    return {row["request_id"]: dict(row) for row in rows}
+
+
 class SlowPrinter(Dummy):
     """An escpos Dummy that holds each write until released (a ticket being printed)."""
 

@@ -24,6 +24,7 @@ from tests.kiosk.conftest import (
     SlowPrinter,
     dummy_printer,
     press,
+    request_rows,
     ticket_rows,
     wait_until,
 )
@@ -121,9 +122,14 @@ def test_press_during_a_print_gets_feedback_and_is_not_queued(hub, make_kiosk, p
     assert parse(device.output).qr_prints == 1
 
 
-def test_hub_not_answering_prints_nothing(site, make_kiosk, pins) -> None:
+def test_hub_not_answering_prints_nothing_and_cancels_the_request(site, make_kiosk, pins) -> None:
     device = Dummy(profile="default")
-    app = make_kiosk(printer=dummy_printer(site, "kiosk-3", device), request_timeout=0.3, retries=1)
+    app = make_kiosk(
+        printer=dummy_printer(site, "kiosk-3", device),
+        request_timeout=0.3,
+        retries=1,
+        status_every_s=0.3,
+    )
     started = time.monotonic()
     press(pins, KTP)
     assert app.wait_idle(10)
@@ -132,6 +138,16 @@ def test_hub_not_answering_prints_nothing(site, make_kiosk, pins) -> None:
     assert app.notices[-1].kind == "timeout"
     assert "Tiket tidak dicetak" in app.notices[-1].get("id")
     assert leds(pins)[2] == 1
+    [cancel] = app.pending_reports  # the hub is down: the cancel waits
+    assert isinstance(cancel, m.VoidTicket) and cancel.ticket_id is None
+    hub = HubService(site).start()  # the hub comes back
+    try:
+        assert wait_until(lambda: not app.pending_reports, timeout=10)
+        logged = request_rows(hub.database)[cancel.cancels]
+        assert logged["kind"] == "issue" and '"cancelled"' in logged["reply"]
+        assert ticket_rows(hub.database) == []  # the old press can never create a ticket
+    finally:
+        hub.stop()
 
 
 def test_broker_down_prints_nothing_and_the_press_is_never_sent_later(
@@ -155,6 +171,7 @@ def test_broker_down_prints_nothing_and_the_press_is_never_sent_later(
         assert wait_until(lambda: app.bus.connected and hub.bus.connected, timeout=15)
         time.sleep(1.0)
         assert ticket_rows(hub.database) == []  # the offline press never reached the hub
+        assert wait_until(lambda: not app.pending_reports)  # its cancel did, when back
         assert wait_until(lambda: leds(pins) == (1, 0, 0))
         press(pins, KTP)
         assert app.wait_idle(10)
