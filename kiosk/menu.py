@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kiosk.errors import KioskConfigError
 from kiosk.notices import Notice
 from kiosk.ticket import PRIORITIES
 from protocol.messages import ServiceState
@@ -273,10 +274,16 @@ class TouchMenu:
         self._priority: str | None = None
         self._page = 0
         self._fonts: dict[tuple[int, bool], Any] = {}
-        pygame.display.init()
-        pygame.font.init()
         flags = pygame.FULLSCREEN if fullscreen else 0
-        self.surface = pygame.display.set_mode(size, flags)
+        try:
+            pygame.display.init()
+            pygame.font.init()
+            self.surface = pygame.display.set_mode(size, flags)
+        except pygame.error as exc:
+            raise KioskConfigError(
+                f"the kiosk's screen ({size[0]}x{size[1]}) cannot be opened: {exc}; check the "
+                "display cable, or set SDL_VIDEODRIVER (kmsdrm on a Pi without a desktop)"
+            ) from None
         pygame.display.set_caption(f"{site.site.name}: kiosk")
         if fullscreen:
             pygame.mouse.set_visible(False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
@@ -13,7 +16,7 @@ from kiosk.menu import COLOURS, TouchMenu, menu_view, tile_at
 from kiosk.notices import notice
 from protocol.messages import ServiceState
 from protocol.site import load_site
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, ROOT
 
 SITE = load_site(EXAMPLE)
 SERVICES = tuple(SITE.services)  # kiosk-1 offers every service (touchscreen, no list)
@@ -151,3 +154,18 @@ def test_notice_covers_the_menu_then_expires(tmp_path: Path) -> None:
         assert after.getpixel((2, PORTRAIT[1] - 2)) == COLOURS["banner"]
     finally:
         menu.close()
+
+
+def test_a_screen_that_cannot_open_is_a_clear_error() -> None:
+    code = (
+        "from protocol.site import load_site; from kiosk.menu import TouchMenu\n"
+        "from kiosk.errors import KioskConfigError\n"
+        "site = load_site('examples/banjarbaru.toml')\n"
+        "try:\n    TouchMenu(site, ('ktp',), size=(1080, 1920))\n"
+        "except KioskConfigError as exc:\n    print(exc)\n"
+    )
+    env = {**os.environ, "SDL_VIDEODRIVER": "no-such-driver"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert "screen (1080x1920) cannot be opened" in out.stdout
