@@ -93,6 +93,8 @@ class FleetWatcher:
         self.state_file = state_file
         self._lock = threading.Lock()
         self._status: dict[str, m.DeviceStatus] = {}
+        # The last will was fixed at connect time: health comes from the last online status.
+        self._last_online: dict[str, m.DeviceStatus] = {}
         self._last_seen: dict[str, float] = self._load_seen()
         self._last_message = 0.0
         self._subscribed = threading.Event()
@@ -177,6 +179,8 @@ class FleetWatcher:
         with self._lock:
             before = self._status.get(device)
             self._status[device] = status
+            if status.online:
+                self._last_online[device] = status
             if status.online or (before is not None and before.online):
                 self._last_seen[device] = now  # online now, or seen going offline just now
             self._last_message = time.monotonic()
@@ -187,6 +191,7 @@ class FleetWatcher:
         now = self.clock()
         with self._lock:
             status = dict(self._status)
+            last_online = dict(self._last_online)
             for device, seen in status.items():
                 if seen.online:
                     self._last_seen[device] = now
@@ -197,6 +202,7 @@ class FleetWatcher:
         for device in names:
             spec = self.site.devices.get(device)
             seen = status.get(device)
+            health = last_online.get(device, seen)
             role = "hub" if device == "hub" else spec.role if spec is not None else None
             role = role or (seen.role if seen else "?")
             out.append(
@@ -207,7 +213,7 @@ class FleetWatcher:
                     online=None if seen is None else seen.online,
                     last_seen=last_seen.get(device),
                     sw=seen.sw if seen is not None and seen.sw else "-",
-                    printer=(seen.health.printer or "-") if seen is not None else "-",
+                    printer=(health.health.printer or "-") if health is not None else "-",
                     in_inventory=spec is not None or device == "hub",
                 )
             )
@@ -245,8 +251,6 @@ def down(entries: list[FleetEntry], optional: set[str] | frozenset[str] = frozen
 
 def _ago(moment: float, now: float, site: Site) -> str:
     seconds = max(0, int(now - moment))
-    if seconds < 2:
-        return "now"
     local = datetime.fromtimestamp(moment, site.site.tz)
     stamp = local.strftime("%H:%M:%S") if seconds < 86400 else local.strftime("%Y-%m-%d %H:%M")
     if seconds < 120:
