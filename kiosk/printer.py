@@ -298,14 +298,14 @@ class TicketPrinter:
                 except self._not_found:
                     self._reset()
                     answer.append("offline")
-                except (OSError, RuntimeError, AssertionError, NotImplementedError) as exc:
-                    if isinstance(exc, RuntimeError | AssertionError):
-                        self._reset()
-                        answer.append("offline")
-                    else:
-                        answer.append("unknown")
-                except self._escpos_error:
+                except (TimeoutError, NotImplementedError, self._escpos_error):
+                    answer.append("unknown")  # it did not answer (in time), or cannot
+                except OSError:
+                    self._reset()  # the connection dropped: reconnect on next use
                     answer.append("unknown")
+                except (RuntimeError, AssertionError):
+                    self._reset()  # a missing driver, or a connection escpos gave up on
+                    answer.append("offline")
 
         thread = threading.Thread(target=ask, name="printer-status", daemon=True)
         thread.start()

@@ -119,6 +119,7 @@ def test_network_printer_prints_and_reports_paper(printer_server) -> None:
     assert _wait_for(lambda: expected in bytes(server.received))
     server.status = b"\x1e"  # near end of the roll
     assert printer.status() == "paper_low"
+    printer.close()
 
 
 def test_paper_out_stops_before_the_ticket_is_sent(printer_server) -> None:
