@@ -70,8 +70,8 @@ FONT_FILES = {
     ),
 }
 MIN_FONT_PX = 8
-TEXT_CACHE = 768
-IMAGE_CACHE = 16
+TEXT_CACHE_BYTES = 24 * 1024 * 1024  # rendered texts kept (a big ticket number is ~0.5 MB)
+IMAGE_CACHE = 8
 ELLIPSIS = "…"
 
 
@@ -116,6 +116,7 @@ class Renderer:
         self._fonts: dict[tuple[bool, int], Any] = {}
         self._caps: dict[tuple[bool, int], tuple[int, int]] = {}
         self._texts: OrderedDict[tuple, tuple[Any, Any, int, str]] = OrderedDict()
+        self._text_bytes = 0
         self._images: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
         self._warned: set[str] = set()
 
@@ -174,6 +175,11 @@ class Renderer:
             elif event.type in (pg.WINDOWEXPOSED, pg.VIDEOEXPOSE, pg.WINDOWRESTORED):
                 self.invalidate()
         return quit_asked
+
+    @property
+    def text_cache_bytes(self) -> int:
+        """Memory held by rendered texts (bounded by TEXT_CACHE_BYTES)."""
+        return self._text_bytes
 
     def shown(self, region: str) -> Content | None:
         """What region `region` shows on the glass now (None before it was drawn)."""
@@ -262,7 +268,8 @@ class Renderer:
         return self._caps[key]
 
     def _fit(self, text: str, bold: bool, color: Color, box: Box, max_px: int) -> tuple:
-        """(surface, ink rect, size, text) of `text` shrunk (then shortened) to fit `box`."""
+        """(ink surface, ink rect in the line, size, text) of `text` shrunk (then shortened)
+        to fit `box`; cached."""
         key = (text, bold, color, box.w, box.h, max_px)
         hit = self._texts.get(key)
         if hit is not None:
@@ -292,10 +299,12 @@ class Renderer:
             shown = text[:low].rstrip() + ELLIPSIS if low else ""
             surface = font.render(shown, True, color)
             ink = surface.get_bounding_rect()
-        result = (surface, ink, size, shown)
+        result = (surface.subsurface(ink).copy(), ink, size, shown)  # keep only the ink
         self._texts[key] = result
-        if len(self._texts) > TEXT_CACHE:
-            self._texts.popitem(last=False)
+        self._text_bytes += ink.w * ink.h * 4
+        while self._text_bytes > TEXT_CACHE_BYTES and len(self._texts) > 1:
+            _key, (_s, old, _z, _t) = self._texts.popitem(last=False)
+            self._text_bytes -= old.w * old.h * 4
         return result
 
     def _draw_text(self, region: str, part: Part, item: Item, on_highlight: bool) -> DrawnText:
@@ -316,7 +325,7 @@ class Renderer:
         # ... unless descenders or accents would leave the box.
         y = max(box.y, min(y, box.bottom - ink.h))
         if ink.w and ink.h:
-            self._screen.blit(surface, (x, y), area=ink)
+            self._screen.blit(surface, (x, y))
         return DrawnText(region, part.name, shown, Box(x, y, ink.w, ink.h), box, size)
 
     def _image(self, path: str, box: Box) -> Any:

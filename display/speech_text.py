@@ -49,7 +49,8 @@ class Phrase:
 
 
 def _word_fragments(words: str) -> list[Fragment]:
-    return [Fragment(f"word-{word}", word) for word in words.split()]
+    """One fragment per word; 'forty-two' is two ('forty', 'two'), so a pack needs few clips."""
+    return [Fragment(f"word-{word}", word) for word in words.replace("-", " ").split()]
 
 
 def call_phrase(

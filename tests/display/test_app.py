@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +72,16 @@ def prepare(kiosk: Bus, caller: Bus, counter: int, service: str) -> str:
 def synced(app: DisplayApp) -> Callable[[], bool]:
     """True once the retained state of every service has reached the screen."""
     return lambda: len(app.model.services) == len(app.site.services)
+
+
+def test_display_modules_import_without_pygame_or_pyttsx3() -> None:
+    code = (
+        "import sys, display.app, display.cli, display.renderer, display.announcer, "
+        "display.scene, display.state, display.layout, display.speech_text, display.video;"
+        "print(sorted(m for m in ('pygame', 'pyttsx3') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_next_shows_the_number_highlighted_and_speaks_it_once(

@@ -11,7 +11,13 @@ import pytest
 
 from display.chime import write_chime
 from display.layout import CANTEEN_GLYPH, Box
-from display.renderer import BACKGROUNDS, INK_ON_HIGHLIGHT, YELLOW, MixerPlayer
+from display.renderer import (
+    BACKGROUNDS,
+    INK_ON_HIGHLIGHT,
+    TEXT_CACHE_BYTES,
+    YELLOW,
+    MixerPlayer,
+)
 from display.scene import SceneBuilder
 from display.state import ScreenModel
 from tests.conftest import example_text, make_site
@@ -211,6 +217,21 @@ def test_missing_image_shows_its_caption_and_long_texts_are_shortened(
     name = renderer.drawn["title"][0]
     assert name.text.endswith("…") and name.box.contains(name.ink)
     assert_texts_fit(renderer)
+
+
+def test_a_long_day_of_calls_keeps_the_text_cache_bounded(open_renderer) -> None:
+    renderer = open_renderer(site, "canteen", (1920, 1080))
+    build = builder(site, "canteen", renderer)
+    model = ScreenModel(site)
+    from protocol import messages as m
+
+    for i in range(1, 201):  # every call a new big number (~0.25 MB of pixels, 50 MB in all)
+        model.apply(m.CounterState(seq=i, counter=1 + i % 30, open=True, call_seq=i,
+                                   ticket=f"A{i:03d}", service="ktp", called_at=NOW + i,
+                                   waiting=0), NOW + i)  # fmt: skip
+        renderer.render(build.build(model, NOW + i, {}, offline=False))
+    assert 0 < renderer.text_cache_bytes <= TEXT_CACHE_BYTES
+    assert [t.text for t in renderer.drawn["call-0"]] == ["A200", "21"]
 
 
 def test_mixer_player_plays_one_sound_after_the_other(tmp_path: Path) -> None:

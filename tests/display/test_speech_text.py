@@ -19,6 +19,7 @@ def test_indonesian_phrase_reads_letter_and_number_as_words() -> None:
         "intro", "letter-a", "word-dua", "word-belas", "to-counter", "word-tiga"
     ]  # fmt: skip
     assert " ".join(f.text for f in phrase.fragments) == phrase.text.replace(",", "")
+    assert all(f.text for f in phrase.fragments)
 
 
 def test_english_phrase() -> None:
@@ -49,6 +50,14 @@ def test_large_numbers_and_named_counters() -> None:
     assert english.text == (
         "Ticket number ex one hundred and eleven, please go to the information desk"
     )
+
+
+def test_english_compound_numbers_are_separate_clips() -> None:
+    phrase = call_phrase(site, "A042", 21, "en")
+    assert phrase.text == "Ticket number eigh forty-two, please go to counter twenty-one"
+    keys = [f.key for f in phrase.fragments]
+    assert keys == ["intro", "letter-a", "word-forty", "word-two", "to-counter", "word-twenty",
+                    "word-one"]  # fmt: skip
 
 
 def test_a_label_that_is_not_a_ticket_is_refused() -> None:
