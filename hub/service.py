@@ -255,13 +255,16 @@ class HubService:
                 if model is None:
                     raise BadMessage("unknown_kind", f"{kind!r} is not a command kind")
                 command = m.decode(model, data)
-            return self._execute(command, device, kind)
+            reply = self._execute(command, device, kind)
         except BadMessage as exc:
             log.warning(
                 "bad command refused",
                 extra={"device": device, "kind": kind, "request_id": request_id, "error": str(exc)},
             )
-            return self._error_reply(request_id, exc.code, exc.message)
+            reply = self._error_reply(request_id, exc.code, exc.message)
+        if command is not None and command.sent_at is not None:
+            reply = reply.model_copy(update={"sent_at": command.sent_at})
+        return reply
 
     def _error_reply(
         self, request_id: str, code: str, message: str, text: dict[str, str] | None = None

@@ -320,6 +320,7 @@ class Reply(Message):
     result: dict[str, Any] | None = None
     error: ErrorInfo | None = None
     hub_time: float
+    sent_at: float | None = None  # echo of the command's sent_at: which attempt this answers
 
 
 # --------------------------------------------------------------------------------------

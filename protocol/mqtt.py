@@ -73,6 +73,7 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     reply: m.Reply | None = None
     lost: bool = False
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -378,7 +379,7 @@ class Bus:
                 "expires_at": now + timeout * (retries + 1) + EXPIRY_GRACE_S,
             }
         )
-        pending = _Pending()
+        pending = _Pending(sent_at=command.sent_at)
         with self._pending_lock:
             self._pending[command.request_id] = pending
         props = None
@@ -420,9 +421,13 @@ class Bus:
         self.clock_offset = reply.hub_time - time.time()
         with self._pending_lock:
             pending = self._pending.get(reply.request_id)
-        if pending is not None and pending.reply is None:
-            pending.reply = reply
-            pending.done.set()
+        if pending is None or pending.reply is not None:
+            return
+        stale = reply.error is not None and reply.error.code == "stale"
+        if stale and reply.sent_at is not None and reply.sent_at != pending.sent_at:
+            return  # the refusal of an earlier attempt that arrived late, not of this one
+        pending.reply = reply
+        pending.done.set()
 
     def _fail_pending(self) -> None:
         with self._pending_lock:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from protocol import messages as m
-from protocol.errors import BrokerUnavailable, RequestTimeout
+from protocol.errors import BrokerUnavailable, CommandRejected, RequestTimeout
 from protocol.mqtt import Bus
 from protocol.site import Site
 from tests.conftest import ROOT, make_site, write_site
@@ -27,7 +27,16 @@ PER_KIOSK = 150
 def start_hub(site_file: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "protocol.cli", "hub", "--site", str(site_file), "--log-level", "WARNING"],
+            [
+                sys.executable,
+                "-m",
+                "protocol.cli",
+                "hub",
+                "--site",
+                str(site_file),
+                "--log-level",
+                "WARNING",
+            ],
             cwd=ROOT,
             stdout=out,
             stderr=out,
@@ -68,11 +77,16 @@ def test_sigkill_mid_burst(broker, tmp_path: Path) -> None:
                 for _attempt in range(60):  # the same request id until the hub answers
                     try:
                         ticket = bus.request(command, timeout=0.5)["ticket"]
-                        confirmed[device].append((command.request_id, ticket["number"], ticket["id"]))
+                        confirmed[device].append(
+                            (command.request_id, ticket["number"], ticket["id"])
+                        )
                         break
                     except (RequestTimeout, BrokerUnavailable):
                         retried[device] += 1
                         time.sleep(0.1)
+                    except CommandRejected as exc:  # an attempt that arrived after its deadline
+                        assert exc.code == "stale", exc
+                        retried[device] += 1
                 else:
                     raise AssertionError(f"{device}: request {command.request_id} never answered")
         finally:
@@ -102,7 +116,9 @@ def test_sigkill_mid_burst(broker, tmp_path: Path) -> None:
     assert sum(retried.values()) > 0, "some requests must have been retried across the restart"
     everything = [c for v in confirmed.values() for c in v]
     with sqlite3.connect(db) as conn:
-        stored = dict(conn.execute("SELECT id, label FROM tickets WHERE service = 'bank'").fetchall())
+        stored = dict(
+            conn.execute("SELECT id, label FROM tickets WHERE service = 'bank'").fetchall()
+        )
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     # every confirmed (so printed) ticket is in the database exactly once, as confirmed
     assert len(everything) == len(KIOSKS) * PER_KIOSK
