@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import figure  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.brokers import Mosquitto  # noqa: E402
 from protocol.mqtt import Bus  # noqa: E402
@@ -119,7 +120,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="mpp-bench-"))
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; date {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"raw SQLite commits/s (WAL, synchronous=FULL, same disk): {raw_commit_rate(workdir):,.0f}")
+    raw = raw_commit_rate(workdir)
+    print(f"raw SQLite commits/s (WAL, synchronous=FULL, same disk): {raw:,.0f}")
+    figure("hub: raw SQLite commits/s on this disk (WAL, FULL)", round(raw), "/s")
 
     with Mosquitto() as broker:
         text = synthetic_site(
@@ -174,6 +177,10 @@ def main() -> None:
             print(f"issue command->reply: p50 {pct(latencies, 50) * 1000:.1f} ms, "
                   f"p99 {pct(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
             print(f"duplicates: {duplicates} in replies, {db_dupes} in database; stored {stored}")
+            figure(f"hub: durable tickets/s, {args.kiosks} kiosks", round(len(numbers) / elapsed), "/s", ">= 1000")
+            figure("hub: issue command->reply p50", round(pct(latencies, 50) * 1000, 1), "ms")
+            figure("hub: issue command->reply p99", round(pct(latencies, 99) * 1000, 1), "ms")
+            figure(f"hub: duplicate numbers, {args.kiosks} concurrent kiosks", duplicates + db_dupes, "", "0")
 
             # Calls: screens subscribed to every counter's retained state.
             received: dict[tuple[int, int], list[float]] = {}
@@ -212,6 +219,10 @@ def main() -> None:
                 complete = sum(1 for k in sent if len(received.get(k, [])) == args.screens)
             for screen in screens:
                 screen.stop()
+            figure("hub: NEXT->retained state at screen p50", round(pct(state_lat, 50) * 1000, 1), "ms")
+            figure(f"hub: NEXT->retained state at screen p99 ({args.counters} counters, {args.screens} screens)",
+                   round(pct(state_lat, 99) * 1000, 1), "ms", "< 10")
+            figure("hub: NEXT command->reply p99", round(pct(reply_lat, 99) * 1000, 1), "ms")
             print(f"calls: {len(sent)} NEXT at {args.counters} counters in {call_elapsed:.1f} s "
                   f"({len(sent) / call_elapsed:,.0f}/s), {args.screens} screens subscribed")
             print(f"NEXT command->reply: p50 {pct(reply_lat, 50) * 1000:.1f} ms, "
