@@ -1,0 +1,149 @@
+"""The web caller for counters without a caller box: the same commands as the hardware box
+(NEXT, RECALL, SKIP, TRANSFER, FINISH, OPEN/CLOSE, call back a no-show), sent through the hub's
+command path as device 'hub'. Each form carries a request id, so a double click applies once."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+
+from hub.web import base
+from hub.web.dashboard import counter_row, service_row
+from hub.web.live import Event, sse, stream
+from hub.web.security import requires
+from protocol import messages as m
+
+bp = Blueprint("caller", __name__)
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+ACTIONS = ("next", "recall", "skip", "finish", "transfer", "open", "close", "call_skipped")
+
+
+def _counter(number: int) -> int:
+    if number not in base.site().counters:
+        abort(404)
+    return number
+
+
+def _panel(number: int) -> str:
+    service = base.hub()
+    row = counter_row(service, number)
+    services = [service_row(service, code) for code in row.spec.services]
+    return render_template("_caller_panel.html", row=row, services=services)
+
+
+@bp.get("/caller")
+@requires("officer")
+def index() -> Any:
+    """Pick a counter."""
+    service = base.hub()
+    return render_template(
+        "caller_pick.html", rows=[counter_row(service, n) for n in service.site.counters]
+    )
+
+
+@bp.get("/caller/<int:number>")
+@requires("officer")
+def counter(number: int) -> Any:
+    """The caller of one counter."""
+    _counter(number)
+    spec = base.site().counters[number]
+    return render_template(
+        "caller.html",
+        number=number,
+        panel=_panel(number),
+        transfer_to=[(code, base.site().services[code]) for code in spec.transfer_to],
+        request_id=m.new_request_id(),
+    )
+
+
+def _command(action: str, number: int, officer: str) -> m.Command:
+    common = {"device": "hub", "counter": number}
+    rid = request.form.get("request_id", "")
+    if REQUEST_ID_RE.fullmatch(rid):
+        common["request_id"] = rid  # type: ignore[assignment]
+    match action:
+        case "next":
+            return m.CallNext(**common)
+        case "recall":
+            return m.Recall(**common)
+        case "skip":
+            return m.Skip(**common)
+        case "finish":
+            return m.Finish(**common)
+        case "transfer":
+            return m.Transfer(service=request.form.get("service", ""), **common)
+        case "open":
+            return m.OpenCounter(officer=officer[:60], **common)
+        case "close":
+            return m.CloseCounter(**common)
+        case "call_skipped":
+            return m.CallSkipped(ticket=request.form.get("ticket", ""), **common)
+    abort(404)
+
+
+@bp.post("/caller/<int:number>/<action>")
+@requires("officer")
+def act(number: int, action: str) -> Any:
+    """Apply one button press; the answer comes back as a message on the counter page."""
+    _counter(number)
+    if action not in ACTIONS:
+        abort(404)
+    user = base.current_user()
+    assert user is not None
+    try:
+        command = _command(action, number, user.name)
+    except ValueError:
+        abort(400)
+    reply = base.submit(command, user.username)
+    if not reply.ok:
+        base.flash_message("error", base.reply_text(reply))
+    else:
+        result = m.CounterResult.model_validate(reply.result)
+        if result.call is not None:
+            base.flash_message("ok", base.t("caller.called", ticket=result.call.ticket))
+        else:
+            base.flash_message("ok", base.t("caller.done", what=base.t(f"caller.{action}")))
+    return redirect(url_for("caller.counter", number=number))
+
+
+@bp.get("/caller/<int:number>/events")
+@requires("officer")
+def events(number: int) -> Any:
+    """Server-sent events: the counter's panel whenever it or its queue changes."""
+    _counter(number)
+    services = set(base.site().counters[number].services)
+    config = current_app.config
+
+    def update(batch: list[Event]) -> list[str]:
+        for _kind, message in batch:
+            if (isinstance(message, m.CounterState) and message.counter == number) or (
+                isinstance(message, m.ServiceState) and message.service in services
+            ):
+                return [sse("panel", {"html": _panel(number)})]
+        return []
+
+    return Response(
+        stream_with_context(
+            stream(
+                base.feed(),
+                lambda: [sse("panel", {"html": _panel(number)})],
+                update,
+                keepalive_s=config["SSE_KEEPALIVE_S"],
+                max_s=config["SSE_MAX_S"],
+            )
+        ),
+        mimetype="text/event-stream",
+        headers={"X-Accel-Buffering": "no"},
+    )

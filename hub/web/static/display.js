@@ -1,0 +1,55 @@
+/* Web display: tiles / latest calls follow the hub; a call is announced once, when its counter's
+   call sequence grows and the call is recent (never on a replay after a reconnect). */
+"use strict";
+(function () {
+  var screen = document.getElementById("screen");
+  if (!screen) return;
+  var seen = {};          /* counter -> highest call_seq shown */
+  var primed = false;     /* the first state after (re)connecting is not announced */
+  var sound = false;
+  var tap = document.getElementById("tap");
+  var RECENT_S = 30;
+
+  function announce(call, now) {
+    if (!call) return false;
+    var before = seen[call.counter];
+    var grew = before === undefined ? primed : call.call_seq > before;
+    if (before === undefined || call.call_seq > before) seen[call.counter] = call.call_seq;
+    if (!grew || now - call.called_at > RECENT_S) return false;
+    screen.dataset.lastCall = call.ticket + "@" + call.counter;
+    screen.dataset.announced = String(Number(screen.dataset.announced || 0) + 1);
+    if (sound && screen.dataset.speech === "yes" && window.speechSynthesis) {
+      var utterance = new SpeechSynthesisUtterance(call.speak);
+      utterance.lang = call.lang;
+      utterance.volume = Number(screen.dataset.volume || 1);
+      window.speechSynthesis.speak(utterance);
+    }
+    return true;
+  }
+  window.mppLive(screen.dataset.events, {
+    tile: function (data) {
+      var fresh = window.mppReplace(data.id, data.html);
+      if (announce(data.call, data.now) && fresh) fresh.classList.add("fresh");
+      screen.dataset.updated = String(Date.now());
+    },
+    calls: function (data) {
+      window.mppReplace("calls", data.html);
+      data.calls.slice().reverse().forEach(function (c) { announce(c, data.now); });
+      primed = true;
+      screen.dataset.updated = String(Date.now());
+    }
+  }, function (up) { if (!up) primed = false; });
+  if (tap) {
+    document.body.addEventListener("click", function () {
+      sound = true;
+      tap.textContent = "\u266A";
+      if (window.speechSynthesis) window.speechSynthesis.speak(new SpeechSynthesisUtterance(""));
+    });
+  }
+  function tick() {
+    var d = new Date();
+    document.getElementById("clock").textContent =
+      String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+  }
+  tick(); setInterval(tick, 10000);
+})();
