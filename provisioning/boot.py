@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol.site import Site, parse_site
+from protocol.site import Site
 from provisioning.bundle import FIRSTBOOT, MANIFEST, BundleOptions, role_of, write_bundle
-from provisioning.inventory import ProvisioningError
+from provisioning.inventory import Inventory, ProvisioningError
 from provisioning.site_secrets import SiteSecrets, write_private
 
 BOOT_MOUNT = "/boot/firmware"  # where Raspberry Pi OS (Bookworm, Trixie) mounts the partition
@@ -142,8 +142,7 @@ def _yaml(data: dict[str, Any]) -> str:
 
 def write_boot(
     boot_dir: Path,
-    site_text: str,
-    source: str,
+    inventory: Inventory,
     store: SiteSecrets,
     device: str,
     *,
@@ -152,7 +151,7 @@ def write_boot(
     force: bool = False,
 ) -> list[Path]:
     """Write cloud-init files and the bundle onto a mounted boot partition."""
-    site = parse_site(site_text, source)
+    site = inventory.site
     role_of(site, device)
     if device == "hub":
         raise ProvisioningError("the hub runs on the site server, not a Pi; use `bundle hub`")
@@ -164,8 +163,7 @@ def write_boot(
             "partition; check the mount point (or pass --force)"
         )
     bundle = write_bundle(
-        site_text,
-        source,
+        inventory,
         store,
         device,
         out_dir=boot_dir,

@@ -27,8 +27,14 @@ from pathlib import Path
 from string import Template
 
 import protocol
-from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site, parse_site
-from provisioning.inventory import DEVICE_DIR, BrokerAddress, ProvisioningError, device_slice
+from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site
+from provisioning.inventory import (
+    DEVICE_DIR,
+    BrokerAddress,
+    Inventory,
+    ProvisioningError,
+    device_slice,
+)
 from provisioning.site_secrets import CA_CERT, SiteSecrets
 
 MANIFEST = "manifest.json"
@@ -200,15 +206,15 @@ def _loopback_port(store: SiteSecrets, site: Site) -> int:
 
 
 def bundle_files(
-    site_text: str, source: str, store: SiteSecrets, device: str, options: BundleOptions
+    inventory: Inventory, store: SiteSecrets, device: str, options: BundleOptions
 ) -> dict[str, bytes]:
     """Every file of one device's bundle, by name (wheels aside)."""
-    site = parse_site(site_text, source)
+    site = inventory.site
     store.check_site(site)
     role = role_of(site, device)
     files: dict[str, bytes] = {
         SITE_FILE: device_slice(
-            site_text, device, broker_address_for(device, store, site), source
+            inventory, device, broker_address_for(device, store, site)
         ).encode(),
         CA_CERT: store.ca.cert_pem,
         PASSWORD_FILE: (store.password(device) + "\n").encode(),
@@ -235,8 +241,7 @@ MODES = {PASSWORD_FILE: 0o600, FIRSTBOOT: 0o755}
 
 
 def write_bundle(
-    site_text: str,
-    source: str,
+    inventory: Inventory,
     store: SiteSecrets,
     device: str,
     *,
@@ -249,7 +254,7 @@ def write_bundle(
 
     `name` is the directory's name (default: the device id).
     """
-    files = bundle_files(site_text, source, store, device, options)
+    files = bundle_files(inventory, store, device, options)
     wheels = sorted(options.wheelhouse.glob("*.whl")) if options.wheelhouse else []
     if options.wheelhouse and not wheels:
         raise ProvisioningError(f"--wheelhouse {options.wheelhouse}: no .whl files in it")

@@ -26,7 +26,8 @@ import click
 
 from protocol import __version__
 from protocol.errors import InventoryError, MppError
-from protocol.site import Site, load_site, parse_site
+from protocol.site import Site, load_site
+from provisioning.inventory import Inventory
 
 DEFAULT_SECRETS = "~/mpp-secrets"
 FLEET_UNREACHABLE = 3
@@ -39,8 +40,8 @@ class Context:
     site_path: Path | None
     secrets: Path | None
 
-    def site(self) -> tuple[Site, str, str]:
-        """(site, its text, its path) of --site; a clear error when missing or broken."""
+    def inventory(self) -> Inventory:
+        """The inventory of --site, read once; a clear error when missing or broken."""
         if self.site_path is None:
             raise click.UsageError("give the site inventory: mpp-provision --site SITE.toml ...")
         path = self.site_path
@@ -50,7 +51,7 @@ class Context:
             raise click.ClickException(f"{path}: cannot read the file: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise click.ClickException(f"{path}: not UTF-8 text; save it as UTF-8") from None
-        return parse_site(text, str(path)), text, str(path)
+        return Inventory.parse(text, str(path))
 
     def secrets_dir(self, site: Site) -> Path:
         """--secrets, or ~/mpp-secrets/<site id>."""
@@ -146,7 +147,7 @@ def init(ctx: Context, servers: tuple[str, ...], renew_server: bool) -> None:
     """Create the secrets: site CA, server certificate, a broker account per machine."""
     from provisioning.site_secrets import SERVER_CERT, SiteSecrets
 
-    site, _text, _path = ctx.site()
+    site = ctx.inventory().site
     store = SiteSecrets(ctx.secrets_dir(site))
     if renew_server and (store.root / SERVER_CERT).exists():
         (store.root / SERVER_CERT).unlink()
@@ -218,7 +219,7 @@ def broker(
     from broker_config.files import Bridge, BrokerLayout
     from provisioning.site_broker import write_site_broker
 
-    site, _text, _path = ctx.site()
+    site = ctx.inventory().site
     store = ctx.store(site)
     layout = BrokerLayout(
         etc_dir=etc_dir,
@@ -324,14 +325,15 @@ def bundle(
 
     if bool(device) == every:
         raise click.UsageError("name one DEVICE, or pass --all")
-    site, text, path = ctx.site()
+    inventory = ctx.inventory()
+    site = inventory.site
     store = ctx.store(site)
     options = _bundle_options(**install)
     target = out or store.root / "bundles"
     devices = list(device_kinds(site)) if every else [device]
     for name in devices:
         written = write_bundle(
-            text, path, store, name, out_dir=target, options=options, archive=archive
+            inventory, store, name, out_dir=target, options=options, archive=archive
         )
         click.echo(f"{name}: {written}")
 
@@ -382,7 +384,8 @@ def write_boot(
     from provisioning.boot import BootOptions, read_ssh_keys
     from provisioning.boot import write_boot as write
 
-    site, text, path = ctx.site()
+    inventory = ctx.inventory()
+    site = inventory.site
     store = ctx.store(site)
     wifi_password = os.environ.get(wifi_password_env) if wifi_ssid else None
     if wifi_ssid and not wifi_password:
@@ -398,8 +401,7 @@ def write_boot(
     )
     written = write(
         boot_dir,
-        text,
-        path,
+        inventory,
         store,
         device,
         bundle_options=_bundle_options(**install),
@@ -421,15 +423,15 @@ def replace(ctx: Context, old: str, new: str) -> None:
     from provisioning.inventory import rename_device
     from provisioning.site_secrets import SiteSecrets
 
-    site, text, path = ctx.site()
+    inventory = ctx.inventory()
+    site = inventory.site
     store = ctx.store(site)
-    renamed = rename_device(text, old, new, path)
+    renamed = rename_device(inventory.text, old, new, inventory.source)
     store.replace(old, new)
-    assert ctx.site_path is not None
-    ctx.site_path.write_text(renamed, encoding="utf-8")
-    click.echo(f"{path}: [devices.{old}] is now [devices.{new}]")
+    Path(inventory.source).write_text(renamed, encoding="utf-8")
+    click.echo(f"{inventory.source}: [devices.{old}] is now [devices.{new}]")
     click.echo(f"{old}: broker account revoked; {new}: new account")
-    _rewrite_broker(load_site(ctx.site_path), SiteSecrets.open(store.root))
+    _rewrite_broker(load_site(inventory.source), SiteSecrets.open(store.root))
     click.echo(f"next: mpp-provision write-boot {new} BOOT_DIR ... for the new Pi")
 
 
@@ -438,7 +440,7 @@ def replace(ctx: Context, old: str, new: str) -> None:
 @pass_context
 def revoke(ctx: Context, device: str) -> None:
     """Revoke DEVICE's broker account (lost, stolen or retired)."""
-    site, _text, _path = ctx.site()
+    site = ctx.inventory().site
     store = ctx.store(site)
     store.revoke(device)
     click.echo(f"{device}: broker account revoked")
@@ -457,7 +459,7 @@ def rotate(ctx: Context, device: str) -> None:
     """New password for DEVICE (same id, e.g. a replacement Pi); the old one stops working."""
     from provisioning.bundle import role_of
 
-    site, _text, _path = ctx.site()
+    site = ctx.inventory().site
     store = ctx.store(site)
     role = "monitor" if device == "monitor" else role_of(site, device)
     store.rotate(device, role)
@@ -509,7 +511,7 @@ def fleet(
     from protocol.errors import BrokerUnavailable
     from provisioning.fleet import Connection, FleetWatcher, down, render_table
 
-    site, _text, _path = ctx.site()
+    site = ctx.inventory().site
     store = ctx.store(site)
     settings = (store.broker_settings() or {}).get("layout", {})
     if plain:

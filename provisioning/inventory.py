@@ -3,8 +3,9 @@
 A device gets the whole site description (services, counters, zones: it shows and speaks
 them) but only its own `[devices.ID]` entry, and the broker address it must use::
 
-    text = device_slice(inventory_text, "caller-03", BrokerAddress("mpp-server.local"))
-    parse_site(text)          # loads like any inventory
+    inventory = Inventory.parse(text, "site.toml")
+    part = device_slice(inventory, "caller-03", BrokerAddress("mpp-server.local"))
+    parse_site(part)          # loads like any inventory
 """
 
 from __future__ import annotations
@@ -35,31 +36,36 @@ class BrokerAddress:
     ca_file: str | None = f"{DEVICE_DIR}/ca.crt"
 
 
-def _load(text: str, source: str) -> dict[str, Any]:
-    try:
+@dataclass(frozen=True)
+class Inventory:
+    """A site inventory read once: its text, where it came from, the model and the raw data."""
+
+    text: str
+    source: str
+    site: Site
+    data: dict[str, Any]
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<site inventory>") -> Inventory:
+        """Validate `text` (InventoryError lists every problem) and keep its raw tables."""
+        site = parse_site(text, source)
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InventoryError(source, [f"not valid TOML: {exc}; fix the syntax there"]) from None
-    data.pop("version", None)  # computed on load, never written
-    data.pop("source", None)
-    return data
+        data.pop("version", None)  # computed on load, never written
+        data.pop("source", None)
+        return cls(text, source, site, data)
 
 
-def device_slice(
-    text: str, device: str, broker: BrokerAddress, source: str = "<site inventory>"
-) -> str:
+def device_slice(inventory: Inventory, device: str, broker: BrokerAddress) -> str:
     """The inventory as `device` needs it: every site table, only its own device entry."""
-    site = parse_site(text, source)
+    site, source = inventory.site, inventory.source
     if device not in site.devices and device != "hub":
         raise ProvisioningError(
             f"devices.{device}: no such device in {source}; "
             f"known: {', '.join(site.devices) or 'none'}"
         )
-    data = _load(text, source)
+    data = dict(inventory.data)  # new top-level tables below; nested ones are not changed
     devices = data.get("devices", {})
-    data["devices"] = {device: devices[device]} if device in devices else {}
-    if device == "hub":  # the hub serves every device
-        data["devices"] = devices
+    data["devices"] = devices if device == "hub" else {device: devices[device]}
     broker_table = dict(data.get("broker", {}))
     broker_table.update(host=broker.host, port=broker.port, tls=broker.tls)
     if broker.ca_file is not None:

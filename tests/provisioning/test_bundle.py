@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from protocol.site import parse_site
 from provisioning.bundle import BundleOptions, write_bundle
 from provisioning.cli import main
+from provisioning.inventory import Inventory
 from provisioning.site_secrets import SiteSecrets
 from tests.conftest import EXAMPLE, example_text
 
@@ -44,8 +45,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> SiteSecrets:
 
 def make(store: SiteSecrets, device: str, out: Path, **options) -> Path:
     return write_bundle(
-        example_text(),
-        str(EXAMPLE),
+        Inventory.parse(example_text(), str(EXAMPLE)),
         store,
         device,
         out_dir=out,
@@ -154,7 +154,7 @@ def test_udev_rule_matches_the_printer(store: SiteSecrets, tmp_path: Path) -> No
 
 def test_archive_and_rebundle(store: SiteSecrets, tmp_path: Path) -> None:
     archive = write_bundle(
-        example_text(), str(EXAMPLE), store, "kiosk-1", out_dir=tmp_path,
+        Inventory.parse(example_text(), str(EXAMPLE)), store, "kiosk-1", out_dir=tmp_path,
         options=BundleOptions(), archive=True,
     )  # fmt: skip
     with tarfile.open(archive) as tar:

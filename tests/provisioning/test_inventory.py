@@ -6,7 +6,13 @@ import pytest
 
 from protocol.errors import InventoryError
 from protocol.site import parse_site
-from provisioning.inventory import BrokerAddress, ProvisioningError, device_slice, rename_device
+from provisioning.inventory import (
+    BrokerAddress,
+    Inventory,
+    ProvisioningError,
+    device_slice,
+    rename_device,
+)
 from tests.conftest import example_text
 
 ADDRESS = BrokerAddress("mpp-server.local", 8883)
@@ -15,7 +21,7 @@ ADDRESS = BrokerAddress("mpp-server.local", 8883)
 @pytest.mark.parametrize("device", ["kiosk-3", "caller-03", "tv-canteen-1"])
 def test_slice_loads_and_holds_only_its_device(device: str) -> None:
     full = parse_site(example_text())
-    part = parse_site(device_slice(example_text(), device, ADDRESS))
+    part = parse_site(device_slice(Inventory.parse(example_text()), device, ADDRESS))
     assert list(part.devices) == [device]
     assert part.devices[device] == full.devices[device]
     # Everything it shows and speaks is there, unchanged.
@@ -28,7 +34,9 @@ def test_slice_loads_and_holds_only_its_device(device: str) -> None:
 
 def test_the_hub_gets_every_device_and_loopback() -> None:
     part = parse_site(
-        device_slice(example_text(), "hub", BrokerAddress("127.0.0.1", 1883, False, None))
+        device_slice(
+            Inventory.parse(example_text()), "hub", BrokerAddress("127.0.0.1", 1883, False, None)
+        )
     )
     assert len(part.devices) == 40
     assert (part.broker.host, part.broker.tls, part.broker.ca_file) == ("127.0.0.1", False, None)
@@ -36,13 +44,13 @@ def test_the_hub_gets_every_device_and_loopback() -> None:
 
 def test_slice_of_an_unknown_device_names_it() -> None:
     with pytest.raises(ProvisioningError, match=r"devices.caller-99: no such device"):
-        device_slice(example_text(), "caller-99", ADDRESS)
+        device_slice(Inventory.parse(example_text()), "caller-99", ADDRESS)
 
 
 def test_slice_of_a_broken_inventory_lists_its_problems() -> None:
     broken = example_text().replace('prefix = "H"', 'prefix = "A"')
     with pytest.raises(InventoryError, match=r"services.skck.prefix"):
-        device_slice(broken, "kiosk-1", ADDRESS)
+        device_slice(Inventory.parse(broken), "kiosk-1", ADDRESS)
 
 
 def test_rename_keeps_comments_and_moves_every_subtable() -> None:
