@@ -30,19 +30,76 @@ log = logging.getLogger("mpp.hub")
     help="SQLite file (default: hub.database of the inventory).",
 )
 @click.option("--log-level", default="INFO", show_default=True)
-def command(site_file: str, database: str | None, log_level: str) -> None:
-    """Run the hub: queue on SQLite, MQTT service, retained state."""
+@click.option("--no-web", is_flag=True, help="Do not serve the web app.")
+@click.option(
+    "--add-user",
+    metavar="USERNAME",
+    default=None,
+    help="Create a web staff account (asks for name and password), then exit.",
+)
+@click.option(
+    "--role",
+    type=click.Choice(["officer", "supervisor", "admin"]),
+    default="admin",
+    show_default=True,
+    help="Role of the account made by --add-user.",
+)
+def command(
+    site_file: str,
+    database: str | None,
+    log_level: str,
+    *,
+    no_web: bool,
+    add_user: str | None,
+    role: str,
+) -> None:
+    """Run the hub: queue on SQLite, MQTT service, retained state, and the web app."""
     from hub.service import HubService
 
     setup_logging(log_level)
     try:
         site = load_site(site_file)
+        if add_user is not None:
+            _add_user(database or site.hub.database, add_user, role)
+            return
         service = HubService(site, database=database).start()
     except (InventoryError, MppError) as exc:
         raise click.ClickException(str(exc)) from None
+    web = None
+    if not no_web:
+        from hub.web import create_app
+        from hub.web.server import WebServer
+
+        try:
+            web = WebServer(create_app(service), site.hub.web_host, site.hub.web_port).start()
+        except MppError as exc:
+            # Devices must keep their queue even when the web port is taken: run without it.
+            log.error("web app not started", extra={"error": str(exc)})
+            click.echo(f"web app not started: {exc}", err=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    click.echo(f"hub running for {site.site.name}; database {service.database}; Ctrl-C stops")
+    where = f"; web {web.url}" if web else ""
+    click.echo(
+        f"hub running for {site.site.name}; database {service.database}{where}; Ctrl-C stops"
+    )
     stop.wait()
+    if web is not None:
+        web.stop()
     service.stop()
+
+
+def _add_user(database: str, username: str, role: str) -> None:
+    """Create a staff account from the terminal (the first admin has no web page to do it)."""
+    from hub.store import Store
+    from hub.web.users import UserStore
+
+    Store(database).close()  # the database and its tables exist before the first start
+    name = click.prompt("Full name", default=username)
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    users = UserStore(database)
+    try:
+        user = users.add(username, name, role, password)
+    finally:
+        users.close()
+    click.echo(f"account {user.username} ({user.role}) created")
