@@ -126,6 +126,8 @@ def _hooks(app: Flask) -> None:
                 g.user = user
             else:
                 session.clear()
+        if request.routing_exception is not None:
+            return None  # the 404 / 405 follows
         response = check_access(app)
         if response is not None:
             return response

@@ -166,10 +166,10 @@ def ikm_csv() -> Any:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["element", "name", "nrr", "weighted_nrr"])
-    for element, nrr in zip(ELEMENTS, result.nrr, strict=True):
-        writer.writerow(
-            [element.code, element.name.id, f"{float(nrr):.4f}", f"{float(nrr) / 9:.4f}"]
-        )
+    for i, element in enumerate(ELEMENTS):
+        nrr = float(result.nrr[i]) if result.nrr else None
+        figures = ["", ""] if nrr is None else [f"{nrr:.4f}", f"{nrr / 9:.4f}"]
+        writer.writerow([element.code, element.name.id, *figures])
     writer.writerow(["respondents", result.respondents, "", ""])
     writer.writerow(["ikm", result.value if result.value is not None else "", "", ""])
     writer.writerow(["category", result.category.letter if result.category else "", "", ""])
