@@ -5,6 +5,7 @@ command path as device 'hub'. Each form carries a request id, so a double click 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from flask import (
@@ -18,6 +19,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from markupsafe import Markup
 
 from hub.web import base
 from hub.web.dashboard import counter_row, service_row
@@ -62,7 +64,7 @@ def counter(number: int) -> Any:
     return render_template(
         "caller.html",
         number=number,
-        panel=_panel(number),
+        panel=Markup(_panel(number)),
         transfer_to=[(code, base.site().services[code]) for code in spec.transfer_to],
         request_id=m.new_request_id(),
     )
@@ -111,11 +113,25 @@ def act(number: int, action: str) -> Any:
         base.flash_message("error", base.reply_text(reply))
     else:
         result = m.CounterResult.model_validate(reply.result)
+        _published(number, result.counter.seq)
         if result.call is not None:
             base.flash_message("ok", base.t("caller.called", ticket=result.call.ticket))
         else:
             base.flash_message("ok", base.t("caller.done", what=base.t(f"caller.{action}")))
     return redirect(url_for("caller.counter", number=number))
+
+
+def _published(number: int, seq: int, timeout: float = 1.0) -> None:
+    """Wait (bounded) until the hub has published the counter's new state, so the page the
+    officer is sent back to already shows the result of the press."""
+    service = base.hub()
+    topic = service.bus.topics.counter_state(number)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = service.retained.get(topic)
+        if isinstance(state, m.CounterState) and state.seq >= seq:
+            return
+        time.sleep(0.005)
 
 
 @bp.get("/caller/<int:number>/events")
