@@ -28,6 +28,7 @@ from string import Template
 
 import protocol
 from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site
+from protocol.systemd import BROKER_PASSWORD_CREDENTIAL
 from provisioning.inventory import (
     DEVICE_DIR,
     BrokerAddress,
@@ -98,12 +99,30 @@ def service_name(role: str) -> str:
     return f"mpp-{role}.service"
 
 
+# How each part's `mpp` subcommand is started under systemd (their options, as they are).
+# `%d` is systemd's credentials directory, where LoadCredential= puts the broker password.
+ROLE_COMMANDS = {
+    "kiosk": "kiosk run --site {site} --device {device}",
+    "caller": "caller --site {site} --device {device}",
+    "display": "display --site {site} --device {device} --password-file %d/{credential}",
+    "hub": "hub --site {site}",
+}
+
+
+def service_args(role: str, device: str) -> list[str]:
+    """The `mpp` arguments in the unit's ExecStart for a machine of `role`."""
+    return (
+        ROLE_COMMANDS[role]
+        .format(
+            site=f"{DEVICE_DIR}/{SITE_FILE}", device=device, credential=BROKER_PASSWORD_CREDENTIAL
+        )
+        .split()
+    )
+
+
 def render_unit(site: Site, device: str, options: BundleOptions) -> str:
     """The systemd unit of one device (or of the hub)."""
     role = role_of(site, device)
-    args = f"--site {DEVICE_DIR}/{SITE_FILE}"
-    if role != "hub":
-        args += f" --device {device}"
     return _template("mpp-device.service.tmpl").substitute(
         role=role,
         role_title=ROLE_TITLES[role],
@@ -111,13 +130,14 @@ def render_unit(site: Site, device: str, options: BundleOptions) -> str:
         site_id=site.site.id,
         site_name=site.site.name,
         prefix=options.prefix,
-        args=args,
+        args=" ".join(service_args(role, device)),
         watchdog=options.watchdog_s,
         start_limit_interval=options.start_limit_interval_s,
         start_limit_burst=options.start_limit_burst,
         user=SERVICE_USER,
         groups=" ".join(ROLE_GROUPS[role]),
         device_dir=DEVICE_DIR,
+        credential=BROKER_PASSWORD_CREDENTIAL,
     )
 
 
