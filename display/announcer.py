@@ -42,6 +42,7 @@ log = logging.getLogger("mpp.display")
 VOICES = {"id": "poz/id", "en": "gmw/en"}
 RATE_WPM = 150  # a little slower than espeak's 175-200: announcements must be understood
 SYNTH_TIMEOUT_S = 10.0
+SYNTH_ATTEMPTS = 3
 # libespeak-ng has one synthesis callback per process (pyttsx3 shares one engine): one
 # synthesis at a time, whichever synthesizer asks.
 _ENGINE_LOCK = threading.RLock()
@@ -197,9 +198,28 @@ class EspeakSynthesizer:
         return f"{lang}-{digest[:16]}.wav"
 
     def synthesize(self, text: str, lang: str, path: Path) -> Path:
-        """Speak `text` in `lang` into the WAV file `path` (written atomically)."""
+        """Speak `text` in `lang` into the WAV file `path` (written atomically).
+
+        espeak-ng now and then drops a request made just after the previous one ended (it
+        answers at once with no audio, and pyttsx3 writes an empty file): such an attempt is
+        repeated, up to SYNTH_ATTEMPTS times.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{threading.get_ident()}.wav")
+        problem = ""
+        for attempt in range(SYNTH_ATTEMPTS):
+            if attempt:
+                time.sleep(0.02 * attempt)
+                log.info("speech synthesis repeated", extra={"text": text, "problem": problem})
+            problem = self._attempt(text, lang, tmp)
+            if not problem:
+                os.replace(tmp, path)
+                return path
+            tmp.unlink(missing_ok=True)
+        raise SpeechError(f"espeak-ng failed to speak {text!r}: {problem}")
+
+    def _attempt(self, text: str, lang: str, tmp: Path) -> str:
+        """One synthesis into `tmp`; '' when it holds speech, else what went wrong."""
         done = threading.Event()
         with _ENGINE_LOCK:
             engine = self._open()
@@ -217,18 +237,12 @@ class EspeakSynthesizer:
             finally:
                 engine.disconnect(token)
         if not finished:
-            tmp.unlink(missing_ok=True)
-            raise SpeechError(f"espeak-ng did not finish {text!r} within {SYNTH_TIMEOUT_S:g}s")
+            return f"no end of speech within {SYNTH_TIMEOUT_S:g}s"
         try:
             seconds = wav_seconds(tmp)
         except (OSError, EOFError, wave.Error) as exc:
-            tmp.unlink(missing_ok=True)
-            raise SpeechError(f"espeak-ng wrote no usable WAV for {text!r}: {exc}") from exc
-        if seconds <= 0:
-            tmp.unlink(missing_ok=True)
-            raise SpeechError(f"espeak-ng wrote an empty WAV for {text!r}")
-        os.replace(tmp, path)
-        return path
+            return f"no usable WAV ({exc})"
+        return "" if seconds > 0 else "an empty WAV"
 
 
 class SpeechAnnouncer:
