@@ -138,8 +138,17 @@ def events(zone_code: str) -> Any:
                 lang,
                 zone.number_reading,
             )
+        seq = state.call_seq if state is not None else 0
         return sse(
-            "tile", {"id": f"tile-{number}", "html": html, "call": call, "now": service.clock()}
+            "tile",
+            {
+                "id": f"tile-{number}",
+                "counter": number,
+                "call_seq": seq,
+                "html": html,
+                "call": call,
+                "now": service.clock(),
+            },
         )
 
     def calls_event() -> str:

@@ -29,7 +29,11 @@
   window.mppLive(screen.dataset.events, {
     tile: function (data) {
       var fresh = window.mppReplace(data.id, data.html);
-      if (announce(data.call, data.now) && fresh) fresh.classList.add("fresh");
+      if (data.call) {
+        if (announce(data.call, data.now) && fresh) fresh.classList.add("fresh");
+      } else if (seen[data.counter] === undefined || data.call_seq > seen[data.counter]) {
+        seen[data.counter] = data.call_seq;  /* idle counter: remember where it stands */
+      }
       screen.dataset.updated = String(Date.now());
     },
     calls: function (data) {

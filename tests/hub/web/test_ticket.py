@@ -80,7 +80,7 @@ def test_live_stream_follows_the_ticket(app: Flask, client, hub: HubService) -> 
     ok(hub, m.OpenCounter(device="hub", counter=3, officer="Siti"))
     stream = EventReader(client.get(f"/t/{ticket.token}/events", buffered=False))
     try:
-        name, data = stream.until(lambda n, d: n == "ticket")
+        _, data = stream.until(lambda n, d: n == "ticket")
         assert data["status"] == "waiting" and data["data"]["people_ahead"] == 1
         ok(hub, m.CallNext(device="hub", counter=3))  # A001 is called: one fewer ahead
         _, data = stream.until(lambda n, d: n == "ticket" and d["data"]["people_ahead"] == 0)
