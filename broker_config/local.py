@@ -15,6 +15,7 @@ import grp
 import os
 import pwd
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def site_broker(directory: str | Path, loopback_port: int) -> Iterator[Mosquitto
     broker.workdir.chmod(0o755)
     try:
         broker.start()
+        # The port opens before Mosquitto installs its signal handlers; a SIGHUP (reload) in
+        # between would end it. It logs "running" once they are in place.
+        deadline = time.monotonic() + 5
+        while " running" not in broker.log() and time.monotonic() < deadline:
+            time.sleep(0.01)
         yield broker
     finally:
         broker.close()
