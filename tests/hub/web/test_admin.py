@@ -1,0 +1,152 @@
+"""Admin: accounts and roles, featured products (uploads re-encoded), services open/closed."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from hub.service import HubService
+from hub.web.users import AccountError, UserStore
+from tests.hub.web.conftest import PASSWORD, csrf, login
+
+
+def png(size: tuple[int, int] = (40, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_admin_adds_an_officer_who_can_then_log_in(app, as_role) -> None:
+    admin = as_role("admin")
+    response = admin.post(
+        "/admin/users",
+        data={
+            "csrf_token": csrf(admin, "/admin/users"),
+            "username": "rudi",
+            "name": "Rudi",
+            "role": "officer",
+            "password": "panjang-sekali",
+        },
+    )
+    assert response.status_code == 302
+    assert "rudi" in admin.get("/admin/users").get_data(as_text=True)
+    fresh = app.test_client()
+    login(fresh, "rudi", "panjang-sekali")
+    assert fresh.get("/caller").status_code == 200 and fresh.get("/reports").status_code == 403
+    # promoted to supervisor: reports open at once (the role is read on every request)
+    admin.post(
+        "/admin/users/rudi",
+        data={"csrf_token": csrf(admin, "/admin/users"), "role": "supervisor", "active": "1"},
+    )
+    assert fresh.get("/reports").status_code == 200
+    # deactivated: the session ends
+    admin.post(
+        "/admin/users/rudi", data={"csrf_token": csrf(admin, "/admin/users"), "role": "supervisor"}
+    )
+    assert fresh.get("/reports").status_code == 302
+
+
+def test_bad_accounts_are_refused_with_reasons(app, as_role) -> None:
+    admin = as_role("admin")
+    page = admin.post(
+        "/admin/users",
+        data={
+            "csrf_token": csrf(admin, "/admin/users"),
+            "username": "x",
+            "name": "X",
+            "role": "officer",
+            "password": "short",
+        },
+        follow_redirects=True,
+    )
+    assert "at least 8 characters" in page.get_data(as_text=True)
+    users: UserStore = app.extensions["mpp_users"]
+    for bad in (
+        ("Bad Name", "n", "officer", PASSWORD),
+        ("ok", "n", "king", PASSWORD),
+        ("petugas", "n", "officer", PASSWORD),
+    ):
+        try:
+            users.add(*bad)
+        except AccountError:
+            continue
+        raise AssertionError(f"{bad} was accepted")
+    # the last admin cannot demote or deactivate themself
+    page = admin.post(
+        "/admin/users/admin",
+        data={"csrf_token": csrf(admin, "/admin/users"), "role": "officer", "active": "1"},
+        follow_redirects=True,
+    )
+    assert "keep at least one active admin" in page.get_data(as_text=True)
+    assert users.get("admin").role == "admin"
+
+
+def test_passwords_are_hashed(app, hub: HubService) -> None:
+    import sqlite3
+
+    with sqlite3.connect(hub.database) as conn:
+        stored = conn.execute(
+            "SELECT password_hash FROM web_users WHERE username = 'admin'"
+        ).fetchone()[0]
+    assert PASSWORD not in stored and stored.startswith(("scrypt:", "pbkdf2:"))
+
+
+def test_featured_products_upload_and_remove(app, as_role, client) -> None:
+    admin = as_role("admin")
+    token = csrf(admin, "/admin/featured")
+    response = admin.post(
+        "/admin/featured",
+        data={
+            "csrf_token": token,
+            "zone": "entrance",
+            "caption_id": "Kerupuk Haruan",
+            "caption_en": "Fish crackers",
+            "image": (io.BytesIO(png()), "k.png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    products = app.extensions["mpp_featured"].all("entrance")
+    assert [p.caption_id for p in products] == ["Kerupuk Haruan"]
+    screen = client.get("/display/entrance").get_data(as_text=True)
+    assert "Kerupuk Haruan" in screen and f"/media/{products[0].image}" in screen
+    with client.get(f"/media/{products[0].image}") as image:
+        assert image.status_code == 200
+        assert Image.open(io.BytesIO(image.data)).size == (40, 30)
+    bad = admin.post(
+        "/admin/featured",
+        data={
+            "csrf_token": token,
+            "zone": "entrance",
+            "caption_id": "Bukan gambar",
+            "image": (io.BytesIO(b"<script>alert(1)</script>"), "x.png"),
+        },
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert "not a readable image" in bad.get_data(as_text=True)
+    assert len(app.extensions["mpp_featured"].all()) == 1
+    assert (
+        admin.post(
+            f"/admin/featured/{products[0].id}/remove", data={"csrf_token": token}
+        ).status_code
+        == 302
+    )
+    assert app.extensions["mpp_featured"].all() == []
+    assert client.get(f"/media/{products[0].image}").status_code == 404
+    assert client.get("/media/..%2Fhub.sqlite").status_code == 404
+
+
+def test_admin_closes_and_opens_a_service(as_role, hub: HubService) -> None:
+    admin = as_role("admin")
+    admin.post("/admin/services/nib/close", data={"csrf_token": csrf(admin, "/admin")})
+    assert hub.retained[hub.bus.topics.service_state("nib")].open is False
+    admin.post("/admin/services/nib/open", data={"csrf_token": csrf(admin, "/admin")})
+    assert hub.retained[hub.bus.topics.service_state("nib")].open is True
+    assert (
+        admin.post(
+            "/admin/services/nope/close", data={"csrf_token": csrf(admin, "/admin")}
+        ).status_code
+        == 404
+    )
