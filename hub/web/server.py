@@ -37,6 +37,8 @@ class WebServer:
 
     def start(self) -> WebServer:
         """Listen (port 0 picks a free one, see `.port`) and serve on a thread."""
+        # One access-log line per request (and per live stream) would drown the hub's own log.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
             self._server = make_server(self.host, self.port, self.app, threaded=True)
         except (OSError, SystemExit) as exc:
