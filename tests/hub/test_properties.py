@@ -58,11 +58,12 @@ class QueueMachine(RuleBasedStateMachine):
         self.tokens += 1
 
         def act() -> None:
-            t = self.q.issue(service, priority=priority, device="kiosk-1", now=self.now, token=str(self.tokens))
+            t = self.q.issue(
+                service, priority=priority, device="kiosk-1", now=self.now, token=str(self.tokens)
+            )
             self.issued.append((t.day, t.issued_service, t.number))
 
         self.apply(act)
-
 
     @rule(counter=st.sampled_from(COUNTERS), officer=st.sampled_from(["Ani", "Budi"]))
     def open_counter(self, counter: int, officer: str) -> None:

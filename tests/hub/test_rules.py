@@ -68,11 +68,31 @@ def test_numbering_resets_at_local_midnight(zone: str) -> None:
 @pytest.mark.parametrize(
     ("when", "service", "code", "text_id"),
     [
-        ("2026-11-29 10:00", "ktp", "service_closed", "Layanan Perekaman dan Cetak KTP-el sedang tutup"),
-        ("2026-11-23 07:00", "ktp", "service_closed", "Layanan Perekaman dan Cetak KTP-el buka pukul 07:30"),
-        ("2026-11-23 14:00", "ktp", "cutoff_passed", "Pengambilan antrian Perekaman dan Cetak KTP-el ditutup pukul 14:00"),
+        (
+            "2026-11-29 10:00",
+            "ktp",
+            "service_closed",
+            "Layanan Perekaman dan Cetak KTP-el sedang tutup",
+        ),
+        (
+            "2026-11-23 07:00",
+            "ktp",
+            "service_closed",
+            "Layanan Perekaman dan Cetak KTP-el buka pukul 07:30",
+        ),
+        (
+            "2026-11-23 14:00",
+            "ktp",
+            "cutoff_passed",
+            "Pengambilan antrian Perekaman dan Cetak KTP-el ditutup pukul 14:00",
+        ),
         ("2026-11-28 11:59", "info", "service_closed", None),  # Saturday open 08-12
-        ("2026-11-28 12:00", "info", "cutoff_passed", "Pengambilan antrian Informasi dan Pengaduan ditutup pukul 12:00"),
+        (
+            "2026-11-28 12:00",
+            "info",
+            "cutoff_passed",
+            "Pengambilan antrian Informasi dan Pengaduan ditutup pukul 12:00",
+        ),
     ],
 )
 def test_refusals_give_citizen_text_and_change_nothing(
