@@ -422,25 +422,32 @@ class KioskApp:
 
     def _report(self, command: m.Command, retries: int | None = None) -> dict[str, Any] | None:
         """Send printed/void; keep it for later (same request id) if the hub is unreachable."""
+        delivered, result = self._deliver(command, retries)
+        if not delivered and len(self.pending_reports) < MAX_PENDING_REPORTS:
+            self.pending_reports.append(command)
+        return result
+
+    def _deliver(
+        self, command: m.Command, retries: int | None = None
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """(delivered, result) of one report; not delivered: broker or hub unreachable."""
         extra = {"device": self.device_id, "request_id": command.request_id, "kind": command.kind}
         tries = self.retries if retries is None else retries
         try:
-            return self.bus.request(command, timeout=self.request_timeout, retries=tries)
+            return True, self.bus.request(command, timeout=self.request_timeout, retries=tries)
         except (BrokerUnavailable, RequestTimeout) as exc:
-            log.warning("report kept for later", extra={**extra, "error": str(exc)})
-            if len(self.pending_reports) < MAX_PENDING_REPORTS:
-                self.pending_reports.append(command)
+            log.warning("report not delivered; kept for later", extra={**extra, "error": str(exc)})
+            return False, None
         except CommandRejected as exc:
             log.warning("report refused by the hub", extra={**extra, "code": exc.code})
-        return None
+            return True, None
 
     def _send_pending(self) -> None:
-        pending, self.pending_reports = self.pending_reports, []
-        for command in pending:
-            if not self.bus.connected:
-                self.pending_reports.append(command)
-                continue
-            self._report(command)
+        """Re-send kept reports in order; each leaves the list only once the hub answered."""
+        while self.pending_reports and self.bus.connected:
+            if not self._deliver(self.pending_reports[0])[0]:
+                return
+            self.pending_reports.pop(0)
 
     # -- printer health ---------------------------------------------------------------------
     def _refresh_printer(self) -> None:

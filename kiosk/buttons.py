@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -50,6 +51,10 @@ class KioskPanel:
         self.pin_factory = pin_factory
         self._callback: Callable[[str], None] | None = None
         self._devices: list[Any] = []
+        # LEDs and buzzer are driven from several threads (presses, the kiosk's worker, the
+        # broker connection); gpiozero's blink/beep threads must not be started and stopped
+        # concurrently.
+        self._lock = threading.RLock()
         self.buttons: dict[str, Any] = {}
         self.leds: dict[str, Any] = {}
         self.buzzer: Any = None
@@ -104,6 +109,11 @@ class KioskPanel:
 
     def indicate(self, state: State) -> None:
         """Set the LEDs: ready, busy, fault (steady), offline (fault blinks), priority armed."""
+        with self._lock:
+            if self._devices:  # not closed
+                self._indicate(state)
+
+    def _indicate(self, state: State) -> None:
         ready, busy, fault = (self.leds.get(name) for name in ("ready", "busy", "fault"))
         wanted = {
             "ready": ("on", "off", "off"),
@@ -127,7 +137,9 @@ class KioskPanel:
         if self.buzzer is None:
             return
         on, off, count = BEEPS[pattern] if isinstance(pattern, str) else (0.1, 0.15, pattern)
-        self.buzzer.beep(on_time=on, off_time=off, n=count, background=True)
+        with self._lock:
+            if self._devices:  # not closed
+                self.buzzer.beep(on_time=on, off_time=off, n=count, background=True)
 
     def led_states(self) -> dict[str, bool]:
         """Which LEDs are lit right now (for status pages and tests)."""
@@ -135,7 +147,8 @@ class KioskPanel:
 
     def close(self) -> None:
         """Release every pin."""
-        for made in reversed(self._devices):
-            with contextlib.suppress(Exception):
-                made.close()
-        self._devices.clear()
+        with self._lock:
+            for made in reversed(self._devices):
+                with contextlib.suppress(Exception):
+                    made.close()
+            self._devices.clear()

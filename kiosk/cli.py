@@ -79,6 +79,9 @@ def run(
         raise click.ClickException(
             f"devices.{device_id} has no printer; add printer = {{ connection = ... }}"
         )
+    stop = threading.Event()  # before connecting: a SIGTERM at any moment stops cleanly
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     menu = panel = app = None
     try:
         printer = TicketPrinter.from_inventory(printer_spec)
@@ -100,9 +103,6 @@ def run(
         if panel is not None:
             panel.close()
         raise click.ClickException(str(exc)) from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo(f"kiosk {device_id} running: {len(app.services)} services; Ctrl-C stops")
     systemd.notify("READY=1")
     pacer = systemd.WatchdogPacer()
