@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "kiosk": "kiosk.cli:command",
     "caller": "caller.cli:command",
     "display": "display.cli:command",
+    "selftest": "provisioning.selftest:command",
 }
 
 
