@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,14 +52,24 @@ def write_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
 
 
 def git_work_tree(path: Path) -> Path | None:
-    """The git work tree containing `path` (or its nearest existing parent), if any."""
-    probe = path.resolve()
+    """The git work tree that would track `path`, if any (an ignored path is not tracked)."""
+    resolved = path.resolve()
+    probe = resolved
     while not probe.exists():
         probe = probe.parent
-    for candidate in [probe, *probe.parents]:
-        if (candidate / ".git").exists():
-            return candidate
-    return None
+    tree = next((c for c in [probe, *probe.parents] if (c / ".git").exists()), None)
+    if tree is None:
+        return None
+    try:
+        ignored = subprocess.run(
+            ["git", "-C", str(tree), "check-ignore", "-q", str(resolved)],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return tree  # cannot tell: assume it would be tracked
+    return None if ignored.returncode == 0 else tree
 
 
 def now_iso() -> str:

@@ -72,6 +72,9 @@ def test_init_refuses_a_git_work_tree(tmp_path: Path, site) -> None:
     with pytest.raises(ProvisioningError, match=r"inside the git work tree .*keep secrets out"):
         SiteSecrets(tmp_path / "repo" / "secrets").init(site)
     assert not (tmp_path / "repo" / "secrets").exists()
+    # A directory the work tree ignores (e.g. a dotfiles repo in $HOME) is fine.
+    (tmp_path / "repo" / ".gitignore").write_text("mpp-secrets/\n")
+    SiteSecrets(tmp_path / "repo" / "mpp-secrets" / "site").init(site)
 
 
 def test_secrets_of_another_site_are_refused(tmp_path: Path, site) -> None:
