@@ -70,6 +70,7 @@ class Spoken:
     started_at: float
     ended_at: float
     error: str | None = None
+    volume: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class RecordingAnnouncer:
                 announcement.received_at,
                 now,
                 now,
+                volume=announcement.volume,
             )
         )
         if self.listener is not None:
@@ -401,6 +403,7 @@ class SpeechAnnouncer:
                     started[0] if started else ended,
                     ended,
                     error,
+                    announcement.volume,
                 )
             )
             log.info(

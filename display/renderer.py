@@ -442,6 +442,10 @@ class MixerPlayer:
             while self._channel.get_busy() and time.monotonic() < deadline:
                 time.sleep(0.005)
 
+    def channel_volume(self) -> float:
+        """The volume the announcement channel plays at (0..1)."""
+        return float(self._channel.get_volume()) if self._channel is not None else 0.0
+
     def close(self) -> None:
         """Release the audio device."""
         if self._pg is not None and self._pg.mixer.get_init():

@@ -116,6 +116,7 @@ def test_next_shows_the_number_highlighted_and_speaks_it_once(
     assert len(announcer.spoken) == 1
     spoken = announcer.spoken[0]
     assert spoken.error is None and spoken.key == (3, 1)
+    assert spoken.volume == hub.site.zones["lobby"].volume == 0.9
     assert spoken.text == "Nomor antrian a satu, silakan menuju loket tiga"
     assert wav_seconds(spoken.wavs[-1]) > 1.0
     assert spoken.started_at - spoken.received_at < 1.0

@@ -244,6 +244,7 @@ def test_mixer_player_plays_one_sound_after_the_other(tmp_path: Path) -> None:
         began = time.monotonic()
         player.play([first, second], 0.5, starts.append)
         took = time.monotonic() - began
+        assert player.channel_volume() == pytest.approx(0.5, abs=0.01)
     finally:
         player.close()
     assert len(starts) == 1 and starts[0] - began < 0.2
