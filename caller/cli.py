@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
 import click
 
@@ -58,6 +59,7 @@ def command(
     from caller.box import CallerBox, caller_device
     from caller.buttons import CallerPanel
     from caller.lcd import CharDisplay, LcdError, RplcdDisplay
+    from protocol import systemd
     from protocol.mqtt import Bus
     from protocol.site import load_site
 
@@ -68,7 +70,7 @@ def command(
         panel = CallerPanel(device, device_id)
     except MppError as exc:
         raise click.ClickException(str(exc)) from None
-    bus = Bus.for_device(site, device_id)
+    bus = Bus.for_device(site, device_id, **systemd.broker_login(device_id))
     display: CharDisplay | None = None
     if device.lcd is not None:
         try:
@@ -99,9 +101,12 @@ def command(
         f"caller box {device_id} for {site.counter_name(device.counter)} at {site.site.name}; "
         f"broker {site.broker.host}:{site.broker.port}; Ctrl-C stops"
     )
+    systemd.notify("READY=1")
+    pacer = systemd.WatchdogPacer()
     try:
         while not stop.wait(TICK_S):
             box.tick()
+            pacer.ping(time.monotonic())
     finally:
         box.close()
         bus.stop()

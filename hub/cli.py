@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
 import click
 
@@ -55,6 +56,8 @@ def command(
 ) -> None:
     """Run the hub: queue on SQLite, MQTT service, retained state, and the web app."""
     from hub.service import HubService
+    from protocol import systemd
+    from protocol.mqtt import Bus
 
     setup_logging(log_level)
     try:
@@ -62,7 +65,9 @@ def command(
         if add_user is not None:
             _add_user(database or site.hub.database, add_user, role)
             return
-        service = HubService(site, database=database).start()
+        service = HubService(
+            site, database=database, bus=Bus.for_device(site, "hub", **systemd.broker_login("hub"))
+        ).start()
     except (InventoryError, MppError) as exc:
         raise click.ClickException(str(exc)) from None
     web = None
@@ -83,7 +88,11 @@ def command(
     click.echo(
         f"hub running for {site.site.name}; database {service.database}{where}; Ctrl-C stops"
     )
-    stop.wait()
+    systemd.notify("READY=1")
+    pacer = systemd.WatchdogPacer()
+    while not stop.wait(1.0):
+        if service.alive():  # a stuck worker stops the pings: systemd restarts the hub
+            pacer.ping(time.monotonic())
     if web is not None:
         web.stop()
     service.stop()

@@ -107,6 +107,7 @@ class HubService:
         self._last_service_flags: dict[str, tuple[bool, int]] = {}
         self._queue_lengths: set[int] = set()
         self._queue_lengths_due = 0.0
+        self._last_loop = time.monotonic()
         self._listeners: list[Callable[[str, Any], None]] = []
         self.started = threading.Event()
 
@@ -137,6 +138,13 @@ class HubService:
         self.bus.stop()
         if self.store is not None:
             self.store.close()
+
+    def alive(self, within_s: float = 3 * TICK_S) -> bool:
+        """True while the worker thread runs and went round its loop recently."""
+        worker = self._worker
+        return bool(worker and worker.is_alive()) and (
+            time.monotonic() - self._last_loop < within_s
+        )
 
     def on_change(self, listener: Callable[[str, Any], None]) -> None:
         """Call `listener(kind, message)` for every state published (web live updates).
@@ -175,6 +183,7 @@ class HubService:
         next_tick = time.monotonic() + TICK_S
         stopping = False
         while not stopping:
+            self._last_loop = time.monotonic()
             wake = min(next_tick, self._queue_lengths_due or next_tick)
             timeout = 0 if self._dirty.any() else max(0.0, wake - time.monotonic())
             try:
