@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -34,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kiosk.buttons import PRIORITY
-from kiosk.errors import KioskConfigError, KioskError, PaperOut, PrinterError
+from kiosk.errors import KioskConfigError, KioskError, PaperOut, PrinterError, PrintFailed
 from kiosk.notices import Notice, notice, priority_notice
 from kiosk.presses import PressGate, PrioritySelector
 from kiosk.ticket import PRIORITIES, ticket_layout
@@ -275,49 +276,56 @@ class KioskApp:
 
     # -- worker -----------------------------------------------------------------------------
     def _run(self) -> None:
-        self._refresh_printer()
+        with contextlib.suppress(Exception):
+            self._refresh_printer()
         while True:
             try:
                 job = self._jobs.get(timeout=self.status_every_s)
             except queue.Empty:
-                self._refresh_printer()
-                self._send_pending()
-                continue
+                job = "tick"
             if job is None:
                 return
-            if job == "connected":
-                if self.menu is not None:
-                    self.menu.set_banner(self._printer_banner())
-                self._indicate("fault" if self._printer_bad() else "ready")
-                self._send_pending()
-                continue
-            if isinstance(job, _LateTicket):
-                log.warning(
-                    "hub confirmed a ticket after the kiosk gave up; voiding it",
-                    extra={
-                        "device": self.device_id,
-                        "request_id": job.request_id,
-                        "ticket": job.ticket.number,
-                    },
-                )
-                self.voided.append(job.ticket)
-                reason = "not printed: the kiosk had stopped waiting for the hub's answer"
-                self._report(
-                    m.VoidTicket(device=self.device_id, ticket_id=job.ticket.id, reason=reason)
-                )
-                continue
-            assert isinstance(job, _Job)
             try:
-                self._serve(job)
+                self._step(job)
             except Exception:
+                # The worker must outlive any single failure: log it and tell the citizen.
+                request_id = job.request_id if isinstance(job, _Job | _LateTicket) else None
                 log.exception(
-                    "ticket flow failed",
-                    extra={"device": self.device_id, "request_id": job.request_id},
+                    "kiosk step failed", extra={"device": self.device_id, "request_id": request_id}
                 )
-                self._fail(notice("error"))
+                if isinstance(job, _Job):
+                    with contextlib.suppress(Exception):
+                        self._fail(notice("error"))
             finally:
-                self.gate.done()
-                self._idle.set()
+                if isinstance(job, _Job):
+                    self.gate.done()
+                    self._idle.set()
+
+    def _step(self, job: _Job | _LateTicket | str) -> None:
+        if isinstance(job, _Job):
+            self._serve(job)
+        elif isinstance(job, _LateTicket):
+            log.warning(
+                "hub confirmed a ticket after the kiosk gave up; voiding it",
+                extra={
+                    "device": self.device_id,
+                    "request_id": job.request_id,
+                    "ticket": job.ticket.number,
+                },
+            )
+            self.voided.append(job.ticket)
+            reason = "not printed: the kiosk had stopped waiting for the hub's answer"
+            self._report(
+                m.VoidTicket(device=self.device_id, ticket_id=job.ticket.id, reason=reason)
+            )
+        elif job == "connected":
+            if self.menu is not None:
+                self.menu.set_banner(self._printer_banner())
+            self._indicate("fault" if self._printer_bad() else "ready")
+            self._send_pending()
+        else:  # "tick": nothing happened for a while
+            self._refresh_printer()
+            self._send_pending()
 
     def _serve(self, job: _Job) -> None:
         extra = {"device": self.device_id, "request_id": job.request_id, "service": job.service}
@@ -375,6 +383,10 @@ class KioskApp:
             paper = self.printer.print_ticket(layout)
         except (PrinterError, KioskError) as exc:
             self._void(ticket, exc, extra)
+            return
+        except Exception as exc:  # any other failure while printing: the ticket did not come out
+            log.exception("unexpected printer failure", extra=extra)
+            self._void(ticket, PrintFailed(f"unexpected {type(exc).__name__}: {exc}"), extra)
             return
         took_ms = round((self.clock() - job.pressed_at) * 1e3, 1)
         log.info("ticket printed", extra={**extra, "ms": took_ms})

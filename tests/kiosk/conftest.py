@@ -93,6 +93,20 @@ class JammedPrinter(Dummy):
         raise OSError(errno.EIO, "Input/output error")
 
 
+class FlakyPrinter(Dummy):
+    """An escpos printer whose driver fails once in an unexpected way, then works."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failed = False
+
+    def _raw(self, msg: bytes) -> None:
+        if not self.failed:
+            self.failed = True
+            raise KeyError("driver bug")
+        super()._raw(msg)
+
+
 class PrinterServer:
     """A network thermal printer on loopback: records bytes, answers DLE EOT 4 with `status`
     (or never answers when `status` is None)."""

@@ -22,6 +22,7 @@ from protocol.mqtt import Bus, Incoming
 from protocol.site import Printer, Site
 from tests.conftest import example_text, make_site
 from tests.kiosk.conftest import (
+    FlakyPrinter,
     JammedPrinter,
     SlowPrinter,
     dummy_printer,
@@ -197,6 +198,22 @@ def test_printing_failure_voids_the_ticket_at_the_hub(hub, make_kiosk, pins) -> 
         lambda: "kiosk-3" in hub.fleet and hub.fleet["kiosk-3"].status.health.printer == "error"
     )
     assert "Input/output error" in (hub.fleet["kiosk-3"].status.health.detail or "")
+
+
+def test_an_unexpected_printer_failure_voids_and_the_kiosk_goes_on(hub, make_kiosk, pins) -> None:
+    device = FlakyPrinter(profile="default")
+    app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3", device))
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    assert app.notices[-1].kind == "printer"
+    press(pins, KTP)
+    assert app.wait_idle(10)
+    rows = ticket_rows(hub.database)
+    assert [(r["label"], r["status"], r["printed"]) for r in rows] == [
+        ("A001", "voided", 0),
+        ("A002", "waiting", 1),
+    ]
+    assert parse(device.output).find("A002")
 
 
 def test_paper_out_voids_then_stops_asking_until_paper_is_loaded(
