@@ -1,10 +1,14 @@
-"""`mpp simulate`: a busy MPP day through the real system, with a report and a chart."""
+"""`mpp demo` (a whole MPP on this machine) and `mpp simulate` (a busy day through the real
+system, with a report and a chart)."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import click
@@ -122,3 +126,138 @@ def fmt(summary: dict) -> str:
     return " / ".join(
         "-" if summary[k] is None else f"{summary[k]:.1f}" for k in ("p50", "p99", "max")
     )
+
+
+TERMINAL_HELP = """keys: t SERVICE [KIOSK]  take a ticket (e.g. 't ktp')
+      n COUNTER  NEXT   r COUNTER  RECALL   s COUNTER  SKIP   o COUNTER  OPEN/CLOSE   q  quit"""
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="demo-out",
+    show_default=True,
+    help="Database, inventory and printed tickets go here.",
+)
+@click.option(
+    "--port",
+    "web_port",
+    default=8080,
+    show_default=True,
+    help="The hub's web port (the control page takes the next one).",
+)
+@click.option(
+    "--broker",
+    type=click.Choice(["auto", "mosquitto", "embedded"]),
+    default="auto",
+    show_default=True,
+    help="auto: Mosquitto when installed, else the embedded one.",
+)
+@click.option("--quiet-site", is_flag=True, help="No simulated visitors and officers.")
+@click.option(
+    "--window/--no-window",
+    default=None,
+    help="Open the lobby TV as a window (default: when a desktop is available).",
+)
+@click.option("--run-for", type=float, default=None, help="Stop after this many seconds.")
+def demo(
+    *,
+    out_dir: str,
+    web_port: int,
+    broker: str,
+    quiet_site: bool,
+    window: bool | None,
+    run_for: float | None,
+) -> None:
+    """Run a whole MPP on this machine: broker, hub, web, kiosks, caller boxes, a TV."""
+    from demo.run import DemoSite, has_screen
+
+    setup_logging("WARNING")
+    site = DemoSite(
+        Path(out_dir).resolve(), broker_kind=broker, web_port=web_port, traffic=not quiet_site
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo("starting the demo MPP ...")
+    site.start()
+    tv = None
+    if window if window is not None else has_screen():
+        tv = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "protocol.cli",
+                "display",
+                "--site",
+                str(site.workdir / "site.toml"),
+                "--device",
+                "tv-lobby-1",
+                "--windowed",
+                "--log-level",
+                "WARNING",
+            ]
+        )
+    assert site.site is not None
+    click.echo(f"broker: {site.broker_line}")
+    click.echo(
+        f"site: {site.site.site.name}; {len(site.kiosks)} kiosks, "
+        f"{len(site.callers)} caller boxes (counters open with traffic: "
+        f"{'yes' if not quiet_site else 'no'})"
+    )
+    for name, url in site.urls.items():
+        click.echo(f"  {name:<15} {url}")
+    click.echo(f"  {'dashboard login':<15} demo / demo-mpp")
+    click.echo(f"  {'printed tickets':<15} {site.tickets}")
+    click.echo(
+        "  lobby TV: "
+        + (
+            "a window on this desktop"
+            if tv
+            else "no desktop here: open the lobby screen URL above in a browser"
+        )
+    )
+    if sys.stdin.isatty():
+        click.echo(TERMINAL_HELP)
+        threading.Thread(target=_terminal, args=(site, stop), daemon=True).start()
+    click.echo("Ctrl-C stops everything.")
+    try:
+        stop.wait(run_for)
+    finally:
+        click.echo("stopping ...")
+        if tv is not None:
+            tv.terminate()
+            tv.wait(10)
+        site.stop()
+        click.echo("stopped.")
+
+
+def _terminal(site: object, stop: threading.Event) -> None:
+    """Drive the demo from the keyboard: one command per line."""
+    from demo.run import DemoSite
+
+    assert isinstance(site, DemoSite)
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "q":
+            stop.set()
+            return
+        try:
+            if words[0] == "t" and len(words) >= 2:
+                kiosk = (
+                    words[2]
+                    if len(words) > 2
+                    else next(k.device_id for k in site.kiosks if words[1] in k.services)
+                )
+                click.echo(site.press(kiosk, words[1]))
+            elif words[0] in "nrso" and len(words) == 2:
+                button = {"n": "next", "r": "recall", "s": "skip", "o": "open_close"}[words[0]]
+                click.echo(site.press(f"caller-{int(words[1]):02d}", button))
+            else:
+                click.echo(TERMINAL_HELP)
+        except (StopIteration, ValueError):
+            click.echo(TERMINAL_HELP)

@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "inventory": "protocol.cli:inventory",
     "hub": "hub.cli:command",
     "simulate": "demo.cli:simulate",
+    "demo": "demo.cli:demo",
     "kiosk": "kiosk.cli:command",
     "caller": "caller.cli:command",
     "display": "display.cli:command",

@@ -15,6 +15,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
+import demo.site
 from hub.service import HubService
 from protocol.brokers import Mosquitto
 from protocol.mqtt import Bus
@@ -48,9 +49,7 @@ def site_text(
     tickets at any hour (no opening hours, no cut-offs) for tests that run on the real clock."""
     text = text or example_text()
     if always_open:
-        text = re.sub(r'(?m)^(mon|tue|wed|thu|fri|sat) = ".*"$', r'\1 = "00:00-24:00"', text)
-        text = text.replace("# sun: closed", 'sun = "00:00-24:00"')
-        text = re.sub(r'(?m)^cutoff = ".*"\n', "", text)
+        text = demo.site.always_open(text)
     site_id = site_id or f"test-{os.getpid()}-{next(_site_ids)}"
     text = re.sub(r'(?m)^id = "mpp-banjarbaru"', f'id = "{site_id}"', text, count=1)
     text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)

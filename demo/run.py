@@ -1,0 +1,168 @@
+"""A whole MPP on one machine: broker, hub with its web app, kiosks and caller boxes on
+simulated pins, printers writing files, and a screen (a window, or the web display).
+
+    site = DemoSite(Path("demo-out")).start()
+    ...                       # presses from the control page, the terminal, or Traffic
+    site.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from demo.brokers import local_broker
+from demo.devices import DemoCaller, DemoKiosk
+from demo.site import EXAMPLE, demo_inventory
+from demo.traffic import Traffic
+from hub.service import HubService
+from protocol.brokers import EmbeddedBroker, Mosquitto, free_port
+from protocol.site import Site, parse_site
+
+log = logging.getLogger("mpp.demo")
+
+DEMO_LOGIN = ("demo", "demo-mpp")
+OPEN_COUNTERS = (1, 3, 5, 7, 10, 13, 16, 19, 22, 23)
+
+
+def port_or_free(port: int) -> int:
+    """`port` if nothing listens there on 127.0.0.1, else a free one."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
+@dataclass
+class DemoSite:
+    """Everything a demo runs, started and stopped together."""
+
+    workdir: Path
+    broker_kind: str = "auto"
+    web_port: int = 8080
+    traffic: bool = True
+    site: Site | None = None
+    broker: Mosquitto | EmbeddedBroker | None = None
+    broker_line: str = ""
+    hub: HubService | None = None
+    kiosks: list[DemoKiosk] = field(default_factory=list)
+    callers: list[DemoCaller] = field(default_factory=list)
+    servers: list = field(default_factory=list)
+    visitors: Traffic | None = None
+    urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tickets(self) -> Path:
+        """Where the printers write."""
+        return self.workdir / "tickets"
+
+    def start(self) -> DemoSite:
+        """Start everything; on failure, stop what already started."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from demo.control import create_control_app
+        from hub.web import create_app
+        from hub.web.server import WebServer
+        from hub.web.users import UserStore
+
+        self._clean()
+        self.broker, version, self.broker_line = local_broker(self.broker_kind)
+        web_port = port_or_free(self.web_port)
+        text = demo_inventory(
+            EXAMPLE.read_text(encoding="utf-8"),
+            self.workdir,
+            broker_port=self.broker.port,
+            mqtt_version=version,
+            web_port=web_port,
+        )
+        site_file = self.workdir / "site.toml"
+        site_file.write_text(text, encoding="utf-8")
+        if (EXAMPLE.parent / "umkm").is_dir():
+            shutil.copytree(EXAMPLE.parent / "umkm", self.workdir / "umkm", dirs_exist_ok=True)
+        self.site = site = parse_site(text, str(site_file))
+        self.hub = HubService(site).start()
+        users = UserStore(site.hub.database)
+        try:
+            if users.get(DEMO_LOGIN[0]) is None:
+                users.add(DEMO_LOGIN[0], "Demo", "admin", DEMO_LOGIN[1])
+        finally:
+            users.close()
+        hub_web = WebServer(create_app(self.hub), "127.0.0.1", web_port).start()
+        self.servers.append(hub_web)
+        self.tickets.mkdir(parents=True, exist_ok=True)
+        for device_id, spec in site.devices.items():
+            if spec.role == "kiosk":
+                self.kiosks.append(DemoKiosk(site, device_id, self.tickets).start())
+            elif spec.role == "caller" and spec.counter in OPEN_COUNTERS:
+                self.callers.append(DemoCaller(site, device_id).start())
+        control = create_control_app(
+            site,
+            self.kiosks,
+            self.callers,
+            self.tickets,
+            hub_url=hub_web.url,
+            broker=self.broker_line,
+            login="/".join(DEMO_LOGIN),
+        )
+        control_web = WebServer(control, "127.0.0.1", port_or_free(web_port + 1)).start()
+        self.servers.append(control_web)
+        self.urls = {
+            "control": control_web.url,
+            "dashboard": f"{hub_web.url}/dashboard",
+            "lobby screen": f"{hub_web.url}/display/lobby",
+            "canteen screen": f"{hub_web.url}/display/canteen",
+        }
+        if self.traffic:
+            self.visitors = Traffic(self.kiosks, self.callers).start()
+
+    def _clean(self) -> None:
+        """A demo starts from an empty day: the previous run's database and tickets go."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for name in ("hub.sqlite", "hub.sqlite-wal", "hub.sqlite-shm"):
+            (self.workdir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.tickets, ignore_errors=True)
+
+    def press(self, device: str, key: str) -> str:
+        """Press a button of a simulated device (the terminal's and the tests' way in)."""
+        for kiosk in self.kiosks:
+            if kiosk.device_id == device:
+                return kiosk.press(key)
+        for caller in self.callers:
+            if caller.device_id == device:
+                return "pressed" if caller.press(key) else "no such button"
+        return "no such device"
+
+    def stop(self) -> None:
+        """Stop everything, devices first, broker last."""
+        if self.visitors is not None:
+            self.visitors.stop()
+        for device in [*self.kiosks, *self.callers]:
+            try:
+                device.stop()
+            except Exception:
+                log.exception("stopping a demo device failed")
+        for server in self.servers:
+            server.stop()
+        if self.hub is not None:
+            self.hub.stop()
+        if self.broker is not None:
+            self.broker.close()
+        self.kiosks, self.callers, self.servers = [], [], []
+        self.hub = self.broker = self.visitors = None
+
+
+def has_screen() -> bool:
+    """A desktop session this process could open a window on."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -1,0 +1,46 @@
+"""The inventory a demo runs on: the example MPP, open at any hour, on this machine.
+
+text = demo_inventory(example_text, workdir, broker_port=1883, mqtt_version=5, web_port=8080)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "banjarbaru.toml"
+
+
+def always_open(text: str) -> str:
+    """Every day 00:00-24:00 and no cut-offs, so a demo or a test works at any hour."""
+    text = re.sub(r'(?m)^(mon|tue|wed|thu|fri|sat) = ".*"$', r'\1 = "00:00-24:00"', text)
+    text = text.replace("# sun: closed", 'sun = "00:00-24:00"')
+    return re.sub(r'(?m)^cutoff = ".*"\n', "", text)
+
+
+def demo_inventory(
+    text: str, workdir: Path, *, broker_port: int, mqtt_version: int, web_port: int
+) -> str:
+    """The example inventory rewired for a demo in `workdir`: local broker and hub, kiosk
+    printers writing files into workdir/tickets."""
+    text = always_open(text)
+    text = re.sub(r"(?m)^port = 1883$", f"port = {broker_port}", text, count=1)
+    text = re.sub(r"(?m)^mqtt_version = 5$", f"mqtt_version = {mqtt_version}", text, count=1)
+    text = re.sub(r'(?m)^database = ".*"$', f'database = "{workdir / "hub.sqlite"}"', text, count=1)
+    text = re.sub(r"(?m)^web_port = \d+$", f"web_port = {web_port}", text, count=1)
+    text = re.sub(
+        r'(?m)^public_url = ".*?"', f'public_url = "http://127.0.0.1:{web_port}"', text, count=1
+    )
+    tickets = workdir / "tickets"
+    # Each kiosk's printer line becomes a file printer named after the kiosk.
+    out, device = [], None
+    for line in text.splitlines():
+        header = re.match(r"^\[devices\.([a-z0-9_-]+)\]$", line)
+        if header:
+            device = header.group(1)
+        if line.startswith("printer = ") and device:
+            path = tickets / f"{device}.escpos"
+            out.append(f'printer = {{ connection = "file", path = "{path}", profile = "TM-T20II"}}')
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
