@@ -79,9 +79,9 @@ class Traffic:
                 weights=[5, 4, 1, 0.3],
             )[0]
             caller.press(rating)
-            time.sleep(0.7)
+            caller.box.wait_idle(3.0)  # the rating lands on this ticket, before NEXT
         roll = self.rng.random()
         caller.press("recall" if roll < 0.08 and state and state.ticket else "next")
-        time.sleep(0.3)
+        caller.box.wait_idle(3.0)
         after = caller.box.state
         return bool(after and after.ticket)
