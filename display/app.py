@@ -183,10 +183,20 @@ class DisplayApp:
         self.inbox.put(event)
 
     # -- the loop (main thread) ------------------------------------------------------------
-    def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
-        """Serve until stop(), the window closes, `until()` holds, or `timeout` seconds pass."""
+    def run(
+        self,
+        until: Callable[[], bool] | None = None,
+        timeout: float | None = None,
+        on_loop: Callable[[], None] | None = None,
+    ) -> None:
+        """Serve until stop(), the window closes, `until()` holds, or `timeout` seconds pass.
+
+        `on_loop` runs once per turn of the loop (the systemd watchdog ping).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._stop and not (until is not None and until()):
+            if on_loop is not None:
+                on_loop()
             wait = self._sleep_time()
             if deadline is not None:
                 left = deadline - time.monotonic()

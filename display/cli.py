@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import click
@@ -87,6 +88,7 @@ def command(
     from display.app import DisplayApp, display_device, layout_factory
     from display.renderer import MixerPlayer, Renderer
     from display.video import on_raspberry_pi, video_plan
+    from protocol import systemd
     from protocol.mqtt import Bus
 
     try:
@@ -126,7 +128,9 @@ def command(
     signal.signal(signal.SIGINT, lambda *_: app.stop())
     try:
         app.start()
-        app.run(timeout=run_for)
+        systemd.notify("READY=1")
+        pacer = systemd.WatchdogPacer()
+        app.run(timeout=run_for, on_loop=lambda: pacer.ping(time.monotonic()))
         if screenshot is not None:
             renderer.save_png(screenshot)
     except MppError as exc:
