@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
+from bench.figures import figure  # noqa: E402
 from caller.box import CallerBox  # noqa: E402
 from caller.buttons import CallerPanel  # noqa: E402
 from caller.lcd import FakeCharDisplay  # noqa: E402
@@ -168,6 +169,21 @@ def main() -> None:
     print(line("NEXT press -> counter state received by a subscriber", to_screen))
     print(line("NEXT press -> box has the hub's answer (display updated)", to_reply))
     print(line("NEXT press with the broker down -> fault feedback", outage))
+    figure(
+        "caller: NEXT press -> new counter state at a subscriber, p50",
+        round(pct([v * 1000 for v in to_screen], 50), 2),
+        "ms",
+    )
+    figure(
+        "caller: NEXT press -> new counter state at a subscriber, p99",
+        round(pct([v * 1000 for v in to_screen], 99), 2),
+        "ms",
+    )
+    figure(
+        "caller: NEXT press, broker down -> fault feedback, p99",
+        round(pct([v * 1000 for v in outage], 99), 2),
+        "ms",
+    )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import figure  # noqa: E402
 from display.announcer import SpeechAnnouncer  # noqa: E402
 from display.app import DisplayApp, layout_factory  # noqa: E402
 from display.renderer import MixerPlayer, Renderer  # noqa: E402
@@ -115,6 +116,11 @@ def bench_redraw(site) -> None:
         for i in range(200):
             builder.build(model, now + i * 0.001, {}, offline=False)
         build_ms = (time.perf_counter() - began) * 1000 / 200
+        figure(
+            f"display: full redraw at 1080p, {zone}, warm median",
+            round(statistics.median(warm), 2),
+            "ms",
+        )
         print(
             f"{zone:9s} first {cold:6.1f} ms   warm median {statistics.median(warm):5.2f} ms"
             f"  p99 {pct(warm, 99):5.2f} ms   scene build {build_ms:.2f} ms"
@@ -163,6 +169,7 @@ def bench_process(site_file: Path, idle_s: float, cache: Path) -> None:
     print(
         f"start -> first frame: median {statistics.median(firsts):.2f} s, max {max(firsts):.2f} s"
     )
+    figure("display: start -> first frame, median", round(statistics.median(firsts), 2), "s", "< 2")
     proc, first = spawn_display(site_file, "tv-lobby-1", idle_s + 15, cache)
     time.sleep(5)  # connected, retained state drawn, speech engine up
     cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
@@ -171,6 +178,13 @@ def bench_process(site_file: Path, idle_s: float, cache: Path) -> None:
     rss, hwm = proc_mem_mb(proc.pid)
     proc.terminate()
     proc.wait(30)
+    figure(
+        f"display: idle CPU over {t1 - t0:.0f} s",
+        round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+        "% of a core",
+        "< 2",
+    )
+    figure("display: RSS", round(rss, 1), "MB", "< 120")
     print(
         f"idle lobby over {t1 - t0:.0f} s: CPU {100 * (cpu1 - cpu0) / (t1 - t0):.2f} % of one core"
         f"   RSS {rss:.1f} MB (peak {hwm:.1f} MB)"
@@ -221,6 +235,17 @@ def bench_latency(site, calls: int, workdir: Path) -> None:
             f"  max {max(values):.1f} ms"
         )
     print(f"texts: {spoken[0].text!r} ... {spoken[-1].text!r}")
+    figure(
+        "display: NEXT press -> audio playback start (real hub), p50",
+        round(pct(press_ms, 50), 1),
+        "ms",
+    )
+    figure(
+        "display: NEXT press -> audio playback start (real hub), p99",
+        round(pct(press_ms, 99), 1),
+        "ms",
+        "< 300",
+    )
 
 
 def main() -> None:

@@ -114,27 +114,44 @@ def main() -> None:
     parser.add_argument("--counters", type=int, default=100)
     parser.add_argument("--screens", type=int, default=20)
     parser.add_argument("--callers", type=int, default=4, help="processes pressing NEXT")
-    parser.add_argument("--pace-ms", type=float, default=5.0, help="pause between NEXTs per process")
+    parser.add_argument(
+        "--pace-ms", type=float, default=5.0, help="pause between NEXTs per process"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="mpp-bench-"))
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; date {time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; date {time.strftime('%Y-%m-%d %H:%M')}"
+    )
     raw = raw_commit_rate(workdir)
     print(f"raw SQLite commits/s (WAL, synchronous=FULL, same disk): {raw:,.0f}")
     figure("hub: raw SQLite commits/s on this disk (WAL, FULL)", round(raw), "/s")
 
     with Mosquitto() as broker:
         text = synthetic_site(
-            counters=args.counters, services=20, kiosks=args.kiosks, displays=args.screens,
-            port=broker.port, database=str(workdir / "hub.sqlite"),
+            counters=args.counters,
+            services=20,
+            kiosks=args.kiosks,
+            displays=args.screens,
+            port=broker.port,
+            database=str(workdir / "hub.sqlite"),
         )
         site_file = workdir / "site.toml"
         site_file.write_text(text)
         site = parse_site(text)
         hub = subprocess.Popen(
-            [sys.executable, "-m", "protocol.cli", "hub", "--site", str(site_file),
-             "--log-level", "WARNING"], cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "protocol.cli",
+                "hub",
+                "--site",
+                str(site_file),
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=ROOT,
         )
         try:
             probe = Bus.for_device(site, "tv-01")
@@ -152,7 +169,17 @@ def main() -> None:
             out: mp.Queue = mp.Queue()
             per = args.tickets // args.kiosks
             procs = [
-                mp.Process(target=kiosk_worker, args=(text, f"kiosk-{k:02d}", per, services[k % 20:] + services[: k % 20], args.in_flight, out))
+                mp.Process(
+                    target=kiosk_worker,
+                    args=(
+                        text,
+                        f"kiosk-{k:02d}",
+                        per,
+                        services[k % 20 :] + services[: k % 20],
+                        args.in_flight,
+                        out,
+                    ),
+                )
                 for k in range(1, args.kiosks + 1)
             ]
             started = time.perf_counter()
@@ -171,16 +198,30 @@ def main() -> None:
                     "HAVING COUNT(*) > 1)"
                 ).fetchone()[0]
                 stored = conn.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
-            print(f"tickets: {len(numbers)} from {args.kiosks} concurrent kiosks "
-                  f"({args.in_flight} requests in flight each) in {elapsed:.2f} s "
-                  f"-> {len(numbers) / elapsed:,.0f} durable tickets/s (synchronous=FULL)")
-            print(f"issue command->reply: p50 {pct(latencies, 50) * 1000:.1f} ms, "
-                  f"p99 {pct(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+            print(
+                f"tickets: {len(numbers)} from {args.kiosks} concurrent kiosks "
+                f"({args.in_flight} requests in flight each) in {elapsed:.2f} s "
+                f"-> {len(numbers) / elapsed:,.0f} durable tickets/s (synchronous=FULL)"
+            )
+            print(
+                f"issue command->reply: p50 {pct(latencies, 50) * 1000:.1f} ms, "
+                f"p99 {pct(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+            )
             print(f"duplicates: {duplicates} in replies, {db_dupes} in database; stored {stored}")
-            figure(f"hub: durable tickets/s, {args.kiosks} kiosks", round(len(numbers) / elapsed), "/s", ">= 1000")
+            figure(
+                f"hub: durable tickets/s, {args.kiosks} kiosks",
+                round(len(numbers) / elapsed),
+                "/s",
+                ">= 1000",
+            )
             figure("hub: issue command->reply p50", round(pct(latencies, 50) * 1000, 1), "ms")
             figure("hub: issue command->reply p99", round(pct(latencies, 99) * 1000, 1), "ms")
-            figure(f"hub: duplicate numbers, {args.kiosks} concurrent kiosks", duplicates + db_dupes, "", "0")
+            figure(
+                f"hub: duplicate numbers, {args.kiosks} concurrent kiosks",
+                duplicates + db_dupes,
+                "",
+                "0",
+            )
 
             # Calls: screens subscribed to every counter's retained state.
             received: dict[tuple[int, int], list[float]] = {}
@@ -199,9 +240,14 @@ def main() -> None:
             time.sleep(1.0)
             with lock:
                 received.clear()
-            groups = [list(range(1 + i, args.counters + 1, args.callers)) for i in range(args.callers)]
+            groups = [
+                list(range(1 + i, args.counters + 1, args.callers)) for i in range(args.callers)
+            ]
             cprocs = [
-                mp.Process(target=caller_worker, args=(text, g, args.calls // args.callers, args.pace_ms / 1000, out))
+                mp.Process(
+                    target=caller_worker,
+                    args=(text, g, args.calls // args.callers, args.pace_ms / 1000, out),
+                )
                 for g in groups
             ]
             started = time.perf_counter()
@@ -215,25 +261,41 @@ def main() -> None:
             sent = {k: v for s, _ in cresults for k, v in s.items()}
             reply_lat = [x for _, lat in cresults for x in lat]
             with lock:
-                state_lat = [t - sent[k] for k, times in received.items() if k in sent for t in times]
+                state_lat = [
+                    t - sent[k] for k, times in received.items() if k in sent for t in times
+                ]
                 complete = sum(1 for k in sent if len(received.get(k, [])) == args.screens)
             for screen in screens:
                 screen.stop()
-            figure("hub: NEXT->retained state at screen p50", round(pct(state_lat, 50) * 1000, 1), "ms")
-            figure(f"hub: NEXT->retained state at screen p99 ({args.counters} counters, {args.screens} screens)",
-                   round(pct(state_lat, 99) * 1000, 1), "ms", "< 10")
+            figure(
+                "hub: NEXT->retained state at screen p50", round(pct(state_lat, 50) * 1000, 1), "ms"
+            )
+            figure(
+                f"hub: NEXT->retained state at screen p99 ({args.counters} counters, {args.screens} screens)",
+                round(pct(state_lat, 99) * 1000, 1),
+                "ms",
+                "< 10",
+            )
             figure("hub: NEXT command->reply p99", round(pct(reply_lat, 99) * 1000, 1), "ms")
-            print(f"calls: {len(sent)} NEXT at {args.counters} counters in {call_elapsed:.1f} s "
-                  f"({len(sent) / call_elapsed:,.0f}/s), {args.screens} screens subscribed")
-            print(f"NEXT command->reply: p50 {pct(reply_lat, 50) * 1000:.1f} ms, "
-                  f"p99 {pct(reply_lat, 99) * 1000:.1f} ms")
-            print(f"NEXT->retained state at a screen: p50 {pct(state_lat, 50) * 1000:.1f} ms, "
-                  f"p99 {pct(state_lat, 99) * 1000:.1f} ms, max {max(state_lat) * 1000:.1f} ms "
-                  f"({len(state_lat)} deliveries; {complete}/{len(sent)} calls seen by every screen)")
+            print(
+                f"calls: {len(sent)} NEXT at {args.counters} counters in {call_elapsed:.1f} s "
+                f"({len(sent) / call_elapsed:,.0f}/s), {args.screens} screens subscribed"
+            )
+            print(
+                f"NEXT command->reply: p50 {pct(reply_lat, 50) * 1000:.1f} ms, "
+                f"p99 {pct(reply_lat, 99) * 1000:.1f} ms"
+            )
+            print(
+                f"NEXT->retained state at a screen: p50 {pct(state_lat, 50) * 1000:.1f} ms, "
+                f"p99 {pct(state_lat, 99) * 1000:.1f} ms, max {max(state_lat) * 1000:.1f} ms "
+                f"({len(state_lat)} deliveries; {complete}/{len(sent)} calls seen by every screen)"
+            )
         finally:
             hub.terminate()
             hub.wait(10)
-    print(f"(median of reply latencies {statistics.median(latencies) * 1000:.1f} ms; work dir {workdir})")
+    print(
+        f"(median of reply latencies {statistics.median(latencies) * 1000:.1f} ms; work dir {workdir})"
+    )
 
 
 if __name__ == "__main__":

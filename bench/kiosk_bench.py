@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from escpos.printer import Dummy  # noqa: E402
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
+from bench.figures import figure  # noqa: E402
 from kiosk.app import KioskApp  # noqa: E402
 from kiosk.buttons import KioskPanel  # noqa: E402
 from kiosk.printer import TicketPrinter  # noqa: E402
@@ -174,6 +175,17 @@ def main() -> None:
     print(line("press -> ticket bytes handed to the printer", to_printer))
     print(line("press -> kiosk ready again (printed reported to the hub)", to_ready))
     print(line("press with the broker down -> fault feedback, nothing printed", outage))
+    figure(
+        "kiosk: press -> ticket bytes to the printer, p50",
+        round(pct([v * 1000 for v in to_printer], 50), 2),
+        "ms",
+    )
+    figure(
+        "kiosk: press -> ticket bytes to the printer, p99",
+        round(pct([v * 1000 for v in to_printer], 99), 2),
+        "ms",
+        "< 50",
+    )
 
 
 if __name__ == "__main__":

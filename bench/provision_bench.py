@@ -26,6 +26,7 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import figure  # noqa: E402
 from broker_config.local import hand_to_mosquitto, site_broker  # noqa: E402
 from protocol.brokers import free_port  # noqa: E402
 from protocol.mqtt import Bus  # noqa: E402
@@ -137,6 +138,12 @@ def main_bench() -> None:
             f"  {name:<22} {statistics.median(values):7.3f} s"
             f"  ({min(values):.3f}-{max(values):.3f})"
         )
+    total = results["total provisioning"]
+    figure(
+        "provisioning: the whole example MPP (40 devices + hub), median",
+        round(statistics.median(total), 2),
+        "s",
+    )
     print(
         f"  {'41 logins (40 TLS)':<22} {statistics.median(login_times):7.3f} s"
         f"  ({min(login_times):.3f}-{max(login_times):.3f})"
