@@ -51,7 +51,7 @@ def default_cache_dir() -> Path:
     type=click.FloatRange(1, 3600),
     default=30.0,
     show_default=True,
-    help="Calls older than this many seconds are shown but not spoken (after a boot, ...).",
+    help="Calls older than this many seconds are shown but not spoken (after a reconnect, ...).",
 )
 @click.option(
     "--password-file",

@@ -10,8 +10,10 @@ SiteState the hub published and decides when a call must be announced:
 
 A call is new exactly when a counter's `call_seq` grows beyond the last one this screen saw
 and `called_at` is within `max_age_s` of now. So a replay of retained state after a reconnect
-is shown but never spoken again, a recall (call_seq + 1) is spoken again, and on boot an old
-retained call is shown but not spoken.
+is shown but never spoken again, a recall (call_seq + 1) is spoken again, and a call this
+screen missed while disconnected is spoken if it is recent. The first retained state of a
+counter after the screen starts is what was called before it started: shown, never spoken
+(a display restarted a second after a call must not announce it a second time).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class ScreenModel:
     def apply(self, message: StateMessage, now: float, retained: bool = False) -> Update:
         """Take in one state message received at `now` (epoch seconds, this screen's clock)."""
         if isinstance(message, m.CounterState):
-            return self._apply_counter(message, now)
+            return self._apply_counter(message, now, retained)
         if isinstance(message, m.ServiceState):
             known = self.services.get(message.service)
             if known is not None and message.seq <= known.seq:
@@ -140,7 +142,7 @@ class ScreenModel:
                     )
         return Update("site", True)
 
-    def _apply_counter(self, state: m.CounterState, now: float) -> Update:
+    def _apply_counter(self, state: m.CounterState, now: float, retained: bool) -> Update:
         number = state.counter
         known = self.counters.get(number)
         if known is not None and state.seq <= known.seq:
@@ -161,6 +163,9 @@ class ScreenModel:
         if number not in self.follows:
             return Update("counter", True)
         self._remember(call)
+        if last is None and retained:
+            note = f"call {call.ticket} was made before this screen started: not spoken"
+            return Update("counter", True, note=note)
         age = now + self.clock_offset - state.called_at
         if -self.max_age_s <= age <= self.max_age_s:
             return Update("counter", True, new_calls=(call,))

@@ -61,9 +61,20 @@ def test_old_retained_call_is_shown_but_not_spoken_after_boot() -> None:
     assert update.applied and not update.new_calls and "not spoken" in update.note
     assert model.shown_ticket(3, NOW) == "A012"
     assert model.newest(NOW).ticket == "A012"  # type: ignore[union-attr]
-    # ... whereas a call 29 s old when the screen boots is still announced.
+    # ... whereas a call 29 s old that reaches a new screen live (not retained) is announced.
     fresh = ScreenModel(site, max_age_s=30).apply(counter(10, 4, called_at=NOW - 29), NOW)
     assert len(fresh.new_calls) == 1
+
+
+def test_a_retained_call_found_at_start_is_shown_but_never_spoken() -> None:
+    # A display restarted a second after a call gets that call as the retained state.
+    model = ScreenModel(site, max_age_s=30)
+    update = model.apply(counter(10, 4, called_at=NOW - 1), NOW, retained=True)
+    assert update.applied and not update.new_calls and "before this screen started" in update.note
+    assert model.shown_ticket(3, NOW) == "A012" and model.newest(NOW).ticket == "A012"  # type: ignore[union-attr]
+    # A call it missed while disconnected from the broker (a counter it knew) is spoken.
+    missed = model.apply(counter(12, 5, "A013", called_at=NOW + 5), NOW + 6, retained=True)
+    assert [c.key for c in missed.new_calls] == [(3, 5)]
 
 
 def test_max_age_is_configurable() -> None:
