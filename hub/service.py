@@ -30,7 +30,7 @@ from protocol import messages as m
 from protocol.errors import BadMessage
 from protocol.mqtt import Bus, Incoming
 from protocol.site import CallerDevice, KioskDevice, Site
-from protocol.topics import COMMAND_ROLES
+from protocol.topics import COMMAND_ROLES, TOPIC
 
 log = logging.getLogger("mpp.hub")
 
@@ -244,7 +244,10 @@ class HubService:
                 # Always the device's own reply topic: a payload's reply_to must not steer
                 # the hub's writes to other topics.
                 self.bus.publish(
-                    self.bus.topics.reply(device), reply, correlation=work.incoming.correlation
+                    self.bus.topics.reply(device),
+                    reply,
+                    qos=TOPIC["reply"].qos,
+                    correlation=work.incoming.correlation,
                 )
 
     def _one(self, work: _Work) -> m.Reply:
@@ -331,7 +334,9 @@ class HubService:
                 "repeat request answered from the log",
                 extra={"device": device, "request_id": command.request_id, "kind": kind},
             )
-            return m.decode(m.Reply, stored)
+            # The first answer, on today's clock: devices learn the hub's time from hub_time,
+            # and an answer stored before a restart would set their clocks back.
+            return m.decode(m.Reply, stored).model_copy(update={"hub_time": now})
         self.seq += 1
         try:
             result = self._apply(command, now)

@@ -11,7 +11,8 @@
   hub (it does not reprint: a printer that just failed is likely to fail again, and a citizen
   should not wait at the kiosk for a second try), reports the printer's state in its retained
   health, and shows the fault. Reports that cannot reach the hub (printed, void) are kept and
-  re-sent with their request id when the broker is back; they are reports, not presses.
+  re-sent with their request id when the broker is back, after the next ticket the hub
+  confirms, and every few seconds while any wait; they are reports, not presses.
 * One ticket at a time: presses while a ticket is requested or printed are answered "busy"
   and dropped; a double press yields one ticket (`kiosk.presses`).
 
@@ -47,6 +48,7 @@ from protocol.site import KioskDevice, Site
 log = logging.getLogger("mpp.kiosk")
 
 MAX_PENDING_REPORTS = 50
+PENDING_RETRY_S = 5.0  # while reports wait for the hub, try again at least this often
 
 
 def offered_services(site: Site, device: KioskDevice) -> tuple[str, ...]:
@@ -279,8 +281,13 @@ class KioskApp:
         with contextlib.suppress(Exception):
             self._refresh_printer()
         while True:
+            # A kept report may be a cancel whose ticket still waits in the queue: retry soon,
+            # not only after a quiet status period (a hub restart brings no reconnect).
+            wait = self.status_every_s
+            if self.pending_reports:
+                wait = min(wait, PENDING_RETRY_S)
             try:
-                job = self._jobs.get(timeout=self.status_every_s)
+                job = self._jobs.get(timeout=wait)
             except queue.Empty:
                 job = "tick"
             if job is None:
@@ -398,6 +405,7 @@ class KioskApp:
         if self.menu is not None:
             self.menu.set_banner(self._printer_banner())
         self._beep("ok")
+        self._send_pending()  # the hub answers again: reports kept while it did not go now
 
     def _void(self, ticket: m.TicketInfo, exc: KioskError, extra: dict[str, Any]) -> None:
         state = exc.state if isinstance(exc, PrinterError) else "error"

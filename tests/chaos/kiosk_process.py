@@ -45,6 +45,7 @@ def main() -> None:
     started = time.monotonic()
     deadline = started + deadline_s
     done = 0
+    outcomes: Counter[str] = Counter()
     for i in range(presses):
         if time.monotonic() > deadline:
             break
@@ -54,6 +55,8 @@ def main() -> None:
         done += 1
         if not app.wait_idle(min(60.0, max(0.0, deadline - time.monotonic()) + 1)):
             break
+        told = app.notices[-1]  # how this press ended, as the citizen was told
+        outcomes[told.kind if told.code is None else f"{told.kind}:{told.code}"] += 1
     took = time.monotonic() - started
     # Reports kept while the hub was unreachable go out by themselves: wait for them (bounded).
     report_deadline = time.monotonic() + 30
@@ -68,8 +71,7 @@ def main() -> None:
                 "printed": [t.model_dump() for t in app.printed],
                 "voided": [t.model_dump() for t in app.voided],
                 "pending_reports": len(app.pending_reports),
-                # what the last citizens were told (the app keeps the last 200 notices)
-                "notices": Counter(n.kind for n in app.notices if n.kind != "printing"),
+                "outcomes": outcomes,
             }
         ),
         encoding="utf-8",

@@ -57,7 +57,8 @@ def test_ten_kiosks_press_at_once(broker, tmp_path: Path) -> None:
     for device, result in fleet.results().items():
         # what the kiosk did: every press printed, nothing voided or left unreported
         assert result["presses"] == PRESSES, (device, result["presses"])
-        assert len(result["printed"]) == PRESSES, (device, result["notices"])
+        assert result["outcomes"] == {"printed": PRESSES}, (device, result["outcomes"])
+        assert len(result["printed"]) == PRESSES
         assert result["voided"] == [] and result["pending_reports"] == 0, result
         # what its printer printed: exactly the tickets the hub confirmed, in order
         paper = printed_tickets((printers / f"{device}.escpos").read_bytes())
