@@ -235,7 +235,8 @@ class TicketPrinter:
         """Print one ticket; returns the paper state after printing ('ok', 'paper_low'...).
 
         Raises PaperOut (before sending anything, when the printer says so), PrinterOffline
-        or PrintFailed.
+        (also when a printer that answers status queries stops answering around the ticket:
+        its bytes may sit in a dead connection) or PrintFailed.
         """
         data = render(layout, self.spec)
         if self._answers is not False:
@@ -248,6 +249,11 @@ class TicketPrinter:
         after = self.status() if self._answers else "unknown"
         if after == "paper_out":
             raise PaperOut(f"{self._where()}: paper ran out while printing; load a new roll")
+        if after == "offline":
+            raise PrinterOffline(
+                f"{self._where()}: stopped answering when the ticket was sent (it may not have "
+                "printed); check power and cable"
+            )
         if after == "unknown" and self._answers is not True:
             after = "ok"  # it took the bytes; no better knowledge is available
         self.last_status = after
@@ -276,6 +282,15 @@ class TicketPrinter:
                     f"{self._where()}: printing failed part-way: {_one_line(exc)}; "
                     "check the cable and the paper path"
                 ) from None
+            except Exception as exc:
+                # A driver failing half-way may leave the printer inside a command: drop the
+                # connection, or the next ticket would come out as garbage.
+                self._reset()
+                self.last_status = "error"
+                raise PrintFailed(
+                    f"{self._where()}: the printer driver failed part-way "
+                    f"({type(exc).__name__}: {_one_line(exc)}); check the printer software"
+                ) from exc
 
     # -- status -----------------------------------------------------------------------
     def status(self) -> str:
@@ -288,24 +303,39 @@ class TicketPrinter:
             from escpos.constants import RT_STATUS_PAPER
 
             with self._lock:
-                try:
-                    connection = self.device.device
-                    _bound_reads(connection, self.status_timeout)
+                # A connection the printer dropped (switched off and on again) fails once;
+                # then one fresh connection is tried.
+                for last_try in (False, True):
                     try:
-                        answer.append(parse_paper_status(self.device.query_status(RT_STATUS_PAPER)))
-                    finally:
-                        _bound_reads(connection, self.spec.timeout_s)
-                except self._not_found:
-                    self._reset()
-                    answer.append("offline")
-                except (TimeoutError, NotImplementedError, self._escpos_error):
-                    answer.append("unknown")  # it did not answer (in time), or cannot
-                except OSError:
-                    self._reset()  # the connection dropped: reconnect on next use
-                    answer.append("unknown")
-                except (RuntimeError, AssertionError):
-                    self._reset()  # a missing driver, or a connection escpos gave up on
-                    answer.append("offline")
+                        connection = self.device.device
+                        _bound_reads(connection, self.status_timeout)
+                        try:
+                            reply = self.device.query_status(RT_STATUS_PAPER)
+                        finally:
+                            _bound_reads(connection, self.spec.timeout_s)
+                    except self._not_found:
+                        self._reset()
+                        answer.append("offline")
+                    except TimeoutError:
+                        if self._answers:
+                            self._reset()  # what it swallows now must not come out later
+                        answer.append("unknown")  # it did not answer in time
+                    except (NotImplementedError, self._escpos_error):
+                        answer.append("unknown")  # it cannot be asked
+                    except OSError:
+                        self._reset()  # the connection dropped: reconnect on next use
+                        if not last_try:
+                            continue
+                        answer.append("unknown")
+                    except (RuntimeError, AssertionError):
+                        self._reset()  # a missing driver, or a connection escpos gave up on
+                        answer.append("offline")
+                    else:
+                        if not reply and self._answers and not last_try:
+                            self._reset()  # the printer closed the connection
+                            continue
+                        answer.append(parse_paper_status(reply))
+                    return
 
         thread = threading.Thread(target=ask, name="printer-status", daemon=True)
         thread.start()
@@ -315,6 +345,9 @@ class TicketPrinter:
             self._answers = True
         elif state == "unknown" and self._answers is None:
             self._answers = False
+        elif state == "unknown" and self._answers:
+            # It has always answered and does not now: switched off, unplugged or hung.
+            state = "offline"
         if state != "unknown":
             self.last_status = state
         return state

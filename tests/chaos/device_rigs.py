@@ -151,8 +151,10 @@ class KioskRig:
     presses: int = 0
 
     def press(self, service: str) -> None:
-        """A citizen presses the service's button (returns at once; the ticket prints on the
-        kiosk's worker thread)."""
+        """A citizen presses the service's button, a separate press (later than contact
+        bounce after any earlier one); returns at once, the ticket prints on the kiosk's
+        worker thread."""
+        time.sleep(0.06)
         pin = self.app.spec.buttons[service]
         self.pins.pin(pin).drive_low()
         self.pins.pin(pin).drive_high()

@@ -146,6 +146,60 @@ def test_silent_printer_status_is_bounded_and_printing_goes_on(printer_server) -
     assert _wait_for(lambda: b"H007" in bytes(server.received))
 
 
+class ScriptedStatusPrinter(Dummy):
+    """An escpos Dummy that answers paper-status queries from a script (b"": silence)."""
+
+    def __init__(self, answers: list[bytes], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.answers = list(answers)
+
+    def _read(self) -> bytes:
+        answer = self.answers.pop(0) if self.answers else b""
+        if not answer:
+            raise TimeoutError("no answer")
+        return answer
+
+
+def test_a_printer_that_stops_answering_is_offline_and_its_ticket_is_not_printed(
+    printer_server,
+) -> None:
+    server: PrinterServer = printer_server(status=b"\x12")
+    spec = Printer(connection="network", host="127.0.0.1", port=server.port, timeout_s=2)
+    printer = TicketPrinter.from_inventory(spec, status_timeout=0.2)
+    assert printer.status() == "ok"
+    server.status = None  # switched off: nothing answers any more
+    assert printer.status() == "offline"
+    with pytest.raises(PrinterOffline, match="check power and cable"):
+        printer.print_ticket(LAYOUT)
+    time.sleep(0.1)
+    assert b"H007" not in bytes(server.received)
+    server.status = b"\x12"  # switched on again
+    assert printer.print_ticket(LAYOUT) == "ok"
+    printer.close()
+    # Silent only after the ticket was sent: it cannot count as printed either.
+    silent_after = TicketPrinter(ScriptedStatusPrinter([b"\x12", b"\x12"]), TM_T20II)
+    assert silent_after.status() == "ok"
+    with pytest.raises(PrinterOffline, match="stopped answering when the ticket was sent"):
+        silent_after.print_ticket(LAYOUT)
+
+
+def test_a_driver_failing_half_way_drops_the_connection() -> None:
+    class BuggyDriver(Dummy):
+        closed = 0
+
+        def _raw(self, msg: bytes) -> None:
+            super()._raw(msg[: len(msg) // 2])
+            raise KeyError("driver bug")
+
+        def close(self) -> None:
+            BuggyDriver.closed += 1
+
+    printer = TicketPrinter(BuggyDriver(profile="TM-T20II"), TM_T20II)
+    with pytest.raises(PrintFailed, match=r"driver failed part-way \(KeyError"):
+        printer.print_ticket(LAYOUT)
+    assert BuggyDriver.closed == 1 and printer.last_status == "error"
+
+
 def test_unreachable_network_printer_is_offline(printer_server) -> None:
     server: PrinterServer = printer_server()
     port = server.port
