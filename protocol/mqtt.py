@@ -1,8 +1,8 @@
 """The one MQTT connection of a process (device or hub), on paho-mqtt 2.x.
 
 It keeps the connection alive (capped back-off with per-client jitter), re-subscribes on
-every connect, announces presence (retained status, last will = offline), publishes from a
-single sender thread (paho is not fully thread safe), and offers `request()`: send a command,
+every connect, announces presence (retained status, last will = offline), lets one thread at a
+time publish (paho is not fully thread safe), and offers `request()`: send a command,
 wait for the hub's reply, raise a specific error on timeout, refusal or a missing broker.
 
     bus = Bus.for_device(site, "caller-03")
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import queue
 import random
 import socket
 import ssl
@@ -76,15 +75,6 @@ class _Pending:
     sent_at: float | None = None
 
 
-@dataclass(frozen=True)
-class _Out:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    properties: Properties | None
-
-
 class Bus:
     """A process's MQTT connection: presence, subscriptions, publishing and requests.
 
@@ -124,11 +114,11 @@ class Bus:
         self._connected = threading.Event()
         self._stopping = False
         self._listeners: list[Callable[[bool], None]] = []
-        self._outbox: queue.Queue[_Out | None] = queue.Queue()
+        self._publish_lock = threading.Lock()
+        self._network_thread: int | None = None
         self._unacked: dict[int, paho.MQTTMessageInfo] = {}
         self._ack_cv = threading.Condition()
         self._max_unacked = max_unacked
-        self._sender: threading.Thread | None = None
 
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -172,9 +162,6 @@ class Bus:
     # -- lifecycle -------------------------------------------------------------------
     def start(self, wait: float | None = None) -> bool:
         """Connect in the background; with `wait`, block up to that long for the first connect."""
-        self._sender = threading.Thread(target=self._send_loop, name=f"mqtt-send-{self.device}")
-        self._sender.daemon = True
-        self._sender.start()
         self._client.connect_async(self.host, self.port, self.keepalive)
         self._client.loop_start()
         if wait is not None:
@@ -189,9 +176,6 @@ class Bus:
             self.publish(self.topics.status(self.device), self._status(online=False), retain=True)
             self.flush(timeout)
         self._stopping = True
-        self._outbox.put(None)
-        if self._sender is not None:
-            self._sender.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -218,6 +202,7 @@ class Bus:
             self._client.subscribe(topic_filter, qos)
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._network_thread = threading.get_ident()
         if reason.is_failure:
             log.error(
                 "broker refused connection", extra={"device": self.device, "reason": str(reason)}
@@ -279,23 +264,41 @@ class Bus:
         properties: Properties | None = None,
         correlation: bytes | None = None,
     ) -> None:
-        """Queue a message for the sender thread (never blocks the caller).
+        """Hand a message to paho; one publisher at a time (paho is not fully thread safe).
 
-        `correlation` answers an MQTT 5 request: it is sent back as Correlation Data.
+        While the broker is slow to acknowledge, a QoS 1 publish waits (back-pressure: paho's
+        throughput collapses with thousands queued), except on paho's own thread, which must
+        never wait. `correlation` answers an MQTT 5 request (sent back as Correlation Data).
         """
         if isinstance(payload, m.Message):
             payload = m.encode(payload)
         if correlation and self.v5:
             properties = properties or Properties(PacketTypes.PUBLISH)
             properties.CorrelationData = correlation
-        self._outbox.put(_Out(topic, payload or b"", qos, retain, properties))
+        if qos > 0 and threading.get_ident() != self._network_thread:
+            with self._ack_cv:
+                while self._unacked_count() >= self._max_unacked and self._connected.is_set():
+                    self._ack_cv.wait(0.5)
+        # Not under _ack_cv: paho calls on_publish holding its own lock, which publish needs.
+        with self._publish_lock:
+            try:
+                info = self._client.publish(topic, payload or b"", qos, retain, properties)
+            except (ValueError, OSError) as exc:
+                log.error(
+                    "publish failed",
+                    extra={"device": self.device, "topic": topic, "error": str(exc)},
+                )
+                return
+        if qos > 0 and not _acked(info):
+            with self._ack_cv:
+                self._unacked[info.mid] = info
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued so far was handed to the broker and acknowledged."""
+        """Wait until everything published so far was acknowledged by the broker."""
         deadline = time.monotonic() + timeout
         with self._ack_cv:
             while time.monotonic() < deadline:
-                if self._outbox.unfinished_tasks == 0 and self._unacked_count() == 0:
+                if self._unacked_count() == 0:
                     return True
                 self._ack_cv.wait(0.01)
         return False
@@ -305,33 +308,6 @@ class Bus:
         for mid in [mid for mid, info in self._unacked.items() if _acked(info)]:
             del self._unacked[mid]
         return len(self._unacked)
-
-    def _send_loop(self) -> None:
-        while True:
-            item = self._outbox.get()
-            if item is None:
-                self._outbox.task_done()
-                return
-            with self._ack_cv:
-                # Back-pressure: paho's throughput collapses with thousands queued.
-                while self._unacked_count() >= self._max_unacked and self._connected.is_set():
-                    self._ack_cv.wait(0.5)
-            # Not under _ack_cv: paho calls on_publish holding its own lock, which publish needs.
-            try:
-                info = self._client.publish(
-                    item.topic, item.payload, item.qos, item.retain, item.properties
-                )
-            except (ValueError, OSError) as exc:
-                log.error(
-                    "publish failed",
-                    extra={"device": self.device, "topic": item.topic, "error": str(exc)},
-                )
-                info = None
-            with self._ack_cv:
-                if info is not None and item.qos > 0 and not _acked(info):
-                    self._unacked[info.mid] = info
-                self._outbox.task_done()
-                self._ack_cv.notify_all()
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self._ack_cv:

@@ -47,7 +47,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "reply",
         "reply/{device}",
-        1,
+        0,  # a lost reply only makes the device retry, with the same request id
         False,
         m.Reply,
         ("hub",),
