@@ -13,6 +13,7 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -31,11 +32,18 @@ from protocol.brokers import Mosquitto  # noqa: E402
 from protocol.mqtt import Bus  # noqa: E402
 from protocol.site import parse_site  # noqa: E402
 from protocol.synthetic import synthetic_site  # noqa: E402
+from protocol.topics import Topics  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def raw_commit_rate(directory: Path, commits: int = 2000) -> float:
@@ -103,6 +111,78 @@ def caller_worker(text: str, counters: list[int], calls: int, pace_s: float, out
     for bus in buses.values():
         bus.stop()
     out.put((sent, latencies))
+
+
+def screen_worker(text: str, devices: list[str], done, ready: mp.Queue, out: mp.Queue) -> None:
+    """Screens in one process: note when each counter state arrives; decode afterwards."""
+    site = parse_site(text)
+    arrivals: list[tuple[float, bytes]] = []
+    buses = []
+    for device in devices:
+        bus = Bus.for_device(site, device)
+        bus.subscribe(
+            bus.topics.all_of("counter_state"),
+            lambda incoming: arrivals.append((time.time(), incoming.payload)),
+        )
+        bus.start(wait=10)
+        buses.append(bus)
+    ready.put(len(buses))
+    done.wait(900)
+    for bus in buses:
+        bus.stop()
+    received: dict[tuple[int, int], list[float]] = {}
+    for at, payload in arrivals:
+        if payload:
+            state = m.decode(m.CounterState, payload)
+            received.setdefault((state.counter, state.call_seq), []).append(at)
+    out.put(received)
+
+
+def c_clients_phase(site_file_text: str, port: int, kiosks: int, per_kiosk: int) -> None:
+    """The hub's own capacity: kiosks played by mosquitto_pub (C), replies counted by
+    mosquitto_sub, so the load generator costs little CPU next to the hub."""
+    site = parse_site(site_file_text)
+    services = list(site.services)
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-p", str(port), "-q", "0", "-t", Topics(site.site.id).all_of("reply"),
+         "-C", str(kiosks * per_kiosk), "-W", "120", "-F", "%U"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(0.5)
+    feeds = []
+    for k in range(1, kiosks + 1):
+        device = f"kiosk-{k:02d}"
+        lines = "\n".join(
+            m.encode(m.IssueTicket(device=device, service=services[i % len(services)])).decode()
+            for i in range(per_kiosk)
+        )
+        feeds.append((device, lines))
+    started = time.time()
+    pubs = []
+    for device, lines in feeds:
+        topic = Topics(site.site.id).command(device, "issue")
+        pub = subprocess.Popen(
+            ["mosquitto_pub", "-p", str(port), "-q", "1", "-t", topic, "-l", "-i", f"load-{device}"],
+            stdin=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        pubs.append((pub, lines))
+    for pub, lines in pubs:
+        pub.stdin.write(lines + "\n")
+        pub.stdin.close()
+    times = [float(line) for line in sub.communicate(timeout=180)[0].split()]
+    for pub, _ in pubs:
+        pub.wait(30)
+    rate = len(times) / (max(times) - started) if times else 0.0
+    print(
+        f"hub capacity with C load generators ({kiosks} mosquitto_pub kiosks, pipelined): "
+        f"{len(times)} replies in {max(times) - started:.2f} s -> {rate:,.0f} durable tickets/s"
+    )
+    figure(
+        f"hub: durable tickets/s, {kiosks} kiosks as C clients (hub capacity)",
+        round(rate),
+        "/s",
+        ">= 1000",
+    )
 
 
 def main() -> None:
@@ -182,11 +262,13 @@ def main() -> None:
                 )
                 for k in range(1, args.kiosks + 1)
             ]
+            hub_cpu = process_cpu_s(hub.pid)
             started = time.perf_counter()
             for p in procs:
                 p.start()
             results = [out.get(timeout=600) for _ in procs]
             elapsed = time.perf_counter() - started
+            hub_cpu = process_cpu_s(hub.pid) - hub_cpu
             for p in procs:
                 p.join()
             latencies = [x for lat, _ in results for x in lat]
@@ -208,6 +290,13 @@ def main() -> None:
                 f"p99 {pct(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
             )
             print(f"duplicates: {duplicates} in replies, {db_dupes} in database; stored {stored}")
+            per_ticket_ms = hub_cpu / max(1, len(numbers)) * 1000
+            print(
+                f"hub process CPU: {per_ticket_ms:.2f} ms per ticket (all its threads: queue, "
+                f"SQLite, MQTT) -> {1000 / per_ticket_ms:,.0f} tickets/s per core for the hub alone; "
+                "the kiosks' processes and the broker share the same 2 cores here"
+            )
+            figure("hub: CPU per durable ticket (hub process)", round(per_ticket_ms, 2), "ms")
             figure(
                 f"hub: durable tickets/s, {args.kiosks} kiosks",
                 round(len(numbers) / elapsed),
@@ -223,23 +312,23 @@ def main() -> None:
                 "0",
             )
 
-            # Calls: screens subscribed to every counter's retained state.
-            received: dict[tuple[int, int], list[float]] = {}
-            lock = threading.Lock()
-            screens = [Bus.for_device(site, f"tv-{d:02d}") for d in range(1, args.screens + 1)]
+            if shutil.which("mosquitto_pub") and shutil.which("mosquitto_sub"):
+                c_clients_phase(text, broker.port, args.kiosks, args.tickets // args.kiosks)
 
-            def on_state(incoming) -> None:
-                at = time.time()
-                state = m.decode(m.CounterState, incoming.payload)
-                with lock:
-                    received.setdefault((state.counter, state.call_seq), []).append(at)
-
-            for screen in screens:
-                screen.subscribe(screen.topics.all_of("counter_state"), on_state)
-                screen.start(wait=10)
+            # Calls: screens (in several processes, as TVs are separate Pis) subscribed to every
+            # counter's retained state; each notes arrival times and decodes only afterwards.
+            done = mp.Event()
+            ready: mp.Queue = mp.Queue()
+            screen_ids = [f"tv-{d:02d}" for d in range(1, args.screens + 1)]
+            sprocs = [
+                mp.Process(target=screen_worker, args=(text, screen_ids[i::4], done, ready, out))
+                for i in range(min(4, args.screens))
+            ]
+            for p in sprocs:
+                p.start()
+            for _ in sprocs:
+                ready.get(timeout=60)
             time.sleep(1.0)
-            with lock:
-                received.clear()
             groups = [
                 list(range(1 + i, args.counters + 1, args.callers)) for i in range(args.callers)
             ]
@@ -258,15 +347,17 @@ def main() -> None:
             for p in cprocs:
                 p.join()
             time.sleep(1.0)
+            done.set()
+            received: dict[tuple[int, int], list[float]] = {}
+            for _ in sprocs:
+                for key, times in out.get(timeout=120).items():
+                    received.setdefault(key, []).extend(times)
+            for p in sprocs:
+                p.join()
             sent = {k: v for s, _ in cresults for k, v in s.items()}
             reply_lat = [x for _, lat in cresults for x in lat]
-            with lock:
-                state_lat = [
-                    t - sent[k] for k, times in received.items() if k in sent for t in times
-                ]
-                complete = sum(1 for k in sent if len(received.get(k, [])) == args.screens)
-            for screen in screens:
-                screen.stop()
+            state_lat = [t - sent[k] for k, times in received.items() if k in sent for t in times]
+            complete = sum(1 for k in sent if len(received.get(k, [])) == args.screens)
             figure(
                 "hub: NEXT->retained state at screen p50", round(pct(state_lat, 50) * 1000, 1), "ms"
             )
