@@ -114,6 +114,12 @@ class CallerRig:
         if wait_s is not None:
             assert self.box.wait_idle(wait_s), f"{self.bus.device}: {button} unanswered"
 
+    def shows(self, text: str) -> bool:
+        """Whether the display shows `text` (lines joined by '|') once the box was ticked,
+        as the caller process's loop does a few times a second (feedback texts lapse)."""
+        self.box.tick()
+        return self.lcd.text == text
+
     def close(self) -> None:
         """Stop the bus, blank the display, release the pins."""
         self.bus.stop()

@@ -1,0 +1,237 @@
+"""Scenario 6 of issue 11: network loss between a caller box and the broker.
+
+Invariant: presses on a caller box while its link to the broker is gone call no one, then or
+later: each gets fault feedback at once or after its timeout; the NEXT commands TCP or paho
+still deliver when the link returns (late retransmissions, QoS 1 re-sends after a reconnect)
+are refused by the hub as stale; and after the loss the box shows the counter's true state
+and its next press calls exactly one ticket. Checked from the hub's database (no call made
+during or after the loss), the replies the hub sent to the box, the box's display and the
+hub's fleet view (the box shown offline while it is cut off).
+
+The caller box runs in its own network namespace (made by the test with `ip netns`, joined
+by a veth pair whose addresses the test chooses): its MQTT connection crosses a real link
+that the test takes down and up, while the hub and the broker stay on the host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from bench.figures import figure
+from hub.service import HubService
+from protocol import messages as m
+from protocol.brokers import Mosquitto, free_port
+from protocol.mqtt import Bus, Incoming
+from tests.chaos.device_rigs import CallerRig, caller_rig, stored_calls, wait_until
+from tests.conftest import make_site
+
+CLONE_NEWNET = 0x40000000
+CALLER = "caller-03"
+SHORT_LOSS_S = 4.0  # under the broker's keepalive limit: the TCP connection survives
+LONG_LOSS_MAX_S = 20.0  # until both ends gave the connection up (bounded)
+PRESS_EVERY_S = 1.2
+KEEPALIVE_S = 5  # the box's MQTT keepalive (the inventory's minimum)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network namespace for one device, joined to the host by a veth pair."""
+
+    namespace: str
+    host_side: str
+    device_side: str
+    host_ip: str
+    device_ip: str
+
+    def set(self, up: bool) -> None:
+        """Bring the device's end of the link up or down (down: nothing gets through)."""
+        ip("netns", "exec", self.namespace, "ip", "link", "set", self.device_side,
+           "up" if up else "down")  # fmt: skip
+
+    def run(self, make: Callable[[], T], timeout: float = 30.0) -> T:
+        """Call `make` on a thread inside the namespace; threads it starts (paho's network
+        loop) stay there, so every connection they open crosses the link."""
+        result: list[Any] = []
+
+        def enter_and_make() -> None:
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                fd = os.open(f"/var/run/netns/{self.namespace}", os.O_RDONLY)
+                try:
+                    if libc.setns(fd, CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), "setns into the test namespace failed")
+                finally:
+                    os.close(fd)
+                result.append(make())
+            except BaseException as exc:  # handed to the test thread
+                result.append(exc)
+
+        thread = threading.Thread(target=enter_and_make, name=f"in-{self.namespace}")
+        thread.start()
+        thread.join(timeout)
+        assert result, f"nothing made inside {self.namespace} within {timeout}s"
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+
+def ip(*args: str) -> None:
+    """Run one iproute2 command (AssertionError with its output if it fails)."""
+    done = subprocess.run(["ip", *args], check=False, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, f"ip {' '.join(args)}: {done.stderr.strip()}"
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    """A namespace and veth pair of this test (root and iproute2 needed), removed after."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("a network namespace needs root and iproute2")
+    tag = os.getpid() % 100000
+    subnet = f"10.231.{tag % 250 + 1}"
+    made = Link(f"mpp-chaos-{tag}", f"mpph{tag}", f"mppn{tag}", f"{subnet}.1", f"{subnet}.2")
+    ip("netns", "add", made.namespace)
+    try:
+        ip("link", "add", made.host_side, "type", "veth", "peer", "name", made.device_side,
+           "netns", made.namespace)  # fmt: skip
+        ip("addr", "add", f"{made.host_ip}/30", "dev", made.host_side)
+        ip("link", "set", made.host_side, "up")
+        inside = ("netns", "exec", made.namespace, "ip")
+        ip(*inside, "addr", "add", f"{made.device_ip}/30", "dev", made.device_side)
+        ip(*inside, "link", "set", "lo", "up")
+        made.set(up=True)
+        yield made
+    finally:
+        for undo in (["link", "del", made.host_side], ["netns", "del", made.namespace]):
+            subprocess.run(["ip", *undo], check=False, capture_output=True, timeout=10)
+
+
+@dataclass
+class Replies:
+    """The hub's replies to the caller box, as a test client on the host sees them."""
+
+    got: dict[str, m.Reply]
+
+    def stale(self, request_ids: set[str]) -> set[str]:
+        """Which of `request_ids` the hub answered with a stale refusal."""
+        return {
+            rid
+            for rid in request_ids
+            if rid in self.got and self.got[rid].error and self.got[rid].error.code == "stale"
+        }
+
+
+def during(rig: CallerRig, since: float) -> list[Any]:
+    """The box's press outcomes (sent or not) since `since` (its clock)."""
+    return [o for o in rig.box.recent if o.button == "next" and o.at >= since]
+
+
+def press_while_down(rig: CallerRig, until: Callable[[], bool], max_s: float) -> None:
+    """Press NEXT every PRESS_EVERY_S (not waiting for answers) until `until()` or `max_s`."""
+    deadline = time.monotonic() + max_s
+    while time.monotonic() < deadline and not until():
+        rig.press("next", wait_s=None)
+        time.sleep(PRESS_EVERY_S)
+
+
+@pytest.mark.chaos
+@pytest.mark.slow
+def test_presses_during_a_network_loss_call_no_one_later(link: Link, tmp_path: Path) -> None:
+    device_port = free_port(link.host_ip)  # the broker's second listener, for the box
+    with Mosquitto(extra=f"listener {device_port} {link.host_ip}") as broker:
+        site = make_site(broker.port, always_open=True, database=tmp_path / "hub.sqlite")
+        hub = HubService(site).start()
+        watcher = Bus(site.site.id, "chaos-reply-watch", "hub", port=broker.port)
+        replies = Replies({})
+
+        def keep(incoming: Incoming) -> None:
+            reply = m.decode(m.Reply, incoming.payload)
+            replies.got[reply.request_id] = reply
+
+        watcher.subscribe(watcher.topics.reply(CALLER), keep)
+        assert watcher.start(wait=10)
+        bus = Bus.for_device(
+            site, CALLER, host=link.host_ip, port=device_port, keepalive=KEEPALIVE_S
+        )
+        rig = link.run(lambda: caller_rig(site, CALLER, "Sari", bus=bus, request_timeout_s=1.0))
+        try:
+            assert rig.bus.connected, "the box could not reach the broker across the link"
+            for _ in range(20):
+                assert hub.submit(m.IssueTicket(device="hub", service="ktp")).ok
+            rig.press("open_close")
+            rig.press("next")
+            assert rig.box.recent[-1].status == "ok" and rig.lcd.lines[0].startswith("A001")
+            calls_before = stored_calls(hub.database)
+            sent_in_loss: set[str] = set()
+            presses_in_loss = 0
+
+            # 1. A short loss: the connection survives; what the box sent arrives late.
+            started = rig.box.clock()
+            link.set(up=False)
+            press_while_down(rig, lambda: False, SHORT_LOSS_S - 1.5)
+            assert rig.box.wait_idle(5)
+            time.sleep(max(0.0, SHORT_LOSS_S - (rig.box.clock() - started)))
+            link.set(up=True)
+            short = during(rig, started)
+            presses_in_loss += len(short)
+            assert short and all(o.status in ("fault", "ignored") for o in short), short
+            late = {o.request_id for o in short if o.status == "fault"}
+            assert late and all(o.code == "timeout" for o in short if o.status == "fault")
+            assert wait_until(lambda: replies.stale(late) == late, 20), (
+                "a NEXT held in the dead link never reached the hub"
+            )
+            sent_in_loss |= late
+
+            # 2. A long loss: both ends give the connection up; the hub sees the box offline.
+            started = rig.box.clock()
+            link.set(up=False)
+
+            def shown_offline() -> bool:
+                return not rig.bus.connected and not hub.fleet[CALLER].status.online
+
+            press_while_down(rig, shown_offline, LONG_LOSS_MAX_S)
+            assert shown_offline(), "the hub never noticed the box was cut off"
+            assert "Tidak terhubung" in rig.lcd.text
+            rig.press("next")  # while the box knows it is offline: refused at once
+            assert rig.box.recent[-1].code == "offline"
+            link.set(up=True)
+            assert rig.bus.wait_connected(15), "the box did not reconnect after the loss"
+            long = during(rig, started)
+            presses_in_loss += len(long)
+            assert all(o.status in ("fault", "ignored") for o in long), long
+            timed_out = {o.request_id for o in long if o.code == "timeout"}
+            sent_in_loss |= timed_out
+            # Anything paho re-sends after reconnecting is refused as stale, never applied.
+            assert wait_until(lambda: hub.fleet[CALLER].status.online, 10)
+            time.sleep(2.0)
+            assert set(replies.got) & timed_out == replies.stale(timed_out)
+
+            calls_after = stored_calls(hub.database)
+            assert calls_after == calls_before, "a press made during the loss called someone"
+            assert hub.queue.counters[3].call_seq == calls_before[-1].call_seq
+            shown = "A001 -> Loket 3|Menunggu: 19"  # the true state, once feedback lapsed
+            assert wait_until(lambda: rig.shows(shown), 10), rig.lcd.text
+            rig.press("next")  # the box and the link work again: exactly one call
+            assert rig.box.recent[-1].status == "ok"
+            assert len(stored_calls(hub.database)) == len(calls_before) + 1
+            assert stored_calls(hub.database)[-1].ticket == "A002"
+            figure("caller network loss: presses during the loss", presses_in_loss, "presses")
+            figure("caller network loss: sent presses refused late as stale",
+                   len(replies.stale(sent_in_loss)), "presses")  # fmt: skip
+            figure("caller network loss: calls made by those presses",
+                   len(calls_after) - len(calls_before), "calls", "0")  # fmt: skip
+        finally:
+            rig.close()
+            watcher.stop()
+            hub.stop()
