@@ -17,7 +17,6 @@ import logging
 import os
 import platform
 import queue
-import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
+from bench.common import line, pct, site_text  # noqa: E402
 from bench.figures import figure  # noqa: E402
 from caller.box import CallerBox  # noqa: E402
 from caller.buttons import CallerPanel  # noqa: E402
@@ -42,33 +42,6 @@ DEVICE = "caller-03"
 NEXT_PIN = 17
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
-
-
-def site_text(port: int, database: Path) -> str:
-    """The example inventory, open around the clock, quotas raised, on this broker."""
-    text = (ROOT / "examples" / "banjarbaru.toml").read_text(encoding="utf-8")
-    text = re.sub(
-        r'(?m)^id = "mpp-banjarbaru"', f'id = "bench-caller-{os.getpid()}"', text, count=1
-    )
-    text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
-    text = re.sub(r'(?m)^database = ".*"$', f'database = "{database}"', text, count=1)
-    text = re.sub(r'(?m)^(mon|tue|wed|thu|fri|sat) = ".*"$', r'\1 = "00:00-24:00"', text)
-    text = text.replace("# sun: closed", 'sun = "00:00-24:00"')
-    text = re.sub(r'(?m)^cutoff = ".*"\n', "", text)
-    return re.sub(r"(?m)^daily_quota = \d+$", "daily_quota = 999", text)
-
-
-def line(label: str, values: list[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return (
-        f"{label}: n={len(ms)} p50={pct(ms, 50):.2f} ms p99={pct(ms, 99):.2f} ms "
-        f"max={max(ms):.2f} ms"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=300)
@@ -78,7 +51,7 @@ def main() -> None:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     with tempfile.TemporaryDirectory(prefix="mpp-caller-bench-") as tmp, Mosquitto() as broker:
-        text = site_text(broker.port, Path(tmp) / "hub.sqlite")
+        text = site_text(broker.port, Path(tmp) / "hub.sqlite", "caller")
         (Path(tmp) / "site.toml").write_text(text)
         site = parse_site(text)
         hub_args = ["hub", "--site", str(Path(tmp) / "site.toml"), "--log-level", "ERROR"]

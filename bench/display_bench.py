@@ -40,6 +40,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import pct, site_text  # noqa: E402
 from bench.figures import figure  # noqa: E402
 from display.announcer import SpeechAnnouncer  # noqa: E402
 from display.app import DisplayApp, layout_factory  # noqa: E402
@@ -54,25 +55,6 @@ from protocol.site import parse_site  # noqa: E402
 
 PYTHON_MAIN = "from protocol.cli import main; main()"
 DUMMY = VideoPlan(("dummy",), fullscreen=False)
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
-
-
-def site_text(port: int, database: Path) -> str:
-    """The example inventory, open around the clock, quotas raised, on this broker."""
-    text = (ROOT / "examples" / "banjarbaru.toml").read_text(encoding="utf-8")
-    text = re.sub(
-        r'(?m)^id = "mpp-banjarbaru"', f'id = "bench-display-{os.getpid()}"', text, count=1
-    )
-    text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
-    text = re.sub(r'(?m)^database = ".*"$', f'database = "{database}"', text, count=1)
-    text = re.sub(r'(?m)^(mon|tue|wed|thu|fri|sat) = ".*"$', r'\1 = "00:00-24:00"', text)
-    text = text.replace("# sun: closed", 'sun = "00:00-24:00"')
-    text = re.sub(r'(?m)^cutoff = ".*"\n', "", text)
-    return re.sub(r"(?m)^daily_quota = \d+$", "daily_quota = 999", text)
 
 
 def busy_model(site, now: float) -> ScreenModel:
@@ -261,7 +243,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="mpp-display-bench-") as tmp, Mosquitto() as broker:
         workdir = Path(tmp)
-        text = site_text(broker.port, workdir / "hub.sqlite")
+        text = site_text(broker.port, workdir / "hub.sqlite", "display")
         site_file = workdir / "site.toml"
         site_file.write_text(text)
         (workdir / "umkm").symlink_to(ROOT / "examples" / "umkm")

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import pct  # noqa: E402
 from bench.figures import figure  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.brokers import Mosquitto  # noqa: E402
@@ -33,11 +34,6 @@ from protocol.mqtt import Bus  # noqa: E402
 from protocol.site import parse_site  # noqa: E402
 from protocol.synthetic import synthetic_site  # noqa: E402
 from protocol.topics import Topics  # noqa: E402
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
 
 
 def process_cpu_s(pid: int) -> float:

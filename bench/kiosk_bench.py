@@ -17,7 +17,6 @@ import argparse
 import logging
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from escpos.printer import Dummy  # noqa: E402
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
+from bench.common import line, pct, site_text  # noqa: E402
 from bench.figures import figure  # noqa: E402
 from kiosk.app import KioskApp  # noqa: E402
 from kiosk.buttons import KioskPanel  # noqa: E402
@@ -55,31 +55,6 @@ class TimedDummy(Dummy):
         super()._raw(msg)
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
-
-
-def site_text(port: int, database: Path) -> str:
-    """The example inventory, open around the clock, quotas raised, on this broker."""
-    text = (ROOT / "examples" / "banjarbaru.toml").read_text(encoding="utf-8")
-    text = re.sub(r'(?m)^id = "mpp-banjarbaru"', f'id = "bench-kiosk-{os.getpid()}"', text, count=1)
-    text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
-    text = re.sub(r'(?m)^database = ".*"$', f'database = "{database}"', text, count=1)
-    text = re.sub(r'(?m)^(mon|tue|wed|thu|fri|sat) = ".*"$', r'\1 = "00:00-24:00"', text)
-    text = text.replace("# sun: closed", 'sun = "00:00-24:00"')
-    text = re.sub(r'(?m)^cutoff = ".*"\n', "", text)
-    return re.sub(r"(?m)^daily_quota = \d+$", "daily_quota = 999", text)
-
-
-def line(label: str, values: list[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return (
-        f"{label}: n={len(ms)} p50={pct(ms, 50):.2f} ms p99={pct(ms, 99):.2f} ms "
-        f"max={max(ms):.2f} ms"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=300)
@@ -93,7 +68,7 @@ def main() -> None:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     with tempfile.TemporaryDirectory(prefix="mpp-kiosk-bench-") as tmp, Mosquitto() as broker:
-        text = site_text(broker.port, Path(tmp) / "hub.sqlite")
+        text = site_text(broker.port, Path(tmp) / "hub.sqlite", "kiosk")
         (Path(tmp) / "site.toml").write_text(text)
         site = parse_site(text)
         hub_args = ["hub", "--site", str(Path(tmp) / "site.toml"), "--log-level", "ERROR"]

@@ -18,15 +18,37 @@ def always_open(text: str) -> str:
     return re.sub(r'(?m)^cutoff = ".*"\n', "", text)
 
 
+def local_inventory(
+    text: str,
+    *,
+    port: int,
+    database: Path | str,
+    site_id: str | None = None,
+    mqtt_version: int | None = None,
+    quota: int | None = None,
+) -> str:
+    """An inventory rewired to run on this machine, open around the clock: broker port (and
+    version), database file, optionally its own site id and every service's daily quota."""
+    text = always_open(text)
+    text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
+    text = re.sub(r'(?m)^database = ".*"$', f'database = "{database}"', text, count=1)
+    if site_id is not None:
+        text = re.sub(r'(?m)^id = "mpp-banjarbaru"', f'id = "{site_id}"', text, count=1)
+    if mqtt_version is not None:
+        text = re.sub(r"(?m)^mqtt_version = 5$", f"mqtt_version = {mqtt_version}", text, count=1)
+    if quota is not None:
+        text = re.sub(r"(?m)^daily_quota = \d+$", f"daily_quota = {quota}", text)
+    return text
+
+
 def demo_inventory(
     text: str, workdir: Path, *, broker_port: int, mqtt_version: int, web_port: int
 ) -> str:
     """The example inventory rewired for a demo in `workdir`: local broker and hub, kiosk
     printers writing files into workdir/tickets."""
-    text = always_open(text)
-    text = re.sub(r"(?m)^port = 1883$", f"port = {broker_port}", text, count=1)
-    text = re.sub(r"(?m)^mqtt_version = 5$", f"mqtt_version = {mqtt_version}", text, count=1)
-    text = re.sub(r'(?m)^database = ".*"$', f'database = "{workdir / "hub.sqlite"}"', text, count=1)
+    text = local_inventory(
+        text, port=broker_port, database=workdir / "hub.sqlite", mqtt_version=mqtt_version
+    )
     text = re.sub(r"(?m)^web_port = \d+$", f"web_port = {web_port}", text, count=1)
     text = re.sub(
         r'(?m)^public_url = ".*?"', f'public_url = "http://127.0.0.1:{web_port}"', text, count=1
