@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import states
-from hub.rules import Queue, Refused, Ticket
+from hub.rules import Changes, Queue, Refused, Ticket
 from hub.store import Store
 from hub.survey import record_survey
 from protocol import messages as m
@@ -237,18 +237,21 @@ class HubService:
                     self._reload()
                     replies.append(self._error_reply(_request_id(work), "internal", "hub error"))
         for work, reply in zip(works, replies, strict=True):
-            if work.future is not None:
-                work.future.set_result(reply)
-            elif work.incoming is not None:
-                device = self.bus.topics.parse(work.incoming.topic)[1]["device"]  # type: ignore[index]
-                # Always the device's own reply topic: a payload's reply_to must not steer
-                # the hub's writes to other topics.
-                self.bus.publish(
-                    self.bus.topics.reply(device),
-                    reply,
-                    qos=TOPIC["reply"].qos,
-                    correlation=work.incoming.correlation,
-                )
+            try:
+                if work.future is not None:
+                    work.future.set_result(reply)
+                elif work.incoming is not None:
+                    device = self.bus.topics.parse(work.incoming.topic)[1]["device"]  # type: ignore[index]
+                    # Always the device's own reply topic: a payload's reply_to must not steer
+                    # the hub's writes to other topics.
+                    self.bus.publish(
+                        self.bus.topics.reply(device),
+                        reply,
+                        qos=TOPIC["reply"].qos,
+                        correlation=work.incoming.correlation,
+                    )
+            except Exception:  # one unsendable reply must not stop the queue
+                log.exception("reply not sent", extra={"request_id": reply.request_id})
 
     def _one(self, work: _Work) -> m.Reply:
         """The reply to one command (applied inside the caller's transaction)."""
@@ -346,6 +349,9 @@ class HubService:
                 command.request_id, refusal.code, refusal.message, refusal.text
             )
         changes = self.queue.take_changes()
+        changed = reply.ok or changes != Changes()
+        if not changed:
+            self.seq -= 1  # a refusal that touched nothing is no new version of any state
         self.store.persist(self.queue, changes)
         for alert in changes.alerts:
             message = self._complaint_alert(alert)
@@ -354,7 +360,8 @@ class HubService:
         if isinstance(command, m.AckAlert) and reply.ok:
             self._dirty.cleared_alerts.append(command.alert_id)
         self.store.save_reply(device, command.request_id, kind, now, m.encode(reply).decode())
-        self._mark(changes.counters, changes.services)
+        if changed:
+            self._mark(changes.counters, changes.services)
         log.info(
             "command applied" if reply.ok else "command refused",
             extra={

@@ -12,6 +12,7 @@ values are mirrored in the Response Topic / Correlation Data properties.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -29,7 +30,9 @@ from protocol.errors import BadMessage
 VERSION = 1
 MAX_PAYLOAD_BYTES = 16 * 1024
 
-RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{8,64}$")]
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{8,64}$"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}[0-9]{3}$")]
@@ -467,14 +470,24 @@ def encode(message: Message) -> bytes:
     return message.model_dump_json(exclude_none=True).encode()
 
 
+def _not_a_number(name: str) -> Any:
+    # Python's json reads NaN and Infinity; JSON has no such numbers (RFC 8259), and a NaN
+    # time slips past every comparison (it is never stale).
+    raise BadMessage("bad_json", f"{name} is not a JSON number")
+
+
 def decode_json(payload: bytes | str) -> dict[str, Any]:
     """Parse a payload into a JSON object, checking size; raises BadMessage."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise BadMessage("too_large", f"payload of {len(payload)} bytes; limit {MAX_PAYLOAD_BYTES}")
     try:
-        data = json.loads(payload)
+        if isinstance(payload, bytes):
+            payload = payload.decode("utf-8")  # strictly: json would let lone surrogates in
+        data = json.loads(payload, parse_constant=_not_a_number)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadMessage("bad_json", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise BadMessage("bad_json", "JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise BadMessage("bad_json", f"expected a JSON object, got {type(data).__name__}")
     return data
@@ -484,18 +497,25 @@ def decode(model: type[M], payload: bytes | str | dict[str, Any]) -> M:
     """Validate a payload against `model`; raises BadMessage with a specific code."""
     data = payload if isinstance(payload, dict) else decode_json(payload)
     version = data.get("v")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # true and 1.0 equal 1 in Python
         raise BadMessage("unsupported_version", f"v={version!r}; this hub speaks v={VERSION}")
     try:
-        return model.model_validate(data)
+        # JSON's own types, strictly: "3" is no counter number and true is no 1.
+        message = model.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"
         raise BadMessage("invalid", f"{where}: {first['msg']}") from None
+    if isinstance(message, Command) and "request_id" not in data:
+        raise BadMessage(
+            "invalid", "request_id: missing (a command is applied once by its request id)"
+        )
+    return message
 
 
 def request_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
     """(request_id, reply_to) of a raw payload, if they look right, for answering bad input."""
     rid, reply_to = data.get("request_id"), data.get("reply_to")
-    rid_ok = isinstance(rid, str) and 8 <= len(rid) <= 64
+    # Echo only a well-formed id: anything else (a lone surrogate...) could not even be sent.
+    rid_ok = isinstance(rid, str) and _REQUEST_ID.fullmatch(rid) is not None
     return (rid if rid_ok else None), (reply_to if isinstance(reply_to, str) else None)
