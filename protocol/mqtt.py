@@ -37,6 +37,8 @@ from protocol.topics import Topics
 
 log = logging.getLogger("mpp.mqtt")
 EXPIRY_GRACE_S = 0.5
+REPLY_MARGIN_S = 0.5  # a reply to a command the hub took at its deadline is still this late
+RECONNECT_POLL_S = 0.05  # how often a waiting request looks for a reconnect to send again
 
 
 def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
@@ -114,6 +116,7 @@ class Bus:
         self._connected = threading.Event()
         self._stopping = False
         self._listeners: list[Callable[[bool], None]] = []
+        self._connects = 0  # connections made so far: a waiting request re-sends after one
         self._publish_lock = threading.Lock()
         self._network_thread: int | None = None
         self._unacked: dict[int, paho.MQTTMessageInfo] = {}
@@ -214,6 +217,7 @@ class Bus:
         if filters:
             client.subscribe([(f, q) for f, q in filters.items()])
         self._connected.set()
+        self._connects += 1
         self.publish(self.topics.status(self.device), self._status(online=True), retain=True)
         log.info(
             "connected to broker",
@@ -225,7 +229,8 @@ class Bus:
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        self._fail_pending()
+        # Waiting requests wait on: paho sends their commands again after reconnecting (and so
+        # do they), so only the deadline, never the connection drop, may end them.
         with self._ack_cv:
             self._ack_cv.notify_all()
         if was and not self._stopping:
@@ -339,8 +344,12 @@ class Bus:
     def request(self, command: m.Command, timeout: float = 2.0, retries: int = 0) -> dict[str, Any]:
         """Send `command` to the hub and return its result.
 
-        Retries reuse the same request id, so the hub applies the command once. Raises
-        BrokerUnavailable (nothing sent), RequestTimeout, or CommandRejected.
+        Retries reuse the same request id, so the hub applies the command once; so does the
+        copy sent again after a reconnect while waiting. A dropped connection does not end the
+        wait (the command may still reach the hub); the deadline does, after the time a reply
+        to a command the hub took at its deadline needs. Raises BrokerUnavailable (not
+        connected: nothing sent; or still not connected at the deadline), RequestTimeout, or
+        CommandRejected.
         """
         if not self._connected.is_set():
             raise BrokerUnavailable(f"{self.device}: broker {self.host}:{self.port} not connected")
@@ -365,11 +374,20 @@ class Bus:
             props.CorrelationData = command.request_id.encode()
             props.MessageExpiryInterval = max(1, math.ceil(timeout * (retries + 1)))
         topic = self.topics.command(self.device, command.kind)
+
+        def send() -> None:
+            self.publish(topic, command, properties=props)
+
+        started = time.monotonic()
         try:
-            for _attempt in range(retries + 1):
-                self.publish(topic, command, properties=props)
-                if pending.done.wait(timeout):
+            for attempt in range(retries + 1):
+                if attempt == 0 or self._connected.is_set():
+                    send()
+                if self._wait_reply(pending, started + timeout * (attempt + 1), send):
                     break
+            else:
+                end = started + timeout * (retries + 1) + EXPIRY_GRACE_S + REPLY_MARGIN_S
+                self._wait_reply(pending, end, None)
             if pending.reply is None:
                 if pending.lost or not self._connected.is_set():
                     raise BrokerUnavailable(f"{self.device}: broker connection lost during request")
@@ -387,6 +405,23 @@ class Bus:
                 error.code, error.message, error.text.model_dump() if error.text else None
             )
         return reply.result or {}
+
+    def _wait_reply(
+        self, pending: _Pending, until: float, resend: Callable[[], None] | None
+    ) -> bool:
+        """Wait until the reply came (True), the bus stopped, or `until` (time.monotonic());
+        after a reconnect meanwhile, `resend` the command (the hub applies it once)."""
+        seen = self._connects
+        while not pending.done.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            if pending.done.wait(min(left, RECONNECT_POLL_S)):
+                break
+            if resend is not None and self._connects != seen and self._connected.is_set():
+                seen = self._connects
+                resend()
+        return pending.reply is not None
 
     def _on_reply(self, incoming: Incoming) -> None:
         try:

@@ -114,6 +114,11 @@ class CallerRig:
         if wait_s is not None:
             assert self.box.wait_idle(wait_s), f"{self.bus.device}: {button} unanswered"
 
+    def headline(self) -> str:
+        """The display's first line (ticket and counter), once the box was ticked."""
+        self.box.tick()
+        return self.lcd.lines[0].rstrip()
+
     def shows(self, text: str) -> bool:
         """Whether the display shows `text` (lines joined by '|') once the box was ticked,
         as the caller process's loop does a few times a second (feedback texts lapse)."""
@@ -128,7 +133,9 @@ class CallerRig:
         self.pins.close()
 
 
-def caller_rig(site: Site, device: str, officer: str, bus: Bus | None = None, **box_kw: Any):
+def caller_rig(
+    site: Site, device: str, officer: str, bus: Bus | None = None, **box_kw: Any
+) -> CallerRig:
     """A started caller box `device` of the inventory (its bus connected, timeline recorded)."""
     spec = site.devices[device]
     assert isinstance(spec, CallerDevice)
@@ -284,3 +291,22 @@ def stored_tickets(database: Path) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute("SELECT * FROM tickets ORDER BY id")]
     finally:
         conn.close()
+
+
+def expected_tiles(database: Path, counters: tuple[int, ...]) -> dict[int, str]:
+    """What each counter tile must show, from the hub's database: the called ticket, '—' for
+    an open counter with nobody called, 'Tutup' for a closed one."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute(
+            "SELECT c.number, c.open, t.label FROM counters c LEFT JOIN tickets t "
+            "ON t.id = c.current"
+        ).fetchall()
+    finally:
+        conn.close()
+    known = {number: (bool(is_open), label) for number, is_open, label in rows}
+    tiles = {}
+    for number in counters:
+        is_open, label = known.get(number, (False, None))
+        tiles[number] = label or ("—" if is_open else "Tutup")
+    return tiles

@@ -18,9 +18,11 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ SHORT_LOSS_S = 4.0  # under the broker's keepalive limit: the TCP connection sur
 LONG_LOSS_MAX_S = 20.0  # until both ends gave the connection up (bounded)
 PRESS_EVERY_S = 1.2
 KEEPALIVE_S = 5  # the box's MQTT keepalive (the inventory's minimum)
+IN_FLIGHT_ROUNDS = 4
 T = TypeVar("T")
 
 
@@ -210,12 +213,12 @@ def test_presses_during_a_network_loss_call_no_one_later(link: Link, tmp_path: P
             long = during(rig, started)
             presses_in_loss += len(long)
             assert all(o.status in ("fault", "ignored") for o in long), long
-            timed_out = {o.request_id for o in long if o.code == "timeout"}
-            sent_in_loss |= timed_out
+            failed = {o.request_id for o in long if o.status == "fault"}
+            sent_in_loss |= failed
             # Anything paho re-sends after reconnecting is refused as stale, never applied.
             assert wait_until(lambda: hub.fleet[CALLER].status.online, 10)
             time.sleep(2.0)
-            assert set(replies.got) & timed_out == replies.stale(timed_out)
+            assert set(replies.got) & failed == replies.stale(failed)
 
             calls_after = stored_calls(hub.database)
             assert calls_after == calls_before, "a press made during the loss called someone"
@@ -235,3 +238,66 @@ def test_presses_during_a_network_loss_call_no_one_later(link: Link, tmp_path: P
             rig.close()
             watcher.stop()
             hub.stop()
+
+
+@pytest.mark.chaos
+@pytest.mark.slow
+def test_a_next_in_flight_when_the_connection_drops_calls_someone_only_if_the_box_says_so(
+    own_broker: Mosquitto, tmp_path: Path
+) -> None:
+    """The NEXT is on its way when the connection drops (the broker hangs, then dies and is
+    started again): the box either shows the call it made or a fault, and after a fault the
+    command paho still holds (and re-sends on reconnecting) calls no one, then or later.
+
+    Who is back first decides what happens to that command, so both orders are played: the
+    hub (next to the broker) reconnects quickly; one box reconnects after it, one before."""
+    site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
+    hub = HubService(site, bus=Bus.for_device(site, "hub", min_delay=0.2, max_delay=0.5)).start()
+    rigs = [
+        caller_rig(
+            site, name, "Sari", bus=Bus.for_device(site, name, **delays), request_timeout_s=1.5
+        )
+        for name, delays in (
+            ("caller-03", {"min_delay": 1.0, "max_delay": 2.0}),  # back after the hub
+            ("caller-04", {"min_delay": 0.02, "max_delay": 0.1}),  # back before the hub
+        )
+    ]
+    told: Counter[tuple[str, str]] = Counter()
+    try:
+        for service in ("ktp", "kk"):
+            for _ in range(IN_FLIGHT_ROUNDS):
+                assert hub.submit(m.IssueTicket(device="hub", service=service)).ok
+        for rig in rigs:
+            rig.press("open_close")
+        for round_no in range(IN_FLIGHT_ROUNDS):
+            rig = rigs[round_no % len(rigs)]
+            before = stored_calls(hub.database)
+            assert own_broker.process is not None
+            own_broker.process.send_signal(signal.SIGSTOP)  # the NEXT will sit in its socket
+            rig.press("next", wait_s=None)
+            time.sleep(0.3)
+            own_broker.stop(kill=True)  # ... and the connection drops under it
+            own_broker.start()
+            assert rig.box.wait_idle(10)
+            outcome = rig.box.recent[-1]
+            told[(rig.bus.device, outcome.status)] += 1
+            assert rig.bus.wait_connected(10) and hub.bus.wait_connected(10)
+            time.sleep(1.0)  # past the command's deadline: anything re-sent has been refused
+            made = stored_calls(hub.database)[len(before) :]
+            if outcome.status == "ok":
+                call = outcome.result["call"]
+                assert [(c.counter, c.ticket, c.call_seq) for c in made] == [
+                    (rig.counter, call["ticket"], call["call_seq"])
+                ]
+            else:
+                assert made == [], f"told {outcome.code}, yet {made[0].ticket} was called"
+        for rig in rigs:
+            rig.press("next")  # and the boxes work on: one call each
+            assert rig.box.recent[-1].status == "ok"
+        for (device, status), count in sorted(told.items()):
+            figure(f"NEXT in flight at a connection drop: {device} told {status}", count,
+                   "presses")  # fmt: skip
+    finally:
+        for rig in rigs:
+            rig.close()
+        hub.stop()

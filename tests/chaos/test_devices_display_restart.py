@@ -10,7 +10,6 @@ SQLite file, the tiles drawn on the screen, a PNG of it, and the announcer's rec
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tests.chaos.device_rigs import (
     DisplayRig,
     caller_rig,
     display_rig,
+    expected_tiles,
     stored_calls,
     wait_until,
 )
@@ -34,25 +34,6 @@ from tests.display.conftest import png_pixels
 RESTARTS = 5
 COUNTERS = (1, 2, 3, 4)
 SETTLE_S = 1.5  # how long a restarted screen is watched for anything spoken
-
-
-def expected_tiles(database: Path, counters: tuple[int, ...]) -> dict[int, str]:
-    """What each counter tile must show, from the hub's database: the called ticket, '—' for
-    an open counter with nobody called, 'Tutup' for a closed one."""
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = conn.execute(
-            "SELECT c.number, c.open, t.label FROM counters c LEFT JOIN tickets t "
-            "ON t.id = c.current"
-        ).fetchall()
-    finally:
-        conn.close()
-    known = {number: (bool(is_open), label) for number, is_open, label in rows}
-    tiles = {}
-    for number in counters:
-        is_open, label = known.get(number, (False, None))
-        tiles[number] = label or ("—" if is_open else "Tutup")
-    return tiles
 
 
 def call_lit(screen: DisplayRig, png: Path) -> bool:

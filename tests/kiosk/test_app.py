@@ -18,7 +18,7 @@ from kiosk.menu import COLOURS, TouchMenu
 from kiosk.printer import TicketPrinter
 from protocol import messages as m
 from protocol.brokers import Mosquitto
-from protocol.mqtt import Bus, Incoming
+from protocol.mqtt import EXPIRY_GRACE_S, REPLY_MARGIN_S, Bus, Incoming
 from protocol.site import Printer, Site
 from tests.conftest import example_text, make_site
 from tests.kiosk.conftest import (
@@ -437,7 +437,8 @@ class LateHub:
 
 
 def test_a_ticket_confirmed_after_the_kiosk_gave_up_is_voided(site, make_kiosk, pins) -> None:
-    peer = LateHub(site, delay=0.6)
+    # Later than the kiosk waits: its timeout, then the hub's deadline grace and reply margin.
+    peer = LateHub(site, delay=0.2 + EXPIRY_GRACE_S + REPLY_MARGIN_S + 0.4)
     try:
         device = Dummy(profile="default")
         app = make_kiosk(

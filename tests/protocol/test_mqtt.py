@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -146,6 +147,34 @@ def test_no_broker_fails_at_once_and_sends_nothing_later(
     with pytest.raises(BrokerUnavailable):
         kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=3)
     assert time.monotonic() - started < 0.1
+
+
+def test_a_request_caught_by_a_connection_drop_waits_sends_again_and_is_answered(
+    own_broker: Mosquitto, buses: list[Bus]
+) -> None:
+    # The hub is back before the kiosk (it sits next to the broker), as on a site.
+    kiosk = make_bus(own_broker, "kiosk-1", suffix="-drop", min_delay=0.6, max_delay=1.0)
+    hub = make_bus(own_broker, "hub", "hub", suffix="-drop", min_delay=0.05, max_delay=0.2)
+    buses += [kiosk, hub]
+    echo = EchoHub(hub)
+    assert kiosk.start(wait=5) and hub.start(wait=5)
+    assert own_broker.process is not None
+    own_broker.process.send_signal(signal.SIGSTOP)  # the command sits in the broker's socket
+    answers: queue.Queue[object] = queue.Queue()
+
+    def ask() -> None:
+        try:
+            answers.put(kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=4))
+        except Exception as exc:
+            answers.put(exc)
+
+    threading.Thread(target=ask, daemon=True).start()
+    time.sleep(0.3)
+    own_broker.stop(kill=True)  # the connection drops under the waiting request
+    own_broker.start()
+    answer = answers.get(timeout=10)
+    assert isinstance(answer, dict) and answer["echo"] == "kiosk-1", answer
+    assert len(set(echo.seen)) == 1  # one request id, however many copies arrived
 
 
 def test_reconnects_and_resubscribes_after_broker_restart(
