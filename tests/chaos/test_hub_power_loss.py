@@ -17,7 +17,7 @@ import pytest
 from protocol import messages as m
 from protocol.errors import BrokerUnavailable, CommandRejected, RequestTimeout
 from protocol.mqtt import Bus
-from protocol.site import Site, parse_site
+from protocol.site import KioskDevice, Site, parse_site
 from tests.chaos.conftest import (
     CommandTap,
     HubProcess,
@@ -25,6 +25,7 @@ from tests.chaos.conftest import (
     chaos_site_text,
     integrity,
     open_db,
+    printed_tickets,
     scaled,
     wait_hub,
     wait_until,
@@ -44,16 +45,15 @@ WAL_FRAME = 24 + 4096  # frame header + one page
 
 @dataclass
 class Confirmed:
-    """What the hub confirmed to the load's devices (it had committed it first)."""
+    """Calls the hub confirmed to the caller boxes (it had committed them first)."""
 
-    tickets: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (label, token)
     calls: dict[int, int] = field(default_factory=dict)  # counter -> highest call_seq
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def snapshot(self) -> tuple[dict[int, tuple[str, str]], dict[int, int]]:
+    def snapshot(self) -> dict[int, int]:
         """A copy, taken while the hub is down: all of it was committed before the kill."""
         with self.lock:
-            return dict(self.tickets), dict(self.calls)
+            return dict(self.calls)
 
 
 def ask(bus: Bus, command: m.Command, stop: threading.Event, deadline: float) -> dict | None:
@@ -70,28 +70,61 @@ def ask(bus: Bus, command: m.Command, stop: threading.Event, deadline: float) ->
     return None
 
 
-def kiosk_load(
-    site: Site, device: str, got: Confirmed, stop: threading.Event, deadline: float
-) -> None:
-    """A kiosk pressing all the time, each press retried until the hub answers."""
-    bus = Bus.for_device(site, device)
-    bus.start(wait=10)
-    services = list(site.devices[device].buttons)  # type: ignore[union-attr]
-    try:
+class PressingKiosk:
+    """A real kiosk (KioskApp on its own MockFactory pins, escpos Dummy printer) whose buttons
+    are pressed in turn from a thread of its own, each press after the previous ticket."""
+
+    def __init__(self, site: Site, device: str, stop: threading.Event, deadline: float) -> None:
+        from gpiozero.pins.mock import MockFactory
+
+        from kiosk.app import KioskApp
+        from kiosk.buttons import KioskPanel
+        from kiosk.printer import TicketPrinter
+
+        spec = site.devices[device]
+        assert isinstance(spec, KioskDevice) and spec.printer is not None
+        self.factory = MockFactory()
+        self.bus = Bus.for_device(site, device)
+        self.printer = TicketPrinter.from_inventory(spec.printer)
+        self.panel = KioskPanel(spec, pin_factory=self.factory, device_id=device)
+        # Short waits: a press during an outage gives up (and cancels) within 0.6 s.
+        self.app = KioskApp(
+            site, device, self.bus, self.printer, panel=self.panel, lockout_s=0.0,
+            bounce_s=0.0, request_timeout=0.3, retries=1,
+        )  # fmt: skip
+        self.pins = list(spec.buttons.values())
+        self.stop, self.deadline = stop, deadline
+        self.presses = 0
+        self.thread = threading.Thread(target=self._press, name=f"press-{device}", daemon=True)
+
+    def start(self) -> PressingKiosk:
+        """Connect, then press until stopped."""
+        self.app.start(wait_connected=10)
+        self.thread.start()
+        return self
+
+    def _press(self) -> None:
         for i in range(100_000):
-            command = m.IssueTicket(device=device, service=services[i % len(services)])
-            result = ask(bus, command, stop, deadline)
-            if result is None:
+            if self.stop.is_set() or time.monotonic() > self.deadline:
                 return
-            if "refused" in result:  # a long run at a larger scale uses up the numbers
-                assert result["refused"] == "quota_reached", result
-                continue
-            ticket = m.IssueResult.model_validate(result).ticket
-            with got.lock:
-                got.tickets[ticket.id] = (ticket.number, ticket.token)
+            pin = self.factory.pin(self.pins[i % len(self.pins)])
+            pin.drive_low()
+            pin.drive_high()
+            self.presses += 1
+            self.app.wait_idle(10)
             time.sleep(0.03)  # about 25 presses a second: numbers last the whole test
-    finally:
-        bus.stop()
+
+    def printed(self) -> dict[int, tuple[str, str]]:
+        """Tickets that came out of the printer so far (the hub confirmed them first)."""
+        return {t.id: (t.number, t.token) for t in list(self.app.printed)}
+
+    def close(self) -> None:
+        """Stop pressing and disconnect."""
+        self.stop.set()
+        self.thread.join(15)
+        self.app.stop()
+        self.printer.close()
+        self.panel.close()
 
 
 def caller_load(
@@ -132,12 +165,14 @@ def in_db_write(pid: int, db: Path) -> str | None:
     return None
 
 
-def kill_in_a_write(hub: HubProcess, db: Path, rng: random.Random, got: Confirmed) -> str | None:
-    """Once the load flows again (a few tickets confirmed) and a random moment later, SIGKILL
+def kill_in_a_write(
+    hub: HubProcess, db: Path, rng: random.Random, kiosks: list[PressingKiosk]
+) -> str | None:
+    """Once the load flows again (a few tickets printed) and a random moment later, SIGKILL
     the hub as soon as one of its threads is seen writing or syncing a database file (within
     1 s; else anyway). Which write, or None."""
-    flowing = len(got.snapshot()[0]) + 8
-    wait_until(lambda: len(got.snapshot()[0]) >= flowing, 10, 0.01)
+    flowing = sum(len(k.app.printed) for k in kiosks) + 8
+    wait_until(lambda: sum(len(k.app.printed) for k in kiosks) >= flowing, 10, 0.01)
     time.sleep(rng.uniform(0.0, 0.5))
     caught = None
     until = time.monotonic() + 1.0
@@ -180,68 +215,98 @@ def check(db: Path, tickets: dict[int, tuple[str, str]], calls: dict[int, int]) 
         assert seqs.get(counter, 0) >= seq, f"counter {counter}: confirmed call {seq} lost"
 
 
+def printed_by(kiosks: list[PressingKiosk]) -> dict[int, tuple[str, str]]:
+    """Every ticket the kiosks printed so far: id -> (number, token)."""
+    return {i: t for k in kiosks for i, t in k.printed().items()}
+
+
 @pytest.mark.chaos
 @pytest.mark.slow
 def test_power_loss_during_writes(broker, tmp_path: Path) -> None:
     """Invariant: however often the hub dies in the middle of writing (SIGKILL while one of its
     threads is in a write or fsync of the database, and every other time with a torn tail of
     garbage after the last complete WAL frame), the database opens, passes
-    PRAGMA integrity_check, and holds every ticket and call the hub had confirmed, as
-    confirmed; after the last restart numbering has no gap and no repeat."""
+    PRAGMA integrity_check, and holds every ticket a kiosk printed (as printed: number and QR
+    token) and every call a caller box was told of. At the end, with the kiosks' kept reports
+    delivered, every printed ticket is marked printed, no unprinted ticket still waits in the
+    queue, and numbering has no gap and no repeat."""
     db, site_file = tmp_path / "hub.sqlite", tmp_path / "site.toml"
-    site_file.write_text(chaos_site_text(broker.port, db, tmp_path / "p", KIOSKS), "utf-8")
-    site = parse_site(site_file.read_text(encoding="utf-8"), str(site_file))
+    text = chaos_site_text(broker.port, db, tmp_path / "p", KIOSKS, printer="dummy")
+    site_file.write_text(text, encoding="utf-8")
+    site = parse_site(text, str(site_file))
     seed = int(os.environ.get("MPP_CHAOS_SEED") or random.randrange(10**9))
     rng = random.Random(seed)  # MPP_CHAOS_SEED=<seed> repeats a run's kill timings
     hub = HubProcess(site_file, tmp_path / "hub.log").start()
     tap = CommandTap(site).start()
     got, stop = Confirmed(), threading.Event()
     deadline = time.monotonic() + DEADLINE_S
-    load = [
-        threading.Thread(target=kiosk_load, args=(site, chaos_kiosk_id(i), got, stop, deadline))
-        for i in range(KIOSKS)
-    ] + [threading.Thread(target=caller_load, args=(site, n, got, stop, deadline)) for n in CALLERS]
+    kiosks = [PressingKiosk(site, chaos_kiosk_id(i), stop, deadline) for i in range(KIOSKS)]
+    callers = [
+        threading.Thread(target=caller_load, args=(site, n, got, stop, deadline)) for n in CALLERS
+    ]
     caught: list[str | None] = []
     torn = 0
     try:
         wait_hub(tap)
-        for thread in load:
+        for kiosk in kiosks:
+            kiosk.start()
+        for thread in callers:
             thread.start()
         for round_no in range(ROUNDS):
             assert time.monotonic() < deadline, f"out of time after {round_no} rounds (seed {seed})"
-            caught.append(kill_in_a_write(hub, db, rng, got))
-            tickets, calls = got.snapshot()
+            caught.append(kill_in_a_write(hub, db, rng, kiosks))
+            tickets, calls = printed_by(kiosks), got.snapshot()
             if round_no % 2:
                 torn += tear_wal_tail(db, rng) > 0
             check(db, tickets, calls)
             hub.start()
             wait_hub(tap)
-        time.sleep(1.0)  # the load's retries reach the last hub
         stop.set()
-        for thread in load:
+        for thread in callers:
             thread.join(15)
-        assert not any(t.is_alive() for t in load)
+        assert not any(t.is_alive() for t in callers)
+        # what the kiosks kept while the hub was down (printed reports, cancels) goes out
+        assert wait_until(lambda: not any(k.app.pending_reports for k in kiosks), 20)
     finally:
         stop.set()
+        for kiosk in kiosks:
+            kiosk.close()
         tap.stop()
         code = hub.stop()
     assert code == 0, hub.log_text()[-3000:]
-    tickets, calls = got.snapshot()
+    tickets, calls = printed_by(kiosks), got.snapshot()
     check(db, tickets, calls)
+    for kiosk in kiosks:  # the paper says the same as the kiosk
+        paper = printed_tickets(kiosk.printer.device.output)
+        assert [(p.number, p.token) for p in paper] == list(kiosk.printed().values())
     conn = open_db(db)
     try:
-        per_service: dict[str, list[int]] = defaultdict(list)
-        for service, number in conn.execute("SELECT issued_service, number FROM tickets"):
-            per_service[service].append(number)
+        rows = [dict(r) for r in conn.execute("SELECT * FROM tickets")]
     finally:
         conn.close()
+    per_service: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        per_service[row["issued_service"]].append(row["number"])
     for service, numbers in per_service.items():
         assert sorted(numbers) == list(range(1, len(numbers) + 1)), f"gap or repeat in {service}"
+    unmarked = [r["label"] for r in rows if r["id"] in tickets and not r["printed"]]
+    assert unmarked == [], f"printed, but the hub never heard: {unmarked}"
+    voided = [r["label"] for r in rows if r["id"] in tickets and r["status"] == "voided"]
+    assert voided == [], f"printed, then voided: {voided}"
+    unprinted = [r for r in rows if r["id"] not in tickets]
+    waiting = [r["label"] for r in unprinted if r["status"] == "waiting"]
+    assert waiting == [], f"never printed, still waiting in the queue: {waiting}"
+    # An unprinted ticket a counter called before its kiosk's cancel arrived cannot be voided
+    # any more (the officer finds nobody and skips it): counted, not hidden.
+    called_first = sum(1 for r in unprinted if r["status"] not in ("voided", "waiting"))
     in_write = [c for c in caught if c]
-    assert len(tickets) > ROUNDS, "the load confirmed too little to mean anything"
+    assert len(tickets) > ROUNDS, "the load printed too little to mean anything"
     print(
         f"\nFIGURE chaos.power kills={len(caught)} in_db_write={len(in_write)} "
-        f"torn_wal_tails={torn} integrity_ok={len(caught) + 1} confirmed_tickets={len(tickets)} "
-        f"confirmed_calls={sum(calls.values())} lost=0 seed={seed} "
+        f"torn_wal_tails={torn} integrity_ok={len(caught) + 1} "
+        f"presses={sum(k.presses for k in kiosks)} printed={len(tickets)} "
+        f"confirmed_calls={sum(calls.values())} lost=0 unprinted_voided="
+        f"{sum(1 for r in unprinted if r['status'] == 'voided')} "
+        f"unprinted_called_before_cancel={called_first} seed={seed} "
         f"writes_hit={','.join(sorted({c.split()[0] for c in in_write}))}"
     )
