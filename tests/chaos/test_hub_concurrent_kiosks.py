@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.figures import figure
 from protocol.site import parse_site
 from tests.chaos.conftest import (
     CommandTap,
@@ -79,8 +80,7 @@ def test_ten_kiosks_press_at_once(broker, tmp_path: Path) -> None:
     for service, issued in per_service.items():
         assert sorted(issued) == list(range(1, len(issued) + 1)), f"gap or repeat in {service}"
     assert integrity(db) == "ok"
-    print(
-        f"\nFIGURE chaos.kiosks kiosks={KIOSKS} presses={KIOSKS * PRESSES} printed={len(numbers)} "
-        f"distinct={len(set(numbers))} services={len(per_service)} lost=0 "
-        f"seconds={fleet.seconds:.1f} tickets_per_s={len(numbers) / fleet.seconds:.0f}"
-    )
+    figure("hub, 10 kiosks at once: presses", KIOSKS * PRESSES, "presses")
+    figure("hub, 10 kiosks at once: distinct numbers printed", len(set(numbers)), "tickets")
+    figure("hub, 10 kiosks at once: lost, repeated or unconfirmed", 0, "tickets", "0")
+    figure("hub, 10 kiosks at once: tickets per second", len(numbers) / fleet.seconds, "/s")

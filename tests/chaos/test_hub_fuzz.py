@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from bench.figures import figure
 from protocol import messages as m
 from protocol.site import Site, parse_site
 from protocol.topics import COMMAND_ROLES
@@ -587,8 +588,7 @@ def test_fuzzed_commands_change_nothing(broker, tmp_path: Path) -> None:
     for device, request_id, kind, _at, raw in new_requests:
         logged = m.decode(m.Reply, raw)
         assert not logged.ok and refusals.get(request_id) == logged.error.code, (device, kind, raw)  # type: ignore[union-attr]
-    print(
-        f"\nFIGURE chaos.fuzz payloads={total} answered={total} applied=0 crashes=0 "
-        f"state_changes=0 replays={sent['replay']} refused_by_rules={sent['refused']} "
-        f"faults={len(sent)}"
-    )
+    figure("hub fuzzing: payloads", total, "payloads", ">= 10000")
+    figure("hub fuzzing: kinds of fault", len(sent), "kinds")
+    figure("hub fuzzing: replays answered with the first answer", sent["replay"], "payloads")
+    figure("hub fuzzing: unanswered, applied, crashes or state changes", 0, "payloads", "0")

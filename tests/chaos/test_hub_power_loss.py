@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.figures import figure
 from protocol import messages as m
 from protocol.errors import BrokerUnavailable, CommandRejected, RequestTimeout
 from protocol.mqtt import Bus
@@ -299,14 +300,19 @@ def test_power_loss_during_writes(broker, tmp_path: Path) -> None:
     # An unprinted ticket a counter called before its kiosk's cancel arrived cannot be voided
     # any more (the officer finds nobody and skips it): counted, not hidden.
     called_first = sum(1 for r in unprinted if r["status"] not in ("voided", "waiting"))
+    voided_unprinted = sum(1 for r in unprinted if r["status"] == "voided")
     in_write = [c for c in caught if c]
     assert len(tickets) > ROUNDS, "the load printed too little to mean anything"
-    print(
-        f"\nFIGURE chaos.power kills={len(caught)} in_db_write={len(in_write)} "
-        f"torn_wal_tails={torn} integrity_ok={len(caught) + 1} "
-        f"presses={sum(k.presses for k in kiosks)} printed={len(tickets)} "
-        f"confirmed_calls={sum(calls.values())} lost=0 unprinted_voided="
-        f"{sum(1 for r in unprinted if r['status'] == 'voided')} "
-        f"unprinted_called_before_cancel={called_first} seed={seed} "
-        f"writes_hit={','.join(sorted({c.split()[0] for c in in_write}))}"
-    )
+    print(f"\npower loss: seed {seed}; kills landed in {sorted(set(in_write))}")
+    for name, value, unit in [
+        ("SIGKILLs while writing", len(caught), "kills"),
+        ("of them seen inside a write/fsync of the database", len(in_write), "kills"),
+        ("torn WAL tails added", torn, "kills"),
+        ("presses", sum(k.presses for k in kiosks), "presses"),
+        ("tickets printed", len(tickets), "tickets"),
+        ("unprinted tickets voided by their kiosk", voided_unprinted, "tickets"),
+        ("unprinted tickets a counter called before the cancel came", called_first, "tickets"),
+    ]:
+        figure(f"hub power loss: {name}", value, unit)
+    figure("hub power loss: integrity_check failures", 0, "checks", "0")
+    figure("hub power loss: printed tickets or told calls lost", 0, "tickets", "0")
