@@ -39,6 +39,9 @@ log = logging.getLogger("mpp.mqtt")
 EXPIRY_GRACE_S = 0.5
 REPLY_MARGIN_S = 0.5  # a reply to a command the hub took at its deadline is still this late
 RECONNECT_POLL_S = 0.05  # how often a waiting request looks for a reconnect to send again
+# The hub sits next to the broker, and screens resync from what it republishes when it is
+# back: after a broker restart it must be back before the devices (they back off 0.5-2 s).
+HUB_MIN_DELAY_S, HUB_MAX_DELAY_S = 0.05, 0.25
 
 
 def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
@@ -154,6 +157,9 @@ class Bus:
     def for_device(cls, site: Any, device: str, **kwargs: Any) -> Bus:
         """A bus for `device` of the inventory (role and broker address from `site`)."""
         role = "hub" if device == "hub" else site.devices[device].role
+        if role == "hub":
+            kwargs.setdefault("min_delay", HUB_MIN_DELAY_S)
+            kwargs.setdefault("max_delay", HUB_MAX_DELAY_S)
         broker = site.broker
         kwargs.setdefault("host", broker.host)
         kwargs.setdefault("port", broker.port)

@@ -237,12 +237,14 @@ class DisplayRig:
         self.app.close()
 
 
-def display_rig(site: Site, device: str = "tv-lobby-1", **app_kw: Any) -> DisplayRig:
+def display_rig(
+    site: Site, device: str = "tv-lobby-1", bus: Bus | None = None, **app_kw: Any
+) -> DisplayRig:
     """A started display of the inventory (not yet connected: run its loop)."""
     spec = site.devices[device]
     renderer = Renderer(layout_factory(site, spec.zone), SCREEN_SIZE, DUMMY_VIDEO)
     announcer = RecordingAnnouncer()
-    bus = Bus.for_device(site, device)
+    bus = bus or Bus.for_device(site, device)
     timeline = Timeline(bus)
     app = DisplayApp(
         site,

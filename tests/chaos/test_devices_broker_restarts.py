@@ -2,12 +2,14 @@
 
 Invariant: while kiosks issue tickets and caller boxes call them, Mosquitto is stopped and
 started again 20 times (about a second down each time). Every device reconnects each time
-(the p99 of its delay after the broker is back is reported); each screen (the lobby TV and
-the caller boxes' displays) holds at least the state the hub had published when the screen
-reconnected within 1 s of reconnecting; no call is announced twice and every call the hub's
-database records is announced once; every ticket a kiosk took is either printed whole
-(exactly once, marked printed in the database) or voided. Checked from the hub's SQLite file,
-the TV's announcer record and drawn tiles, the boxes' displays and the printers' bytes.
+(the p99 of its delay after the broker is back is reported). Each screen (the lobby TV and
+the caller boxes' displays) holds, within 1 s of reconnecting, at least the state the hub
+had published when it reconnected; the TV is made to return the moment the broker does,
+before the hub, whose republished state is then what it waits for. No call is announced
+twice and every call the hub's database records is announced once; every ticket a kiosk
+took is either printed whole (exactly once, marked printed in the database) or voided.
+Checked from the hub's SQLite file, the TV's announcer record and drawn tiles, the boxes'
+displays and the printers' bytes.
 """
 
 from __future__ import annotations
@@ -150,7 +152,10 @@ def test_twenty_broker_restarts_under_load_lose_nothing_and_repeat_nothing(
         for rig in callers:
             assert wait_until(lambda rig=rig: rig.box.state is not None, 10)
             rig.press("open_close")
-        screen = display_rig(site)
+        # The TV backs off briefly: back the moment the broker is, before the hub (the worst
+        # case for the hub, whose republished state is what a screen may be waiting for).
+        fast = Bus.for_device(site, "tv-lobby-1", min_delay=0.02, max_delay=0.1)
+        screen = display_rig(site, bus=fast)
         tv = screen
         tv.app.run(until=lambda: len(tv.app.model.services) == len(site.services), timeout=10)
         hub_line = Timeline(hub.bus)
@@ -266,6 +271,8 @@ def test_twenty_broker_restarts_under_load_lose_nothing_and_repeat_nothing(
         figure("device reconnect after broker back, p50", percentile(reconnects, 50), "s")
         figure("device reconnect after broker back, p99", percentile(reconnects, 99), "s")
         figure("device reconnect after broker back, max", max(reconnects), "s")
+        hub_back = reconnects[:: len(timelines)]  # the hub's timeline comes first
+        figure("hub reconnect after broker back, max", max(hub_back), "s")
         figure("screen resync after reconnect, p99", percentile(resync_took, 99), "s", "<= 1")
         figure("screen resync after reconnect, max", max(resync_took), "s", "<= 1")
         figure("calls made during the restarts", len(keys), "calls")
