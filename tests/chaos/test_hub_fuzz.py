@@ -592,3 +592,46 @@ def test_fuzzed_commands_change_nothing(broker, tmp_path: Path) -> None:
     figure("hub fuzzing: kinds of fault", len(sent), "kinds")
     figure("hub fuzzing: replays answered with the first answer", sent["replay"], "payloads")
     figure("hub fuzzing: unanswered, applied, crashes or state changes", 0, "payloads", "0")
+
+
+# Payloads fuzzing found mishandled (each was applied, crashed the worker, or answered
+# `internal`), kept as fixed examples: (device, kind, payload, code).
+FOUND = [
+    ("caller-01", "open", b'{"v":1,"request_id":"found-0001","device":"caller-01","counter":true}', "invalid"),
+    ("caller-01", "open", b'{"v":1,"request_id":"found-0002","device":"caller-01","counter":"1"}', "invalid"),
+    ("caller-01", "open", b'{"v":1,"request_id":"found-0003","device":"caller-01","counter":1.0}', "invalid"),
+    ("caller-01", "open", b'{"v":true,"request_id":"found-0004","device":"caller-01","counter":1}', "unsupported_version"),
+    ("caller-01", "open", b'{"v":1.0,"request_id":"found-0005","device":"caller-01","counter":1}', "unsupported_version"),
+    ("caller-01", "open", b'{"v":1,"device":"caller-01","counter":1}', "invalid"),
+    ("caller-01", "open", b'{"v":1,"request_id":"found-0006","device":"caller-01","counter":1,"expires_at":Infinity}', "bad_json"),
+    ("caller-01", "open", b'{"v":1,"request_id":"found-0007","device":"caller-01","counter":1,"sent_at":NaN}', "bad_json"),
+    ("kiosk-3", "issue", b"[" * 6000 + b"]" * 6000, "bad_json"),
+    ("kiosk-3", "issue", b'{"v":1,"request_id":"found-0008","device":"kiosk-3","service":"\xed\xa0\x80"}', "bad_json"),
+    ("kiosk-3", "issue", b'{"v":1,"request_id":"\\ud800found-0009","device":"kiosk-3","service":"ktp"}', "invalid"),
+    ("caller-01", "next", b'{"v":1,"request_id":"found-0010","device":"caller-01","counter":1}', "counter_closed"),
+]  # fmt: skip
+
+
+@pytest.mark.chaos
+def test_what_fuzzing_found_stays_fixed(hub, site: Site) -> None:
+    """Invariant: each payload fuzzing once found mishandled gets its specific error; the hub's
+    worker lives on; a refusal publishes no new state (the sequence does not move)."""
+    tap = CommandTap(site).start()
+    try:
+        wait_hub(tap)
+        seq, retained = hub.seq, dict(hub.retained)
+        for device, kind, payload, code in FOUND:
+            answer = tap.ask(device, kind, payload, timeout=5)
+            assert answer is not None, payload[:80]
+            assert answer.reply.error is not None and answer.reply.error.code == code, (
+                payload[:80],
+                answer.reply.error,
+            )
+        time.sleep(0.3)
+        assert (hub.seq, hub.retained) == (seq, retained)
+        opened = tap.ask(
+            "caller-01", "open", json.dumps(command("caller-01", "open", counter=1)).encode()
+        )
+        assert opened is not None and opened.reply.ok and hub.alive()
+    finally:
+        tap.stop()
