@@ -215,7 +215,6 @@ class Answer:
     """The hub's reply to one raw command, decoded."""
 
     reply: m.Reply
-    raw: bytes
     topic: str
 
 
@@ -250,7 +249,7 @@ class CommandTap:
     def _on_reply(self, incoming: Incoming) -> None:
         if not incoming.correlation:
             return
-        answer = Answer(m.decode(m.Reply, incoming.payload), incoming.payload, incoming.topic)
+        answer = Answer(m.decode(m.Reply, incoming.payload), incoming.topic)
         with self._cv:
             self._answers[incoming.correlation] = answer
             self._cv.notify_all()
