@@ -33,6 +33,7 @@ def site_text(port: int, database: Path, name: str) -> str:
         database=database,
         site_id=f"bench-{name}-{os.getpid()}",
         quota=999,
+        unprinted_hold_s=0,  # the benchmarks' tickets come from load generators, not printers
     )
 
 

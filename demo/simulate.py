@@ -177,6 +177,7 @@ class Simulation:
             database=str(workdir / "hub.sqlite"),
             mqtt_version=mqtt_version,
             transfers=True,
+            unprinted_hold_s=20,
         )
         (workdir / "site.toml").write_text(text)
         self.site = parse_site(text, str(workdir / "site.toml"))
@@ -237,6 +238,8 @@ class Simulation:
             ticket.id,
             command.request_id,
         )
+        # The kiosk reports the ticket printed (until then the hub holds it back from calls).
+        self._request(visitor.kiosk, m.TicketPrinted(device=visitor.kiosk, ticket_id=ticket.id))
         with self.lock:
             self.by_label[ticket.number] = visitor
             self.figures.issued += 1

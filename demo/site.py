@@ -26,9 +26,11 @@ def local_inventory(
     site_id: str | None = None,
     mqtt_version: int | None = None,
     quota: int | None = None,
+    unprinted_hold_s: float | None = None,
 ) -> str:
     """An inventory rewired to run on this machine, open around the clock: broker port (and
-    version), database file, optionally its own site id and every service's daily quota."""
+    version), database file, optionally its own site id, every service's daily quota and the
+    hold on unprinted kiosk tickets (0 where load generators issue without printing)."""
     text = always_open(text)
     text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
     text = re.sub(r'(?m)^database = ".*"$', f'database = "{database}"', text, count=1)
@@ -38,6 +40,8 @@ def local_inventory(
         text = re.sub(r"(?m)^mqtt_version = 5$", f"mqtt_version = {mqtt_version}", text, count=1)
     if quota is not None:
         text = re.sub(r"(?m)^daily_quota = \d+$", f"daily_quota = {quota}", text)
+    if unprinted_hold_s is not None:
+        text = text.replace("[hub]\n", f"[hub]\nunprinted_hold_s = {unprinted_hold_s}\n", 1)
     return text
 
 

@@ -483,9 +483,22 @@ class Queue:
         self.recent_calls = [(ticket.id, counter.number, counter.call_seq, now), *others]
         return ticket
 
-    def _pick(self, counter: CounterNow) -> Ticket | None:
+    def callable_now(self, ticket: Ticket, now: float) -> bool:
+        """False for a kiosk's ticket not yet reported printed, during the hold after issue."""
+        if ticket.printed or now - ticket.issued_at >= self.site.hub.unprinted_hold_s:
+            return True
+        device = self.site.devices.get(ticket.source)
+        return device is None or device.role != "kiosk"
+
+    def _candidates(self, number: int, now: float) -> list[Ticket]:
+        services = self.site.counters[number].services
+        return [
+            t for code in services for t in self.queued[code].values() if self.callable_now(t, now)
+        ]
+
+    def _pick(self, counter: CounterNow, now: float) -> Ticket | None:
         services = self.site.counters[counter.number].services
-        candidates = [t for code in services for t in self.queued[code].values()]
+        candidates = self._candidates(counter.number, now)
         if not candidates:
             return None
         priority = [t for t in candidates if t.priority]
@@ -504,8 +517,7 @@ class Queue:
         """Finish the current ticket and call the next one (None: nobody is waiting)."""
         self.roll_day(now)
         counter = self._open_counter(number)
-        services = self.site.counters[number].services
-        if counter.current is None and not any(self.queued[code] for code in services):
+        if counter.current is None and not self._candidates(number, now):
             raise Refused(
                 "queue_empty",
                 f"nobody waits for counter {number}'s services",
@@ -513,7 +525,7 @@ class Queue:
                 "Nobody is waiting",
             )
         self._finish_current(counter, now)
-        ticket = self._pick(counter)
+        ticket = self._pick(counter, now)
         self.changes.counters.add(number)
         if ticket is None:
             return None

@@ -189,6 +189,9 @@ class HubSettings(Model):
     command_max_age_s: float = Field(default=10.0, gt=0, le=600)
     rating_window_s: int = Field(default=180, ge=10, le=3600)
     complaint_alert_after: int = Field(default=3, ge=1, le=20)
+    # A kiosk ticket not yet reported printed is not called for this long: after a hub crash
+    # its kiosk may still cancel it (the citizen never got it); after that it is called anyway.
+    unprinted_hold_s: float = Field(default=20.0, ge=0, le=600)
 
 
 class TimeClass(Model):

@@ -21,6 +21,7 @@ def synthetic_site(
     quota: int = 999,
     mqtt_version: int = 5,
     transfers: bool = False,
+    unprinted_hold_s: float = 0,
 ) -> str:
     """The TOML text of an always-open site; counter n serves services n and n+1 (mod S)
     and, with `transfers`, may transfer to service n+2."""
@@ -33,7 +34,7 @@ def synthetic_site(
             f'{d} = "00:00-24:00"\n' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
         ),
         f"[broker]\nport = {port}\nmqtt_version = {mqtt_version}\n",
-        f'[hub]\ndatabase = "{database}"\n',
+        f'[hub]\ndatabase = "{database}"\nunprinted_hold_s = {unprinted_hold_s}\n',
         '[time_classes.fast]\nwithin = "3h"\n[time_classes.long]\nwithin = "3d"\n',
         '[agencies.dinas]\nname = "Dinas Contoh"\nshort = "Dinas"\n',
     ]

@@ -48,6 +48,9 @@ def site_text(
     optional [hub] overrides such as database paths. `always_open` makes every service take
     tickets at any hour (no opening hours, no cut-offs) for tests that run on the real clock."""
     text = text or example_text()
+    # Tests issue tickets over the bus without printing them; the hold for unprinted kiosk
+    # tickets has its own tests (tests/hub/test_rules.py).
+    hub.setdefault("unprinted_hold_s", 0)
     if always_open:
         text = demo.site.always_open(text)
     site_id = site_id or f"test-{os.getpid()}-{next(_site_ids)}"

@@ -284,3 +284,18 @@ def test_revoke_priority(site: Site, q: Queue) -> None:
     q.revoke_priority(flagged.id, "supervisor", now + 2)
     assert q.call_next(13, now + 3) is regular
     assert [e.kind for e in q.take_changes().events][-2:] == ["priority_revoked", "called"]
+
+
+def test_unprinted_kiosk_tickets_are_held_for_a_while() -> None:
+    q = Queue(make_site(unprinted_hold_s=20))
+    now = at(q.site, MON_9)
+    q.open_counter(3, "Siti", now)
+    waiting = issue(q, "ktp", now, device="kiosk-1")
+    with pytest.raises(Refused, match="queue_empty"):  # its kiosk may still cancel it
+        q.call_next(3, now + 1)
+    q.printed(waiting.id)
+    assert q.call_next(3, now + 2) is waiting  # printed: callable at once
+    late = issue(q, "ktp", now + 3, device="kiosk-1")
+    assert q.call_next(3, now + 3 + 20) is late  # never reported printed: called after the hold
+    from_the_hub = q.issue("ktp", priority=None, device="hub", now=now + 30, token="web")
+    assert q.call_next(3, now + 31) is from_the_hub  # not a kiosk ticket: nothing to wait for
