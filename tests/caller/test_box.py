@@ -357,7 +357,7 @@ def test_bad_retained_state_is_ignored(broker: Mosquitto, make_rig: Callable[...
         rig = make_rig(site, bus)
         topic = publisher.topics.counter_state(3)
         good = m.CounterState(seq=10, counter=3, open=True, call_seq=1, ticket="A005", waiting=4)
-        publisher.publish(topic, good)
+        publisher.publish(topic, good, retain=True)  # as the hub does: there for a late subscriber
         assert wait_for(lambda: rig.display.text == "A005 -> Loket 3|Menunggu: 4")
         for garbage in (
             b"not json",

@@ -3,6 +3,7 @@ always holds exactly the queue (a fresh load equals the live state)."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections import Counter
 from dataclasses import asdict
@@ -39,10 +40,8 @@ class QueueMachine(RuleBasedStateMachine):
     def apply(self, action) -> None:
         self.now += 7
         with self.store.transaction():
-            try:
+            with contextlib.suppress(Refused):
                 action()
-            except Refused:
-                pass
             self.store.persist(self.q, self.q.take_changes())
 
     @rule(service=st.sampled_from(SERVICES), priority=st.sampled_from([None, "elderly"]))

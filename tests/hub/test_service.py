@@ -172,7 +172,13 @@ def test_repeat_after_restart_gets_the_first_reply(site: Site, bus_for) -> None:
         ),
         (
             "next",
-            {"v": 1, "request_id": "abcdefgh12", "device": "caller-03", "counter": 3, "expires_at": 1.0},
+            {
+                "v": 1,
+                "request_id": "abcdefgh12",
+                "device": "caller-03",
+                "counter": 3,
+                "expires_at": 1.0,
+            },
             "stale",
         ),
         (
@@ -275,7 +281,9 @@ def test_consecutive_complaints_raise_a_retained_alert_until_acknowledged(
     assert again.error is not None and again.error.code == "bad_state"
 
 
-def test_cancel_voids_what_an_unanswered_issue_created(hub: HubService, bus_for, site: Site) -> None:
+def test_cancel_voids_what_an_unanswered_issue_created(
+    hub: HubService, bus_for, site: Site
+) -> None:
     kiosk = bus_for("kiosk-1")
     issued = m.IssueTicket(device="kiosk-1", service="ktp")
     ticket = kiosk.request(issued, timeout=5)["ticket"]  # as if this reply had been lost
@@ -284,7 +292,9 @@ def test_cancel_voids_what_an_unanswered_issue_created(hub: HubService, bus_for,
     assert rows(site, "SELECT status FROM tickets") == [("voided",)]
 
 
-def test_cancel_before_arrival_stops_a_late_redelivery(hub: HubService, bus_for, site: Site) -> None:
+def test_cancel_before_arrival_stops_a_late_redelivery(
+    hub: HubService, bus_for, site: Site
+) -> None:
     kiosk = bus_for("kiosk-1")
     late = m.IssueTicket(device="kiosk-1", service="ktp")
     result = kiosk.request(m.VoidTicket(device="kiosk-1", cancels=late.request_id), timeout=5)
