@@ -236,6 +236,9 @@ class HubService:
                     log.exception("command failed; nothing was changed")
                     self._reload()
                     replies.append(self._error_reply(_request_id(work), "internal", "hub error"))
+        # The new state goes out before the replies: whoever gets a reply can rely on the
+        # retained state (and the web's snapshot) already showing its effect.
+        self._publish_dirty()
         for work, reply in zip(works, replies, strict=True):
             try:
                 if work.future is not None:
