@@ -41,3 +41,48 @@ def test_cli_validates_an_inventory(tmp_path) -> None:
     result = CliRunner().invoke(main, ["inventory", str(bad)])
     assert result.exit_code == 1
     assert "services.skck.prefix: 'A' is already used by services.ktp" in result.output
+
+
+def test_the_protocol_doc_example_works_with_mosquitto_pub_alone(hub, site) -> None:
+    """docs/protocol.md shows how to send a command with mosquitto_pub: it must just work."""
+    import json
+    import re
+    import shutil
+
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    payload = re.search(r"-m '(\{.*?\})'", doc).group(1)
+    topic = re.search(r"mosquitto_pub -q 1 -t '([^']+)'", doc).group(1)
+    site_prefix = f"mpp/v1/{site.site.id}/"
+    topic = topic.replace("mpp/v1/mpp-banjarbaru/", site_prefix)
+    payload = payload.replace("mpp/v1/mpp-banjarbaru/", site_prefix)
+    port = str(site.broker.port)
+    reply_topic = json.loads(payload)["reply_to"]
+    sub = subprocess.Popen(
+        [
+            shutil.which("mosquitto_sub") or "mosquitto_sub",
+            "-p",
+            port,
+            "-t",
+            reply_topic,
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        import time
+
+        time.sleep(0.5)  # the subscription is in place
+        subprocess.run(
+            ["mosquitto_pub", "-p", port, "-q", "1", "-t", topic, "-m", payload], check=True
+        )
+        reply = json.loads(sub.communicate(timeout=15)[0])
+    finally:
+        sub.kill()
+        sub.wait()
+    assert reply["request_id"] == "manual-0001"
+    # A valid command, answered by the hub: counter 3 has no officer yet.
+    assert reply["ok"] is False and reply["error"]["code"] == "counter_closed"
