@@ -70,6 +70,21 @@ EXAMPLES: dict[str, m.Message] = {
             ),
         ),
     ),
+    "featured": m.FeaturedState(
+        seq=813,
+        zone="entrance",
+        slides=(
+            m.FeaturedSlide(
+                order=0,
+                caption=m.SlideCaption(
+                    id="Kerupuk ikan haruan khas Banjar", en="Banjar fish crackers"
+                ),
+                image_url="http://192.168.10.2:8080/media/featured/"
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.png",
+                image_sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            ),
+        ),
+    ),
     "status": m.DeviceStatus(
         device="kiosk-1",
         role="kiosk",
@@ -109,7 +124,7 @@ def _type(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _fields(model: type[m.Message]) -> str:
+def _fields(model: type[m.Part]) -> str:
     common = (
         m.Command.model_fields if issubclass(model, m.Command) and model is not m.Command else {}
     )
@@ -196,6 +211,14 @@ def render() -> str:
         "announced for that counter, and only if `called_at` is recent; a retained replay after a "
         "reconnect is shown but never spoken again, and the retained calls a display finds when "
         "it starts (made before it started) are shown, never spoken.\n"
+        "- `featured`: every change of the featured products publishes each zone's with a "
+        "higher `seq`; the hub republishes them on start and reconnect. A display takes one "
+        "unless its `seq` is lower than the one it shows. Each slide has "
+        f"{_fields(m.FeaturedSlide)}; `caption` has `id` (required) and `en`. A display "
+        "downloads `image_url` over HTTP only if it starts with the inventory's `hub.media_url` "
+        "(default `site.public_url`), within a time and size limit, checks it against "
+        "`image_sha256` and keeps it by that hash; until it has the image it shows the caption "
+        "on a plain panel. No slides: the screens show the inventory's `zones.<zone>.featured`.\n"
         "- Presence: each device publishes its `status` retained with `online: true` on connect; "
         "its MQTT last will publishes the same topic with `online: false`.\n"
     )

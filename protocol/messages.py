@@ -409,6 +409,50 @@ class Alert(Message):
     device: str | None = None
 
 
+MAX_FEATURED_SLIDES = 10  # per zone; keeps a FeaturedState far below MAX_PAYLOAD_BYTES
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+CAPTION_CHARS = 120
+
+
+class SlideCaption(Part):
+    """A slide's caption in Indonesian and English (English empty: show the Indonesian)."""
+
+    # One line of text: no control characters (JSON would also inflate each to 6 bytes).
+    id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=CAPTION_CHARS, pattern=r"^[^\x00-\x1f\x7f]*$"),
+    ]
+    en: Annotated[
+        str, StringConstraints(max_length=CAPTION_CHARS, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ] = ""
+
+    def get(self, lang: str) -> str:
+        """The caption in `lang`, falling back to Indonesian."""
+        return self.en if lang == "en" and self.en else self.id
+
+
+class FeaturedSlide(Part):
+    """One featured local product (UMKM): its caption and its image on the hub's web app.
+
+    Images never travel over MQTT: a display downloads `image_url` once (only from the hub's
+    configured address), checks it against `image_sha256` and keeps it by that hash.
+    """
+
+    order: Annotated[int, Field(ge=0, le=999)]
+    caption: SlideCaption
+    image_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s?#]{1,200}$")]
+    image_sha256: Sha256
+
+
+class FeaturedState(Message):
+    """The featured products an admin uploaded for one zone's slideshow; no slides: the
+    screens show the inventory's `featured` list instead."""
+
+    seq: int
+    zone: Code
+    slides: Annotated[tuple[FeaturedSlide, ...], Field(max_length=MAX_FEATURED_SLIDES)] = ()
+
+
 # --------------------------------------------------------------------------------------
 # Reply results (reply.result), one shape per command family
 # --------------------------------------------------------------------------------------

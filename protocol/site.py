@@ -192,6 +192,18 @@ class HubSettings(Model):
     # A kiosk ticket not yet reported printed is not called for this long: after a hub crash
     # its kiosk may still cancel it (the citizen never got it); after that it is called anyway.
     unprinted_hold_s: float = Field(default=20.0, ge=0, le=600)
+    # The web app's address as the display Pis reach it (they download featured-product images
+    # from it, and from nowhere else); unset: site.public_url.
+    media_url: str | None = None
+
+    @field_validator("media_url")
+    @classmethod
+    def _media_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+            raise ValueError(
+                f"{value!r} is not an http(s) address; write e.g. 'http://192.168.10.2:8080'"
+            )
+        return value
 
 
 class TimeClass(Model):
@@ -455,6 +467,10 @@ class Site(Model):
     def local_now(self, now: float) -> datetime:
         """Wall-clock epoch seconds as an aware datetime in the site's time zone."""
         return datetime.fromtimestamp(now, self.site.tz)
+
+    def media_url(self) -> str:
+        """The hub web app's base URL for devices (hub.media_url, else site.public_url)."""
+        return (self.hub.media_url or self.site.public_url).rstrip("/")
 
     def business_day(self, now: float) -> str:
         """The local calendar day (YYYY-MM-DD) a moment belongs to; numbering resets with it."""

@@ -89,6 +89,17 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Summary of the site and the most recent calls.",
     ),
     TopicSpec(
+        "featured",
+        "zone/{zone}/featured",
+        1,
+        True,
+        m.FeaturedState,
+        ("hub",),
+        ("display", "hub"),
+        False,
+        "The admin's featured products (UMKM) of a zone's slideshow; images are fetched over HTTP.",
+    ),
+    TopicSpec(
         "status",
         "device/{device}/status",
         1,
@@ -166,6 +177,10 @@ class Topics:
     def site_state(self) -> str:
         """Retained site summary."""
         return self._build("site_state")
+
+    def featured(self, zone: str) -> str:
+        """Retained featured products of one zone."""
+        return self._build("featured", zone=zone)
 
     def status(self, device: str) -> str:
         """Retained presence/health of one device."""

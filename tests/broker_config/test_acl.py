@@ -47,6 +47,8 @@ def concrete_topics(t: Topics) -> list[str]:
             out.append(t.site_state())
         elif spec.name == "alert":
             out.append(t.alert("complaints-3"))
+        elif spec.name == "featured":
+            out.append(t.featured("entrance"))
         else:  # a new row must be added here, or the matrix silently skips it
             pytest.fail(f"topic row {spec.name!r} has no case in the matrix")
     return out
@@ -187,7 +189,13 @@ def test_policy_in_plain_words(matrix: dict) -> None:
     assert wrote["tv-lobby-1"] == {t.status("tv-lobby-1")}
     assert wrote[MONITOR] == {t.status(MONITOR)}
     # Only the hub writes state, replies and alerts, and reads commands.
-    state = {t.counter_state(3), t.service_state("ktp"), t.site_state(), t.alert("complaints-3")}
+    state = {
+        t.counter_state(3),
+        t.service_state("ktp"),
+        t.site_state(),
+        t.alert("complaints-3"),
+        t.featured("entrance"),
+    }
     for user in SUBJECTS:
         assert (state <= wrote[user]) == (user == HUB), user
     readers_of_commands = {

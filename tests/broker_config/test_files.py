@@ -182,6 +182,7 @@ def test_bridge_topics_are_the_retained_rows() -> None:
         "counter/+/state",
         "service/+/state",
         "site/state",
+        "zone/+/featured",
         "device/+/status",
         "alert/+",
     }

@@ -128,3 +128,67 @@ def test_random_objects_never_escape_as_anything_but_bad_message(data: dict) -> 
             m.decode(model, json.dumps(data).encode())
         except BadMessage as exc:
             assert exc.code in m.ERROR_CODES
+
+
+def _slide(order: int = 0, **changes: object) -> dict:
+    fields: dict = {
+        "order": order,
+        "caption": {"id": "Kerupuk haruan", "en": "Fish crackers"},
+        "image_url": "http://192.168.10.2:8080/media/featured/" + "a" * 64 + ".png",
+        "image_sha256": "a" * 64,
+    }
+    fields.update(changes)
+    return fields
+
+
+def test_featured_state_round_trip_and_caption_fallback() -> None:
+    state = m.FeaturedState(seq=9, zone="entrance", slides=(m.FeaturedSlide(**_slide()),))
+    again = m.decode(m.FeaturedState, m.encode(state))
+    assert again == state
+    assert again.slides[0].caption.get("en") == "Fish crackers"
+    assert m.SlideCaption(id="Kerupuk").get("en") == "Kerupuk"
+    assert m.decode(m.FeaturedState, b'{"v": 1, "seq": 3, "zone": "entrance"}').slides == ()
+
+
+@pytest.mark.parametrize(
+    ("slide", "fragment"),
+    [
+        (_slide(image_sha256="A" * 64), "slides.0.image_sha256"),
+        (_slide(image_sha256="a" * 63), "slides.0.image_sha256"),
+        (_slide(image_url="file:///etc/passwd"), "slides.0.image_url"),
+        (_slide(image_url="http://hub/x.png?y=1"), "slides.0.image_url"),
+        (_slide(caption={"id": ""}), "slides.0.caption.id"),
+        (_slide(caption={"id": "x" * 121}), "slides.0.caption.id"),
+        (_slide(caption={"id": "two\nlines"}), "slides.0.caption.id"),
+        (_slide(caption={"id": "x", "en": "nul\u0000"}), "slides.0.caption.en"),
+        (_slide(order=-1), "slides.0.order"),
+        (_slide(extra=1), "slides.0.extra"),
+    ],
+)
+def test_bad_featured_slides_are_refused(slide: dict, fragment: str) -> None:
+    payload = json.dumps({"v": 1, "seq": 1, "zone": "entrance", "slides": [slide]})
+    with pytest.raises(BadMessage) as caught:
+        m.decode(m.FeaturedState, payload)
+    assert caught.value.code == "invalid" and fragment in caught.value.message
+
+
+def test_too_many_featured_slides_are_refused() -> None:
+    slides = [_slide(i) for i in range(m.MAX_FEATURED_SLIDES + 1)]
+    payload = json.dumps({"v": 1, "seq": 1, "zone": "entrance", "slides": slides})
+    with pytest.raises(BadMessage, match="slides"):
+        m.decode(m.FeaturedState, payload)
+
+
+def test_the_largest_featured_state_fits_in_a_payload() -> None:
+    """Every caption at its limit in 4-byte characters (or JSON-escaped ones), the longest URL."""
+    for char in ("😀", '"', "\\"):
+        slide = m.FeaturedSlide(
+            order=999,
+            caption=m.SlideCaption(id=char * m.CAPTION_CHARS, en=char * m.CAPTION_CHARS),
+            image_url="https://" + "h" * 192,
+            image_sha256="f" * 64,
+        )
+        state = m.FeaturedState(seq=2**53, zone="z" * 40, slides=(slide,) * m.MAX_FEATURED_SLIDES)
+        raw = m.encode(state)
+        assert len(raw) <= m.MAX_PAYLOAD_BYTES, (repr(char), len(raw))
+        assert m.decode(m.FeaturedState, raw) == state

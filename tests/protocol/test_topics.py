@@ -15,6 +15,8 @@ def test_builders() -> None:
     assert t.site_state() == "mpp/v1/mpp-x/site/state"
     assert t.status("tv-lobby-1") == "mpp/v1/mpp-x/device/tv-lobby-1/status"
     assert t.alert("c-3") == "mpp/v1/mpp-x/alert/c-3"
+    assert t.featured("entrance") == "mpp/v1/mpp-x/zone/entrance/featured"
+    assert t.all_of("featured") == "mpp/v1/mpp-x/zone/+/featured"
     assert t.all_of("command") == "mpp/v1/mpp-x/cmd/+/+"
     assert t.all_of("counter_state") == "mpp/v1/mpp-x/counter/+/state"
     assert t.all_of("site_state") == "mpp/v1/mpp-x/site/state"
@@ -28,6 +30,7 @@ def test_parse_is_the_inverse_of_build() -> None:
     )
     assert t.parse(t.counter_state(12)) == ("counter_state", {"counter": "12"})
     assert t.parse(t.site_state()) == ("site_state", {})
+    assert t.parse(t.featured("entrance")) == ("featured", {"zone": "entrance"})
     assert t.parse("mpp/v1/other-site/site/state") is None
     assert t.parse("mpp/v1/mpp-x/cmd/caller-03") is None
     assert t.parse("mpp/v1/mpp-x/cmd//next") is None
