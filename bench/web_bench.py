@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import pct  # noqa: E402
+from bench.common import pct, site_text  # noqa: E402
 from bench.figures import figure  # noqa: E402
 from hub.service import HubService  # noqa: E402
 from hub.web import create_app  # noqa: E402
@@ -43,14 +43,8 @@ PASSWORD = "bench-password-1"
 
 
 def bench_site(port: int, database: Path):
-    text = (ROOT / "examples" / "banjarbaru.toml").read_text(encoding="utf-8")
-    text = re.sub(r'(?m)^(mon|tue|wed|thu|fri|sat) = ".*"$', r'\1 = "00:00-24:00"', text)
-    text = text.replace("# sun: closed", 'sun = "00:00-24:00"')
-    text = re.sub(r'(?m)^cutoff = ".*"\n', "", text)
-    text = re.sub(r'(?m)^id = "mpp-banjarbaru"', f'id = "bench-web-{os.getpid()}"', text, count=1)
-    text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
-    text = re.sub(r'(?m)^database = ".*"$', f'database = "{database}"', text, count=1)
-    return parse_site(text, "bench-site.toml")
+    """The example site on this broker (shared with the other benchmarks)."""
+    return parse_site(site_text(port, database, "web"), "bench-site.toml")
 
 
 def login_cookie(base: str) -> str:
