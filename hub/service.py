@@ -16,7 +16,7 @@ import queue as queues
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,17 +36,19 @@ log = logging.getLogger("mpp.hub")
 
 HUB_DEVICE = "hub"
 TICK_S = 5.0
-QUEUE_LENGTH_EVERY_S = 1.0
+QUEUE_LENGTH_EVERY_S = 1.0  # a counter's queue length on screens lags at most about this
+QUEUE_LENGTH_BATCH = 10
+QUEUE_LENGTH_STEP_S = 0.05
 MAX_BATCH = 64
 REQUEST_MEMORY_S = 3 * 86400
 
 
 @dataclass
 class _Work:
-    kind: str  # "mqtt" | "local" | "status"
+    kind: str  # "mqtt" | "local" | "status" | "republish" | "featured"
     incoming: Incoming | None = None
     command: m.Command | None = None
-    future: Future[m.Reply] | None = None
+    future: Future[Any] | None = None
 
 
 @dataclass
@@ -67,6 +69,9 @@ def _request_id(work: _Work) -> str:
     if work.command is not None:
         return work.command.request_id
     return ""
+
+
+FeaturedSource = Callable[[], Mapping[str, Sequence[m.FeaturedSlide]]]
 
 
 @dataclass
@@ -109,6 +114,7 @@ class HubService:
         self._queue_lengths_due = 0.0
         self._last_loop = time.monotonic()
         self._listeners: list[Callable[[str, Any], None]] = []
+        self._featured_source: FeaturedSource | None = None
         self.started = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -117,7 +123,9 @@ class HubService:
         self.store = Store(self.database)
         self._reload()
         topics = self.bus.topics
-        self.bus.subscribe(topics.all_of("command"), self._on_command)
+        # QoS 0 from the broker to the hub: on loopback TCP nothing is lost while connected, and
+        # with a clean session nothing is kept while not; it spares a PUBACK per command.
+        self.bus.subscribe(topics.all_of("command"), self._on_command, qos=0)
         self.bus.subscribe(topics.all_of("status"), self._on_status)
         self.bus.on_connection_change(self._on_connection)
         self.bus.start(wait=wait_connected)
@@ -171,6 +179,19 @@ class HubService:
         if connected:
             self._inbox.put(_Work("republish"))
 
+    def set_featured_source(self, source: FeaturedSource) -> None:
+        """Where the featured products come from (the web admin's table): `source()` gives
+        {zone: slides}. They are published at once, and again on every reconnect."""
+        self._featured_source = source
+        self._inbox.put(_Work("featured_republish"))
+
+    def publish_featured(self, timeout: float = 10.0) -> list[m.FeaturedState]:
+        """The featured products changed: publish every zone's with a new `seq` (retained);
+        returns what was published once it has gone out (the web admin waits for it)."""
+        future: Future[list[m.FeaturedState]] = Future()
+        self._inbox.put(_Work("featured", future=future))
+        return future.result(timeout)
+
     def submit(self, command: m.Command, timeout: float = 10.0) -> m.Reply:
         """Apply a command from inside the hub process (web caller, admin): same path."""
         future: Future[m.Reply] = Future()
@@ -205,11 +226,13 @@ class HubService:
                     self._handle_status(work.incoming)
                 elif work.kind == "republish":
                     self._publish_all()
+                elif work.kind == "featured_republish":
+                    self._publish_featured(changed=False)
+                elif work.kind == "featured" and work.future is not None:
+                    work.future.set_result(self._publish_featured(changed=True))
             self._publish_dirty()
             if self._queue_lengths_due and time.monotonic() >= self._queue_lengths_due:
-                self._dirty.counters |= self._queue_lengths
-                self._queue_lengths, self._queue_lengths_due = set(), 0.0
-                self._publish_dirty()
+                self._publish_queue_lengths()
             if time.monotonic() >= next_tick:
                 self._tick()
                 next_tick = time.monotonic() + TICK_S
@@ -519,6 +542,20 @@ class HubService:
             listener("status", status)
 
     # -- state publishing ------------------------------------------------------------------
+    def _publish_queue_lengths(self) -> None:
+        """A few of the counters whose queue length changed; the rest a moment later.
+
+        Spread out, so the screens never get a burst of every counter at once (that burst
+        delayed the calls published next to it).
+        """
+        batch = sorted(self._queue_lengths)[:QUEUE_LENGTH_BATCH]
+        self._queue_lengths.difference_update(batch)
+        self._dirty.counters.update(batch)
+        self._queue_lengths_due = (
+            time.monotonic() + QUEUE_LENGTH_STEP_S if self._queue_lengths else 0.0
+        )
+        self._publish_dirty()
+
     def _mark(self, counters: set[int], services: set[str]) -> None:
         self._dirty.counters |= counters
         self._dirty.services |= services
@@ -570,6 +607,36 @@ class HubService:
         for payload in self.store.open_alerts():
             self._dirty.alerts.append(m.Alert.model_validate(payload))
         self._publish_dirty()
+        self._publish_featured(changed=False)
+
+    def _publish_featured(self, changed: bool) -> list[m.FeaturedState]:
+        """Every zone's featured products, retained; `changed` gives them a new seq."""
+        if self._featured_source is None:
+            return []
+        assert self.store is not None
+        try:
+            slides = self._featured_source()
+        except Exception:  # the web's table must not stop the queue
+            log.exception("featured products not published: reading them failed")
+            return []
+        if changed:
+            with self.store.transaction():
+                self.seq += 1
+                self.store.set_seq(self.seq)
+        published = []
+        for zone in self.site.zones:
+            try:
+                state = m.FeaturedState(seq=self.seq, zone=zone, slides=tuple(slides.get(zone, ())))
+            except ValueError as exc:  # pydantic's ValidationError: e.g. too many slides
+                log.error(
+                    "featured products of a zone not published",
+                    extra={"zone": zone, "error": str(exc)},
+                )
+                continue
+            self._publish(self.bus.topics.featured(zone), state)
+            published.append(state)
+        log.info("featured products published", extra={"seq": self.seq, "changed": changed})
+        return published
 
     def _tick(self) -> None:
         """Periodic: day rollover, services opening/closing with the clock."""

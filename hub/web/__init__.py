@@ -63,7 +63,10 @@ def create_app(
     app.extensions["mpp_hub"] = service
     app.extensions["mpp_users"] = users
     app.extensions["mpp_live"] = LiveFeed(service)
-    app.extensions["mpp_featured"] = FeaturedStore(service.database, app.config["MEDIA_DIR"])
+    featured = FeaturedStore(service.database, app.config["MEDIA_DIR"])
+    app.extensions["mpp_featured"] = featured
+    # The Pi displays get the admin's featured products over MQTT, images from this app.
+    service.set_featured_source(lambda: featured.slides_by_zone(site.media_url()))
     app.extensions["mpp_throttle"] = LoginThrottle(
         app.config["LOGIN_LIMIT"], app.config["LOGIN_WINDOW_S"]
     )

@@ -7,6 +7,7 @@ there, not here; this page shows them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
@@ -18,11 +19,21 @@ from hub.web.security import requires
 from hub.web.users import ROLES, AccountError
 from protocol import messages as m
 
+log = logging.getLogger("mpp.web")
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _featured() -> FeaturedStore:
     return current_app.extensions["mpp_featured"]
+
+
+def _to_screens() -> None:
+    """Publish the featured products to the displays (through the hub's single writer)."""
+    try:
+        base.hub().publish_featured()
+    except TimeoutError:
+        log.error("hub did not publish the featured products in time")
+        base.flash_message("error", base.t("error.hub"))
 
 
 def _done(reply: m.Reply) -> None:
@@ -137,6 +148,7 @@ def add_featured() -> Any:
             request.form.get("caption_en", ""),
         )
         base.flash_message("ok", base.t("admin.saved"))
+        _to_screens()
     except FeaturedError as exc:
         base.flash_message("error", str(exc))
     return redirect(url_for("admin.featured"))
@@ -149,4 +161,5 @@ def remove_featured(product_id: int) -> Any:
     if not _featured().remove(product_id):
         abort(404)
     base.flash_message("ok", base.t("admin.saved"))
+    _to_screens()
     return redirect(url_for("admin.featured"))

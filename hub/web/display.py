@@ -195,6 +195,20 @@ def media(name: str) -> Any:
     return send_from_directory(current_app.config["MEDIA_DIR"], name, max_age=3600)
 
 
+@bp.get("/media/featured/<sha256>.png")
+@public
+def featured_image(sha256: str) -> Any:
+    """A featured product's image by its content hash, for the Pi displays (current products
+    only; a hash names its content, so it may be cached for good)."""
+    store: FeaturedStore = current_app.extensions["mpp_featured"]
+    name = store.image_by_hash(sha256)
+    if name is None or not media_name_ok(name):
+        abort(404)
+    return send_from_directory(
+        current_app.config["MEDIA_DIR"], name, mimetype="image/png", max_age=365 * 86400
+    )
+
+
 @bp.get("/media/inventory/<zone_code>/<int:index>")
 @public
 def inventory_media(zone_code: str, index: int) -> Any:

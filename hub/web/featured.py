@@ -1,17 +1,30 @@
 """Featured local products (UMKM) for the entrance screens: images and captions the admin
 uploads. Stored in the web's own table and a media folder next to the database; images are
-re-encoded (PNG, at most 1920 px) so nothing but pixels from an upload is ever served."""
+re-encoded (PNG, at most 1920 px) so nothing but pixels from an upload is ever served.
+
+The hub publishes them to the Pi displays as `FeaturedState` (see `slides_by_zone`); a display
+downloads each image once from `image_path(sha256)` on the web app and keeps it by that hash.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
+import re
 import secrets
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from hub.store import connect
+from protocol import messages as m
 from protocol.errors import MppError
+
+log = logging.getLogger("mpp.web")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_featured (
@@ -22,6 +35,7 @@ CREATE TABLE IF NOT EXISTS web_featured (
     caption_en TEXT NOT NULL DEFAULT ''
 );
 """
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_SIDE = 1920
 MAX_BYTES = 5 * 1024 * 1024
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -40,6 +54,7 @@ class Product:
     image: str  # file name in the media folder
     caption_id: str
     caption_en: str
+    sha256: str = ""  # of the image file's bytes: its name on the displays' route
 
     def caption(self, lang: str) -> str:
         """The caption in `lang`, Indonesian when there is no English one."""
@@ -76,6 +91,23 @@ class FeaturedStore:
         self.conn.executescript(SCHEMA)
         self.media = Path(media)
         self._lock = threading.Lock()
+        self._add_hashes()
+
+    def _add_hashes(self) -> None:
+        """Tables from before images were served by hash get the column and the hashes."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(web_featured)")}
+        if "sha256" not in columns:
+            self.conn.execute("ALTER TABLE web_featured ADD COLUMN sha256 TEXT NOT NULL DEFAULT ''")
+        for product_id, image in self.conn.execute(
+            "SELECT id, image FROM web_featured WHERE sha256 = ''"
+        ).fetchall():
+            try:
+                digest = hashlib.sha256((self.media / image).read_bytes()).hexdigest()
+            except OSError:
+                continue  # an image file lost: the product is listed but never sent to screens
+            self.conn.execute(
+                "UPDATE web_featured SET sha256 = ? WHERE id = ?", (digest, product_id)
+            )
 
     def close(self) -> None:
         """Close the connection."""
@@ -83,7 +115,7 @@ class FeaturedStore:
 
     def all(self, zone: str | None = None) -> list[Product]:
         """Products (of one zone), oldest first."""
-        sql = "SELECT id, zone, image, caption_id, caption_en FROM web_featured"
+        sql = "SELECT id, zone, image, caption_id, caption_en, sha256 FROM web_featured"
         args: tuple[object, ...] = ()
         if zone is not None:
             sql, args = sql + " WHERE zone = ?", (zone,)
@@ -93,20 +125,26 @@ class FeaturedStore:
 
     def add(self, zone: str, data: bytes, caption_id: str, caption_en: str = "") -> Product:
         """Store a cleaned image and its captions."""
-        caption_id, caption_en = caption_id.strip(), caption_en.strip()
-        if not caption_id or len(caption_id) > 120 or len(caption_en) > 120:
-            raise FeaturedError("a caption is 1-120 characters (Indonesian required)")
+        caption_id, caption_en = clean_caption(caption_id), clean_caption(caption_en)
+        limit = m.CAPTION_CHARS
+        if not caption_id or len(caption_id) > limit or len(caption_en) > limit:
+            raise FeaturedError(f"a caption is 1-{limit} characters (Indonesian required)")
+        if len(self.all(zone)) >= m.MAX_FEATURED_SLIDES:
+            raise FeaturedError(
+                f"a zone shows at most {m.MAX_FEATURED_SLIDES} products; remove one first"
+            )
         png = clean_image(data)
+        digest = hashlib.sha256(png).hexdigest()
         self.media.mkdir(parents=True, exist_ok=True)
         name = f"{secrets.token_hex(8)}.png"
         (self.media / name).write_bytes(png)
         with self._lock:
             cursor = self.conn.execute(
-                "INSERT INTO web_featured (zone, image, caption_id, caption_en) "
-                "VALUES (?, ?, ?, ?)",
-                (zone, name, caption_id, caption_en),
+                "INSERT INTO web_featured (zone, image, caption_id, caption_en, sha256) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (zone, name, caption_id, caption_en, digest),
             )
-        return Product(int(cursor.lastrowid or 0), zone, name, caption_id, caption_en)
+        return Product(int(cursor.lastrowid or 0), zone, name, caption_id, caption_en, digest)
 
     def remove(self, product_id: int) -> bool:
         """Delete a product and its image; False if there was none."""
@@ -119,6 +157,59 @@ class FeaturedStore:
             self.conn.execute("DELETE FROM web_featured WHERE id = ?", (product_id,))
         (self.media / row[0]).unlink(missing_ok=True)
         return True
+
+    def image_by_hash(self, sha256: str) -> str | None:
+        """The file name of a current product's image with that hash (None: no such product)."""
+        if not SHA256_RE.fullmatch(sha256):
+            return None
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT image FROM web_featured WHERE sha256 = ? ORDER BY id LIMIT 1", (sha256,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def slides_by_zone(self, base_url: str) -> dict[str, tuple[m.FeaturedSlide, ...]]:
+        """Every zone's products as the displays get them, images on `base_url`."""
+        slides: dict[str, list[m.FeaturedSlide]] = {}
+        for product in self.all():
+            if not product.sha256:
+                continue
+            zone = slides.setdefault(product.zone, [])
+            if len(zone) >= m.MAX_FEATURED_SLIDES:
+                log.error(
+                    "featured product not sent to the screens: its zone has too many",
+                    extra={"product": product.id, "zone": product.zone},
+                )
+                continue
+            try:
+                zone.append(
+                    m.FeaturedSlide(
+                        order=len(zone),
+                        caption=m.SlideCaption(id=product.caption_id, en=product.caption_en),
+                        image_url=base_url.rstrip("/") + image_path(product.sha256),
+                        image_sha256=product.sha256,
+                    )
+                )
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in first["loc"])
+                log.error(
+                    "featured product not sent to the screens (is hub.media_url too long?)",
+                    extra={"product": product.id, "error": f"{where}: {first['msg']}"},
+                )
+        return {zone: tuple(items) for zone, items in slides.items()}
+
+
+def image_path(sha256: str) -> str:
+    """Where the web app serves a featured image to the displays (the route in display.py)."""
+    return f"/media/featured/{sha256}.png"
+
+
+def clean_caption(text: str) -> str:
+    """A caption on one line: line breaks, control and format characters become single spaces."""
+    return " ".join(
+        "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text).split()
+    )
 
 
 def media_name_ok(name: str) -> bool:

@@ -7,14 +7,17 @@ import queue
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from hub.service import HubService
 from protocol import messages as m
+from protocol.brokers import Mosquitto
 from protocol.errors import CommandRejected
 from protocol.mqtt import Bus, Incoming
 from protocol.site import Site
+from tests.conftest import make_site
 
 
 def rows(site: Site, sql: str, *args: object) -> list[tuple]:
@@ -311,3 +314,74 @@ def test_void_needs_exactly_one_target(hub: HubService, bus_for) -> None:
     )
     assert reply.error is not None and reply.error.code == "invalid"
     assert "exactly one of ticket_id or cancels" in reply.error.message
+
+
+def _slide(caption: str, sha: str = "c" * 64) -> m.FeaturedSlide:
+    return m.FeaturedSlide(
+        order=0,
+        caption=m.SlideCaption(id=caption),
+        image_url=f"http://127.0.0.1:8080/media/featured/{sha}.png",
+        image_sha256=sha,
+    )
+
+
+def test_featured_products_go_out_retained_with_a_new_seq_for_every_zone(
+    hub: HubService, bus_for, site: Site
+) -> None:
+    screen = bus_for("tv-entrance")
+    featured = Watcher(screen, "featured", m.FeaturedState)
+    products: dict[str, tuple[m.FeaturedSlide, ...]] = {"entrance": (_slide("Amplang"),)}
+    hub.set_featured_source(lambda: products)
+    first = featured.until(lambda s: s.zone == "entrance")
+    assert [s.caption.id for s in first.slides] == ["Amplang"]
+    seq = hub.seq
+    products["entrance"] += (_slide("Sasirangan", "d" * 64),)
+    published = hub.publish_featured()
+    assert sorted(s.zone for s in published) == sorted(site.zones)
+    assert {s.seq for s in published} == {seq + 1} and hub.seq == seq + 1
+    assert rows(site, "SELECT value FROM meta WHERE key = 'seq'") == [(str(seq + 1),)]
+    got = featured.until(lambda s: s.zone == "entrance" and len(s.slides) == 2)
+    assert got.seq == seq + 1
+    lobby = hub.retained[hub.bus.topics.featured("lobby")]
+    assert isinstance(lobby, m.FeaturedState) and lobby.slides == ()  # screens: the inventory's
+
+
+def test_a_failing_featured_source_stops_nothing(
+    hub: HubService, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> dict:
+        raise OSError("disk gone")
+
+    hub.set_featured_source(broken)
+    assert hub.publish_featured() == []
+    assert any("featured products not published" in r.getMessage() for r in caplog.records)
+    # A zone with more slides than a message may carry is left out; the others go out.
+    hub.set_featured_source(lambda: {"entrance": (_slide("x"),) * (m.MAX_FEATURED_SLIDES + 1)})
+    published = hub.publish_featured()
+    assert (
+        "entrance" not in {s.zone for s in published} and len(published) == len(hub.site.zones) - 1
+    )
+    reply = hub.submit(m.OpenCounter(device="hub", counter=3, officer="Siti"))
+    assert reply.ok and hub.alive()
+
+
+def test_featured_products_are_republished_after_the_broker_lost_them(
+    own_broker: Mosquitto, tmp_path: Path
+) -> None:
+    site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
+    hub = HubService(site).start()
+    screen = Bus.for_device(site, "tv-entrance")
+    try:
+        hub.set_featured_source(lambda: {"entrance": (_slide("Amplang"),)})
+        hub.publish_featured()
+        assert screen.start(wait=10)
+        # Wipe the retained products, as if the broker had lost them, then restart it.
+        screen.publish(screen.topics.featured("entrance"), b"", retain=True)
+        assert screen.flush(5)
+        featured = Watcher(screen, "featured", m.FeaturedState)
+        own_broker.restart()
+        got = featured.until(lambda s: s.zone == "entrance", timeout=15)
+        assert [s.caption.id for s in got.slides] == ["Amplang"]
+    finally:
+        screen.stop()
+        hub.stop()

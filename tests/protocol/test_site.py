@@ -8,7 +8,7 @@ import pytest
 
 from protocol.errors import InventoryError
 from protocol.site import load_site, parse_site
-from tests.conftest import EXAMPLE, example_text
+from tests.conftest import EXAMPLE, example_text, make_site
 
 
 def problems_of(text: str) -> list[str]:
@@ -171,3 +171,12 @@ def test_business_day_is_local() -> None:
     site = load_site(EXAMPLE)
     # 2026-11-23 16:30 UTC is 2026-11-24 00:30 in Makassar (UTC+8)
     assert site.business_day(1795451400.0) == "2026-11-24"
+
+
+def test_media_url_defaults_to_the_public_url_and_must_be_http() -> None:
+    assert make_site().media_url() == "http://127.0.0.1:8080"
+    own = make_site(media_url="http://192.168.10.2:8080/")
+    assert own.media_url() == "http://192.168.10.2:8080"  # no trailing slash: paths follow
+    for bad in ("ftp://hub/", "192.168.10.2:8080", "http://hub/x?y=1", "http:// hub"):
+        with pytest.raises(InventoryError, match=r"hub\.media_url: .* is not an http"):
+            make_site(media_url=bad)

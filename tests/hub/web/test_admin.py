@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 from PIL import Image
 
 from hub.service import HubService
 from hub.web.users import AccountError, UserStore
+from protocol import messages as m
 from tests.hub.web.conftest import PASSWORD, csrf, login
 
 
@@ -136,6 +138,45 @@ def test_featured_products_upload_and_remove(app, as_role, client) -> None:
     assert app.extensions["mpp_featured"].all() == []
     assert client.get(f"/media/{products[0].image}").status_code == 404
     assert client.get("/media/..%2Fhub.sqlite").status_code == 404
+
+
+def test_a_featured_upload_is_published_to_the_displays_and_served_by_hash(
+    app, as_role, client, hub: HubService
+) -> None:
+    admin = as_role("admin")
+    topic = hub.bus.topics.featured("entrance")
+    before = hub.retained[topic]
+    assert isinstance(before, m.FeaturedState) and before.slides == ()  # published at app start
+    response = admin.post(
+        "/admin/featured",
+        data={
+            "csrf_token": csrf(admin, "/admin/featured"),
+            "zone": "entrance",
+            "caption_id": "Kopi Liberika",
+            "image": (io.BytesIO(png()), "kopi.png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    state = hub.retained[topic]
+    assert isinstance(state, m.FeaturedState) and state.seq > before.seq
+    (slide,) = state.slides
+    assert slide.caption == m.SlideCaption(id="Kopi Liberika", en="")
+    path = f"/media/featured/{slide.image_sha256}.png"
+    assert slide.image_url == hub.site.site.public_url + path  # no hub.media_url in the example
+    with client.get(path) as image:  # anonymous, as a display fetches it
+        assert image.status_code == 200 and image.mimetype == "image/png"
+        assert hashlib.sha256(image.data).hexdigest() == slide.image_sha256
+        assert "max-age=31536000" in image.headers["Cache-Control"]
+    # Only the images of current products, only by their hash.
+    for other in ("0" * 64, slide.image_sha256.upper(), "abc", "..%2Fhub.sqlite"):
+        assert client.get(f"/media/featured/{other}.png").status_code == 404
+    product = app.extensions["mpp_featured"].all("entrance")[0]
+    token = csrf(admin, "/admin/featured")
+    admin.post(f"/admin/featured/{product.id}/remove", data={"csrf_token": token})
+    after = hub.retained[topic]
+    assert isinstance(after, m.FeaturedState) and after.slides == () and after.seq > state.seq
+    assert client.get(path).status_code == 404
 
 
 def test_admin_closes_and_opens_a_service(as_role, hub: HubService) -> None:

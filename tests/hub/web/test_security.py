@@ -27,6 +27,7 @@ AUDIENCE = {
     "display.screen": "public",
     "display.events": "public",
     "display.media": "public",
+    "display.featured_image": "public",
     "display.inventory_media": "public",
     "dashboard.index": "officer",
     "dashboard.events": "officer",
@@ -64,6 +65,7 @@ def sample_args(token: str) -> dict[str, object]:
         "username": "petugas",
         "product_id": 99,
         "name": "abc.png",
+        "sha256": "0" * 64,
         "index": 0,
         "filename": "app.css",
     }
