@@ -23,10 +23,12 @@ from typing import Any, Protocol
 
 from display.announcer import Announcement, Announcer, AnnouncerEvent
 from display.errors import NotADisplay
+from display.featured import FeaturedImages
 from display.layout import Layout, zone_layout
 from display.scene import Highlights, Scene, SceneBuilder, Timing, zone_counters, zone_services
 from display.speech_text import call_phrase
 from display.state import ScreenModel
+from protocol import messages as m
 from protocol.errors import BadMessage, MppError
 from protocol.mqtt import Bus, Incoming
 from protocol.site import DisplayDevice, Site
@@ -93,6 +95,11 @@ class _Connection:
     at: float
 
 
+@dataclass(frozen=True)
+class _ImageReady:
+    sha256: str
+
+
 class DisplayApp:
     """A display device: bus -> queue -> main-thread render loop -> announcer."""
 
@@ -104,6 +111,7 @@ class DisplayApp:
         bus: Bus,
         renderer: Screen,
         announcer: Announcer,
+        images: FeaturedImages | None = None,
         base_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
         max_age_s: float = 30.0,
@@ -119,6 +127,7 @@ class DisplayApp:
         self.bus = bus
         self.renderer = renderer
         self.announcer = announcer
+        self.images = images
         self.base_dir = base_dir if base_dir is not None else Path(site.source).parent
         self.clock = clock
         self.offline_after_s = offline_after_s
@@ -137,19 +146,29 @@ class DisplayApp:
         self._stop = False
         self._extra = {"device": device_id}
         announcer.listener = self._on_announcer_event
+        if images is not None:
+            images.on_ready = self._on_image_ready
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Open the screen, draw the first frame, start speech, then connect."""
         layout = self.renderer.open()
         self.builder = SceneBuilder(
-            self.site, self.zone_id, layout, self.lang, self.base_dir, self.timing
+            self.site,
+            self.zone_id,
+            layout,
+            self.lang,
+            self.base_dir,
+            self.timing,
+            image_for=self._image_for,
         )
         self._render()
         self.first_frame_at = time.monotonic()
         log.info("first frame drawn", extra={**self._extra, "zone": self.zone_id})
         if self.speaks:
             self.announcer.start()
+        if self.images is not None:
+            self.images.start()
         audio_ok = getattr(self.announcer, "audio_ok", True)
         self.bus.health = self.bus.health.model_copy(
             update={"audio": "muted" if not self.speaks else ("ok" if audio_ok else "error")}
@@ -157,6 +176,7 @@ class DisplayApp:
         topics = self.bus.topics
         for name in ("counter_state", "service_state", "site_state"):
             self.bus.subscribe(topics.all_of(name), self._on_incoming)
+        self.bus.subscribe(topics.featured(self.zone_id), self._on_incoming)
         self.bus.on_connection_change(self._on_connection)
         self.bus.start()
 
@@ -168,6 +188,8 @@ class DisplayApp:
     def close(self) -> None:
         """Disconnect, finish speaking, close the screen."""
         self.bus.stop()
+        if self.images is not None:
+            self.images.close()
         if self.speaks:
             self.announcer.close()
         self.renderer.close()
@@ -181,6 +203,9 @@ class DisplayApp:
 
     def _on_announcer_event(self, event: AnnouncerEvent) -> None:
         self.inbox.put(event)
+
+    def _on_image_ready(self, sha256: str) -> None:
+        self.inbox.put(_ImageReady(sha256))  # the loop redraws; the slide now has its image
 
     # -- the loop (main thread) ------------------------------------------------------------
     def run(
@@ -255,6 +280,8 @@ class DisplayApp:
             log.debug("older state ignored", extra={**self._extra, "note": update.note})
         elif update.note:
             log.info(update.note, extra=self._extra)
+        if isinstance(state, m.FeaturedState) and update.applied:
+            self._featured(state)
         for call in update.new_calls:
             self.highlights.add(call.key, time.monotonic(), self.speaks)
             log.info(
@@ -273,6 +300,21 @@ class DisplayApp:
             self.announcer.announce(
                 Announcement(call.key, phrase, self.zone.volume, message.received_at)
             )
+
+    def _featured(self, state: m.FeaturedState) -> None:
+        """The admin's featured products changed: fetch their images (in the background)."""
+        log.info(
+            "featured products received",
+            extra={**self._extra, "seq": state.seq, "slides": len(state.slides)},
+        )
+        if self.images is not None:
+            self.images.want(state.slides)
+        elif state.slides:
+            log.warning("no image cache given: featured products show captions", extra=self._extra)
+
+    def _image_for(self, sha256: str) -> str | None:
+        path = self.images.path(sha256) if self.images is not None else None
+        return None if path is None else str(path)
 
     @property
     def connected(self) -> bool:

@@ -18,7 +18,8 @@ log = logging.getLogger("mpp.display")
 
 
 def default_cache_dir() -> Path:
-    """Where synthesised speech is kept: $XDG_CACHE_HOME/mpp-display (~/.cache/mpp-display)."""
+    """Where synthesised speech and featured images are kept: $XDG_CACHE_HOME/mpp-display
+    (~/.cache/mpp-display)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mpp-display"
 
@@ -38,7 +39,7 @@ def default_cache_dir() -> Path:
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Speech cache folder (default: ~/.cache/mpp-display).",
+    help="Cache folder for speech and featured images (default: ~/.cache/mpp-display).",
 )
 @click.option(
     "--voice-pack",
@@ -86,6 +87,7 @@ def command(
     setup_logging(log_level)
     from display.announcer import SpeechAnnouncer
     from display.app import DisplayApp, display_device, layout_factory
+    from display.featured import FeaturedImages
     from display.renderer import MixerPlayer, Renderer
     from display.video import on_raspberry_pi, video_plan
     from protocol import systemd
@@ -112,15 +114,16 @@ def command(
         plan,
         title=f"{site.site.name} — {device}",
     )
-    announcer = SpeechAnnouncer(
-        MixerPlayer(), cache_dir or default_cache_dir(), voice_pack=voice_pack
-    )
+    cache = cache_dir or default_cache_dir()
+    announcer = SpeechAnnouncer(MixerPlayer(), cache, voice_pack=voice_pack)
+    images = FeaturedImages(cache / "featured", site.media_url(), device=device)
     app = DisplayApp(
         site,
         device,
         bus=bus,
         renderer=renderer,
         announcer=announcer,
+        images=images,
         base_dir=Path(site_file).resolve().parent,
         max_age_s=max_age,
     )

@@ -23,3 +23,8 @@ class SpeechError(DisplayError, RuntimeError):
 
 class NotADisplay(DisplayError, ValueError):
     """The device named on the command line is not a display of the inventory."""
+
+
+class ImageRefused(DisplayError, OSError):
+    """A featured-product image could not be downloaded, or what came is not the image the hub
+    announced (wrong address, too large, wrong hash)."""

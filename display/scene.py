@@ -11,11 +11,13 @@ redraws exactly the regions whose content differs from what is on the glass:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from display.layout import Layout
 from display.state import Call, ScreenModel
+from protocol import messages as m
 from protocol.site import Site
 from protocol.texts import cost_text, date_text, time_class_text
 
@@ -101,9 +103,17 @@ def zone_services(site: Site, counters: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(code for code in site.services if code in served)
 
 
+def no_images(_sha256: str) -> str | None:
+    """No image of the admin's featured products is at hand: their slides show captions."""
+    return None
+
+
 @dataclass
 class SceneBuilder:
-    """Builds the scene of one zone's screen from the model and the clock."""
+    """Builds the scene of one zone's screen from the model and the clock.
+
+    `image_for(sha256)` is the file of a downloaded featured-product image, or None.
+    """
 
     site: Site
     zone_id: str
@@ -111,6 +121,7 @@ class SceneBuilder:
     lang: str = "id"
     base_dir: Path = Path()
     timing: Timing = field(default_factory=Timing)
+    image_for: Callable[[str], str | None] = no_images
 
     def __post_init__(self) -> None:
         self.zone = self.site.zones[self.zone_id]
@@ -151,12 +162,22 @@ class SceneBuilder:
         state = model.services.get(code)
         return state.waiting if state is not None else None
 
-    def _slide(self, now: float) -> tuple[str | None, str]:
-        featured = self.zone.featured
-        if not featured:
+    def slides(self, model: ScreenModel) -> list[tuple[str | None, str]]:
+        """(image file or None, caption) of each slide: the admin's featured products when the
+        hub sent some for this zone, else the inventory's."""
+        admin = model.featured.get(self.zone_id)
+        if admin is not None and admin.slides:
+            ordered: list[m.FeaturedSlide] = sorted(admin.slides, key=lambda s: s.order)
+            return [(self.image_for(s.image_sha256), s.caption.get(self.lang)) for s in ordered]
+        return [
+            (str(self.base_dir / f.image), f.caption.get(self.lang)) for f in self.zone.featured
+        ]
+
+    def _slide(self, model: ScreenModel, now: float) -> tuple[str | None, str]:
+        slides = self.slides(model)
+        if not slides:
             return None, self.site.site.name
-        slide = featured[self._page(now, self.timing.slide_s, len(featured))]
-        return str(self.base_dir / slide.image), slide.caption.get(self.lang)
+        return slides[self._page(now, self.timing.slide_s, len(slides))]
 
     # -- zones -----------------------------------------------------------------------------
     def build(
@@ -288,15 +309,15 @@ class SceneBuilder:
             Item(f"item-{i}", text, "body", group="menu")
             for i, text in enumerate(menu[page * rows_per_page : (page + 1) * rows_per_page])
         ]
-        if self.zone.featured:
-            image, caption = self._slide(now)
+        if self.zone.featured:  # the layout has room for products only then
+            image, caption = self._slide(model, now)
             items += [Item("image", caption, "body", "center", image=image)]
             items += [Item("caption", caption, "subtitle", "center")]
         scene["panel"] = Content("panel", tuple(items))
         return scene
 
     def _entrance(self, model: ScreenModel, now: float) -> Scene:
-        image, caption = self._slide(now)
+        image, caption = self._slide(model, now)
         scene: Scene = {
             "slide": Content(
                 "panel",
@@ -342,7 +363,7 @@ class SceneBuilder:
         periods = [60.0, self.timing.page_s]
         if self.zone.kind == "lobby":
             periods.append(self.timing.ticker_s)
-        if self.zone.featured:
+        if self.zone.featured or self.zone.kind == "entrance":  # the admin's products too
             periods.append(self.timing.slide_s)
         return min((math.floor(now / p) + 1) * p for p in periods)
 

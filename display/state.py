@@ -1,7 +1,8 @@
 """The screen's model of the site: the hub's retained state as last seen, and which calls are new.
 
-A display holds no queue state of its own; it keeps the latest CounterState, ServiceState and
-SiteState the hub published and decides when a call must be announced:
+A display holds no queue state of its own; it keeps the latest CounterState, ServiceState,
+SiteState and its zone's FeaturedState the hub published and decides when a call must be
+announced:
 
     model = ScreenModel(site, counters=site_counters_of_zone)
     update = model.apply(model.parse(topic, payload), now=time.time())
@@ -29,11 +30,12 @@ from protocol.topics import Topics
 
 log = logging.getLogger("mpp.display")
 
-StateMessage = m.CounterState | m.ServiceState | m.SiteState
+StateMessage = m.CounterState | m.ServiceState | m.SiteState | m.FeaturedState
 STATE_TOPICS: dict[str, type[StateMessage]] = {
     "counter_state": m.CounterState,
     "service_state": m.ServiceState,
     "site_state": m.SiteState,
+    "featured": m.FeaturedState,
 }
 
 
@@ -85,6 +87,7 @@ class ScreenModel:
         self.counters: dict[int, m.CounterState] = {}
         self.services: dict[str, m.ServiceState] = {}
         self.summary: m.SiteState | None = None
+        self.featured: dict[str, m.FeaturedState] = {}  # zone -> the admin's featured products
         self.clock_offset = 0.0  # hub clock minus ours, learnt from live site states
         self._call_seq: dict[int, int] = {}
         self._recent: list[Call] = []
@@ -116,6 +119,11 @@ class ScreenModel:
                 raise BadMessage(
                     "unknown_service", f"service {message.service!r} is not in the inventory"
                 )
+        elif isinstance(message, m.FeaturedState):
+            if parts.get("zone") != message.zone:
+                raise BadMessage("invalid", f"payload zone {message.zone!r} on topic {topic!r}")
+            if message.zone not in self.site.zones:
+                raise BadMessage("invalid", f"zone {message.zone!r} is not in the inventory")
         return message
 
     def apply(self, message: StateMessage, now: float, retained: bool = False) -> Update:
@@ -128,6 +136,14 @@ class ScreenModel:
                 return Update("service", False, note=f"seq {message.seq} <= {known.seq}")
             self.services[message.service] = message
             return Update("service", True)
+        if isinstance(message, m.FeaturedState):
+            # Equal seq: the hub republished after a restart; it may hold a change it had not
+            # sent before it stopped, so take it (unchanged products change nothing on screen).
+            shown = self.featured.get(message.zone)
+            if shown is not None and message.seq < shown.seq:
+                return Update("featured", False, note=f"seq {message.seq} < {shown.seq}")
+            self.featured[message.zone] = message
+            return Update("featured", True)
         known_site = self.summary
         if known_site is not None and message.seq <= known_site.seq:
             return Update("site", False, note=f"seq {message.seq} <= {known_site.seq}")

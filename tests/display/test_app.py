@@ -77,7 +77,8 @@ def synced(app: DisplayApp) -> Callable[[], bool]:
 def test_display_modules_import_without_pygame_or_pyttsx3() -> None:
     code = (
         "import sys, display.app, display.cli, display.renderer, display.announcer, "
-        "display.scene, display.state, display.layout, display.speech_text, display.video;"
+        "display.scene, display.state, display.layout, display.speech_text, display.video, "
+        "display.featured;"
         "print(sorted(m for m in ('pygame', 'pyttsx3') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

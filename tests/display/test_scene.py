@@ -89,6 +89,52 @@ def test_canteen_with_featured_products_has_an_image() -> None:
     assert scene["panel"].text("caption") == "Amplang"
 
 
+def test_the_admins_featured_products_replace_the_inventorys() -> None:
+    sha = "e" * 64
+    admin = m.FeaturedState(
+        seq=9,
+        zone="entrance",
+        slides=tuple(
+            m.FeaturedSlide(
+                order=order,
+                caption=m.SlideCaption(id=caption, en=english),
+                image_url=f"http://127.0.0.1:8080/media/featured/{digest}.png",
+                image_sha256=digest,
+            )
+            for order, caption, english, digest in (
+                (1, "Sasirangan", "", "f" * 64),
+                (0, "Kerupuk haruan", "Fish crackers", sha),
+            )
+        ),
+    )
+    model = ScreenModel(site)
+    model.apply(admin, NOW)
+    downloaded = {sha: "/cache/featured/" + sha + ".png"}
+    builder = SceneBuilder(
+        site,
+        "entrance",
+        layout_factory(site, "entrance")(1920, 1080),
+        "en",
+        EXAMPLES,
+        image_for=downloaded.get,
+    )
+    assert builder.slides(model) == [
+        (downloaded[sha], "Fish crackers"),  # in the admin's order
+        (None, "Sasirangan"),  # not downloaded (yet): the caption panel; no English: Indonesian
+    ]
+    first = builder.build(model, NOW, {}, offline=False)["slide"]
+    second = builder.build(model, NOW + 8, {}, offline=False)["slide"]
+    assert first.text("caption") == "Fish crackers" and second.text("caption") == "Sasirangan"
+    assert next(i for i in second.items if i.part == "image").image is None
+    assert builder.next_change(NOW + 1) == NOW + 8  # the slides turn
+    # No slides from the admin (all removed): the inventory's again.
+    model.apply(m.FeaturedState(seq=10, zone="entrance"), NOW)
+    assert builder.slides(model)[0] == (
+        str(EXAMPLES / "umkm/kopi-liberika.png"),
+        "Banjarbaru Liberica coffee",
+    )
+
+
 @pytest.mark.parametrize("spoken", [True, False])
 def test_highlight_blinks_until_the_announcement_has_ended(spoken: bool) -> None:
     lights = Highlights(blink_s=6, period_s=1, linger_s=2, max_s=60)

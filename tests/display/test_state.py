@@ -172,3 +172,46 @@ def test_parse_accepts_what_the_hub_sends() -> None:
     model = ScreenModel(site)
     state = model.parse(topics.counter_state(3), m.encode(counter(1, 1)))
     assert isinstance(state, m.CounterState) and state.ticket == "A012"
+
+
+def featured(seq: int, *captions: str, zone: str = "entrance") -> m.FeaturedState:
+    return m.FeaturedState(
+        seq=seq,
+        zone=zone,
+        slides=tuple(
+            m.FeaturedSlide(
+                order=i,
+                caption=m.SlideCaption(id=text),
+                image_url=f"http://127.0.0.1:8080/media/featured/{i:064x}.png",
+                image_sha256=f"{i:064x}",
+            )
+            for i, text in enumerate(captions)
+        ),
+    )
+
+
+def test_featured_products_by_seq_a_republish_is_taken() -> None:
+    model = ScreenModel(site)
+    parsed = model.parse(topics.featured("entrance"), m.encode(featured(5, "Amplang")))
+    assert model.apply(parsed, NOW).applied
+    assert model.apply(featured(5, "Amplang", "Sasirangan"), NOW).applied  # same seq: a republish
+    older = model.apply(featured(4), NOW)
+    assert not older.applied and older.note == "seq 4 < 5"
+    assert [s.caption.id for s in model.featured["entrance"].slides] == ["Amplang", "Sasirangan"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "code"),
+    [
+        (topics.featured("entrance"), m.encode(featured(1, zone="lobby")), "invalid"),
+        (topics.featured("nowhere"), m.encode(featured(1, zone="nowhere")), "invalid"),
+        (topics.featured("entrance"), b"", "bad_json"),
+        (topics.featured("entrance"), json.dumps({"v": 1, "seq": 1, "zone": "entrance",
+                                                   "slides": [{"order": 0}]}).encode(), "invalid"),
+    ],
+)  # fmt: skip
+def test_malformed_featured_products_are_refused(topic: str, payload: bytes, code: str) -> None:
+    model = ScreenModel(site)
+    with pytest.raises(BadMessage) as error:
+        model.parse(topic, payload)
+    assert error.value.code == code and model.featured == {}
