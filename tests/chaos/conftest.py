@@ -60,7 +60,9 @@ def chaos_site_text(
     `kiosks` button kiosks; kiosk i offers 8 services starting at the (2i)-th, so each service
     is on four kiosks and presses for it race. Printers write ESC/POS to printers/{id}.escpos
     (`printer="file"`) or keep it in memory (`"dummy"`)."""
-    text = site_text(port, always_open=True, database=database)
+    # These kiosks print and report it, so the hub's hold on unprinted tickets is the
+    # production default: a ticket stored just before a crash waits for its kiosk's cancel.
+    text = site_text(port, always_open=True, database=database, unprinted_hold_s=20)
     text = re.sub(r"(?m)^daily_quota = \d+$", "daily_quota = 999", text)
     services = re.findall(r"(?m)^\[services\.([a-z0-9_-]+)\]$", text)[:20]
     printers.mkdir(parents=True, exist_ok=True)
