@@ -164,10 +164,10 @@ def main() -> None:
         print(line("admin upload -> image on the TV's glass", to_glass))
         print(line("one image download by a display (HTTP, sha256, disk)", fetches))
         print(f"message of a zone with {m.MAX_FEATURED_SLIDES} products: {payload} bytes")
-        figure(
-            "featured: upload -> on the TV, p50", sorted(to_glass)[len(to_glass) // 2] * 1000, "ms"
-        )
-        figure("featured: image download, p50", sorted(fetches)[len(fetches) // 2] * 1000, "ms")
+        upload_p50 = sorted(to_glass)[len(to_glass) // 2] * 1000
+        figure("featured: upload -> on the TV, p50", round(upload_p50, 1), "ms")
+        download_p50 = sorted(fetches)[len(fetches) // 2] * 1000
+        figure("featured: image download, p50", round(download_p50, 1), "ms")
 
 
 if __name__ == "__main__":

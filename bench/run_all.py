@@ -31,6 +31,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "caller": ("bench/caller_bench.py", [], []),
     "display": ("bench/display_bench.py", [], ["--idle", "20", "--calls", "10"]),
     "web": ("bench/web_bench.py", [], []),
+    "featured": ("bench/featured_bench.py", [], ["--rounds", "3"]),
     "provisioning": ("bench/provision_bench.py", [], ["--runs", "1"]),
 }
 

@@ -159,6 +159,8 @@ class CallerBox:
         self.device_id = device_id
         self.device = caller_device(site, device_id)
         self.counter = self.device.counter
+        # What the counter serves: the inventory's until the hub's counter state says (the
+        # admin may change it at any time).
         self.services = site.counters[self.counter].services
         self.transfer_to = site.counters[self.counter].transfer_to
         self.lang = self.device.lang
@@ -203,8 +205,7 @@ class CallerBox:
         """Subscribe to this counter's retained state and wire the buttons (bus may be up)."""
         topics = self.bus.topics
         self.bus.subscribe(topics.counter_state(self.counter), self._on_counter_state)
-        for code in self.services:
-            self.bus.subscribe(topics.service_state(code), self._on_service_state)
+        self.bus.subscribe(topics.all_of("service_state"), self._on_service_state)
         self.bus.on_connection_change(self._on_connection)
         if self.panel is not None:
             self.panel.on_press(self.press)
@@ -492,6 +493,8 @@ class CallerBox:
         with self._lock:
             if replace or self.state is None or state.seq >= self.state.seq:
                 self.state = state
+                if state.services:
+                    self.services = state.services
                 self._render()
 
     def _on_service_state(self, incoming: Incoming) -> None:
@@ -502,13 +505,14 @@ class CallerBox:
         except BadMessage as exc:
             log.warning("bad service state ignored", extra=self._extra(error=str(exc)))
             return
-        if state.service not in self.services:
+        if state.service not in self.site.services:
             return
         with self._lock:
             known = self.service_states.get(state.service)
             if incoming.retained or known is None or state.seq >= known.seq:
                 self.service_states[state.service] = state
-                self._render()
+                if state.service in self.services:
+                    self._render()
 
     def _extra(self, **fields: Any) -> dict[str, Any]:
         return {"device": self.device_id, **fields}

@@ -12,9 +12,10 @@ it touched (`dirty_*`) and what happened (`events`) for the store to persist.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time
 
 from protocol.errors import MppError
-from protocol.site import Site
+from protocol.site import Site, parse_hhmm
 
 WAITING, CALLED, DONE, SKIPPED, VOIDED, EXPIRED = (
     "waiting",
@@ -130,6 +131,7 @@ class Changes:
     stats: set[str] = field(default_factory=set)
     day: bool = False  # a new business day started
     closed_services: bool = False
+    settings: bool = False  # the staff's counter assignments or service limits changed
 
 
 class Queue:
@@ -145,7 +147,7 @@ class Queue:
         self.missed: dict[int, Ticket] = {}  # skipped (no-show), recallable
         self.serving: dict[str, tuple[int, ...]] = {
             code: site.counters_serving(code) for code in site.services
-        }
+        }  # counter numbers serving each service (kept in step by `assign`)
         self.last_number: dict[str, int] = {}
         self.issued_count: dict[str, int] = {}  # not voided
         self.counters: dict[int, CounterNow] = {n: CounterNow(n) for n in site.counters}
@@ -153,6 +155,9 @@ class Queue:
             code: s.avg_minutes * 60 for code, s in site.services.items()
         }
         self.closed_services: set[str] = set()
+        # The staff's changes over the inventory, kept until changed back (see `assign`).
+        self.assigned: dict[int, tuple[str, ...]] = {}
+        self.limits: dict[str, tuple[int, str | None]] = {}  # daily quota, cut-off "HH:MM"
         self.complaint_streak: dict[str, int] = {}
         self.rated: set[int] = set()
         self.recent_calls: list[tuple[int, int, int, float]] = []  # ticket, counter, seq, at
@@ -298,6 +303,22 @@ class Queue:
         found = [t for t in self.missed.values() if t.service in services]
         return sorted(found, key=lambda t: t.called_at or 0)
 
+    def services_of(self, number: int) -> tuple[str, ...]:
+        """The services counter `number` serves now, in order of preference."""
+        return self.assigned.get(number) or self.site.counters[number].services
+
+    def daily_quota(self, service: str) -> int:
+        """Today's ticket quota of `service` (the staff's, else the inventory's)."""
+        limits = self.limits.get(service)
+        return limits[0] if limits else self.site.services[service].daily_quota
+
+    def cutoff(self, service: str) -> time | None:
+        """Last time of day a ticket for `service` may be issued, if any."""
+        limits = self.limits.get(service)
+        if limits is None:
+            return self.site.services[service].cutoff_time
+        return parse_hhmm(limits[1]) if limits[1] else None
+
     def open_counters(self, service: str) -> int:
         """How many open counters serve `service` now."""
         return sum(1 for n in self.serving[service] if self.counters[n].open)
@@ -323,7 +344,7 @@ class Queue:
                 f"Layanan {name_id} buka pukul {at}",
                 f"{name_en} opens at {at}",
             )
-        cutoff = self.site.services[code].cutoff_time
+        cutoff = self.cutoff(code)
         last = min(closes, cutoff) if cutoff else closes
         if local.time() >= last:
             at = last.strftime("%H:%M")
@@ -341,7 +362,7 @@ class Queue:
 
     def quota_left(self, service: str) -> int:
         """How many more tickets `service` may issue today (never beyond number 999)."""
-        quota = self.site.services[service].daily_quota
+        quota = self.daily_quota(service)
         numbers_left = 999 - self.last_number.get(service, 0)
         return max(0, min(quota - self.issued_today(service), numbers_left))
 
@@ -368,7 +389,7 @@ class Queue:
         if refusal is not None:
             raise refusal
         if self.quota_left(service) <= 0:
-            quota = self.site.services[service].daily_quota
+            quota = self.daily_quota(service)
             raise Refused(
                 "quota_reached",
                 f"daily quota of {quota} for {service} is used up",
@@ -491,13 +512,13 @@ class Queue:
         return device is None or device.role != "kiosk"
 
     def _candidates(self, number: int, now: float) -> list[Ticket]:
-        services = self.site.counters[number].services
+        services = self.services_of(number)
         return [
             t for code in services for t in self.queued[code].values() if self.callable_now(t, now)
         ]
 
     def _pick(self, counter: CounterNow, now: float) -> Ticket | None:
-        services = self.site.counters[counter.number].services
+        services = self.services_of(counter.number)
         candidates = self._candidates(counter.number, now)
         if not candidates:
             return None
@@ -551,7 +572,7 @@ class Queue:
         """Call a no-show ticket back to this counter (finishing the current one)."""
         counter = self._open_counter(number)
         ticket = self.by_label(label)
-        services = self.site.counters[number].services
+        services = self.services_of(number)
         if ticket is None or ticket.status != SKIPPED or ticket.service not in services:
             raise Refused(
                 "bad_state",
@@ -638,7 +659,7 @@ class Queue:
         counter = self.counter(number)
         counter.open, counter.officer = True, officer
         self.changes.counters.add(number)
-        self.changes.services.update(self.site.counters[number].services)
+        self.changes.services.update(self.services_of(number))
         self._event("opened", now, counter=number, officer=officer)
         return counter
 
@@ -648,7 +669,7 @@ class Queue:
         self._finish_current(counter, now)
         counter.open = False
         self.changes.counters.add(number)
-        self.changes.services.update(self.site.counters[number].services)
+        self.changes.services.update(self.services_of(number))
         self._event("closed", now, counter=number, officer=counter.officer)
         return counter
 
@@ -715,6 +736,79 @@ class Queue:
         (self.closed_services.add if closed else self.closed_services.discard)(code)
         self.changes.services.add(code)
         self.changes.closed_services = True
+
+    def assign(self, number: int, services: tuple[str, ...], now: float, by: str = "") -> None:
+        """Staff change the services counter `number` serves, in order of preference (the
+        inventory's list again clears the change). Its current ticket stays with it."""
+        self.counter(number)
+        for code in services:
+            self._check_service(code)
+        if not services or len(set(services)) != len(services):
+            raise Refused(
+                "bad_request",
+                f"counter {number} needs one or more services, each once: {list(services)}",
+                "Pilih satu layanan atau lebih, masing-masing sekali",
+                "Choose one or more services, each once",
+            )
+        before = self.services_of(number)
+        if services == self.site.counters[number].services:
+            self.assigned.pop(number, None)
+        else:
+            self.assigned[number] = services
+        self.serving = {code: self._serving(code) for code in self.site.services}
+        self.changes.counters.add(number)
+        self.changes.services.update(before, services)
+        self.changes.settings = True
+        self._event("assigned", now, counter=number, officer=by or None, detail=",".join(services))
+
+    def set_limits(
+        self, code: str, daily_quota: int, cutoff: str | None, now: float, by: str = ""
+    ) -> None:
+        """Staff change a service's daily quota and cut-off (the inventory's clear the change)."""
+        self._check_service(code)
+        if not 1 <= daily_quota <= 999:
+            raise Refused(
+                "bad_request",
+                f"daily quota {daily_quota} of {code} is not within 1..999",
+                "Kuota harian harus antara 1 dan 999",
+                "The daily quota must be within 1..999",
+            )
+        if cutoff is not None:
+            parse_hhmm(cutoff)
+        spec = self.site.services[code]
+        if (daily_quota, cutoff) == (spec.daily_quota, spec.cutoff):
+            self.limits.pop(code, None)
+        else:
+            self.limits[code] = (daily_quota, cutoff)
+        self.changes.services.add(code)
+        self.changes.settings = True
+        self._event(
+            "limits", now, service=code, officer=by or None, detail=f"{daily_quota},{cutoff or ''}"
+        )
+
+    def restore_settings(
+        self, assigned: dict[int, tuple[str, ...]], limits: dict[str, tuple[int, str | None]]
+    ) -> list[str]:
+        """Put back the staff's changes kept in the store; those the inventory no longer
+        allows (a counter or service removed since) are left out and described."""
+        dropped = []
+        self.assigned, self.limits = {}, {}
+        for number, services in assigned.items():
+            unknown = [c for c in services if c not in self.site.services]
+            if number not in self.site.counters or unknown or not services:
+                dropped.append(f"counter {number} serving {list(services)}")
+            else:
+                self.assigned[number] = services
+        for code, value in limits.items():
+            if code in self.site.services:
+                self.limits[code] = value
+            else:
+                dropped.append(f"limits of service {code!r}")
+        self.serving = {code: self._serving(code) for code in self.site.services}
+        return dropped
+
+    def _serving(self, code: str) -> tuple[int, ...]:
+        return tuple(n for n in self.site.counters if code in self.services_of(n))
 
 
 def _queue_order(ticket: Ticket) -> tuple[float, int]:

@@ -458,6 +458,15 @@ class HubService:
                 closed = isinstance(command, m.CloseService)
                 q.close_service(command.service, closed)
                 return m.ServiceResult(service=command.service, closed=closed).model_dump()
+            case m.AssignCounter():
+                q.assign(command.counter, command.services, now, command.by)
+            case m.SetServiceLimits():
+                q.set_limits(command.service, command.daily_quota, command.cutoff, now, command.by)
+                return m.LimitsResult(
+                    service=command.service,
+                    daily_quota=q.daily_quota(command.service),
+                    cutoff=command.cutoff,
+                ).model_dump()
             case m.SubmitSurvey():
                 assert self.store is not None
                 return record_survey(self.store, self.site, command, now).model_dump()

@@ -11,7 +11,7 @@ RECENT_CALLS = 6
 def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
     """What counter `number` shows: its called ticket, call sequence, queue length."""
     counter = queue.counters[number]
-    services = queue.site.counters[number].services
+    services = queue.services_of(number)
     ticket = queue.tickets.get(counter.current) if counter.current is not None else None
     waiting = sum(queue.waiting_count(code) for code in services)
     return m.CounterState(
@@ -28,6 +28,7 @@ def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
         waiting=waiting,
         served_today=counter.served_today,
         skipped=tuple(t.label for t in queue.skipped(services)),
+        services=services,
     )
 
 
@@ -50,6 +51,8 @@ def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceSta
         longest_wait_s=round(now - min(t.issued_at for t in waiting)) if waiting else 0,
         quota_left=queue.quota_left(code),
         open_counters=queue.open_counters(code),
+        daily_quota=queue.daily_quota(code),
+        cutoff=cutoff.strftime("%H:%M") if (cutoff := queue.cutoff(code)) else None,
     )
 
 

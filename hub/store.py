@@ -8,6 +8,7 @@ even by mistake; `requests` makes every (device, request_id) apply once, across 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from typing import Any
 
 from hub.rules import Changes, CounterNow, Queue, Ticket
 from protocol.errors import MppError
+
+log = logging.getLogger("mpp.hub")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -98,6 +101,10 @@ CREATE TABLE IF NOT EXISTS service_stats (
     avg_service_s REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS closed_services (service TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS counter_services (counter INTEGER PRIMARY KEY, services TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS service_limits (
+    service TEXT PRIMARY KEY, daily_quota INTEGER NOT NULL, cutoff TEXT
+);
 CREATE TABLE IF NOT EXISTS survey_responses (
     id INTEGER PRIMARY KEY,
     ticket INTEGER NOT NULL UNIQUE REFERENCES tickets (id),
@@ -261,6 +268,17 @@ class Store:
                 "INSERT INTO closed_services (service) VALUES (?)",
                 [(code,) for code in sorted(queue.closed_services)],
             )
+        if changes.settings:
+            self.conn.execute("DELETE FROM counter_services")
+            self.conn.executemany(
+                "INSERT INTO counter_services (counter, services) VALUES (?, ?)",
+                [(n, ",".join(codes)) for n, codes in sorted(queue.assigned.items())],
+            )
+            self.conn.execute("DELETE FROM service_limits")
+            self.conn.executemany(
+                "INSERT INTO service_limits (service, daily_quota, cutoff) VALUES (?, ?, ?)",
+                [(code, *value) for code, value in sorted(queue.limits.items())],
+            )
 
     def load(self, queue: Queue) -> None:
         """Restore the queue after a (re)start: exactly what the database holds.
@@ -286,6 +304,24 @@ class Store:
         queue.closed_services = {
             row[0] for row in self.conn.execute("SELECT service FROM closed_services")
         } & set(queue.site.services)
+        dropped = queue.restore_settings(
+            {
+                n: tuple(codes.split(","))
+                for n, codes in self.conn.execute("SELECT counter, services FROM counter_services")
+            },
+            {
+                code: (quota, cutoff)
+                for code, quota, cutoff in self.conn.execute(
+                    "SELECT service, daily_quota, cutoff FROM service_limits"
+                )
+            },
+        )
+        for what in dropped:
+            log.warning(
+                "a staff change no longer fits the inventory and is left out; set it again "
+                "in the admin page if still wanted",
+                extra={"change": what},
+            )
         queue.rated = {
             r[0]
             for r in self.conn.execute(

@@ -43,6 +43,7 @@ EXAMPLES: dict[str, m.Message] = {
         called_at=1795420862.5,
         waiting=5,
         served_today=40,
+        services=("ktp", "kk"),
     ),
     "service_state": m.ServiceState(
         seq=812,
@@ -55,6 +56,8 @@ EXAMPLES: dict[str, m.Message] = {
         longest_wait_s=1260,
         quota_left=133,
         open_counters=3,
+        daily_quota=150,
+        cutoff="14:00",
     ),
     "site_state": m.SiteState(
         seq=812,

@@ -39,6 +39,7 @@ TicketNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}[0-9]{3}$")
 Score = Annotated[int, Field(ge=1, le=4)]
 CounterNo = Annotated[int, Field(ge=1, le=999)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 # Error codes a reply may carry (the table in docs/protocol.md is generated from this).
 ERROR_CODES: dict[str, str] = {
@@ -239,6 +240,27 @@ class CloseService(Command):
     by: ShortText
 
 
+class AssignCounter(Command):
+    """Staff change which services a counter serves, in order of preference, for as long as it
+    is set (the inventory's list is the default); hub-internal: the web admin sends it."""
+
+    kind: ClassVar[str] = "assign_counter"
+    counter: CounterNo
+    services: tuple[Code, ...] = Field(min_length=1, max_length=64)
+    by: ShortText
+
+
+class SetServiceLimits(Command):
+    """Staff change a service's daily quota and its last time for tickets (the inventory's are
+    the default); hub-internal: the web admin sends it. `cutoff` None: until closing time."""
+
+    kind: ClassVar[str] = "service_limits"
+    service: Code
+    daily_quota: int = Field(ge=1, le=999)
+    cutoff: ClockTime | None = None
+    by: ShortText
+
+
 SURVEY_ELEMENTS = 9
 
 
@@ -276,6 +298,8 @@ COMMANDS: dict[str, type[Command]] = {
         AckAlert,
         OpenService,
         CloseService,
+        AssignCounter,
+        SetServiceLimits,
         SubmitSurvey,
     )
 }
@@ -345,6 +369,7 @@ class CounterState(Message):
     waiting: int
     served_today: int = 0
     skipped: tuple[TicketNumber, ...] = ()
+    services: tuple[Code, ...] = ()  # served here now, in order (the admin may change them)
 
 
 class ServiceState(Message):
@@ -361,6 +386,8 @@ class ServiceState(Message):
     longest_wait_s: int = 0
     quota_left: int
     open_counters: int = 0
+    daily_quota: int = 0  # today's quota and last time for tickets (the admin may change them)
+    cutoff: ClockTime | None = None
 
 
 class SiteState(Message):
@@ -497,6 +524,14 @@ class ServiceResult(Part):
 
     service: str
     closed: bool
+
+
+class LimitsResult(Part):
+    """Result of `service_limits`: the service's daily quota and cut-off now."""
+
+    service: str
+    daily_quota: int
+    cutoff: str | None
 
 
 class SurveyResult(Part):

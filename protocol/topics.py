@@ -143,6 +143,8 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = {
     "ack_alert": ("hub",),
     "open_service": ("hub",),
     "close_service": ("hub",),
+    "assign_counter": ("hub",),
+    "service_limits": ("hub",),
     "survey": ("hub",),
 }
 assert set(COMMAND_ROLES) == set(m.COMMANDS), "every command kind needs its roles"

@@ -1,13 +1,18 @@
-"""Administration: services open/closed and counters (reaching every device at once over MQTT
-through the hub), staff accounts and roles, featured products for the entrance screens.
+"""Administration: services open/closed, their daily quota and cut-off, which services each
+counter serves and in what order, closing counters (all through the hub's command path, so every
+device sees the change at once over MQTT), staff accounts and roles, featured products for the
+entrance screens.
 
 Services, counters, zones and devices themselves are defined in the site inventory (TOML): the
-provisioning tool builds every device's bundle and the broker ACL from it, so they are edited
-there, not here; this page shows them."""
+provisioning tool builds every device's bundle, the printed tickets' texts and the broker ACL
+from it, so adding or renaming them is done there; this page shows them and changes what can
+change without a restart."""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
@@ -21,6 +26,9 @@ from protocol import messages as m
 
 log = logging.getLogger("mpp.web")
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+MAX_QUOTA = 999  # ticket numbers have three digits
+NUMBER = re.compile(r"[0-9]{1,3}")
+CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 def _featured() -> FeaturedStore:
@@ -79,6 +87,93 @@ def close_counter(number: int) -> Any:
     assert user is not None
     _done(base.submit(m.CloseCounter(device="hub", counter=number), user.username))
     return redirect(url_for("admin.index"))
+
+
+def _change(command: Callable[[str], m.Command], form_url: str) -> Any:
+    """Apply the command a form describes (`command(user's name)`) through the hub; a form
+    the command cannot be made from (ValueError, in words) goes back to it, changing nothing."""
+    user = base.current_user()
+    assert user is not None
+    try:
+        made = command(user.name)
+    except ValueError as exc:
+        base.flash_message("error", str(exc))
+        return redirect(form_url)
+    _done(base.submit(made, user.username))
+    return redirect(url_for("admin.index"))
+
+
+@bp.route("/services/<code>", methods=["GET", "POST"])
+@requires("admin")
+def service_limits(code: str) -> Any:
+    """A service's daily quota and its last time for tickets (the inventory's by default)."""
+    site = base.site()
+    if code not in site.services:
+        abort(404)
+    spec = site.services[code]
+    if request.method == "GET":
+        row = service_row(base.hub(), code)
+        return render_template("admin_service.html", code=code, spec=spec, row=row)
+    form = request.form
+
+    def command(by: str) -> m.Command:
+        if form.get("reset") == "1":
+            quota, cutoff = spec.daily_quota, spec.cutoff
+        else:
+            quota, cutoff = _limits(form.get("daily_quota", ""), form.get("cutoff", ""))
+        return m.SetServiceLimits(
+            device="hub", service=code, daily_quota=quota, cutoff=cutoff, by=by
+        )
+
+    return _change(command, url_for("admin.service_limits", code=code))
+
+
+def _limits(quota_text: str, cutoff_text: str) -> tuple[int, str | None]:
+    """The form's quota and cut-off, checked; ValueError says what is wrong in words."""
+    quota_text, cutoff_text = quota_text.strip(), cutoff_text.strip()
+    if not NUMBER.fullmatch(quota_text) or not 1 <= int(quota_text) <= MAX_QUOTA:
+        raise ValueError(base.t("admin.bad_quota"))
+    if cutoff_text and not CLOCK.fullmatch(cutoff_text):
+        raise ValueError(base.t("admin.bad_cutoff"))
+    return int(quota_text), cutoff_text or None
+
+
+@bp.route("/counters/<int:number>", methods=["GET", "POST"])
+@requires("admin")
+def counter_services(number: int) -> Any:
+    """The services a counter serves, in order of preference (the inventory's by default)."""
+    site = base.site()
+    if number not in site.counters:
+        abort(404)
+    spec = site.counters[number]
+    if request.method == "GET":
+        serving = counter_row(base.hub(), number).services
+        return render_template(
+            "admin_counter.html", number=number, spec=spec, serving=serving, services=site.services
+        )
+    form = request.form
+
+    def command(by: str) -> m.Command:
+        reset = form.get("reset") == "1"
+        chosen = spec.services if reset else _chosen(form, tuple(site.services))
+        return m.AssignCounter(device="hub", counter=number, services=chosen, by=by)
+
+    return _change(command, url_for("admin.counter_services", number=number))
+
+
+def _chosen(form: Any, codes: tuple[str, ...]) -> tuple[str, ...]:
+    """The ticked services ordered by their order field (then the inventory's order)."""
+    picked = []
+    for i, code in enumerate(codes):
+        if form.get(f"serve-{code}") != "1":
+            continue
+        order = form.get(f"order-{code}", "").strip() or str(len(codes) + i)
+        if not NUMBER.fullmatch(order):
+            raise ValueError(base.t("admin.bad_order"))
+        picked.append((int(order), i, code))
+    if not picked:
+        raise ValueError(base.t("admin.no_services"))
+    return tuple(code for _, _, code in sorted(picked))
 
 
 @bp.get("/users")

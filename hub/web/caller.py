@@ -41,7 +41,7 @@ def _counter(number: int) -> int:
 def _panel(number: int) -> str:
     service = base.hub()
     row = counter_row(service, number)
-    services = [service_row(service, code) for code in row.spec.services]
+    services = [service_row(service, code) for code in row.services]
     return render_template("_caller_panel.html", row=row, services=services)
 
 
@@ -139,10 +139,10 @@ def _published(number: int, seq: int, timeout: float = 1.0) -> None:
 def events(number: int) -> Any:
     """Server-sent events: the counter's panel whenever it or its queue changes."""
     _counter(number)
-    services = set(base.site().counters[number].services)
     config = current_app.config
 
     def update(batch: list[Event]) -> list[str]:
+        services = set(counter_row(base.hub(), number).services)
         for _kind, message in batch:
             if (isinstance(message, m.CounterState) and message.counter == number) or (
                 isinstance(message, m.ServiceState) and message.service in services

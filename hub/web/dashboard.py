@@ -35,6 +35,11 @@ class CounterRow:
     spec: Counter
     state: m.CounterState | None
 
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The services served here now (the admin may have changed the inventory's)."""
+        return self.state.services if self.state and self.state.services else self.spec.services
+
 
 @dataclass(frozen=True)
 class DeviceRow:

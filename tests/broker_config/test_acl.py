@@ -156,6 +156,11 @@ def test_publish_matrix(matrix: dict) -> None:
     assert not wrong, "\n".join(wrong[:20])
     cases = sum(len(codes) for codes in matrix["codes"].values())
     assert cases == len(SUBJECTS) * len(matrix["topics"])
+    allowed = sum(rc < 128 for codes in matrix["codes"].values() for rc in codes.values())
+    print(  # the figures docs/security.md records (pytest -s)
+        f"ACL publish matrix: {len(SUBJECTS)} accounts x {len(matrix['topics'])} topics = "
+        f"{cases}; {allowed} allowed, {cases - allowed} denied with 135"
+    )
 
 
 def test_read_matrix(matrix: dict) -> None:
@@ -164,6 +169,13 @@ def test_read_matrix(matrix: dict) -> None:
         missing = matrix["want"][reader] - matrix["got"][reader]
         assert not extra, f"{reader} read what it must not: {sorted(extra)[:5]}"
         assert not missing, f"{reader} missed what it may read: {sorted(missing)[:5]}"
+    accepted = sum(rc < 128 for codes in matrix["codes"].values() for rc in codes.values())
+    delivered = sum(len(got) for got in matrix["got"].values())
+    cases = accepted * len(SUBJECTS)
+    print(
+        f"ACL read matrix: {accepted} publishes x {len(SUBJECTS)} subscribers = {cases}; "
+        f"{delivered} delivered, {cases - delivered} withheld"
+    )
 
 
 def test_policy_in_plain_words(matrix: dict) -> None:

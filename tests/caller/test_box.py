@@ -391,6 +391,26 @@ def test_four_row_display_shows_waiting_per_service(
     ), rig.display.text
 
 
+def test_a_counter_the_admin_reassigns_shows_and_calls_its_new_services(
+    hub: HubService, bus_for: Callable[[str], Bus], make_rig: Callable[..., Rig]
+) -> None:
+    issue(hub, "ktp", 2)
+    issue(hub, "skck", 1)
+    assert hub.submit(m.OpenCounter(device="hub", counter=1, officer="Budi")).ok
+    rig = make_rig(hub.site, bus_for("caller-01"), display=FakeCharDisplay(20, 4))
+    assert wait_for(
+        lambda: rig.display.text == "Loket 1 - Buka|Menunggu: 2|A:2 B:0|Petugas: Budi"
+    ), rig.display.text
+    assign = m.AssignCounter(device="hub", counter=1, services=("skck", "ktp"), by="Kepala")
+    assert hub.submit(assign).ok
+    assert wait_for(
+        lambda: rig.display.text == "Loket 1 - Buka|Menunggu: 3|H:1 A:2|Petugas: Budi"
+    ), rig.display.text
+    rig.press("next")
+    assert wait_for(lambda: rig.box.state and rig.box.state.ticket is not None)
+    assert rig.box.state.ticket == "A001"  # oldest first across the counter's services
+
+
 def test_only_caller_boxes_of_the_inventory(site: Site) -> None:
     with pytest.raises(CallerConfigError, match=r"'caller-3' is not in .*did you mean 'caller-03'"):
         caller_device(site, "caller-3")

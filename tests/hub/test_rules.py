@@ -299,3 +299,73 @@ def test_unprinted_kiosk_tickets_are_held_for_a_while() -> None:
     assert q.call_next(3, now + 3 + 20) is late  # never reported printed: called after the hold
     from_the_hub = q.issue("ktp", priority=None, device="hub", now=now + 30, token="web")
     assert q.call_next(3, now + 31) is from_the_hub  # not a kiosk ticket: nothing to wait for
+
+
+def test_staff_reassign_a_counter_and_change_it_back(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    skck = issue(q, "skck", now)
+    q.take_changes()
+    assert q.open_counters("skck") == 1  # counter 13 only
+    q.assign(3, ("skck", "ktp"), now, by="Kepala")
+    changes = q.take_changes()
+    assert changes.settings and changes.counters == {3}
+    assert changes.services == {"ktp", "skck"}
+    assert [e.kind for e in changes.events] == ["assigned"]
+    assert q.services_of(3) == ("skck", "ktp") and q.open_counters("skck") == 2
+    assert q.call_next(3, now + 5) is skck
+    q.assign(3, site.counters[3].services, now + 10)
+    assert q.assigned == {} and q.open_counters("skck") == 1
+    later = issue(q, "skck", now + 20)
+    assert q.call_next(3, now + 30) is None  # finishes skck; serves ktp again: nobody waits
+    assert skck.status == DONE and later.status == WAITING
+    with pytest.raises(Refused) as caught:
+        q.call_next(3, now + 40)
+    assert caught.value.code == "queue_empty"
+
+
+@pytest.mark.parametrize(
+    ("services", "code"),
+    [(("ktp", "nope"), "unknown_service"), (("ktp", "ktp"), "bad_request"), ((), "bad_request")],
+)
+def test_bad_reassignments_change_nothing(
+    site: Site, q: Queue, services: tuple[str, ...], code: str
+) -> None:
+    with pytest.raises(Refused) as caught:
+        q.assign(3, services, at(site, MON_9))
+    assert caught.value.code == code
+    assert q.assigned == {} and q.services_of(3) == ("ktp",)
+    assert q.take_changes() == type(q.changes)()
+    with pytest.raises(Refused) as unknown:
+        q.assign(99, ("ktp",), at(site, MON_9))
+    assert unknown.value.code == "unknown_counter"
+
+
+def test_staff_change_quota_and_cutoff(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    q.set_limits("paspor", 1, "09:30", now, by="Kepala")
+    assert q.take_changes().settings
+    issue(q, "paspor", now)
+    with pytest.raises(Refused) as full:
+        issue(q, "paspor", now + 1)
+    assert full.value.code == "quota_reached" and q.quota_left("paspor") == 0
+    q.set_limits("paspor", 5, "09:30", now + 2)
+    issue(q, "paspor", now + 3)
+    with pytest.raises(Refused) as late:
+        issue(q, "paspor", at(site, "2026-11-23 09:31"))
+    assert late.value.code == "cutoff_passed" and "09:30" in late.value.text["id"]
+    q.set_limits("paspor", 60, "12:00", now)  # the inventory's values clear the change
+    assert q.limits == {} and q.daily_quota("paspor") == 60
+    q.set_limits("paspor", 60, None, now)  # no cut-off: until closing time
+    assert q.cutoff("paspor") is None
+    with pytest.raises(Refused) as bad:
+        q.set_limits("paspor", 1000, None, now)
+    assert bad.value.code == "bad_request" and q.limits == {"paspor": (60, None)}
+
+
+def test_staff_changes_the_inventory_no_longer_allows_are_left_out(site: Site) -> None:
+    q = Queue(site)
+    dropped = q.restore_settings(
+        {3: ("skck",), 4: ("gone",), 999: ("ktp",)}, {"paspor": (5, None), "gone": (1, None)}
+    )
+    assert q.assigned == {3: ("skck",)} and q.limits == {"paspor": (5, None)}
+    assert len(dropped) == 3 and 3 in q.serving["skck"]

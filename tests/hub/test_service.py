@@ -385,3 +385,54 @@ def test_featured_products_are_republished_after_the_broker_lost_them(
     finally:
         screen.stop()
         hub.stop()
+
+
+def test_staff_changes_reach_devices_and_survive_a_restart(site: Site, bus_for) -> None:
+    hub = HubService(site).start()
+    kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
+    screen = bus_for("tv-lobby-2")
+    counters = Watcher(screen, "counter_state", m.CounterState)
+    services = Watcher(screen, "service_state", m.ServiceState)
+    try:
+        kiosk.request(m.IssueTicket(device="kiosk-1", service="skck"), timeout=5)
+        reply = hub.submit(
+            m.AssignCounter(device="hub", counter=3, services=("skck", "ktp"), by="Kepala")
+        )
+        assert reply.ok and reply.result["counter"]["services"] == ("skck", "ktp")
+        assert counters.until(lambda s: s.counter == 3 and s.services == ("skck", "ktp"))
+        limits = hub.submit(
+            m.SetServiceLimits(
+                device="hub", service="paspor", daily_quota=5, cutoff="10:00", by="K"
+            )
+        )
+        assert limits.ok and limits.result == {
+            "service": "paspor",
+            "daily_quota": 5,
+            "cutoff": "10:00",
+        }
+        assert services.until(lambda s: s.service == "paspor" and s.daily_quota == 5)
+        # A caller box may not change what its counter serves.
+        with pytest.raises(CommandRejected) as refused:
+            caller.request(
+                m.AssignCounter(device="caller-03", counter=3, services=("skck",), by="x"),
+                timeout=5,
+            )
+        assert refused.value.code == "forbidden"
+    finally:
+        hub.stop()
+    hub = HubService(site).start()
+    try:
+        caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Siti"), timeout=5)
+        called = caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+        assert called["call"]["ticket"] == "H001"  # skck, at counter 3 after the restart
+        assert hub.queue.daily_quota("paspor") == 5
+        assert rows(
+            site,
+            "SELECT kind, counter, service, officer FROM events WHERE kind IN "
+            "('assigned', 'limits') ORDER BY id",
+        ) == [
+            ("assigned", 3, None, "Kepala"),
+            ("limits", None, "paspor", "K"),
+        ]
+    finally:
+        hub.stop()

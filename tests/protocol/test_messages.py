@@ -30,6 +30,8 @@ def test_round_trip_of_every_command() -> None:
         "ack_alert": {"alert_id": "complaints-3", "by": "supervisor"},
         "open_service": {"service": "ktp", "by": "admin"},
         "close_service": {"service": "ktp", "by": "admin"},
+        "assign_counter": {"counter": 3, "services": ("skck", "ktp"), "by": "admin"},
+        "service_limits": {"service": "ktp", "daily_quota": 80, "cutoff": "13:30", "by": "admin"},
         "survey": {"token": "x" * 22, "scores": (4, 3, 4, 4, 3, 2, 4, 4, 3), "comment": "ok"},
     }
     assert set(samples) == set(m.COMMANDS)
@@ -39,6 +41,22 @@ def test_round_trip_of_every_command() -> None:
         again = m.decode(model, m.encode(command))
         assert again == command
         assert json.loads(m.encode(command))["v"] == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"service": "ktp", "daily_quota": 0, "by": "a"}, "daily_quota"),
+        ({"service": "ktp", "daily_quota": 1000, "by": "a"}, "daily_quota"),
+        ({"service": "ktp", "daily_quota": 5, "cutoff": "24:00", "by": "a"}, "cutoff"),
+        ({"service": "ktp", "daily_quota": 5, "cutoff": "9:00", "by": "a"}, "cutoff"),
+    ],
+)
+def test_bad_service_limits_are_invalid(fields: dict, fragment: str) -> None:
+    payload = json.dumps({"v": 1, "device": "hub", **fields}).encode()
+    with pytest.raises(BadMessage) as caught:
+        m.decode(m.SetServiceLimits, payload)
+    assert caught.value.code == "invalid" and fragment in str(caught.value)
 
 
 def test_request_ids_are_unique() -> None:

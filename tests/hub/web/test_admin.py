@@ -191,3 +191,75 @@ def test_admin_closes_and_opens_a_service(as_role, hub: HubService) -> None:
         ).status_code
         == 404
     )
+
+
+def test_admin_changes_what_a_counter_serves_and_back(as_role, hub: HubService) -> None:
+    admin = as_role("admin")
+    token = csrf(admin, "/admin/counters/3")
+    form = {
+        "csrf_token": token,
+        "serve-ktp": "1",
+        "order-ktp": "2",
+        "serve-skck": "1",
+        "order-skck": "1",
+    }
+    assert admin.post("/admin/counters/3", data=form).status_code == 302
+    assert hub.queue.services_of(3) == ("skck", "ktp")
+    state = hub.retained[hub.bus.topics.counter_state(3)]
+    assert isinstance(state, m.CounterState) and state.services == ("skck", "ktp")
+    page = admin.get("/admin").get_data(as_text=True)
+    assert "skck, ktp" in page and "diubah di sini; inventaris: ktp" in page
+    edit = admin.get("/admin/counters/3").get_data(as_text=True)
+    assert 'name="serve-skck" value="1" id="serve-skck" checked' in edit
+    admin.post("/admin/counters/3", data={"csrf_token": token, "reset": "1"})
+    assert hub.queue.services_of(3) == ("ktp",) and hub.queue.assigned == {}
+
+
+def test_bad_counter_forms_are_refused_and_change_nothing(as_role, hub: HubService) -> None:
+    admin = as_role("admin")
+    token = csrf(admin, "/admin/counters/3")
+    for form, says in (
+        ({}, "Pilih paling sedikit satu layanan"),
+        ({"serve-ktp": "1", "order-ktp": "satu"}, "Urutan harus angka"),
+        ({"serve-ktp": "1", "order-ktp": "1" * 500}, "Urutan harus angka"),
+        ({"serve-nope": "1"}, "Pilih paling sedikit satu layanan"),  # not a service: ignored
+    ):
+        page = admin.post(
+            "/admin/counters/3", data={"csrf_token": token, **form}, follow_redirects=True
+        )
+        assert says in page.get_data(as_text=True)
+    assert hub.queue.assigned == {}
+    assert admin.post("/admin/counters/999", data={"csrf_token": token}).status_code == 404
+    assert admin.post("/admin/counters/3", data={"serve-kk": "1"}).status_code == 400  # no CSRF
+    assert hub.queue.assigned == {}
+
+
+def test_admin_changes_a_services_quota_and_cutoff(as_role, hub: HubService) -> None:
+    admin = as_role("admin")
+    token = csrf(admin, "/admin/services/paspor")
+    for form, says in (
+        ({"daily_quota": "0", "cutoff": ""}, "Kuota harian harus angka 1 sampai 999"),
+        ({"daily_quota": "lima", "cutoff": ""}, "Kuota harian harus angka 1 sampai 999"),
+        ({"daily_quota": "1000", "cutoff": ""}, "Kuota harian harus angka 1 sampai 999"),
+        ({"daily_quota": "5", "cutoff": "25:00"}, "Batas ambil antrian harus berbentuk JJ:MM"),
+        ({"daily_quota": "5", "cutoff": "9.30"}, "Batas ambil antrian harus berbentuk JJ:MM"),
+    ):
+        page = admin.post(
+            "/admin/services/paspor", data={"csrf_token": token, **form}, follow_redirects=True
+        )
+        assert says in page.get_data(as_text=True)
+    assert hub.queue.limits == {}
+    admin.post(
+        "/admin/services/paspor", data={"csrf_token": token, "daily_quota": "25", "cutoff": "11:15"}
+    )
+    assert hub.queue.daily_quota("paspor") == 25
+    state = hub.retained[hub.bus.topics.service_state("paspor")]
+    assert isinstance(state, m.ServiceState) and (state.daily_quota, state.cutoff) == (25, "11:15")
+    assert "11:15" in admin.get("/admin").get_data(as_text=True)
+    admin.post(
+        "/admin/services/paspor", data={"csrf_token": token, "daily_quota": "59", "cutoff": ""}
+    )
+    assert hub.queue.limits == {"paspor": (59, None)} and hub.queue.cutoff("paspor") is None
+    admin.post("/admin/services/paspor", data={"csrf_token": token, "reset": "1"})
+    assert hub.queue.limits == {} and hub.queue.daily_quota("paspor") == 60
+    assert admin.get("/admin/services/nope").status_code == 404

@@ -44,6 +44,8 @@ AUDIENCE = {
     "admin.index": "admin",
     "admin.set_service": "admin",
     "admin.close_counter": "admin",
+    "admin.service_limits": "admin",
+    "admin.counter_services": "admin",
     "admin.users": "admin",
     "admin.add_user": "admin",
     "admin.update_user": "admin",
