@@ -135,7 +135,15 @@ class DisplayApp:
         self.model = ScreenModel(site, zone_counters(site, self.zone_id), max_age_s=max_age_s)
         self.highlights = Highlights()
         self.inbox: queue.Queue[Any] = queue.Queue()
-        self.speaks = self.zone.speech and self.zone.volume > 0
+        # How calls are spoken: the inventory's until the hub's zone sound says otherwise.
+        self.sound = m.ZoneSound(
+            seq=0,
+            zone=self.zone_id,
+            speech=self.zone.speech,
+            volume=self.zone.volume,
+            number_reading=self.zone.number_reading,
+        )
+        self._announcer_started = False
         self.received = 0  # state messages taken off the queue
         self.ignored = 0  # ... refused (malformed, unknown counter, ...)
         self.replayed = 0  # ... not newer than what the screen has (retained replays)
@@ -165,18 +173,14 @@ class DisplayApp:
         self._render()
         self.first_frame_at = time.monotonic()
         log.info("first frame drawn", extra={**self._extra, "zone": self.zone_id})
-        if self.speaks:
-            self.announcer.start()
+        self._start_speech()
         if self.images is not None:
             self.images.start()
-        audio_ok = getattr(self.announcer, "audio_ok", True)
-        self.bus.health = self.bus.health.model_copy(
-            update={"audio": "muted" if not self.speaks else ("ok" if audio_ok else "error")}
-        )
         topics = self.bus.topics
         for name in ("counter_state", "service_state", "site_state"):
             self.bus.subscribe(topics.all_of(name), self._on_incoming)
         self.bus.subscribe(topics.featured(self.zone_id), self._on_incoming)
+        self.bus.subscribe(topics.zone_sound(self.zone_id), self._on_incoming)
         self.bus.on_connection_change(self._on_connection)
         self.bus.start()
 
@@ -190,7 +194,7 @@ class DisplayApp:
         self.bus.stop()
         if self.images is not None:
             self.images.close()
-        if self.speaks:
+        if self._announcer_started:
             self.announcer.close()
         self.renderer.close()
 
@@ -282,6 +286,13 @@ class DisplayApp:
             log.info(update.note, extra=self._extra)
         if isinstance(state, m.FeaturedState) and update.applied:
             self._featured(state)
+        if isinstance(state, m.ZoneSound) and update.applied and state.zone == self.zone_id:
+            self.sound = state
+            log.info(
+                "zone sound set",
+                extra={**self._extra, "speech": state.speech, "volume": state.volume},
+            )
+            self._start_speech()
         for call in update.new_calls:
             self.highlights.add(call.key, time.monotonic(), self.speaks)
             log.info(
@@ -292,14 +303,33 @@ class DisplayApp:
                 continue
             try:
                 phrase = call_phrase(
-                    self.site, call.ticket, call.counter, self.lang, self.zone.number_reading
+                    self.site, call.ticket, call.counter, self.lang, self.sound.number_reading
                 )
             except MppError as exc:
                 log.error("call cannot be spoken", extra={**self._extra, "error": str(exc)})
                 continue
             self.announcer.announce(
-                Announcement(call.key, phrase, self.zone.volume, message.received_at)
+                Announcement(call.key, phrase, self.sound.volume, message.received_at)
             )
+
+    @property
+    def speaks(self) -> bool:
+        """Whether calls are spoken now (speech on, volume above zero)."""
+        return self.sound.speech and self.sound.volume > 0
+
+    def _start_speech(self) -> None:
+        """Start the announcer the first time speech is on; report audio health."""
+        if self.speaks and not self._announcer_started:
+            self.announcer.start()
+            self._announcer_started = True
+        audio_ok = getattr(self.announcer, "audio_ok", True)
+        audio = "muted" if not self.speaks else ("ok" if audio_ok else "error")
+        if audio == self.bus.health.audio:
+            return
+        if self.bus.connected:
+            self.bus.set_health(audio=audio)  # the dashboard sees the change at once
+        else:
+            self.bus.health = self.bus.health.model_copy(update={"audio": audio})
 
     def _featured(self, state: m.FeaturedState) -> None:
         """The admin's featured products changed: fetch their images (in the background)."""

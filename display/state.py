@@ -1,8 +1,8 @@
 """The screen's model of the site: the hub's retained state as last seen, and which calls are new.
 
 A display holds no queue state of its own; it keeps the latest CounterState, ServiceState,
-SiteState and its zone's FeaturedState the hub published and decides when a call must be
-announced:
+SiteState and its zone's FeaturedState and ZoneSound the hub published and decides when a call
+must be announced:
 
     model = ScreenModel(site, counters=site_counters_of_zone)
     update = model.apply(model.parse(topic, payload), now=time.time())
@@ -30,12 +30,13 @@ from protocol.topics import Topics
 
 log = logging.getLogger("mpp.display")
 
-StateMessage = m.CounterState | m.ServiceState | m.SiteState | m.FeaturedState
+StateMessage = m.CounterState | m.ServiceState | m.SiteState | m.FeaturedState | m.ZoneSound
 STATE_TOPICS: dict[str, type[StateMessage]] = {
     "counter_state": m.CounterState,
     "service_state": m.ServiceState,
     "site_state": m.SiteState,
     "featured": m.FeaturedState,
+    "zone_sound": m.ZoneSound,
 }
 
 
@@ -88,6 +89,7 @@ class ScreenModel:
         self.services: dict[str, m.ServiceState] = {}
         self.summary: m.SiteState | None = None
         self.featured: dict[str, m.FeaturedState] = {}  # zone -> the admin's featured products
+        self.sound: dict[str, m.ZoneSound] = {}  # zone -> how its screens speak (staff's)
         self.clock_offset = 0.0  # hub clock minus ours, learnt from live site states
         self._call_seq: dict[int, int] = {}
         self._recent: list[Call] = []
@@ -119,7 +121,7 @@ class ScreenModel:
                 raise BadMessage(
                     "unknown_service", f"service {message.service!r} is not in the inventory"
                 )
-        elif isinstance(message, m.FeaturedState):
+        elif isinstance(message, m.FeaturedState | m.ZoneSound):
             if parts.get("zone") != message.zone:
                 raise BadMessage("invalid", f"payload zone {message.zone!r} on topic {topic!r}")
             if message.zone not in self.site.zones:
@@ -144,6 +146,12 @@ class ScreenModel:
                 return Update("featured", False, note=f"seq {message.seq} < {shown.seq}")
             self.featured[message.zone] = message
             return Update("featured", True)
+        if isinstance(message, m.ZoneSound):
+            heard = self.sound.get(message.zone)
+            if heard is not None and message.seq < heard.seq:
+                return Update("sound", False, note=f"seq {message.seq} < {heard.seq}")
+            self.sound[message.zone] = message
+            return Update("sound", True)
         known_site = self.summary
         if known_site is not None and message.seq <= known_site.seq:
             return Update("site", False, note=f"seq {message.seq} <= {known_site.seq}")

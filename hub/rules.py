@@ -118,6 +118,15 @@ class AlertRaised:
     at: float
 
 
+@dataclass(frozen=True)
+class Sound:
+    """How a zone's screens speak calls."""
+
+    speech: bool
+    volume: float
+    number_reading: str
+
+
 @dataclass
 class Changes:
     """What one command touched, for the store and the publisher."""
@@ -131,7 +140,8 @@ class Changes:
     stats: set[str] = field(default_factory=set)
     day: bool = False  # a new business day started
     closed_services: bool = False
-    settings: bool = False  # the staff's counter assignments or service limits changed
+    settings: bool = False  # the staff's counter assignments, service limits or sound changed
+    zones: set[str] = field(default_factory=set)  # whose sound settings changed
 
 
 class Queue:
@@ -158,6 +168,7 @@ class Queue:
         # The staff's changes over the inventory, kept until changed back (see `assign`).
         self.assigned: dict[int, tuple[str, ...]] = {}
         self.limits: dict[str, tuple[int, str | None]] = {}  # daily quota, cut-off "HH:MM"
+        self.sound: dict[str, Sound] = {}  # zone -> how its screens speak
         self.complaint_streak: dict[str, int] = {}
         self.rated: set[int] = set()
         self.recent_calls: list[tuple[int, int, int, float]] = []  # ticket, counter, seq, at
@@ -786,13 +797,40 @@ class Queue:
             "limits", now, service=code, officer=by or None, detail=f"{daily_quota},{cutoff or ''}"
         )
 
+    def sound_of(self, zone: str) -> Sound:
+        """How zone `zone`'s screens speak now (the staff's settings, else the inventory's)."""
+        spec = self.site.zones[zone]
+        return self.sound.get(zone) or Sound(spec.speech, spec.volume, spec.number_reading)
+
+    def set_sound(self, zone: str, sound: Sound, now: float, by: str = "") -> None:
+        """Staff change how a zone's screens speak (the inventory's values clear the change)."""
+        if zone not in self.site.zones:
+            raise Refused(
+                "unknown_zone",
+                f"zone {zone!r} is not in the inventory",
+                "Zona tidak dikenal",
+                "Unknown zone",
+            )
+        spec = self.site.zones[zone]
+        if sound == Sound(spec.speech, spec.volume, spec.number_reading):
+            self.sound.pop(zone, None)
+        else:
+            self.sound[zone] = sound
+        self.changes.zones.add(zone)
+        self.changes.settings = True
+        detail = f"{'on' if sound.speech else 'off'},{sound.volume:.2f},{sound.number_reading}"
+        self._event("sound", now, officer=by or None, detail=f"{zone}:{detail}")
+
     def restore_settings(
-        self, assigned: dict[int, tuple[str, ...]], limits: dict[str, tuple[int, str | None]]
+        self,
+        assigned: dict[int, tuple[str, ...]],
+        limits: dict[str, tuple[int, str | None]],
+        sound: dict[str, Sound],
     ) -> list[str]:
         """Put back the staff's changes kept in the store; those the inventory no longer
-        allows (a counter or service removed since) are left out and described."""
+        allows (a counter, service or zone removed since) are left out and described."""
         dropped = []
-        self.assigned, self.limits = {}, {}
+        self.assigned, self.limits, self.sound = {}, {}, {}
         for number, services in assigned.items():
             unknown = [c for c in services if c not in self.site.services]
             if number not in self.site.counters or unknown or not services:
@@ -804,6 +842,11 @@ class Queue:
                 self.limits[code] = value
             else:
                 dropped.append(f"limits of service {code!r}")
+        for zone, value in sound.items():
+            if zone in self.site.zones:
+                self.sound[zone] = value
+            else:
+                dropped.append(f"sound of zone {zone!r}")
         self.serving = {code: self._serving(code) for code in self.site.services}
         return dropped
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import states
-from hub.rules import Changes, Queue, Refused, Ticket
+from hub.rules import Changes, Queue, Refused, Sound, Ticket
 from hub.store import Store
 from hub.survey import record_survey
 from protocol import messages as m
@@ -55,13 +55,19 @@ class _Work:
 class _Dirty:
     counters: set[int] = field(default_factory=set)
     services: set[str] = field(default_factory=set)
+    zones: set[str] = field(default_factory=set)  # their sound settings
     site: bool = False
     alerts: list[m.Alert] = field(default_factory=list)
     cleared_alerts: list[str] = field(default_factory=list)
 
     def any(self) -> bool:
         return bool(
-            self.counters or self.services or self.site or self.alerts or self.cleared_alerts
+            self.counters
+            or self.services
+            or self.zones
+            or self.site
+            or self.alerts
+            or self.cleared_alerts
         )
 
 
@@ -388,6 +394,7 @@ class HubService:
         self.store.save_reply(device, command.request_id, kind, now, m.encode(reply).decode())
         if changed:
             self._mark(changes.counters, changes.services)
+            self._dirty.zones |= changes.zones
         log.info(
             "command applied" if reply.ok else "command refused",
             extra={
@@ -467,6 +474,10 @@ class HubService:
                     daily_quota=q.daily_quota(command.service),
                     cutoff=command.cutoff,
                 ).model_dump()
+            case m.SetZoneSound():
+                sound = Sound(command.speech, command.volume, command.number_reading)
+                q.set_sound(command.zone, sound, now, command.by)
+                return states.zone_sound(q, command.zone, self.seq).model_dump()
             case m.SubmitSurvey():
                 assert self.store is not None
                 return record_survey(self.store, self.site, command, now).model_dump()
@@ -591,6 +602,8 @@ class HubService:
             state = states.service_state(self.queue, code, self.seq, now)
             self._last_service_flags[code] = (state.open, state.quota_left)
             self._publish(topics.service_state(code), state)
+        for zone in sorted(dirty.zones):
+            self._publish(topics.zone_sound(zone), states.zone_sound(self.queue, zone, self.seq))
         if dirty.site:
             self._publish(topics.site_state(), states.site_state(self.queue, self.seq, now))
         for alert in dirty.alerts:
@@ -611,6 +624,7 @@ class HubService:
         """Every retained topic, exactly as the database holds it (start and reconnect)."""
         self._dirty.counters |= set(self.site.counters)
         self._dirty.services |= set(self.site.services)
+        self._dirty.zones |= set(self.site.zones)
         self._dirty.site = True
         assert self.store is not None
         for payload in self.store.open_alerts():

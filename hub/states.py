@@ -96,3 +96,15 @@ def call_info(queue: Queue, number: int) -> m.CallInfo | None:
         call_seq=counter.call_seq,
         called_at=ticket.called_at or 0.0,
     )
+
+
+def zone_sound(queue: Queue, zone: str, seq: int) -> m.ZoneSound:
+    """How a zone's screens speak calls now."""
+    sound = queue.sound_of(zone)
+    return m.ZoneSound(
+        seq=seq,
+        zone=zone,
+        speech=sound.speech,
+        volume=sound.volume,
+        number_reading=sound.number_reading,  # type: ignore[arg-type]
+    )

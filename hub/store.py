@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from hub.rules import Changes, CounterNow, Queue, Ticket
+from hub.rules import Changes, CounterNow, Queue, Sound, Ticket
 from protocol.errors import MppError
 
 log = logging.getLogger("mpp.hub")
@@ -104,6 +104,12 @@ CREATE TABLE IF NOT EXISTS closed_services (service TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS counter_services (counter INTEGER PRIMARY KEY, services TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS service_limits (
     service TEXT PRIMARY KEY, daily_quota INTEGER NOT NULL, cutoff TEXT
+);
+CREATE TABLE IF NOT EXISTS zone_sound (
+    zone TEXT PRIMARY KEY,
+    speech INTEGER NOT NULL,
+    volume REAL NOT NULL,
+    number_reading TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS survey_responses (
     id INTEGER PRIMARY KEY,
@@ -279,6 +285,14 @@ class Store:
                 "INSERT INTO service_limits (service, daily_quota, cutoff) VALUES (?, ?, ?)",
                 [(code, *value) for code, value in sorted(queue.limits.items())],
             )
+            self.conn.execute("DELETE FROM zone_sound")
+            self.conn.executemany(
+                "INSERT INTO zone_sound (zone, speech, volume, number_reading) VALUES (?, ?, ?, ?)",
+                [
+                    (zone, int(v.speech), v.volume, v.number_reading)
+                    for zone, v in sorted(queue.sound.items())
+                ],
+            )
 
     def load(self, queue: Queue) -> None:
         """Restore the queue after a (re)start: exactly what the database holds.
@@ -313,6 +327,12 @@ class Store:
                 code: (quota, cutoff)
                 for code, quota, cutoff in self.conn.execute(
                     "SELECT service, daily_quota, cutoff FROM service_limits"
+                )
+            },
+            {
+                zone: Sound(bool(speech), volume, reading)
+                for zone, speech, volume, reading in self.conn.execute(
+                    "SELECT zone, speech, volume, number_reading FROM zone_sound"
                 )
             },
         )

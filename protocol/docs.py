@@ -88,6 +88,9 @@ EXAMPLES: dict[str, m.Message] = {
             ),
         ),
     ),
+    "zone_sound": m.ZoneSound(
+        seq=814, zone="canteen", speech=True, volume=0.7, number_reading="words"
+    ),
     "status": m.DeviceStatus(
         device="kiosk-1",
         role="kiosk",
@@ -222,6 +225,11 @@ def render() -> str:
         "(default `site.public_url`), within a time and size limit, checks it against "
         "`image_sha256` and keeps it by that hash; until it has the image it shows the caption "
         "on a plain panel. No slides: the screens show the inventory's `zones.<zone>.featured`.\n"
+        "- `zone_sound`: published for every zone on start and reconnect and whenever staff "
+        "change it (`zone_sound` command); until a display has one it speaks as the inventory's "
+        "`zones.<zone>` says. A display takes one unless its `seq` is lower than the one it "
+        "holds; `speech` false or `volume` 0 mutes calls (still shown), and `number_reading` "
+        "applies from the next call.\n"
         "- Presence: each device publishes its `status` retained with `online: true` on connect; "
         "its MQTT last will publishes the same topic with `online: false`.\n"
     )

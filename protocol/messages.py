@@ -53,6 +53,7 @@ ERROR_CODES: dict[str, str] = {
     "stale": "the command is older than the hub accepts (it was queued while offline)",
     "unknown_service": "no such service in the site inventory",
     "unknown_counter": "no such counter in the site inventory",
+    "unknown_zone": "no such zone in the site inventory",
     "unknown_ticket": "no such ticket today",
     "service_closed": "the service is closed now (outside opening hours or closed by staff)",
     "quota_reached": "the service's daily quota is used up",
@@ -261,6 +262,21 @@ class SetServiceLimits(Command):
     by: ShortText
 
 
+NumberReading = Literal["words", "digits"]
+
+
+class SetZoneSound(Command):
+    """Staff change how a zone's screens speak calls: on or off, volume, numbers read as words
+    or digit by digit (the inventory's by default); hub-internal: the web admin sends it."""
+
+    kind: ClassVar[str] = "zone_sound"
+    zone: Code
+    speech: bool
+    volume: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    number_reading: NumberReading = "words"
+    by: ShortText
+
+
 SURVEY_ELEMENTS = 9
 
 
@@ -300,6 +316,7 @@ COMMANDS: dict[str, type[Command]] = {
         CloseService,
         AssignCounter,
         SetServiceLimits,
+        SetZoneSound,
         SubmitSurvey,
     )
 }
@@ -478,6 +495,16 @@ class FeaturedState(Message):
     seq: int
     zone: Code
     slides: Annotated[tuple[FeaturedSlide, ...], Field(max_length=MAX_FEATURED_SLIDES)] = ()
+
+
+class ZoneSound(Message):
+    """How one zone's screens speak calls now (the inventory's, or as staff set it)."""
+
+    seq: int
+    zone: Code
+    speech: bool
+    volume: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    number_reading: NumberReading = "words"
 
 
 # --------------------------------------------------------------------------------------

@@ -100,6 +100,17 @@ TOPICS: tuple[TopicSpec, ...] = (
         "The admin's featured products (UMKM) of a zone's slideshow; images are fetched over HTTP.",
     ),
     TopicSpec(
+        "zone_sound",
+        "zone/{zone}/sound",
+        1,
+        True,
+        m.ZoneSound,
+        ("hub",),
+        ("display", "hub"),
+        False,
+        "How a zone's screens speak calls: on or off, volume, numbers as words or digits.",
+    ),
+    TopicSpec(
         "status",
         "device/{device}/status",
         1,
@@ -145,6 +156,7 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = {
     "close_service": ("hub",),
     "assign_counter": ("hub",),
     "service_limits": ("hub",),
+    "zone_sound": ("hub",),
     "survey": ("hub",),
 }
 assert set(COMMAND_ROLES) == set(m.COMMANDS), "every command kind needs its roles"
@@ -183,6 +195,10 @@ class Topics:
     def featured(self, zone: str) -> str:
         """Retained featured products of one zone."""
         return self._build("featured", zone=zone)
+
+    def zone_sound(self, zone: str) -> str:
+        """Retained sound settings of one zone's screens."""
+        return self._build("zone_sound", zone=zone)
 
     def status(self, device: str) -> str:
         """Retained presence/health of one device."""

@@ -1,7 +1,7 @@
 """Administration: services open/closed, their daily quota and cut-off, which services each
-counter serves and in what order, closing counters (all through the hub's command path, so every
-device sees the change at once over MQTT), staff accounts and roles, featured products for the
-entrance screens.
+counter serves and in what order, closing counters, how each zone's screens speak (all through
+the hub's command path, so every device sees the change at once over MQTT), staff accounts and
+roles, featured products for the entrance screens.
 
 Services, counters, zones and devices themselves are defined in the site inventory (TOML): the
 provisioning tool builds every device's bundle, the printed tickets' texts and the broker ACL
@@ -19,6 +19,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from hub.web import base
 from hub.web.dashboard import counter_row, device_rows, service_row
+from hub.web.display import zone_sound as display_sound
 from hub.web.featured import FeaturedError, FeaturedStore
 from hub.web.security import requires
 from hub.web.users import ROLES, AccountError
@@ -60,6 +61,7 @@ def index() -> Any:
         "admin.html",
         services=[service_row(service, c) for c in service.site.services],
         counters=[counter_row(service, n) for n in service.site.counters],
+        sounds={z: display_sound(service, z) for z in service.site.zones},
         devices=device_rows(service),
     )
 
@@ -159,6 +161,42 @@ def counter_services(number: int) -> Any:
         return m.AssignCounter(device="hub", counter=number, services=chosen, by=by)
 
     return _change(command, url_for("admin.counter_services", number=number))
+
+
+@bp.route("/zones/<zone_code>", methods=["GET", "POST"])
+@requires("admin")
+def zone_sound(zone_code: str) -> Any:
+    """How a zone's screens speak calls: on or off, volume, numbers as words or digits."""
+    site = base.site()
+    if zone_code not in site.zones:
+        abort(404)
+    zone = site.zones[zone_code]
+    if request.method == "GET":
+        now = display_sound(base.hub(), zone_code)
+        return render_template("admin_zone.html", zone_code=zone_code, zone=zone, sound=now)
+    form = request.form
+
+    def command(by: str) -> m.Command:
+        if form.get("reset") == "1":
+            speech, volume, reading = zone.speech, zone.volume, zone.number_reading
+        else:
+            speech = form.get("speech") == "1"
+            volume_text, reading = form.get("volume", "").strip(), form.get("number_reading")
+            if not NUMBER.fullmatch(volume_text) or int(volume_text) > 100:
+                raise ValueError(base.t("admin.bad_volume"))
+            if reading not in ("words", "digits"):
+                raise ValueError(base.t("admin.bad_reading"))
+            volume = int(volume_text) / 100
+        return m.SetZoneSound(
+            device="hub",
+            zone=zone_code,
+            speech=speech,
+            volume=volume,
+            number_reading=reading,  # type: ignore[arg-type]
+            by=by,
+        )
+
+    return _change(command, url_for("admin.zone_sound", zone_code=zone_code))
 
 
 def _chosen(form: Any, codes: tuple[str, ...]) -> tuple[str, ...]:

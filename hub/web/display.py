@@ -69,20 +69,37 @@ def calls(service: HubService, count: int) -> list[m.CallInfo]:
     return list(state.recent_calls[:count]) if isinstance(state, m.SiteState) else []
 
 
+def zone_sound(service: HubService, zone_code: str) -> m.ZoneSound:
+    """How the zone's screens speak now (the hub's retained setting, else the inventory's)."""
+    state = service.retained.get(service.bus.topics.zone_sound(zone_code))
+    if isinstance(state, m.ZoneSound):
+        return state
+    zone = service.site.zones[zone_code]
+    return m.ZoneSound(
+        seq=0,
+        zone=zone_code,
+        speech=zone.speech,
+        volume=zone.volume,
+        number_reading=zone.number_reading,
+    )
+
+
 def _lang(zone: Any) -> str:
     from flask import request
 
     return request.args.get("lang") if request.args.get("lang") in ("id", "en") else zone.lang
 
 
-def _call_info(site: Site, call: m.CallInfo, lang: str, reading: str) -> dict[str, Any]:
+def _call_info(site: Site, call: m.CallInfo, lang: str, sound: m.ZoneSound) -> dict[str, Any]:
     return {
         "counter": call.counter,
         "ticket": call.ticket,
         "call_seq": call.call_seq,
         "called_at": call.called_at,
-        "speak": call_text(site, call.ticket, call.counter, lang, reading),
+        "speak": call_text(site, call.ticket, call.counter, lang, sound.number_reading),
         "lang": "en-GB" if lang == "en" else "id-ID",
+        "voice": sound.speech,
+        "volume": sound.volume,
     }
 
 
@@ -109,6 +126,7 @@ def screen(zone_code: str) -> Any:
         products=store.all(zone_code) if zone.kind == "entrance" else [],
         inventory_products=list(enumerate(zone.featured)) if zone.kind == "entrance" else [],
         screen_lang=_lang(zone),
+        sound=zone_sound(service, zone_code),
     )
 
 
@@ -136,7 +154,7 @@ def events(zone_code: str) -> Any:
                     called_at=state.called_at,
                 ),
                 lang,
-                zone.number_reading,
+                zone_sound(service, zone_code),
             )
         seq = state.call_seq if state is not None else 0
         return sse(
@@ -154,7 +172,8 @@ def events(zone_code: str) -> Any:
     def calls_event() -> str:
         latest = calls(service, rows)
         html = render_template("_display_calls.html", calls=latest, screen_lang=lang)
-        info = [_call_info(site, c, lang, zone.number_reading) for c in latest]
+        sound = zone_sound(service, zone_code)
+        info = [_call_info(site, c, lang, sound) for c in latest]
         return sse("calls", {"html": html, "calls": info, "now": service.clock()})
 
     def initial() -> list[str]:

@@ -49,6 +49,8 @@ def concrete_topics(t: Topics) -> list[str]:
             out.append(t.alert("complaints-3"))
         elif spec.name == "featured":
             out.append(t.featured("entrance"))
+        elif spec.name == "zone_sound":
+            out.append(t.zone_sound("lobby"))
         else:  # a new row must be added here, or the matrix silently skips it
             pytest.fail(f"topic row {spec.name!r} has no case in the matrix")
     return out

@@ -183,6 +183,7 @@ def test_bridge_topics_are_the_retained_rows() -> None:
         "service/+/state",
         "site/state",
         "zone/+/featured",
+        "zone/+/sound",
         "device/+/status",
         "alert/+",
     }

@@ -124,6 +124,46 @@ def test_next_shows_the_number_highlighted_and_speaks_it_once(
     assert app.ignored == 0
 
 
+def test_the_admin_mutes_and_changes_a_zones_voice_without_a_restart(
+    hub: HubService, bus_for, display_app: Factory
+) -> None:
+    kiosk, caller = bus_for("kiosk-3"), bus_for("caller-03")
+    prepare(kiosk, caller, 3, "ktp")
+    kiosk.request(m.IssueTicket(device="kiosk-3", service="ktp"), timeout=5)
+    announcer = RecordingAnnouncer()
+    app = display_app(hub.site, announcer=announcer)
+    app.run(until=lambda: synced(app)() and app.sound.zone == "lobby", timeout=10)
+
+    def sound(speech: bool, volume: float, reading: str = "words") -> None:
+        command = m.SetZoneSound(
+            device="hub", zone="lobby", speech=speech, volume=volume, number_reading=reading, by="K"
+        )
+        assert hub.submit(command).ok
+        app.run(until=lambda: (app.sound.speech, app.sound.volume) == (speech, volume), timeout=5)
+
+    sound(False, 0.9)
+    assert not app.speaks and app.bus.health.audio == "muted"
+    caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+    app.run(until=lambda: app.model.newest(time.time()) is not None, timeout=5)
+    app.run(timeout=0.5)
+    assert announcer.spoken == []  # shown, not spoken
+    sound(True, 0.4, "digits")
+    assert app.speaks and app.bus.health.audio == "ok"
+    caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+    app.run(until=lambda: len(announcer.spoken) == 1, timeout=5)
+    spoken = announcer.spoken[0]
+    assert (
+        spoken.volume == 0.4
+        and spoken.text == "Nomor antrian a nol nol dua, silakan menuju loket tiga"
+    )
+    # A sound setting for another zone, or one on the wrong topic, changes nothing here.
+    topics = caller.topics
+    other = m.ZoneSound(seq=10**6, zone="canteen", speech=False, volume=0.0)
+    hub.bus.publish(topics.zone_sound("lobby"), other, retain=False)
+    app.run(timeout=0.5)
+    assert app.sound.speech and app.ignored == 1
+
+
 @pytest.mark.slow
 def test_two_calls_100_ms_apart_are_spoken_one_after_the_other(
     hub: HubService, bus_for, display_app: Factory, tmp_path: Path

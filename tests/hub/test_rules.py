@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.rules import CALLED, DONE, EXPIRED, SKIPPED, VOIDED, WAITING, Queue, Refused
+from hub.rules import CALLED, DONE, EXPIRED, SKIPPED, VOIDED, WAITING, Queue, Refused, Sound
 from protocol.site import Site
 from tests.conftest import example_text, make_site
 
@@ -364,8 +364,27 @@ def test_staff_change_quota_and_cutoff(site: Site, q: Queue) -> None:
 
 def test_staff_changes_the_inventory_no_longer_allows_are_left_out(site: Site) -> None:
     q = Queue(site)
+    quiet = Sound(False, 0.0, "digits")
     dropped = q.restore_settings(
-        {3: ("skck",), 4: ("gone",), 999: ("ktp",)}, {"paspor": (5, None), "gone": (1, None)}
+        {3: ("skck",), 4: ("gone",), 999: ("ktp",)},
+        {"paspor": (5, None), "gone": (1, None)},
+        {"lobby": quiet, "gone": quiet},
     )
     assert q.assigned == {3: ("skck",)} and q.limits == {"paspor": (5, None)}
-    assert len(dropped) == 3 and 3 in q.serving["skck"]
+    assert q.sound == {"lobby": quiet}
+    assert len(dropped) == 4 and 3 in q.serving["skck"]
+
+
+def test_staff_change_how_a_zone_speaks(site: Site, q: Queue) -> None:
+    spec = site.zones["canteen"]
+    assert q.sound_of("canteen") == Sound(spec.speech, spec.volume, spec.number_reading)
+    q.set_sound("canteen", Sound(False, 0.3, "digits"), at(site, MON_9), by="Kepala")
+    changes = q.take_changes()
+    assert changes.settings and changes.zones == {"canteen"}
+    assert changes.events[0].detail == "canteen:off,0.30,digits"
+    assert q.sound_of("canteen") == Sound(False, 0.3, "digits")
+    q.set_sound("canteen", Sound(spec.speech, spec.volume, spec.number_reading), 0.0)
+    assert q.sound == {}
+    with pytest.raises(Refused) as caught:
+        q.set_sound("atap", Sound(True, 1.0, "words"), 0.0)
+    assert caught.value.code == "unknown_zone" and q.take_changes().zones == {"canteen"}

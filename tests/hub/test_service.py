@@ -436,3 +436,34 @@ def test_staff_changes_reach_devices_and_survive_a_restart(site: Site, bus_for) 
         ]
     finally:
         hub.stop()
+
+
+def test_zone_sound_is_retained_for_every_zone_and_kept_across_restarts(
+    site: Site, bus_for
+) -> None:
+    hub = HubService(site).start()
+    screen = bus_for("tv-lobby-2")
+    sounds = Watcher(screen, "zone_sound", m.ZoneSound)
+    try:
+        lobby = sounds.until(lambda s: s.zone == "lobby")
+        spec = site.zones["lobby"]
+        assert (lobby.speech, lobby.volume, lobby.number_reading) == (
+            spec.speech,
+            spec.volume,
+            spec.number_reading,
+        )
+        quiet = m.SetZoneSound(device="hub", zone="canteen", speech=False, volume=0.2, by="K")
+        reply = hub.submit(quiet)
+        assert reply.ok and reply.result["speech"] is False
+        assert sounds.until(lambda s: s.zone == "canteen" and not s.speech).volume == 0.2
+        unknown = hub.submit(quiet.model_copy(update={"zone": "atap", "request_id": "x" * 16}))
+        assert unknown.error is not None and unknown.error.code == "unknown_zone"
+    finally:
+        hub.stop()
+    hub = HubService(site).start()
+    try:
+        again = Watcher(bus_for("tv-canteen-1"), "zone_sound", m.ZoneSound)
+        canteen = again.until(lambda s: s.zone == "canteen")
+        assert (canteen.speech, canteen.volume) == (False, 0.2)
+    finally:
+        hub.stop()

@@ -32,6 +32,7 @@ def test_round_trip_of_every_command() -> None:
         "close_service": {"service": "ktp", "by": "admin"},
         "assign_counter": {"counter": 3, "services": ("skck", "ktp"), "by": "admin"},
         "service_limits": {"service": "ktp", "daily_quota": 80, "cutoff": "13:30", "by": "admin"},
+        "zone_sound": {"zone": "lobby", "speech": True, "volume": 0.5, "by": "admin"},
         "survey": {"token": "x" * 22, "scores": (4, 3, 4, 4, 3, 2, 4, 4, 3), "comment": "ok"},
     }
     assert set(samples) == set(m.COMMANDS)

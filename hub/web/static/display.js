@@ -18,10 +18,10 @@
     if (!grew || now - call.called_at > RECENT_S) return false;
     screen.dataset.lastCall = call.ticket + "@" + call.counter;
     screen.dataset.announced = String(Number(screen.dataset.announced || 0) + 1);
-    if (sound && screen.dataset.speech === "yes" && window.speechSynthesis) {
+    if (sound && call.voice && call.volume > 0 && window.speechSynthesis) {
       var utterance = new SpeechSynthesisUtterance(call.speak);
       utterance.lang = call.lang;
-      utterance.volume = Number(screen.dataset.volume || 1);
+      utterance.volume = call.volume;
       window.speechSynthesis.speak(utterance);
     }
     return true;

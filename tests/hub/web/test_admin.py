@@ -263,3 +263,29 @@ def test_admin_changes_a_services_quota_and_cutoff(as_role, hub: HubService) -> 
     admin.post("/admin/services/paspor", data={"csrf_token": token, "reset": "1"})
     assert hub.queue.limits == {} and hub.queue.daily_quota("paspor") == 60
     assert admin.get("/admin/services/nope").status_code == 404
+
+
+def test_admin_sets_how_a_zones_screens_speak(as_role, hub: HubService) -> None:
+    admin = as_role("admin")
+    token = csrf(admin, "/admin/zones/canteen")
+    for form, says in (
+        ({"volume": "150", "number_reading": "words"}, "Volume harus angka 0 sampai 100"),
+        ({"volume": "-1", "number_reading": "words"}, "Volume harus angka 0 sampai 100"),
+        ({"volume": "keras", "number_reading": "words"}, "Volume harus angka 0 sampai 100"),
+        ({"volume": "50", "number_reading": "roman"}, "Pilih cara membaca nomor"),
+    ):
+        page = admin.post(
+            "/admin/zones/canteen", data={"csrf_token": token, **form}, follow_redirects=True
+        )
+        assert says in page.get_data(as_text=True)
+    assert hub.queue.sound == {}
+    form = {"csrf_token": token, "volume": "35", "number_reading": "digits"}  # speech unticked
+    assert admin.post("/admin/zones/canteen", data=form).status_code == 302
+    state = hub.retained[hub.bus.topics.zone_sound("canteen")]
+    assert isinstance(state, m.ZoneSound)
+    assert (state.speech, state.volume, state.number_reading) == (False, 0.35, "digits")
+    assert "tanpa suara" in admin.get("/admin").get_data(as_text=True)
+    assert 'value="35"' in admin.get("/admin/zones/canteen").get_data(as_text=True)
+    admin.post("/admin/zones/canteen", data={"csrf_token": token, "reset": "1"})
+    assert hub.queue.sound == {}
+    assert admin.get("/admin/zones/atap").status_code == 404

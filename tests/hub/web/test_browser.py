@@ -236,6 +236,46 @@ def test_lobby_screen_marks_a_new_call(server, desktop, hub: HubService, tmp_pat
     assert desktop.evaluate("document.getElementById('screen').dataset.announced") == "1"
 
 
+SPEECH_RECORDER = """
+window.spoken = [];
+window.speechSynthesis.speak = function (u) { window.spoken.push([u.text, u.volume, u.lang]); };
+"""
+
+
+def test_web_display_speaks_as_the_admin_set_the_zone(server, browser, hub: HubService) -> None:
+    for _ in range(3):
+        issue(hub)
+    ok(hub, m.OpenCounter(device="hub", counter=3, officer="Siti"))
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
+    page = context.new_page()
+    page.add_init_script(SPEECH_RECORDER)  # the browser's own speech engine, recorded
+    page.goto(f"{server.url}/display/lobby")
+    page.wait_for_function("document.getElementById('screen').dataset.updated !== undefined")
+    page.click("#tap")  # a person tapped: the browser may play sound
+    calls = 0
+
+    def call_next() -> None:
+        nonlocal calls
+        ok(hub, m.CallNext(device="hub", counter=3))
+        calls += 1
+        page.wait_for_function(
+            f"document.getElementById('screen').dataset.announced === '{calls}'", timeout=5000
+        )
+
+    ok(hub, m.SetZoneSound(device="hub", zone="lobby", speech=True, volume=0.3,
+                           number_reading="digits", by="K"))  # fmt: skip
+    call_next()
+    spoken = [s for s in page.evaluate("window.spoken") if s[0]]
+    assert len(spoken) == 1
+    text, volume, lang = spoken[0]
+    assert text == "Nomor antrian a nol nol satu, silakan menuju loket tiga."
+    assert abs(volume - 0.3) < 1e-6 and lang == "id-ID"  # the browser keeps a float32
+    ok(hub, m.SetZoneSound(device="hub", zone="lobby", speech=False, volume=0.3, by="K"))
+    call_next()  # shown and marked, not spoken
+    assert [s for s in page.evaluate("window.spoken") if s[0]] == spoken
+    context.close()
+
+
 def test_pages_keep_to_the_content_security_policy(server, browser, hub: HubService) -> None:
     ticket = issue(hub)
     context = browser.new_context(viewport={"width": 1366, "height": 900})
@@ -252,7 +292,17 @@ def test_pages_keep_to_the_content_security_policy(server, browser, hub: HubServ
         page.goto(f"{server.url}{path}")
         page.wait_for_timeout(200)
     log_in(page, server, "admin")
-    for path in ("/dashboard", "/caller/3", "/reports", "/reports/ikm", "/admin", "/admin/users"):
+    for path in (
+        "/dashboard",
+        "/caller/3",
+        "/reports",
+        "/reports/ikm",
+        "/admin",
+        "/admin/users",
+        "/admin/services/ktp",
+        "/admin/counters/3",
+        "/admin/zones/lobby",
+    ):
         page.goto(f"{server.url}{path}")
         page.wait_for_timeout(150)
     context.close()

@@ -46,6 +46,7 @@ AUDIENCE = {
     "admin.close_counter": "admin",
     "admin.service_limits": "admin",
     "admin.counter_services": "admin",
+    "admin.zone_sound": "admin",
     "admin.users": "admin",
     "admin.add_user": "admin",
     "admin.update_user": "admin",
