@@ -756,7 +756,7 @@ class Queue:
             self._check_service(code)
         if not services or len(set(services)) != len(services):
             raise Refused(
-                "bad_request",
+                "invalid",
                 f"counter {number} needs one or more services, each once: {list(services)}",
                 "Pilih satu layanan atau lebih, masing-masing sekali",
                 "Choose one or more services, each once",
@@ -779,7 +779,7 @@ class Queue:
         self._check_service(code)
         if not 1 <= daily_quota <= 999:
             raise Refused(
-                "bad_request",
+                "invalid",
                 f"daily quota {daily_quota} of {code} is not within 1..999",
                 "Kuota harian harus antara 1 dan 999",
                 "The daily quota must be within 1..999",

@@ -35,7 +35,7 @@ BATCH = 25  # payloads sent together; the hub answers them in any interleaving
 ANSWER_TIMEOUT_S = 20.0
 KINDS = tuple(m.COMMANDS)
 COUNTER_KINDS = ("next", "recall", "skip", "call_skipped", "transfer", "finish", "open", "close")
-COUNTER_KINDS += ("rate",)
+COUNTER_KINDS += ("rate", "assign_counter")
 MAX = m.MAX_PAYLOAD_BYTES
 
 # Where in the hub a fault is caught, first to last: the reply names the earliest one.
@@ -135,6 +135,9 @@ EXTRAS: dict[str, dict[str, Any]] = {  # the fields each kind needs besides devi
     "open_service": {"service": "ktp", "by": "x"},
     "close_service": {"service": "ktp", "by": "x"},
     "survey": {"token": "t" * 16, "scores": [4] * 9},
+    "assign_counter": {"services": ["ktp"], "by": "x"},
+    "service_limits": {"service": "ktp", "daily_quota": 5, "by": "x"},
+    "zone_sound": {"zone": "lobby", "speech": True, "volume": 0.5, "by": "x"},
 }
 
 
@@ -183,6 +186,28 @@ def valid_command(draw: Any, s: Seeded) -> tuple[str, str, dict[str, Any]]:
                     "survey",
                     command("hub", "survey", token=t["A001"]["token"], scores=[4] * 9),
                 ),
+                (
+                    "hub",
+                    "assign_counter",
+                    command("hub", "assign_counter", counter=3, services=["kk", "ktp"], by="x"),
+                ),
+                (
+                    "hub",
+                    "service_limits",
+                    command(
+                        "hub",
+                        "service_limits",
+                        service="ktp",
+                        daily_quota=7,
+                        cutoff="10:00",
+                        by="x",
+                    ),
+                ),
+                (
+                    "hub",
+                    "zone_sound",
+                    command("hub", "zone_sound", zone="canteen", speech=False, volume=0.2, by="x"),
+                ),
             ]
         )
     )
@@ -195,7 +220,7 @@ def refused_command(draw: Any, s: Seeded) -> tuple[str, str, dict[str, Any], fro
     t = s.tickets
     other_counter = draw(st.integers(1, 30).filter(lambda n: n != 3))
     caller = draw(st.sampled_from(["caller", "hub"]))
-    choice = draw(st.integers(0, 16))
+    choice = draw(st.integers(0, 19))
     if choice == 0:  # counter 3 is open and idle; nobody waits for ktp
         kind = draw(st.sampled_from(["next", "recall", "skip", "finish", "transfer", "rate"]))
         extra = {"service": "kk"} if kind == "transfer" else {}
@@ -323,6 +348,24 @@ def refused_command(draw: Any, s: Seeded) -> tuple[str, str, dict[str, Any], fro
             scores=draw(st.lists(st.integers(1, 4), min_size=9, max_size=9)),
         )
         return "hub", "survey", payload, frozenset({"bad_state", "unknown_ticket"}), False
+    if choice == 16:  # a counter given services the inventory does not have, or one twice
+        services = draw(
+            st.sampled_from([["ktp", "ktp"], ["kk", "kk", "ktp"]])
+            | st.lists(UNKNOWN_CODES, min_size=1, max_size=3).map(lambda x: ["ktp", *x])
+        )
+        codes = "invalid" if len(set(services)) < len(services) else "unknown_service"
+        payload = command("hub", "assign_counter", counter=3, services=services, by="x")
+        return "hub", "assign_counter", payload, frozenset({codes, "unknown_service"}), False
+    if choice == 17:  # limits of a service the inventory does not have
+        payload = command(
+            "hub", "service_limits", service=draw(UNKNOWN_CODES), daily_quota=5, by="x"
+        )
+        return "hub", "service_limits", payload, frozenset({"unknown_service"}), False
+    if choice == 18:  # the sound of a zone the inventory does not have
+        payload = command(
+            "hub", "zone_sound", zone=draw(UNKNOWN_CODES), speech=True, volume=1.0, by="x"
+        )
+        return "hub", "zone_sound", payload, frozenset({"unknown_zone"}), False
     # a kiosk is no rating pad
     return "kiosk-3", "rate", well_formed("kiosk-3", "rate", 3), frozenset({"forbidden"}), True
 
@@ -335,12 +378,16 @@ FIELD_TYPES = {  # JSON type each field takes; a value of another JSON type is w
     "token": str, "by": str, "alert_id": str, "reason": str, "lang": str, "priority": str,
     "cancels": str, "reply_to": str, "comment": str,
     "counter": int, "ticket_id": int, "score": int, "scores": list,
+    "services": list, "daily_quota": int, "cutoff": str, "zone": str, "speech": bool,
+    "volume": float, "number_reading": str,
     "sent_at": float, "expires_at": float,
 }  # fmt: skip
 
 
 def wrong_for(kind: type, value: Any) -> bool:
     """True if `value` is not of the JSON type `kind` (an int is a float in JSON)."""
+    if kind is bool:
+        return not isinstance(value, bool)
     if kind is float:
         return isinstance(value, bool) or not isinstance(value, int | float)
     if kind is int:
@@ -402,7 +449,10 @@ def spoiled(
     elif fault == "nan":
         name = draw(
             st.sampled_from(
-                sorted({"sent_at", "expires_at"} | ({"counter", "ticket_id", "score"} & set(data)))
+                sorted(
+                    {"sent_at", "expires_at"}
+                    | ({"counter", "ticket_id", "score", "daily_quota", "volume"} & set(data))
+                )
             )
         )
         data[name] = draw(st.sampled_from([math.nan, math.inf, -math.inf]))

@@ -325,7 +325,7 @@ def test_staff_reassign_a_counter_and_change_it_back(site: Site, q: Queue) -> No
 
 @pytest.mark.parametrize(
     ("services", "code"),
-    [(("ktp", "nope"), "unknown_service"), (("ktp", "ktp"), "bad_request"), ((), "bad_request")],
+    [(("ktp", "nope"), "unknown_service"), (("ktp", "ktp"), "invalid"), ((), "invalid")],
 )
 def test_bad_reassignments_change_nothing(
     site: Site, q: Queue, services: tuple[str, ...], code: str
@@ -359,7 +359,7 @@ def test_staff_change_quota_and_cutoff(site: Site, q: Queue) -> None:
     assert q.cutoff("paspor") is None
     with pytest.raises(Refused) as bad:
         q.set_limits("paspor", 1000, None, now)
-    assert bad.value.code == "bad_request" and q.limits == {"paspor": (60, None)}
+    assert bad.value.code == "invalid" and q.limits == {"paspor": (60, None)}
 
 
 def test_staff_changes_the_inventory_no_longer_allows_are_left_out(site: Site) -> None:
