@@ -453,7 +453,16 @@ class CallerBox:
             for code in self.services
             if code in self.service_states
         )
-        return View(self.state, self.bus.connected, by_prefix, self.selection, flash)
+        return View(self.state, self.bus.connected, by_prefix, self.selection, flash, self.waiting)
+
+    @property
+    def waiting(self) -> int | None:
+        """How many wait for this counter's services now: from their service states (the hub
+        publishes those whenever a queue changes), else from the counter's own state."""
+        known = [self.service_states[c].waiting for c in self.services if c in self.service_states]
+        if len(known) == len(self.services):
+            return sum(known)
+        return self.state.waiting if self.state is not None else None
 
     @property
     def lines(self) -> list[str]:

@@ -83,6 +83,7 @@ class View:
     waiting_by_prefix: tuple[tuple[str, int], ...] = ()
     selection: Selection | None = None
     flash: str | None = None
+    waiting: int | None = None  # live count for the counter's services (else the state's)
 
 
 class Screen:
@@ -127,7 +128,8 @@ class Screen:
             return message("offline", self.lang)
         if view.state is None:
             return message("loading", self.lang)
-        return f"{'Waiting' if self.en else 'Menunggu'}: {view.state.waiting}"
+        waiting = view.state.waiting if view.waiting is None else view.waiting
+        return f"{'Waiting' if self.en else 'Menunggu'}: {waiting}"
 
     def _by_service(self, view: View) -> str:
         return " ".join(f"{prefix}:{count}" for prefix, count in view.waiting_by_prefix)

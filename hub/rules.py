@@ -522,34 +522,28 @@ class Queue:
         device = self.site.devices.get(ticket.source)
         return device is None or device.role != "kiosk"
 
-    def _candidates(self, number: int, now: float) -> list[Ticket]:
-        services = self.services_of(number)
-        return [
-            t for code in services for t in self.queued[code].values() if self.callable_now(t, now)
-        ]
-
-    def _pick(self, counter: CounterNow, now: float) -> Ticket | None:
-        services = self.services_of(counter.number)
-        candidates = self._candidates(counter.number, now)
-        if not candidates:
-            return None
-        priority = [t for t in candidates if t.priority]
-        regular = [t for t in candidates if not t.priority]
-        take_priority = priority and (
-            not regular or counter.priority_streak < self.site.hub.priority_ratio
-        )
-        pool = priority if take_priority else regular
-        counter.priority_streak = counter.priority_streak + 1 if take_priority else 0
-        if self.site.hub.call_policy == "counter_order":
-            rank = {code: i for i, code in enumerate(services)}
-            return min(pool, key=lambda t: (rank[t.service], *_queue_order(t)))
-        return min(pool, key=_queue_order)
+    def _firsts(self, number: int, now: float) -> tuple[Ticket | None, Ticket | None]:
+        """The first callable priority ticket and the first callable regular one for counter
+        `number`, in the call policy's order (one pass over its services' queues)."""
+        by_counter_order = self.site.hub.call_policy == "counter_order"
+        best: list[Ticket | None] = [None, None]  # regular, priority
+        keys: list[tuple[int, float, int] | None] = [None, None]
+        for order, code in enumerate(self.services_of(number)):
+            rank = order if by_counter_order else 0
+            for t in self.queued[code].values():
+                slot = 1 if t.priority else 0
+                key = (rank, t.queue_key, t.id)
+                known = keys[slot]
+                if (known is None or key < known) and self.callable_now(t, now):
+                    best[slot], keys[slot] = t, key
+        return best[1], best[0]
 
     def call_next(self, number: int, now: float) -> Ticket | None:
         """Finish the current ticket and call the next one (None: nobody is waiting)."""
         self.roll_day(now)
         counter = self._open_counter(number)
-        if counter.current is None and not self._candidates(number, now):
+        priority, regular = self._firsts(number, now)
+        if counter.current is None and priority is None and regular is None:
             raise Refused(
                 "queue_empty",
                 f"nobody waits for counter {number}'s services",
@@ -557,10 +551,16 @@ class Queue:
                 "Nobody is waiting",
             )
         self._finish_current(counter, now)
-        ticket = self._pick(counter, now)
         self.changes.counters.add(number)
-        if ticket is None:
+        if priority is None and regular is None:
             return None
+        # Priority tickets go first, but after `priority_ratio` of them in a row a regular one.
+        take_priority = priority is not None and (
+            regular is None or counter.priority_streak < self.site.hub.priority_ratio
+        )
+        counter.priority_streak = counter.priority_streak + 1 if take_priority else 0
+        ticket = priority if take_priority else regular
+        assert ticket is not None
         return self._call(counter, ticket, now, "called")
 
     def recall(self, number: int, now: float) -> Ticket:

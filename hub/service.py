@@ -36,9 +36,6 @@ log = logging.getLogger("mpp.hub")
 
 HUB_DEVICE = "hub"
 TICK_S = 5.0
-QUEUE_LENGTH_EVERY_S = 1.0  # a counter's queue length on screens lags at most about this
-QUEUE_LENGTH_BATCH = 10
-QUEUE_LENGTH_STEP_S = 0.05
 MAX_BATCH = 64
 REQUEST_MEMORY_S = 3 * 86400
 
@@ -116,8 +113,6 @@ class HubService:
         self._dirty = _Dirty()
         self._worker: threading.Thread | None = None
         self._last_service_flags: dict[str, tuple[bool, int]] = {}
-        self._queue_lengths: set[int] = set()
-        self._queue_lengths_due = 0.0
         self._last_loop = time.monotonic()
         self._listeners: list[Callable[[str, Any], None]] = []
         self._featured_source: FeaturedSource | None = None
@@ -211,8 +206,7 @@ class HubService:
         stopping = False
         while not stopping:
             self._last_loop = time.monotonic()
-            wake = min(next_tick, self._queue_lengths_due or next_tick)
-            timeout = 0 if self._dirty.any() else max(0.0, wake - time.monotonic())
+            timeout = 0 if self._dirty.any() else max(0.0, next_tick - time.monotonic())
             try:
                 batch = [self._inbox.get(timeout=timeout)]
             except queues.Empty:
@@ -237,8 +231,6 @@ class HubService:
                 elif work.kind == "featured" and work.future is not None:
                     work.future.set_result(self._publish_featured(changed=True))
             self._publish_dirty()
-            if self._queue_lengths_due and time.monotonic() >= self._queue_lengths_due:
-                self._publish_queue_lengths()
             if time.monotonic() >= next_tick:
                 self._tick()
                 next_tick = time.monotonic() + TICK_S
@@ -562,32 +554,14 @@ class HubService:
             listener("status", status)
 
     # -- state publishing ------------------------------------------------------------------
-    def _publish_queue_lengths(self) -> None:
-        """A few of the counters whose queue length changed; the rest a moment later.
-
-        Spread out, so the screens never get a burst of every counter at once (that burst
-        delayed the calls published next to it).
-        """
-        batch = sorted(self._queue_lengths)[:QUEUE_LENGTH_BATCH]
-        self._queue_lengths.difference_update(batch)
-        self._dirty.counters.update(batch)
-        self._queue_lengths_due = (
-            time.monotonic() + QUEUE_LENGTH_STEP_S if self._queue_lengths else 0.0
-        )
-        self._publish_dirty()
-
     def _mark(self, counters: set[int], services: set[str]) -> None:
         self._dirty.counters |= counters
         self._dirty.services |= services
         self._dirty.site = True
-        # Other counters of these services only see their queue length change: batch those
-        # (at most one update per counter per QUEUE_LENGTH_EVERY_S), so one call does not
-        # fan out to every screen times every counter of the service.
-        for code in services:
-            self._queue_lengths.update(self.queue.serving[code])
-        self._queue_lengths -= self._dirty.counters
-        if self._queue_lengths and not self._queue_lengths_due:
-            self._queue_lengths_due = time.monotonic() + QUEUE_LENGTH_EVERY_S
+        # Only the counters a command touched: a queue that grew or shrank is news on its
+        # service's state, which every device that counts waiting people reads (one fact, one
+        # topic); republishing every counter of the service would send a call's screens a
+        # burst of unchanged counters.
 
     def _publish_dirty(self) -> None:
         if not self._dirty.any():

@@ -9,7 +9,7 @@ RECENT_CALLS = 6
 
 
 def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
-    """What counter `number` shows: its called ticket, call sequence, queue length."""
+    """What counter `number` shows: its called ticket, call sequence, its services."""
     counter = queue.counters[number]
     services = queue.services_of(number)
     ticket = queue.tickets.get(counter.current) if counter.current is not None else None

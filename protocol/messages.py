@@ -383,7 +383,7 @@ class CounterState(Message):
     service: str | None = None
     priority: bool = False
     called_at: float | None = None
-    waiting: int
+    waiting: int  # for its services when this state was published; live: the services' states
     served_today: int = 0
     skipped: tuple[TicketNumber, ...] = ()
     services: tuple[Code, ...] = ()  # served here now, in order (the admin may change them)

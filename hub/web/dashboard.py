@@ -34,6 +34,7 @@ class CounterRow:
     number: int
     spec: Counter
     state: m.CounterState | None
+    waiting: int = 0  # for its services now, from their service states
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -57,9 +58,13 @@ def service_row(service: HubService, code: str) -> ServiceRow:
 
 
 def counter_row(service: HubService, number: int) -> CounterRow:
-    """A counter with its latest retained state."""
-    state = service.retained.get(service.bus.topics.counter_state(number))
-    return CounterRow(number, service.site.counters[number], state)  # type: ignore[arg-type]
+    """A counter with its latest retained state and how many wait for its services now."""
+    topics = service.bus.topics
+    state = service.retained.get(topics.counter_state(number))
+    row = CounterRow(number, service.site.counters[number], state)  # type: ignore[arg-type]
+    queues = (service.retained.get(topics.service_state(code)) for code in row.services)
+    waiting = sum(q.waiting for q in queues if isinstance(q, m.ServiceState))
+    return CounterRow(number, row.spec, row.state, waiting)
 
 
 def device_rows(service: HubService) -> list[DeviceRow]:
@@ -108,6 +113,10 @@ def dashboard_updates(service: HubService, events: list[Event]) -> list[str]:
         if isinstance(message, m.ServiceState) and message.service in service.site.services:
             row = service_row(service, message.service)
             out[f"svc-{row.code}"] = _fragment("service", row)
+            for number in service.site.counters:  # their waiting counts changed with it
+                crow = counter_row(service, number)
+                if message.service in crow.services:
+                    out[f"ctr-{number}"] = _fragment("counter", crow)
         elif isinstance(message, m.CounterState) and message.counter in service.site.counters:
             crow = counter_row(service, message.counter)
             out[f"ctr-{crow.number}"] = _fragment("counter", crow)

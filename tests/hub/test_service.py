@@ -467,3 +467,16 @@ def test_zone_sound_is_retained_for_every_zone_and_kept_across_restarts(
         assert (canteen.speech, canteen.volume) == (False, 0.2)
     finally:
         hub.stop()
+
+
+def test_the_wal_is_checkpointed_off_the_command_path(hub: HubService, site: Site) -> None:
+    for _ in range(60):
+        assert hub.submit(m.IssueTicket(device="hub", service="ktp")).ok
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and hub.store.commits_since_checkpoint:
+        time.sleep(0.02)
+    assert hub.store.commits_since_checkpoint == 0  # the checkpoint thread took them
+    time.sleep(0.2)
+    with sqlite3.connect(f"file:{site.hub.database}?mode=ro", uri=True) as conn:
+        busy, wal_frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and wal_frames == copied  # everything is in the database file

@@ -51,6 +51,13 @@ def test_dashboard_stream_replaces_changed_rows(as_role, hub: HubService) -> Non
         assert "Rina" in data["html"]
         _, data = stream.until(lambda n, d: n == "replace" and d["id"] == "summary")
         assert 'id="sum-issued">1<' in data["html"]
+        # A new ticket changes no counter's own state, yet counter 13's waiting count: its row
+        # is redrawn from the service's state.
+        issue(hub, "skck")
+        _, data = stream.until(
+            lambda n, d: n == "replace" and d["id"] == "ctr-13" and "H001" in d["html"]
+        )
+        assert '<td class="num">1</td>' in data["html"]
     finally:
         stream.close()
 
