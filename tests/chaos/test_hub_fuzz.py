@@ -422,7 +422,8 @@ def spoiled(
         name = draw(st.sampled_from(sorted(k for k in data if k in FIELD_TYPES)))
         data[name] = draw(WRONG_TYPES.filter(lambda v: wrong_for(FIELD_TYPES[name], v)))
     elif fault == "missing":
-        required = [k for k in data if k not in ("v", "reason", "lang", "priority", "comment")]
+        optional = ("v", "reason", "lang", "priority", "comment", "cutoff", "number_reading")
+        required = [k for k in data if k not in optional]
         if kind == "open":
             required.remove("officer")
         del data[draw(st.sampled_from(sorted(required)))]

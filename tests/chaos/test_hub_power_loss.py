@@ -263,9 +263,12 @@ def test_power_loss_during_writes(broker, tmp_path: Path) -> None:
             hub.start()
             wait_hub(tap)
         stop.set()
-        for thread in callers:
+        for thread in [*callers, *(k.thread for k in kiosks)]:
             thread.join(15)
-        assert not any(t.is_alive() for t in callers)
+        # every press has its outcome (printed, refused or cancelled) before the kiosks close
+        assert not any(t.is_alive() for t in callers) and not any(
+            k.thread.is_alive() for k in kiosks
+        )
         # what the kiosks kept while the hub was down (printed reports, cancels) goes out
         assert wait_until(lambda: not any(k.app.pending_reports for k in kiosks), 20)
     finally:
