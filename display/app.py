@@ -136,13 +136,7 @@ class DisplayApp:
         self.highlights = Highlights()
         self.inbox: queue.Queue[Any] = queue.Queue()
         # How calls are spoken: the inventory's until the hub's zone sound says otherwise.
-        self.sound = m.ZoneSound(
-            seq=0,
-            zone=self.zone_id,
-            speech=self.zone.speech,
-            volume=self.zone.volume,
-            number_reading=self.zone.number_reading,
-        )
+        self.sound = m.ZoneSound.of_inventory(self.zone_id, self.zone)
         self._announcer_started = False
         self.received = 0  # state messages taken off the queue
         self.ignored = 0  # ... refused (malformed, unknown counter, ...)

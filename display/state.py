@@ -138,20 +138,19 @@ class ScreenModel:
                 return Update("service", False, note=f"seq {message.seq} <= {known.seq}")
             self.services[message.service] = message
             return Update("service", True)
-        if isinstance(message, m.FeaturedState):
+        if isinstance(message, m.FeaturedState | m.ZoneSound):
+            kind, held = (
+                ("featured", self.featured)
+                if isinstance(message, m.FeaturedState)
+                else ("sound", self.sound)
+            )
             # Equal seq: the hub republished after a restart; it may hold a change it had not
-            # sent before it stopped, so take it (unchanged products change nothing on screen).
-            shown = self.featured.get(message.zone)
-            if shown is not None and message.seq < shown.seq:
-                return Update("featured", False, note=f"seq {message.seq} < {shown.seq}")
-            self.featured[message.zone] = message
-            return Update("featured", True)
-        if isinstance(message, m.ZoneSound):
-            heard = self.sound.get(message.zone)
-            if heard is not None and message.seq < heard.seq:
-                return Update("sound", False, note=f"seq {message.seq} < {heard.seq}")
-            self.sound[message.zone] = message
-            return Update("sound", True)
+            # sent before it stopped, so take it (an unchanged setting changes nothing).
+            known_zone = held.get(message.zone)
+            if known_zone is not None and message.seq < known_zone.seq:
+                return Update(kind, False, note=f"seq {message.seq} < {known_zone.seq}")
+            held[message.zone] = message  # type: ignore[assignment]
+            return Update(kind, True)
         known_site = self.summary
         if known_site is not None and message.seq <= known_site.seq:
             return Update("site", False, note=f"seq {message.seq} <= {known_site.seq}")

@@ -799,8 +799,11 @@ class Queue:
 
     def sound_of(self, zone: str) -> Sound:
         """How zone `zone`'s screens speak now (the staff's settings, else the inventory's)."""
+        return self.sound.get(zone) or self._inventory_sound(zone)
+
+    def _inventory_sound(self, zone: str) -> Sound:
         spec = self.site.zones[zone]
-        return self.sound.get(zone) or Sound(spec.speech, spec.volume, spec.number_reading)
+        return Sound(spec.speech, spec.volume, spec.number_reading)
 
     def set_sound(self, zone: str, sound: Sound, now: float, by: str = "") -> None:
         """Staff change how a zone's screens speak (the inventory's values clear the change)."""
@@ -811,8 +814,7 @@ class Queue:
                 "Zona tidak dikenal",
                 "Unknown zone",
             )
-        spec = self.site.zones[zone]
-        if sound == Sound(spec.speech, spec.volume, spec.number_reading):
+        if sound == self._inventory_sound(zone):
             self.sound.pop(zone, None)
         else:
             self.sound[zone] = sound

@@ -506,6 +506,18 @@ class ZoneSound(Message):
     volume: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     number_reading: NumberReading = "words"
 
+    @classmethod
+    def of_inventory(cls, zone_id: str, zone: Any) -> ZoneSound:
+        """The sound the inventory gives zone `zone_id` (a `protocol.site.Zone`), before the
+        hub has said anything else (seq 0)."""
+        return cls(
+            seq=0,
+            zone=zone_id,
+            speech=zone.speech,
+            volume=zone.volume,
+            number_reading=zone.number_reading,
+        )
+
 
 # --------------------------------------------------------------------------------------
 # Reply results (reply.result), one shape per command family

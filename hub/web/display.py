@@ -74,14 +74,7 @@ def zone_sound(service: HubService, zone_code: str) -> m.ZoneSound:
     state = service.retained.get(service.bus.topics.zone_sound(zone_code))
     if isinstance(state, m.ZoneSound):
         return state
-    zone = service.site.zones[zone_code]
-    return m.ZoneSound(
-        seq=0,
-        zone=zone_code,
-        speech=zone.speech,
-        volume=zone.volume,
-        number_reading=zone.number_reading,
-    )
+    return m.ZoneSound.of_inventory(zone_code, service.site.zones[zone_code])
 
 
 def _lang(zone: Any) -> str:

@@ -7,17 +7,48 @@ from pathlib import Path
 
 import pytest
 
-from display.app import layout_factory
+from display.announcer import RecordingAnnouncer
+from display.app import DisplayApp, layout_factory
 from display.renderer import Renderer
 from display.scene import SceneBuilder
 from display.state import ScreenModel
 from display.video import VideoPlan
 from protocol import messages as m
+from protocol.mqtt import Bus
 from protocol.site import Site
 from tests.conftest import EXAMPLE
 
 EXAMPLES = EXAMPLE.parent
 DUMMY = VideoPlan(("dummy",), fullscreen=False)
+
+
+Factory = Callable[..., DisplayApp]
+
+
+@pytest.fixture
+def display_app() -> Iterator[Factory]:
+    """Factory: a started DisplayApp of an inventory display (SDL dummy video), closed after."""
+    made: list[DisplayApp] = []
+
+    def make(site: Site, device: str = "tv-lobby-1", announcer=None, **kw) -> DisplayApp:
+        spec = site.devices[device]
+        renderer = Renderer(layout_factory(site, spec.zone), (1366, 768), DUMMY)
+        app = DisplayApp(
+            site,
+            device,
+            bus=Bus.for_device(site, device),
+            renderer=renderer,
+            announcer=announcer or RecordingAnnouncer(),
+            base_dir=EXAMPLES,
+            **kw,
+        )
+        app.start()
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.close()
 
 
 @pytest.fixture

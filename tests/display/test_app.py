@@ -9,50 +9,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from display.announcer import RecordingAnnouncer, SpeechAnnouncer, wav_seconds
-from display.app import DisplayApp, layout_factory
-from display.renderer import INK_ON_HIGHLIGHT, YELLOW, MixerPlayer, Renderer
+from display.app import DisplayApp
+from display.renderer import INK_ON_HIGHLIGHT, YELLOW, MixerPlayer
 from hub.service import HubService
 from protocol import messages as m
 from protocol.brokers import Mosquitto
 from protocol.mqtt import Bus
 from protocol.site import Site
 from tests.conftest import example_text, make_site
-from tests.display.conftest import DUMMY, EXAMPLES, png_pixels
+from tests.display.conftest import Factory, png_pixels
 from tests.display.test_renderer import ink_box
-
-Factory = Callable[..., DisplayApp]
-
-
-@pytest.fixture
-def display_app() -> Iterator[Factory]:
-    """Factory: a started DisplayApp of an inventory display (SDL dummy video), closed after."""
-    made: list[DisplayApp] = []
-
-    def make(site: Site, device: str = "tv-lobby-1", announcer=None, **kw) -> DisplayApp:
-        spec = site.devices[device]
-        renderer = Renderer(layout_factory(site, spec.zone), (1366, 768), DUMMY)
-        app = DisplayApp(
-            site,
-            device,
-            bus=Bus.for_device(site, device),
-            renderer=renderer,
-            announcer=announcer or RecordingAnnouncer(),
-            base_dir=EXAMPLES,
-            **kw,
-        )
-        app.start()
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        app.close()
 
 
 def started_bus(site: Site, device: str, made: list[Bus]) -> Bus:

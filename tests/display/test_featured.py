@@ -22,11 +22,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from display.announcer import RecordingAnnouncer
-from display.app import DisplayApp, layout_factory
+from display.app import DisplayApp
 from display.errors import ImageRefused
 from display.featured import FeaturedImages
-from display.renderer import BACKGROUNDS, Renderer
+from display.renderer import BACKGROUNDS
 from hub.service import HubService
 from hub.web import create_app
 from hub.web.server import WebServer
@@ -35,7 +34,7 @@ from protocol.brokers import Mosquitto
 from protocol.mqtt import Bus
 from protocol.site import Site
 from tests.conftest import make_site
-from tests.display.conftest import DUMMY, EXAMPLES, png_pixels
+from tests.display.conftest import Factory, png_pixels
 from tests.hub.web.conftest import PASSWORD, csrf, login
 
 PRODUCT_RGB = (200, 30, 160)
@@ -279,28 +278,14 @@ def web_server(web_app: Flask, web_port: int) -> Iterator[WebServer]:
 
 
 @pytest.fixture
-def entrance_tv(tmp_path: Path) -> Iterator[Callable[[Site], DisplayApp]]:
-    made: list[DisplayApp] = []
+def entrance_tv(tmp_path: Path, display_app: Factory) -> Callable[[Site], DisplayApp]:
+    """Factory: the entrance TV, with its featured-image cache in tmp_path."""
 
     def make(site: Site) -> DisplayApp:
-        renderer = Renderer(layout_factory(site, "entrance"), (1366, 768), DUMMY)
         images = FeaturedImages(tmp_path / "tv-cache" / "featured", site.media_url())
-        app = DisplayApp(
-            site,
-            "tv-entrance",
-            bus=Bus.for_device(site, "tv-entrance"),
-            renderer=renderer,
-            announcer=RecordingAnnouncer(),
-            images=images,
-            base_dir=EXAMPLES,
-        )
-        app.start()
-        made.append(app)
-        return app
+        return display_app(site, "tv-entrance", images=images)
 
-    yield make
-    for app in made:
-        app.close()
+    return make
 
 
 def upload(admin: FlaskClient, caption: str = CAPTION, data: bytes | None = None) -> None:
