@@ -12,7 +12,7 @@ def local_broker(kind: str = "auto") -> tuple[Mosquitto | EmbeddedBroker, int, s
     """(running broker, MQTT version to use, a line saying which one runs)."""
     has_mosquitto = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
     if kind == "mosquitto" or (kind == "auto" and has_mosquitto):
-        broker = Mosquitto().start()
+        broker = Mosquitto(own_session=True).start()  # Ctrl-C stops the devices first
         return broker, 5, f"Mosquitto on 127.0.0.1:{broker.port} (MQTT 5)"
     broker = EmbeddedBroker().start()
     return (

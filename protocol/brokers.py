@@ -70,6 +70,7 @@ class Mosquitto:
         extra: str = "",
         config: str | None = None,
         workdir: str | Path | None = None,
+        own_session: bool = False,
     ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
@@ -94,12 +95,18 @@ class Mosquitto:
         self.config_path.write_text(text)
         self.log_path = self.workdir / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
+        # In a session of its own a terminal's Ctrl-C does not reach the broker: whoever
+        # started it stops it last, after the clients it serves.
+        self.own_session = own_session
 
     def start(self, timeout: float = 5.0) -> Mosquitto:
         """Start the broker and wait until it accepts connections."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [self.binary, "-c", str(self.config_path)], stdout=log, stderr=log
+            [self.binary, "-c", str(self.config_path)],
+            stdout=log,
+            stderr=log,
+            start_new_session=self.own_session,
         )
         log.close()
         if not wait_for_port(self.host, self.port, timeout):
