@@ -108,11 +108,11 @@ class FleetWatcher:
         if connection.ca_file is not None:
             self._client.tls_set(ca_certs=connection.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self._client.on_connect = self._on_connect
-        self._client.on_subscribe = lambda *_a: self._subscribed.set()
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
     # -- lifecycle -----------------------------------------------------------------------
-    def start(self, timeout: float = 5.0, settle: float = 0.3) -> FleetWatcher:
+    def start(self, timeout: float = 5.0, settle: float = 1.0) -> FleetWatcher:
         """Connect, subscribe, and wait until the retained presence has arrived."""
         host, port = self.connection.host, self.connection.port
         try:
@@ -136,12 +136,16 @@ class FleetWatcher:
         return self
 
     def wait_quiet(self, quiet: float, limit: float) -> None:
-        """Wait until no presence arrived for `quiet` seconds (at most `limit` seconds)."""
+        """Wait until every inventory device's presence has arrived, or none arrived for
+        `quiet` seconds (a device that never reported), at most `limit` seconds. (On a busy
+        server a short pause between retained messages is no sign that they all came.)"""
         end = time.monotonic() + limit
+        everyone = {"hub", *self.site.devices}
         while time.monotonic() < end:
             with self._lock:
                 idle = time.monotonic() - self._last_message
-            if idle >= quiet:
+                complete = everyone <= self._status.keys()
+            if complete or idle >= quiet:
                 return
             time.sleep(min(quiet / 3, 0.05))
 
@@ -164,6 +168,11 @@ class FleetWatcher:
             client.disconnect()
             return
         client.subscribe(self.topics.all_of("status"), qos=1)
+
+    def _on_subscribe(self, *_args: Any) -> None:
+        with self._lock:
+            self._last_message = time.monotonic()  # the quiet wait counts from here
+        self._subscribed.set()
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         parsed = self.topics.parse(msg.topic)
