@@ -13,6 +13,7 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import random
 import shutil
 import sqlite3
 import statistics
@@ -84,7 +85,12 @@ def kiosk_worker(
     out.put((latencies, numbers))
 
 
-def caller_worker(text: str, counters: list[int], calls: int, pace_s: float, out: mp.Queue) -> None:
+def caller_worker(
+    text: str, counters: list[int], calls: int, pace_s: float, seed: int, out: mp.Queue
+) -> None:
+    """Officers pressing NEXT at random moments (Poisson arrivals, `pace_s` apart on average;
+    the callers together make a Poisson stream at the total rate), seeded for repeatability."""
+    rng = random.Random(seed)
     site = parse_site(text)
     buses = {n: Bus.for_device(site, f"caller-{n:03d}") for n in counters}
     for bus in buses.values():
@@ -96,7 +102,7 @@ def caller_worker(text: str, counters: list[int], calls: int, pace_s: float, out
     next_at = time.time()
     for i in range(calls):
         time.sleep(max(0.0, next_at - time.time()))
-        next_at += pace_s
+        next_at += rng.expovariate(1 / pace_s)
         n = counters[i % len(counters)]
         bus = buses[n]
         started = time.time()
@@ -246,9 +252,9 @@ def measure_calls(
     cprocs = [
         mp.Process(
             target=caller_worker,
-            args=(text, g, args.calls // args.callers, args.callers / args.call_rate, out),
+            args=(text, g, args.calls // args.callers, args.callers / args.call_rate, i, out),
         )
-        for g in groups
+        for i, g in enumerate(groups)
     ]
     started = time.perf_counter()
     for p in cprocs:
@@ -309,7 +315,7 @@ def main() -> None:
         "--call-rate",
         type=float,
         default=20.0,
-        help="NEXT presses per second, all counters together (a busy MPP calls about 1/s)",
+        help="NEXT presses per second, all counters together, at random moments (Poisson); a busy MPP calls about 1/s",
     )
     args = parser.parse_args()
 

@@ -153,7 +153,10 @@ class Queue:
         self.tickets: dict[int, Ticket] = {}
         # Indexes kept in step by _touch/issue/void, so no command scans the whole day.
         self.active: dict[int, Ticket] = {}  # waiting, called or skipped
+        # Waiting tickets per service in queue order (and the priority ones again, apart), so
+        # NEXT reads the heads instead of scanning the queues.
         self.queued: dict[str, dict[int, Ticket]] = {code: {} for code in site.services}
+        self.queued_priority: dict[str, dict[int, Ticket]] = {code: {} for code in site.services}
         self.missed: dict[int, Ticket] = {}  # skipped (no-show), recallable
         self.serving: dict[str, tuple[int, ...]] = {
             code: site.counters_serving(code) for code in site.services
@@ -188,11 +191,17 @@ class Queue:
             self.active[ticket.id] = ticket
         else:
             self.active.pop(ticket.id, None)
-        for code, queued in self.queued.items():
-            if ticket.status == WAITING and code == ticket.service:
-                queued[ticket.id] = ticket
-            else:
+        waiting = ticket.status == WAITING
+        for code, queued in self.queued.items():  # a transfer moves it between services
+            if not (waiting and code == ticket.service):
                 queued.pop(ticket.id, None)
+                self.queued_priority[code].pop(ticket.id, None)
+        if waiting:
+            _insert_in_order(self.queued[ticket.service], ticket)
+            if ticket.priority:
+                _insert_in_order(self.queued_priority[ticket.service], ticket)
+            else:
+                self.queued_priority[ticket.service].pop(ticket.id, None)
         if ticket.status == SKIPPED:
             self.missed[ticket.id] = ticket
         else:
@@ -201,10 +210,13 @@ class Queue:
     def _index(self) -> None:
         self.active = {t.id: t for t in self.tickets.values() if t.status in ACTIVE}
         self.queued = {code: {} for code in self.site.services}
+        self.queued_priority = {code: {} for code in self.site.services}
         self.missed = {t.id: t for t in self.active.values() if t.status == SKIPPED}
-        for t in self.active.values():
+        for t in sorted(self.active.values(), key=_queue_order):
             if t.status == WAITING:
                 self.queued[t.service][t.id] = t
+                if t.priority:
+                    self.queued_priority[t.service][t.id] = t
         self.last_number, self.issued_count = {}, {}
         for t in self.tickets.values():
             code = t.issued_service
@@ -300,9 +312,8 @@ class Queue:
     def waiting(self, service: str | None = None) -> list[Ticket]:
         """Waiting tickets (of one service), in queue order."""
         if service is not None:
-            found = list(self.queued[service].values())
-        else:
-            found = [t for queued in self.queued.values() for t in queued.values()]
+            return list(self.queued[service].values())
+        found = [t for queued in self.queued.values() for t in queued.values()]
         return sorted(found, key=_queue_order)
 
     def waiting_count(self, service: str) -> int:
@@ -530,12 +541,15 @@ class Queue:
         keys: list[tuple[int, float, int] | None] = [None, None]
         for order, code in enumerate(self.services_of(number)):
             rank = order if by_counter_order else 0
-            for t in self.queued[code].values():
-                slot = 1 if t.priority else 0
-                key = (rank, t.queue_key, t.id)
-                known = keys[slot]
-                if (known is None or key < known) and self.callable_now(t, now):
-                    best[slot], keys[slot] = t, key
+            for slot, in_order in ((1, self.queued_priority[code]), (0, self.queued[code])):
+                for t in in_order.values():
+                    if (slot == 0 and t.priority) or not self.callable_now(t, now):
+                        continue
+                    key = (rank, t.queue_key, t.id)
+                    known = keys[slot]
+                    if known is None or key < known:
+                        best[slot], keys[slot] = t, key
+                    break  # the first callable one is this service's best of its kind
         return best[1], best[0]
 
     def call_next(self, number: int, now: float) -> Ticket | None:
@@ -858,6 +872,19 @@ class Queue:
 
 def _queue_order(ticket: Ticket) -> tuple[float, int]:
     return ticket.queue_key, ticket.id
+
+
+def _insert_in_order(queued: dict[int, Ticket], ticket: Ticket) -> None:
+    """Put a waiting ticket into its place in `queued` (kept in queue order). New tickets
+    go to the end at once; a transferred one placed ahead re-sorts the queue."""
+    if ticket.id in queued:
+        return  # still waiting where it was: its queue key has not changed
+    if queued and _queue_order(queued[next(reversed(queued))]) > _queue_order(ticket):
+        ordered = sorted([*queued.values(), ticket], key=_queue_order)
+        queued.clear()
+        queued.update((t.id, t) for t in ordered)
+    else:
+        queued[ticket.id] = ticket
 
 
 def _slug(text: str) -> str:

@@ -34,7 +34,7 @@ def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
 
 def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceState:
     """Queue of one service: waiting, estimate for a newcomer, quota, open or not."""
-    waiting = list(queue.queued[code].values())
+    waiting = queue.queued[code].values()
     called = (queue.tickets[c.current] for c in queue.counters.values() if c.current is not None)
     serving = sorted((t for t in called if t.service == code), key=lambda t: -(t.called_at or 0))
     number = queue.last_number.get(code)
@@ -44,7 +44,7 @@ def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceSta
         service=code,
         open=queue.service_open(code, now) is None,
         waiting=len(waiting),
-        priority_waiting=sum(1 for t in waiting if t.priority),
+        priority_waiting=len(queue.queued_priority[code]),
         last_issued=last,
         now_serving=tuple(t.label for t in serving),
         est_wait_s=queue.estimate(code, len(waiting)),

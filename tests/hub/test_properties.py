@@ -125,6 +125,14 @@ class QueueMachine(RuleBasedStateMachine):
         ticket_id = data.draw(st.sampled_from(sorted(self.q.tickets)))
         self.apply(lambda: self.q.void(ticket_id, "kiosk-1", self.now))
 
+    @precondition(lambda self: any(t.priority for t in self.q.tickets.values()))
+    @rule(data=st.data())
+    def revoke_priority(self, data) -> None:
+        ticket_id = data.draw(
+            st.sampled_from(sorted(i for i, t in self.q.tickets.items() if t.priority))
+        )
+        self.apply(lambda: self.q.revoke_priority(ticket_id, "spv-1", self.now))
+
     @rule(hours=st.sampled_from([0, 1, 1, 20]))
     def time_passes(self, hours: int) -> None:
         self.now += hours * 3600
@@ -151,6 +159,20 @@ class QueueMachine(RuleBasedStateMachine):
         assert per_service == total == len(self.q.waiting())
         assert self.q.active == {t.id: t for t in self.q.tickets.values() if t.status in ACTIVE}
         assert self.q.missed == {t.id: t for t in self.q.tickets.values() if t.status == SKIPPED}
+
+    @invariant()
+    def waiting_indexes_in_queue_order(self) -> None:
+        # NEXT reads the heads of these indexes; each must be exactly its service's waiting
+        # tickets (the priority one: those with priority) sorted by queue order.
+        def in_order(tickets):
+            return [t.id for t in sorted(tickets, key=lambda t: (t.queue_key, t.id))]
+
+        for code in SITE.services:
+            waiting = [
+                t for t in self.q.tickets.values() if t.status == WAITING and t.service == code
+            ]
+            assert list(self.q.queued[code]) == in_order(waiting)
+            assert list(self.q.queued_priority[code]) == in_order(t for t in waiting if t.priority)
 
     @invariant()
     def database_holds_the_queue(self) -> None:
