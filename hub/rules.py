@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import time
+from itertools import takewhile
 
 from protocol.errors import MppError
 from protocol.site import Site, parse_hhmm
@@ -447,6 +448,14 @@ class Queue:
 
     def people_ahead(self, ticket: Ticket) -> int:
         """Waiting tickets of the same service that will be called before this one."""
+        queued, priority = self.queued[ticket.service], self.queued_priority[ticket.service]
+        if ticket.id in queued:  # read off the ordered indexes (a new ticket is their last)
+            if ticket.priority:
+                return _before(priority, ticket.id)
+            if next(reversed(queued)) == ticket.id:
+                return len(queued) - 1  # everybody waiting is ahead of the newest regular one
+            earlier = takewhile(lambda t: t.id != ticket.id, queued.values())
+            return len(priority) + sum(1 for t in earlier if not t.priority)
         mine = _queue_order(ticket)
         return sum(
             1
@@ -872,6 +881,13 @@ class Queue:
 
 def _queue_order(ticket: Ticket) -> tuple[float, int]:
     return ticket.queue_key, ticket.id
+
+
+def _before(queued: dict[int, Ticket], ticket_id: int) -> int:
+    """How many tickets stand before `ticket_id` in `queued` (kept in queue order)."""
+    if next(reversed(queued)) == ticket_id:
+        return len(queued) - 1
+    return sum(1 for _ in takewhile(lambda t: t.id != ticket_id, queued.values()))
 
 
 def _insert_in_order(queued: dict[int, Ticket], ticket: Ticket) -> None:

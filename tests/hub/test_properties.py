@@ -173,6 +173,19 @@ class QueueMachine(RuleBasedStateMachine):
             ]
             assert list(self.q.queued[code]) == in_order(waiting)
             assert list(self.q.queued_priority[code]) == in_order(t for t in waiting if t.priority)
+            for t in waiting:  # read off the indexes, it must equal the count by definition
+                assert self.q.people_ahead(t) == sum(
+                    1
+                    for o in waiting
+                    if o.id != t.id
+                    and (
+                        bool(o.priority) > bool(t.priority)
+                        or (
+                            bool(o.priority) == bool(t.priority)
+                            and (o.queue_key, o.id) < (t.queue_key, t.id)
+                        )
+                    )
+                )
 
     @invariant()
     def database_holds_the_queue(self) -> None:
