@@ -1,8 +1,9 @@
 """The hub process's MQTT service: commands in, durable decisions, replies and retained state out.
 
-One worker thread owns the queue and the database. Messages from paho's thread and commands
-from the web app (the same path, `submit`) reach it through one inbox, so commands apply one
-at a time, each in its own transaction, committed before its reply or any state is published.
+One worker thread owns the queue, the database and the broker connection (the bus in polled
+mode): it reads the commands that arrived, applies them in one transaction, commits, and writes
+the new retained state and the replies to the socket itself. Commands from the web app (the
+same path, `submit`) join through the inbox and wake it.
 
     service = HubService(site)          # database path from site.hub.database
     service.start()
@@ -37,6 +38,7 @@ log = logging.getLogger("mpp.hub")
 
 HUB_DEVICE = "hub"
 TICK_S = 5.0
+POLL_S = 1.0  # longest wait for the broker between looks at the clock (keepalive, tick)
 MAX_BATCH = 64
 REQUEST_MEMORY_S = 3 * 86400
 
@@ -135,10 +137,12 @@ class HubService:
         self.bus.subscribe(topics.all_of("command"), self._on_command, qos=0)
         self.bus.subscribe(topics.all_of("status"), self._on_status)
         self.bus.on_connection_change(self._on_connection)
-        self.bus.start(wait=wait_connected)
+        self.bus.start_polled()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
         self.started.wait(10)
+        if wait_connected is not None:
+            self.bus.wait_connected(wait_connected)
         log.info(
             "hub started",
             extra={"site": self.site.site.id, "database": str(self.database), "seq": self.seq},
@@ -147,7 +151,7 @@ class HubService:
 
     def stop(self) -> None:
         """Finish queued work, then disconnect and close the database."""
-        self._inbox.put(None)
+        self._put(None)
         if self._worker is not None:
             self._worker.join(10)
         self.bus.stop()
@@ -174,35 +178,40 @@ class HubService:
         return [msg for topic, msg in list(self.retained.items()) if topic.startswith(prefix)]
 
     # -- inputs ----------------------------------------------------------------------------
+    def _put(self, work: _Work | None) -> None:
+        self._inbox.put(work)
+        if self._worker is None or threading.get_ident() != self._worker.ident:
+            self.bus.wake()  # from another thread (web app, stop): the worker may be polling
+
     def _on_command(self, incoming: Incoming) -> None:
         if self.bus.topics.parse(incoming.topic) is not None:
-            self._inbox.put(_Work("mqtt", incoming=incoming))
+            self._put(_Work("mqtt", incoming=incoming))
 
     def _on_status(self, incoming: Incoming) -> None:
-        self._inbox.put(_Work("status", incoming=incoming))
+        self._put(_Work("status", incoming=incoming))
 
     def _on_connection(self, connected: bool) -> None:
         # On every (re)connect: screens resync from exactly what the database holds.
         if connected:
-            self._inbox.put(_Work("republish"))
+            self._put(_Work("republish"))
 
     def set_featured_source(self, source: FeaturedSource) -> None:
         """Where the featured products come from (the web admin's table): `source()` gives
         {zone: slides}. They are published at once, and again on every reconnect."""
         self._featured_source = source
-        self._inbox.put(_Work("featured_republish"))
+        self._put(_Work("featured_republish"))
 
     def publish_featured(self, timeout: float = 10.0) -> list[m.FeaturedState]:
         """The featured products changed: publish every zone's with a new `seq` (retained);
         returns what was published once it has gone out (the web admin waits for it)."""
         future: Future[list[m.FeaturedState]] = Future()
-        self._inbox.put(_Work("featured", future=future))
+        self._put(_Work("featured", future=future))
         return future.result(timeout)
 
     def submit(self, command: m.Command, timeout: float = 10.0) -> m.Reply:
         """Apply a command from inside the hub process (web caller, admin): same path."""
         future: Future[m.Reply] = Future()
-        self._inbox.put(_Work("local", command=command, future=future))
+        self._put(_Work("local", command=command, future=future))
         return future.result(timeout)
 
     # -- worker ----------------------------------------------------------------------------
@@ -212,14 +221,12 @@ class HubService:
         stopping = False
         while not stopping:
             self._last_loop = time.monotonic()
-            timeout = 0 if self._dirty.any() else max(0.0, next_tick - time.monotonic())
-            try:
-                batch = [self._inbox.get(timeout=timeout)]
-            except queues.Empty:
-                batch = []
+            busy = self._dirty.any() or not self._inbox.empty()
+            self.bus.poll(0 if busy else min(POLL_S, max(0.0, next_tick - time.monotonic())))
             # Group commit: commands that arrived together share one COMMIT (each still in
             # its own savepoint-free step, and every reply only after that COMMIT).
-            while batch and len(batch) < MAX_BATCH:
+            batch: list[_Work | None] = []
+            while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._inbox.get_nowait())
                 except queues.Empty:
@@ -617,6 +624,14 @@ class HubService:
         if self._featured_source is None:
             return []
         assert self.store is not None
+        topics = [self.bus.topics.featured(zone) for zone in self.site.zones]
+        if not changed and all(topic in self.retained for topic in topics):
+            # A republish (reconnect) sends what went out, not what the table holds by now:
+            # new content goes out only with its new seq, from `publish_featured`.
+            again = [self.retained[topic] for topic in topics]
+            for topic, state in zip(topics, again, strict=True):
+                self._publish(topic, state)
+            return again  # type: ignore[return-value]
         try:
             slides = self._featured_source()
         except Exception:  # the web's table must not stop the queue

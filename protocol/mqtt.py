@@ -8,6 +8,10 @@ wait for the hub's reply, raise a specific error on timeout, refusal or a missin
     bus = Bus.for_device(site, "caller-03")
     bus.start()
     reply = bus.request(CallNext(device="caller-03", counter=3), timeout=2)
+
+A device runs the connection on paho's thread (`start`). The hub runs it on its worker
+(`start_polled`, then `poll` in its loop): the thread that reads a command applies it and
+writes the new state to the socket itself, with no hand-over between threads on the way.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import logging
 import math
 import random
+import select
 import socket
 import ssl
 import threading
@@ -42,12 +47,20 @@ RECONNECT_POLL_S = 0.05  # how often a waiting request looks for a reconnect to 
 # The hub sits next to the broker, and screens resync from what it republishes when it is
 # back: after a broker restart it must be back before the devices (they back off 0.5-2 s).
 HUB_MIN_DELAY_S, HUB_MAX_DELAY_S = 0.05, 0.25
+POLLED_CONNECT_TIMEOUT_S = 1.0
+MAX_READS_PER_POLL = 64  # packets read in one `poll` (the hub commits what came together)
 
 
 def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
     # Small MQTT packets must not wait for Nagle + delayed ACK (about 40 ms per hop).
     with contextlib.suppress(OSError, AttributeError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _pending(sock: Any) -> bool:
+    """True when a TLS socket holds decrypted bytes that select() cannot see."""
+    pending = getattr(sock, "pending", None)
+    return bool(pending and pending())
 
 
 def _acked(info: paho.MQTTMessageInfo) -> bool:
@@ -120,7 +133,12 @@ class Bus:
         self._stopping = False
         self._listeners: list[Callable[[bool], None]] = []
         self._connects = 0  # connections made so far: a waiting request re-sends after one
-        self._publish_lock = threading.Lock()
+        # Polled mode: the poller holds it for every paho call; so does any other publisher.
+        self._publish_lock = threading.RLock()
+        self._polled = False
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._retry_at = 0.0
         self._network_thread: int | None = None
         self._unacked: dict[int, paho.MQTTMessageInfo] = {}
         self._ack_cv = threading.Condition()
@@ -138,10 +156,10 @@ class Bus:
             self._client.tls_set(ca_certs=tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         # Jitter: every client backs off on its own schedule, so a fleet does not
         # reconnect in lockstep after a broker restart.
-        self._client.reconnect_delay_set(
-            min_delay=min_delay * random.uniform(0.5, 1.0),
-            max_delay=max_delay * random.uniform(0.75, 1.25),
-        )
+        self._min_delay = min_delay * random.uniform(0.5, 1.0)
+        self._max_delay = max_delay * random.uniform(0.75, 1.25)
+        self._retry_delay = self._min_delay
+        self._client.reconnect_delay_set(min_delay=self._min_delay, max_delay=self._max_delay)
         self._client.max_inflight_messages_set(100)
         self._client.will_set(
             self.topics.status(device), m.encode(self._status(online=False)), qos=1, retain=True
@@ -177,6 +195,76 @@ class Bus:
             return self._connected.wait(wait)
         return self._connected.is_set()
 
+    def start_polled(self) -> None:
+        """Run the connection on the caller's thread instead of paho's: that thread calls
+        `poll` in its loop (handlers run inside `poll`); `wake` ends a waiting `poll` early."""
+        self._polled = True
+        # A connection attempt blocks the poller: to an unreachable host, not for long.
+        self._client.connect_timeout = POLLED_CONNECT_TIMEOUT_S
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._client.connect_async(self.host, self.port, self.keepalive)
+
+    def wake(self) -> None:
+        """End a `poll` that waits (from any thread), e.g. because work arrived elsewhere."""
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):  # full: it is awake already; closed: stopping
+                self._wake_w.send(b"!")
+
+    def poll(self, timeout: float) -> None:
+        """Polled mode: wait up to `timeout` s for the broker or `wake`; read what arrived
+        (handlers run here), write what is queued, keep the connection alive or reconnect."""
+        client = self._client
+        sock = client.socket()
+        if sock is None:
+            self._reconnect_when_due()
+            sock = client.socket()
+        if sock is None:
+            wait = 0.0 if self._stopping else max(0.0, self._retry_at - time.monotonic())
+            self._wait_for_wake(min(timeout, wait))
+            return
+        wlist = [sock] if client.want_write() else []
+        try:
+            readable, _, _ = select.select([sock, self._wake_r], wlist, [], timeout)
+        except (OSError, ValueError):  # closed meanwhile: let paho find out below
+            readable = [sock]
+        if self._wake_r in readable:
+            self._drain_wake()
+        with self._publish_lock:
+            if sock in readable or _pending(sock):
+                for _ in range(MAX_READS_PER_POLL):
+                    if client.loop_read() != paho.MQTT_ERR_SUCCESS or client.socket() is None:
+                        break
+                    if not (_pending(sock) or select.select([sock], [], [], 0)[0]):
+                        break
+            if client.socket() is not None and client.want_write():
+                client.loop_write()
+            if client.socket() is not None:
+                client.loop_misc()
+
+    def _reconnect_when_due(self) -> None:
+        if self._stopping or time.monotonic() < self._retry_at:
+            return
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._max_delay, self._retry_delay * 2)
+        try:
+            with self._publish_lock:
+                self._client.reconnect()
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("broker not reachable", extra={"device": self.device, "error": str(exc)})
+
+    def _wait_for_wake(self, timeout: float) -> None:
+        assert self._wake_r is not None
+        if timeout > 0 and select.select([self._wake_r], [], [], timeout)[0]:
+            self._drain_wake()
+
+    def _drain_wake(self) -> None:
+        assert self._wake_r is not None
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+
     def stop(self, timeout: float = 2.0) -> None:
         """Say offline (retained), flush, disconnect and end the threads."""
         if self._stopping:
@@ -185,8 +273,15 @@ class Bus:
             self.publish(self.topics.status(self.device), self._status(online=False), retain=True)
             self.flush(timeout)
         self._stopping = True
-        self._client.disconnect()
-        self._client.loop_stop()
+        with self._publish_lock:
+            self._client.disconnect()
+        if self._polled:
+            for sock in (self._wake_r, self._wake_w):
+                if sock is not None:
+                    sock.close()
+            self._wake_r = self._wake_w = None
+        else:
+            self._client.loop_stop()
         self._connected.clear()
         self._fail_pending()
 
@@ -212,6 +307,7 @@ class Bus:
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self._network_thread = threading.get_ident()
+        self._retry_delay = self._min_delay
         if reason.is_failure:
             log.error(
                 "broker refused connection", extra={"device": self.device, "reason": str(reason)}
@@ -300,6 +396,8 @@ class Bus:
                     extra={"device": self.device, "topic": topic, "error": str(exc)},
                 )
                 return
+        if self._polled and threading.get_ident() != self._network_thread:
+            self.wake()  # the poller writes it (paho writes at once only outside callbacks)
         if qos > 0 and not _acked(info):
             with self._ack_cv:
                 self._unacked[info.mid] = info
@@ -307,6 +405,13 @@ class Bus:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything published so far was acknowledged by the broker."""
         deadline = time.monotonic() + timeout
+        if self._polled:  # nobody else reads the acknowledgements: read them here
+            while time.monotonic() < deadline:
+                with self._ack_cv:
+                    if self._unacked_count() == 0:
+                        return True
+                self.poll(0.01)
+            return False
         with self._ack_cv:
             while time.monotonic() < deadline:
                 if self._unacked_count() == 0:

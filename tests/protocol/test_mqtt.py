@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
 import subprocess
@@ -269,3 +270,113 @@ def test_burst_is_not_lost(broker: Mosquitto, buses: list[Bus]) -> None:
         sender.publish(sender.topics.counter_state(1 + i % 100), b"{}")
     assert done.wait(30), f"received {count} of 5000"
     assert sender.flush(10)
+
+
+class Poller:
+    """Runs a bus in polled mode on a thread of its own, as the hub's worker does."""
+
+    def __init__(self, bus: Bus, wait_s: float = 0.5) -> None:
+        self.bus = bus
+        self.wait_s = wait_s
+        self.running = True
+        bus.start_polled()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            self.bus.poll(self.wait_s)
+
+    def stop(self) -> None:
+        self.running = False
+        self.bus.wake()
+        self.thread.join(5)
+        self.bus.stop()
+
+
+def test_polled_bus_serves_requests_on_the_pollers_thread(
+    broker: Mosquitto, buses: list[Bus]
+) -> None:
+    hub_bus = make_bus(broker, "hub", "hub", suffix="-poll")
+    hub = EchoHub(hub_bus)
+    handled_on: set[int] = set()
+    hub_bus.subscribe(
+        hub_bus.topics.all_of("command"), lambda _i: handled_on.add(threading.get_ident())
+    )
+    poller = Poller(hub_bus)
+    kiosk = make_bus(broker, "kiosk-1", suffix="-poll")
+    watcher = make_bus(broker, "tv-1", "display", suffix="-poll")
+    buses += [kiosk, watcher]
+    statuses: queue.Queue[m.DeviceStatus] = queue.Queue()
+    watcher.subscribe(
+        watcher.topics.status("hub"), lambda i: statuses.put(m.decode(m.DeviceStatus, i.payload))
+    )
+    try:
+        assert hub_bus.wait_connected(5) and kiosk.start(wait=5) and watcher.start(wait=5)
+        assert statuses.get(timeout=5).online
+        for _ in range(20):
+            result = kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=2)
+            assert result["echo"] == "kiosk-1"
+        assert len(hub.seen) == 20
+        # Handlers ran on the poller's thread, and paho started no network thread of its own.
+        assert handled_on == {poller.thread.ident}
+        assert not [t for t in threading.enumerate() if t.name == "paho-mqtt-client-hub"]
+    finally:
+        poller.stop()
+    assert statuses.get(timeout=5).online is False  # stop() flushed its goodbye by polling
+
+
+def test_polled_bus_wakes_for_a_publish_from_another_thread(
+    broker: Mosquitto, buses: list[Bus]
+) -> None:
+    hub_bus = make_bus(broker, "hub", "hub", suffix="-wake")
+    screen = make_bus(broker, "tv-1", "display", suffix="-wake")
+    buses.append(screen)
+    got: queue.Queue[tuple[float, Incoming]] = queue.Queue()
+    screen.subscribe(screen.topics.site_state(), lambda i: got.put((time.monotonic(), i)))
+    assert screen.start(wait=5)
+    poller = Poller(hub_bus, wait_s=30)
+    try:
+        assert hub_bus.wait_connected(5)
+        time.sleep(0.2)  # the poller now waits in a 30 s poll
+        state = m.SiteState(
+            seq=1, day="2026-11-23", now=1.0, config_version="x", issued=0, served=0, waiting=0
+        )
+        sent = time.monotonic()
+        hub_bus.publish(hub_bus.topics.site_state(), state, retain=True)
+        at, incoming = got.get(timeout=5)
+        assert m.decode(m.SiteState, incoming.payload) == state
+        assert at - sent < 1.0  # written by the woken poller, not after its 30 s wait
+    finally:
+        poller.stop()
+    assert not poller.thread.is_alive()
+
+
+def test_polled_bus_reconnects_and_resubscribes_after_broker_restart(
+    own_broker: Mosquitto, buses: list[Bus]
+) -> None:
+    hub_bus = make_bus(own_broker, "hub", "hub", suffix="-pre")
+    screen = make_bus(own_broker, "tv-lobby-1", "display", suffix="-pre")
+    buses.append(screen)
+    commands: queue.Queue[Incoming] = queue.Queue()
+    changes: list[bool] = []
+    hub_bus.subscribe(hub_bus.topics.all_of("command"), commands.put)
+    hub_bus.on_connection_change(changes.append)
+    poller = Poller(hub_bus)
+    try:
+        assert hub_bus.wait_connected(5) and screen.start(wait=5)
+        own_broker.restart(down_for=1.0)
+        back = time.monotonic()
+        assert hub_bus.wait_connected(8) and screen.wait_connected(8)
+        assert time.monotonic() - back < 2, "the hub reconnects within its short back-off"
+        # Its subscription may still be on the way to the broker: send until one arrives.
+        for _ in range(25):
+            screen.publish(screen.topics.command("tv-lobby-1", "next"), b"{}")
+            with contextlib.suppress(queue.Empty):
+                assert commands.get(timeout=0.2).topic.endswith("/cmd/tv-lobby-1/next")
+                break
+        else:
+            pytest.fail("the polled bus did not subscribe again after the restart")
+        assert changes[:3] == [True, False, True]
+    finally:
+        poller.stop()
