@@ -387,6 +387,29 @@ def test_featured_products_are_republished_after_the_broker_lost_them(
         hub.stop()
 
 
+def test_a_hub_started_without_its_broker_serves_the_web_and_connects_when_it_is_up(
+    own_broker: Mosquitto, tmp_path: Path
+) -> None:
+    site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
+    own_broker.stop()
+    hub = HubService(site).start(wait_connected=0.5)
+    screen = Bus.for_device(site, "tv-lobby-1")
+    try:
+        assert not hub.bus.connected and hub.alive()
+        # The web app's commands go the same way and apply while the broker is away.
+        reply = hub.submit(m.IssueTicket(device="hub", service="ktp"), timeout=5)
+        assert reply.ok and reply.result["ticket"]["number"] == "A001"
+        own_broker.start()
+        assert hub.bus.wait_connected(5), "the hub did not connect once the broker was up"
+        services = Watcher(screen, "service_state", m.ServiceState)
+        assert screen.start(wait=10)
+        state = services.until(lambda s: s.service == "ktp")
+        assert state.waiting == 1 and state.last_issued == "A001"
+    finally:
+        screen.stop()
+        hub.stop()
+
+
 def test_staff_changes_reach_devices_and_survive_a_restart(site: Site, bus_for) -> None:
     hub = HubService(site).start()
     kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
