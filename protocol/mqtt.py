@@ -96,7 +96,8 @@ class _Pending:
 class Bus:
     """A process's MQTT connection: presence, subscriptions, publishing and requests.
 
-    Handlers run on paho's network thread: they must return quickly (hand work to a queue).
+    Handlers run on the network thread (paho's, or the poller's in polled mode): they must
+    return quickly (hand work to a queue).
     """
 
     def __init__(
