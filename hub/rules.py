@@ -717,6 +717,13 @@ class Queue:
                 "Tiket ini bukan prioritas",
                 "This ticket has no priority",
             )
+        if ticket.status not in (WAITING, SKIPPED):
+            raise Refused(
+                "bad_state",
+                f"ticket {ticket.label} is {ticket.status}; only a waiting one can lose priority",
+                "Hanya tiket yang masih menunggu yang dapat dicabut prioritasnya",
+                "Only a waiting ticket can lose its priority",
+            )
         ticket.priority = None
         self._touch(ticket)
         self._event("priority_revoked", now, ticket, detail=by)

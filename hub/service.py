@@ -253,6 +253,7 @@ class HubService:
         if not works:
             return
         assert self.store is not None
+        self._roll_to_today(self.clock())  # no command acts on yesterday's tickets
         try:
             with self.store.transaction():
                 replies = [self._one(work) for work in works]
@@ -329,7 +330,7 @@ class HubService:
         )
 
     # -- commands --------------------------------------------------------------------------
-    def _authorise(self, command: m.Command, device: str, kind: str, now: float) -> None:
+    def _authorise(self, command: m.Command, device: str, kind: str) -> None:
         if command.device != device:
             raise BadMessage(
                 "device_mismatch", f"payload device {command.device!r} but topic device {device!r}"
@@ -352,6 +353,10 @@ class HubService:
             menu = spec.services or (tuple(self.site.services) if spec.screen else ())
             if command.service not in set(menu) | set(spec.buttons):
                 raise BadMessage("forbidden", f"{device} does not offer {command.service!r}")
+
+    def _check_fresh(self, command: m.Command, now: float) -> None:
+        """A new command its sender has given up on is not applied (a repeat of one that was
+        applied is answered from the log before this, however late it comes)."""
         if command.expires_at is not None and now > command.expires_at:
             raise BadMessage(
                 "stale", f"arrived {now - command.expires_at:.1f}s after its sender gave up"
@@ -367,9 +372,11 @@ class HubService:
         """Apply one command exactly once (inside the caller's transaction); its reply."""
         assert self.store is not None
         now = self.clock()
-        self._authorise(command, device, kind, now)
+        self._authorise(command, device, kind)
         stored = self.store.reply_for(device, command.request_id)
-        if stored is not None:
+        if stored is None:
+            self._check_fresh(command, now)
+        else:
             log.info(
                 "repeat request answered from the log",
                 extra={"device": device, "request_id": command.request_id, "kind": kind},

@@ -284,6 +284,11 @@ def test_revoke_priority(site: Site, q: Queue) -> None:
     q.revoke_priority(flagged.id, "supervisor", now + 2)
     assert q.call_next(13, now + 3) is regular
     assert [e.kind for e in q.take_changes().events][-2:] == ["priority_revoked", "called"]
+    granted = issue(q, "skck", now + 4, priority="elderly")
+    assert q.call_next(13, now + 5) is granted
+    with pytest.raises(Refused, match="only a waiting one") as refused:  # history stays as it was
+        q.revoke_priority(granted.id, "supervisor", now + 6)
+    assert refused.value.code == "bad_state" and granted.priority == "elderly"
 
 
 def test_unprinted_kiosk_tickets_are_held_for_a_while() -> None:

@@ -7,7 +7,9 @@ import queue
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -117,6 +119,48 @@ def test_repeat_after_restart_gets_the_first_reply(site: Site, bus_for) -> None:
     finally:
         hub.stop()
     assert rows(site, "SELECT label FROM tickets ORDER BY id") == [("H001",), ("H002",)]
+
+
+def test_a_late_repeat_of_an_applied_command_gets_its_first_reply(
+    hub: HubService, bus_for, site: Site
+) -> None:
+    kiosk = bus_for("kiosk-1")
+    command = m.IssueTicket(device="kiosk-1", service="skck", expires_at=time.time() + 5)
+    first = raw_request(kiosk, command.kind, m.encode(command))
+    assert first.ok
+    # The broker redelivers it after a hub restart, long after its sender's deadline: it was
+    # applied, so the answer is the ticket, not "stale" (else the kiosk would not print it).
+    late = command.model_copy(update={"expires_at": time.time() - 60})
+    again = raw_request(kiosk, late.kind, m.encode(late))
+    assert again.ok and again.result == first.result
+    expired = m.IssueTicket(device="kiosk-1", service="skck", expires_at=time.time() - 60)
+    refused = raw_request(kiosk, expired.kind, m.encode(expired))
+    assert refused.error is not None and refused.error.code == "stale"
+    assert rows(site, "SELECT COUNT(*) FROM tickets") == [(1,)]
+
+
+def test_no_command_acts_on_yesterdays_tickets_after_local_midnight(site: Site, bus_for) -> None:
+    midnight = datetime(2026, 11, 24, tzinfo=ZoneInfo(site.site.timezone)).timestamp()
+    offset = [midnight - 2 - time.time()]
+    hub = HubService(site, clock=lambda: time.time() + offset[0]).start()
+    try:
+        kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
+        kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+        caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Siti"), timeout=5)
+        called = caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+        assert called["counter"]["ticket"] == "A001"
+        offset[0] = midnight + 0.5 - time.time()  # just past midnight, before the hub's tick
+        with pytest.raises(CommandRejected) as refused:  # A001 of yesterday is not called again
+            caller.request(m.Recall(device="caller-03", counter=3), timeout=5)
+        assert refused.value.code == "no_ticket"
+        reply = kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+        assert reply["ticket"]["number"] == "A001"
+    finally:
+        hub.stop()
+    assert rows(site, "SELECT day, label, status, call_count FROM tickets ORDER BY id") == [
+        ("2026-11-23", "A001", "expired", 1),
+        ("2026-11-24", "A001", "waiting", 0),
+    ]
 
 
 @pytest.mark.parametrize(
