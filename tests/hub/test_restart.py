@@ -1,5 +1,6 @@
 """The hub killed with SIGKILL in the middle of a burst, then restarted: nothing confirmed is
-lost, nothing is applied twice, numbering continues without a gap or repeat."""
+lost, nothing is applied twice, numbering continues without a gap or repeat, and the screens
+show exactly what the database holds."""
 
 from __future__ import annotations
 
@@ -54,6 +55,25 @@ def wait_for_reply(bus: Bus, timeout: float = 20) -> None:
     raise AssertionError("the hub did not come back")
 
 
+def retained_states(site: Site, topics: list[str], timeout: float = 10) -> dict[str, bytes]:
+    """What a screen connecting now receives on `topics` (each a retained message)."""
+    got: dict[str, bytes] = {}
+    screen = Bus.for_device(site, "tv-lobby-2")
+    assert screen.start(wait=5)
+    try:
+        for topic in topics:
+            screen.subscribe(
+                topic, lambda incoming: got.setdefault(incoming.topic, incoming.payload)
+            )
+        deadline = time.monotonic() + timeout
+        while len(got) < len(topics) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        screen.stop()
+    assert set(got) == set(topics), f"no retained state on {set(topics) - set(got)}"
+    return got
+
+
 @pytest.mark.slow
 def test_sigkill_mid_burst(broker, tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite"
@@ -64,6 +84,12 @@ def test_sigkill_mid_burst(broker, tmp_path: Path) -> None:
     caller = Bus.for_device(site, "caller-03")
     caller.start(wait=5)
     wait_for_reply(caller)
+    front = Bus.for_device(site, "kiosk-1")
+    front.start(wait=5)
+    front.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+    front.stop()
+    before_call = retained_states(site, [caller.topics.counter_state(3)])
+    caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)  # serving A001
 
     confirmed: dict[str, list[tuple[str, str, int]]] = {k: [] for k in KIOSKS}
     retried = Counter()
@@ -101,12 +127,19 @@ def test_sigkill_mid_burst(broker, tmp_path: Path) -> None:
     hub.send_signal(signal.SIGKILL)
     hub.wait()
     killed_after = sum(len(v) for v in confirmed.values())
+    # As if the kill had come between the COMMIT of that NEXT and its publish: the broker
+    # still holds the counter's state from before the call.
+    for topic, payload in before_call.items():
+        caller.publish(topic, payload, retain=True)
+    assert caller.flush(5)
     time.sleep(0.5)
     hub = start_hub(site_file, log)
     try:
         for t in threads:
             t.join(60)
         assert not any(t.is_alive() for t in threads)
+        topics = caller.topics
+        shown = retained_states(site, [topics.counter_state(3), topics.service_state("bank")])
     finally:
         hub.send_signal(signal.SIGTERM)
         hub.wait(10)
@@ -128,3 +161,18 @@ def test_sigkill_mid_burst(broker, tmp_path: Path) -> None:
         f"R{i:03d}" for i in range(1, len(everything) + 1)
     ]
     assert len(stored) == len(everything)
+    # what a screen is shown after the restart is what the database holds
+    counter = m.decode(m.CounterState, shown[topics.counter_state(3)])
+    bank = m.decode(m.ServiceState, shown[topics.service_state("bank")])
+    with sqlite3.connect(db) as conn:
+        ((current, call_seq, is_open),) = conn.execute(
+            "SELECT t.label, c.call_seq, c.open FROM counters c JOIN tickets t ON t.id = c.current"
+            " WHERE c.number = 3"
+        )
+        ((waiting, last),) = conn.execute(
+            "SELECT COUNT(*) FILTER (WHERE status = 'waiting'), MAX(label) FROM tickets"
+            " WHERE service = 'bank'"
+        )
+    assert (counter.ticket, counter.call_seq, counter.open) == (current, call_seq, bool(is_open))
+    assert counter.ticket == "A001" and counter.call_seq >= 1
+    assert (bank.waiting, bank.last_issued) == (waiting, last) == (len(everything), "R300")
