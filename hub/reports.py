@@ -460,6 +460,53 @@ def alerts(conn: sqlite3.Connection, limit: int = 100) -> list[AlertRow]:
     return out
 
 
+@dataclass(frozen=True)
+class PriorityRow:
+    """A ticket of the day with priority, still waiting: who granted it (the device) and when."""
+
+    ticket_id: int
+    label: str
+    service: str
+    priority: str
+    status: str
+    issued_at: float
+    granted_by: str
+
+
+@dataclass(frozen=True)
+class RevokedRow:
+    """A priority a supervisor took away today."""
+
+    label: str
+    service: str
+    at: float
+    by: str
+    granted: str  # 'pregnant by kiosk-1', as the grant was logged
+
+
+def waiting_priority(conn: sqlite3.Connection, day: str) -> list[PriorityRow]:
+    """The day's priority tickets that a supervisor may still revoke (waiting or no-show)."""
+    rows = conn.execute(
+        "SELECT id, label, service, priority, status, issued_at, source FROM tickets "
+        "WHERE day = ? AND priority IS NOT NULL AND status IN ('waiting', 'skipped') "
+        "ORDER BY issued_at",
+        (day,),
+    ).fetchall()
+    return [PriorityRow(*row) for row in rows]
+
+
+def revoked_priority(conn: sqlite3.Connection, day: str) -> list[RevokedRow]:
+    """The day's revocations, the latest first, with the grant each one undid."""
+    rows = conn.execute(
+        "SELECT t.label, t.service, e.at, e.detail, COALESCE(g.detail, '') FROM events e "
+        "JOIN tickets t ON t.id = e.ticket "
+        "LEFT JOIN events g ON g.ticket = e.ticket AND g.kind = 'priority_granted' "
+        "WHERE e.kind = 'priority_revoked' AND t.day = ? ORDER BY e.at DESC",
+        (day,),
+    ).fetchall()
+    return [RevokedRow(*row) for row in rows]
+
+
 # -- CSV ---------------------------------------------------------------------------------
 CSV_COLUMNS: tuple[tuple[str, Callable[[Stats], object]], ...] = (
     ("key", lambda s: s.key),

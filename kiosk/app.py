@@ -39,7 +39,7 @@ from kiosk.buttons import PRIORITY
 from kiosk.errors import KioskConfigError, KioskError, PaperOut, PrinterError, PrintFailed
 from kiosk.notices import Notice, notice, priority_notice
 from kiosk.presses import PressGate, PrioritySelector
-from kiosk.ticket import PRIORITIES, ticket_layout
+from kiosk.ticket import ticket_layout
 from protocol import messages as m
 from protocol.errors import BadMessage, BrokerUnavailable, CommandRejected, RequestTimeout
 from protocol.mqtt import Bus, Incoming
@@ -202,7 +202,7 @@ class KioskApp:
         if self.menu is not None:
             self.menu.set_priority(category)
         self._indicate("priority")
-        self._beep(PRIORITIES.index(category) + 1)
+        self._beep(m.PRIORITIES.index(category) + 1)
 
     def _on_panel_press(self, key: str) -> None:
         if key == PRIORITY:

@@ -15,6 +15,7 @@ import click
 
 from protocol.errors import MppError
 from protocol.logs import setup_logging
+from protocol.messages import PRIORITIES
 from protocol.site import KioskDevice, Printer, Site, load_site
 
 log = logging.getLogger("mpp.kiosk")
@@ -127,7 +128,7 @@ def run(
 @click.option("--lang", type=click.Choice(["id", "en"]), default="id", show_default=True)
 @click.option(
     "--priority",
-    type=click.Choice(["elderly", "disabled", "pregnant", "child"]),
+    type=click.Choice(PRIORITIES),
     default=None,
     help="Preview a priority ticket.",
 )

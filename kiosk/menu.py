@@ -21,8 +21,7 @@ from typing import Any
 
 from kiosk.errors import KioskConfigError
 from kiosk.notices import Notice
-from kiosk.ticket import PRIORITIES
-from protocol.messages import ServiceState
+from protocol.messages import PRIORITIES, ServiceState
 from protocol.site import Site
 from protocol.texts import time_class_text
 

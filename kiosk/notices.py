@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kiosk.ticket import PRIORITY_TEXT
+from protocol.texts import PRIORITY_TEXT
 
 Kind = Literal[
     "printing", "printed", "busy", "refused", "offline", "timeout", "printer", "priority", "error"

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from kiosk.ticket import PRIORITIES
+from protocol.messages import PRIORITIES
 
 Verdict = Literal["accept", "bounce", "busy"]
 

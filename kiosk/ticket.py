@@ -17,18 +17,9 @@ from typing import Literal
 from kiosk.errors import KioskError
 from protocol.messages import TicketInfo
 from protocol.site import Site
-from protocol.texts import cost_text, date_text, time_class_text, wait_text
+from protocol.texts import cost_text, date_text, priority_text, time_class_text, wait_text
 
 Align = Literal["left", "center", "right"]
-
-# The categories of priority service (UU 25/2009), as the ticket and the menu name them.
-PRIORITY_TEXT: dict[str, dict[str, str]] = {
-    "elderly": {"id": "Lansia", "en": "Elderly"},
-    "disabled": {"id": "Penyandang disabilitas", "en": "Person with disability"},
-    "pregnant": {"id": "Ibu hamil", "en": "Pregnant woman"},
-    "child": {"id": "Anak-anak", "en": "Child"},
-}
-PRIORITIES: tuple[str, ...] = tuple(PRIORITY_TEXT)
 
 LABELS: dict[str, dict[str, str]] = {
     "id": {
@@ -145,7 +136,7 @@ def ticket_layout(site: Site, ticket: TicketInfo, lang: str = "id") -> list[Bloc
         Number(ticket.number),
     ]
     if ticket.priority:
-        category = PRIORITY_TEXT.get(ticket.priority, {}).get(lang, ticket.priority)
+        category = priority_text(ticket.priority, lang)
         blocks.append(Text(f"{words['priority']}: {category}", bold=True))
     blocks += [
         Feed(),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -109,12 +109,17 @@ class Command(Message):
     expires_at: float | None = None  # hub clock; past it the sender has given up: never apply
 
 
+# The categories of priority service (UU 25/2009); their names are in protocol.texts.
+Priority = Literal["elderly", "disabled", "pregnant", "child"]
+PRIORITIES: tuple[str, ...] = get_args(Priority)
+
+
 class IssueTicket(Command):
     """A kiosk asks for a ticket for a service (optionally with priority)."""
 
     kind: ClassVar[str] = "issue"
     service: Code
-    priority: Literal["elderly", "disabled", "pregnant", "child"] | None = None
+    priority: Priority | None = None
     lang: Literal["id", "en"] = "id"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from protocol.messages import PRIORITIES
 from protocol.site import Service, TimeClass
 
 _UNITS = {
@@ -26,6 +27,19 @@ MONTHS = {
     "en": ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December"),
 }  # fmt: skip
+# What the ticket, the kiosk's notices and the staff pages call each priority category.
+PRIORITY_TEXT: dict[str, dict[str, str]] = {
+    "elderly": {"id": "Lansia", "en": "Elderly"},
+    "disabled": {"id": "Penyandang disabilitas", "en": "Person with disability"},
+    "pregnant": {"id": "Ibu hamil", "en": "Pregnant woman"},
+    "child": {"id": "Anak-anak", "en": "Child"},
+}
+assert tuple(PRIORITY_TEXT) == PRIORITIES, "every priority category needs its names"
+
+
+def priority_text(category: str, lang: str = "id") -> str:
+    """'Lansia' / 'Elderly'; an unknown category as it is."""
+    return PRIORITY_TEXT.get(category, {}).get(lang, category)
 
 
 def time_class_text(time_class: TimeClass, lang: str = "id") -> str:

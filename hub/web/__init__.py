@@ -30,7 +30,7 @@ from hub.web.security import (
 )
 from hub.web.users import UserStore
 from protocol.messages import new_request_id
-from protocol.texts import wait_text
+from protocol.texts import priority_text, wait_text
 
 log = logging.getLogger("mpp.web")
 
@@ -104,13 +104,13 @@ def _filters(app: Flask) -> None:
         pct=percent,
         waittext=lambda s: wait_text(int(s), base.lang()),
     )
-    app.jinja_env.globals.update(new_request_id=new_request_id)
+    app.jinja_env.globals.update(new_request_id=new_request_id, priority_text=priority_text)
 
 
 def _register(app: Flask) -> None:
-    from hub.web import admin, auth, caller, dashboard, display, reports, survey, ticket
+    from hub.web import admin, auth, caller, dashboard, display, priority, reports, survey, ticket
 
-    for module in (auth, ticket, survey, dashboard, reports, caller, display, admin):
+    for module in (auth, ticket, survey, dashboard, reports, priority, caller, display, admin):
         app.register_blueprint(module.bp)
 
 

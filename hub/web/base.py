@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, g, session
+from flask import current_app, g, redirect, request, session
 
 from hub.service import HubService
 from hub.store import connect
@@ -85,6 +86,27 @@ def submit(command: m.Command, user: str = "") -> m.Reply:
         },
     )
     return reply
+
+
+def submit_form(
+    make: Callable[[str, str], m.Command], back: str, done: Callable[[m.Reply], str]
+) -> Any:
+    """A staff button's command through the hub, then back to `back` with a message saying how
+    it went. `make(user's name, request id)` builds the command (the form's own request id, so
+    a double submit is applied once); `done(reply)` words a success."""
+    user = current_user()
+    assert user is not None
+    try:
+        command = make(user.name, request.form.get("request_id") or m.new_request_id())
+    except ValueError:
+        flash_message("error", t("error.400"))
+        return redirect(back)
+    reply = submit(command, user.username)
+    if reply.ok:
+        flash_message("ok", done(reply))
+    else:
+        flash_message("error", reply_text(reply))
+    return redirect(back)
 
 
 def reply_text(reply: m.Reply) -> str:

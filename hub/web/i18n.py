@@ -19,6 +19,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "nav.reports": ("Laporan", "Reports"),
     "nav.ikm": ("IKM", "Satisfaction"),
     "nav.alerts": ("Peringatan", "Alerts"),
+    "nav.priority": ("Prioritas", "Priority"),
     "nav.admin": ("Admin", "Admin"),
     "nav.display": ("Layar", "Screens"),
     "nav.logout": ("Keluar", "Log out"),
@@ -177,6 +178,27 @@ TEXTS: dict[str, tuple[str, str]] = {
     "alerts.ack": ("Tandai sudah ditangani", "Acknowledge"),
     "alerts.acked": ("Ditangani oleh {by}", "Acknowledged by {by}"),
     "alerts.open": ("Belum ditangani", "Open"),
+    # priority tickets
+    "priority.title": ("Antrian prioritas hari ini", "Priority tickets today"),
+    "priority.intro": (
+        "Tiket prioritas (lansia, penyandang disabilitas, ibu hamil, anak) yang masih menunggu. "
+        "Cabut prioritas bila tidak berhak: tiket menunggu bersama antrian biasa.",
+        "Priority tickets (elderly, disability, pregnant, child) still waiting. Revoke a priority "
+        "that was not due: the ticket then waits among the regular ones.",
+    ),
+    "priority.ticket": ("Nomor", "Ticket"),
+    "priority.service": ("Layanan", "Service"),
+    "priority.category": ("Kategori", "Category"),
+    "priority.granted": ("Diberikan (waktu · perangkat)", "Granted (time · device)"),
+    "priority.status": ("Status", "Status"),
+    "priority.waiting": ("Menunggu", "Waiting"),
+    "priority.skipped": ("Tidak hadir saat dipanggil", "No-show"),
+    "priority.revoke": ("Cabut prioritas", "Revoke priority"),
+    "priority.revoked": ("Prioritas tiket {ticket} dicabut.", "Priority of {ticket} revoked."),
+    "priority.none": ("Tidak ada tiket prioritas yang menunggu.", "No priority ticket waiting."),
+    "priority.revoked_today": ("Dicabut hari ini", "Revoked today"),
+    "priority.by": ("oleh {by}", "by {by}"),
+    "priority.none_revoked": ("Belum ada.", "None yet."),
     # display
     "display.title": ("Layar antrian", "Queue screen"),
     "display.counter": ("Loket", "Counter"),

@@ -8,7 +8,7 @@ import io
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 
 from hub import reports as r
 from hub.ikm import ELEMENTS
@@ -192,20 +192,10 @@ def alerts() -> Any:
 @requires("supervisor")
 def ack(alert_id: str) -> Any:
     """Acknowledge an alert through the hub (clears its retained topic for every screen)."""
-    user = base.current_user()
-    assert user is not None
-    try:
-        command = m.AckAlert(
-            request_id=request.form.get("request_id") or m.new_request_id(),
-            device="hub",
-            alert_id=alert_id,
-            by=user.name,
-        )
-    except ValueError:
-        return redirect(url_for("reports.alerts"))
-    reply = base.submit(command, user.username)
-    if reply.ok:
-        base.flash_message("ok", base.t("admin.saved"))
-    else:
-        base.flash_message("error", base.reply_text(reply))
-    return redirect(url_for("reports.alerts"))
+    return base.submit_form(
+        lambda by, request_id: m.AckAlert(
+            request_id=request_id, device="hub", alert_id=alert_id, by=by
+        ),
+        url_for("reports.alerts"),
+        lambda _reply: base.t("admin.saved"),
+    )

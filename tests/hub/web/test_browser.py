@@ -276,6 +276,21 @@ def test_web_display_speaks_as_the_admin_set_the_zone(server, browser, hub: HubS
     context.close()
 
 
+def test_a_supervisor_revokes_a_priority_in_the_browser(server, desktop, hub: HubService) -> None:
+    reply = ok(hub, m.IssueTicket(device="hub", service="ktp", priority="elderly"))
+    label = reply["ticket"]["number"]
+    log_in(desktop, server, "supervisor")
+    desktop.click("nav >> text=Prioritas")
+    row = desktop.locator(f"#prio-{reply['ticket']['id']}")
+    assert label in row.inner_text() and "Lansia" in row.inner_text()
+    row.locator("button", has_text="Cabut prioritas").click()
+    desktop.wait_for_selector("p.flash.ok")
+    assert f"Prioritas tiket {label} dicabut." in desktop.inner_text("main")
+    assert desktop.locator(f"#prio-{reply['ticket']['id']}").count() == 0
+    state = hub.retained[hub.bus.topics.service_state("ktp")]
+    assert isinstance(state, m.ServiceState) and state.priority_waiting == 0
+
+
 def test_pages_keep_to_the_content_security_policy(server, browser, hub: HubService) -> None:
     ticket = issue(hub)
     context = browser.new_context(viewport={"width": 1366, "height": 900})
@@ -297,6 +312,7 @@ def test_pages_keep_to_the_content_security_policy(server, browser, hub: HubServ
         "/caller/3",
         "/reports",
         "/reports/ikm",
+        "/priority",
         "/admin",
         "/admin/users",
         "/admin/services/ktp",

@@ -41,6 +41,8 @@ AUDIENCE = {
     "reports.ikm_csv": "supervisor",
     "reports.alerts": "supervisor",
     "reports.ack": "supervisor",
+    "priority.index": "supervisor",
+    "priority.revoke": "supervisor",
     "admin.index": "admin",
     "admin.set_service": "admin",
     "admin.close_counter": "admin",
@@ -70,6 +72,7 @@ def sample_args(token: str) -> dict[str, object]:
         "name": "abc.png",
         "sha256": "0" * 64,
         "index": 0,
+        "ticket_id": 99999,
         "filename": "app.css",
     }
 
