@@ -390,7 +390,9 @@ class Queue:
         return max(0, min(quota - self.issued_today(service), numbers_left))
 
     def estimate(self, service: str, ahead: int) -> int:
-        """Seconds of waiting for someone with `ahead` people before them."""
+        """Seconds of waiting for someone with `ahead` people before them. With no counter of
+        the service open (before the officers log in, or all away) it is as if one were: a
+        citizen's ticket shows a time, and the service state says `open_counters` = 0."""
         counters = max(1, self.open_counters(service))
         return round(ahead * self.avg_service_s[service] / counters)
 
