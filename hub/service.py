@@ -12,7 +12,6 @@ same path, `submit`) join through the inbox and wake it.
 
 from __future__ import annotations
 
-import gc
 import logging
 import queue as queues
 import secrets
@@ -126,11 +125,6 @@ class HubService:
         """Open the database, restore the queue, connect, republish all retained state."""
         self.store = Store(self.database)
         self._reload()
-        # What the start loaded (modules, schemas, the day's queue) lives as long as the hub:
-        # spare it from every later full collection (measured: pauses of 19-33 ms in front of
-        # commands with 5,000 tickets held, found by gc.callbacks in bench/hub_bench.py's run).
-        gc.collect()
-        gc.freeze()
         topics = self.bus.topics
         # QoS 0 from the broker to the hub: on loopback TCP nothing is lost while connected, and
         # with a clean session nothing is kept while not; it spares a PUBACK per command.

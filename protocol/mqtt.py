@@ -57,6 +57,26 @@ def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _ready(read: list[Any], write: list[Any], timeout: float) -> tuple[list[Any], list[Any]]:
+    """The sockets of `read` / `write` that are readable / writable within `timeout` s. poll(2),
+    not select(): select() fails on descriptor numbers of 1024 and more, which a hub holding
+    many web clients' connections reaches. A hang-up or error counts as readable (the read
+    then finds out what happened)."""
+    events: dict[int, int] = {}
+    for sock in read:
+        events[sock.fileno()] = events.get(sock.fileno(), 0) | select.POLLIN
+    for sock in write:
+        events[sock.fileno()] = events.get(sock.fileno(), 0) | select.POLLOUT
+    poller = select.poll()
+    for fd, mask in events.items():
+        poller.register(fd, mask)
+    got = dict(poller.poll(max(0.0, timeout) * 1000))
+    broken = select.POLLHUP | select.POLLERR | select.POLLNVAL
+    readable = [s for s in read if got.get(s.fileno(), 0) & (select.POLLIN | broken)]
+    writable = [s for s in write if got.get(s.fileno(), 0) & (select.POLLOUT | broken)]
+    return readable, writable
+
+
 def _pending(sock: Any) -> bool:
     """True when a TLS socket holds decrypted bytes that select() cannot see."""
     pending = getattr(sock, "pending", None)
@@ -227,7 +247,7 @@ class Bus:
             return
         wlist = [sock] if client.want_write() else []
         try:
-            readable, _, _ = select.select([sock, self._wake_r], wlist, [], timeout)
+            readable, _ = _ready([sock, self._wake_r], wlist, timeout)
         except (OSError, ValueError):  # closed meanwhile: let paho find out below
             readable = [sock]
         if self._wake_r in readable:
@@ -237,7 +257,11 @@ class Bus:
                 for _ in range(MAX_READS_PER_POLL):
                     if client.loop_read() != paho.MQTT_ERR_SUCCESS or client.socket() is None:
                         break
-                    if not (_pending(sock) or select.select([sock], [], [], 0)[0]):
+                    try:
+                        more = _pending(sock) or bool(_ready([sock], [], 0)[0])
+                    except (OSError, ValueError):  # closed by the read
+                        more = False
+                    if not more:
                         break
             if client.socket() is not None and client.want_write():
                 client.loop_write()
@@ -257,8 +281,9 @@ class Bus:
 
     def _wait_for_wake(self, timeout: float) -> None:
         assert self._wake_r is not None
-        if timeout > 0 and select.select([self._wake_r], [], [], timeout)[0]:
-            self._drain_wake()
+        with contextlib.suppress(OSError, ValueError):  # closed by stop() meanwhile
+            if timeout > 0 and _ready([self._wake_r], [], timeout)[0]:
+                self._drain_wake()
 
     def _drain_wake(self) -> None:
         assert self._wake_r is not None
@@ -283,6 +308,11 @@ class Bus:
             self._wake_r = self._wake_w = None
         else:
             self._client.loop_stop()
+            # paho closes loop_start()'s wake-up socket pair only when the client is garbage
+            # collected; a Bus still referenced (by a traceback, say) would keep two descriptors.
+            close_sockpair = getattr(self._client, "_reset_sockets", None)
+            if close_sockpair is not None:
+                close_sockpair(sockpair_only=True)
         self._connected.clear()
         self._fail_pending()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import resource
 import signal
 import subprocess
 import sys
@@ -324,6 +326,53 @@ def test_polled_bus_serves_requests_on_the_pollers_thread(
     finally:
         poller.stop()
     assert statuses.get(timeout=5).online is False  # stop() flushed its goodbye by polling
+
+
+def test_a_stopped_bus_holds_no_descriptors(broker: Mosquitto) -> None:
+    def descriptors() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    before = descriptors()
+    kept = []  # still referenced after stop(), as a traceback or a test would
+    for suffix in ("-fd1", "-fd2", "-fd3"):
+        bus = make_bus(broker, "kiosk-1", suffix=suffix)
+        assert bus.start(wait=5)
+        bus.stop()
+        kept.append(bus)
+    assert descriptors() - before == set()
+    assert len(kept) == 3
+
+
+def test_polled_bus_works_with_descriptors_numbered_above_1024(
+    broker: Mosquitto, buses: list[Bus]
+) -> None:
+    # A hub holding a thousand web clients' connections gets sockets numbered past select()'s
+    # limit of 1024; its broker connection must still be read and written.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit of open files is {hard}; this needs 1,200")
+    kiosk = make_bus(broker, "kiosk-1", suffix="-fd")  # paho's own thread uses select()
+    buses.append(kiosk)
+    assert kiosk.start(wait=5)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    poller = None
+    try:
+        hub_bus = make_bus(broker, "hub", "hub", suffix="-fd")
+        hub = EchoHub(hub_bus)
+        poller = Poller(hub_bus)
+        assert hub_bus.wait_connected(5)
+        assert hub_bus._client.socket().fileno() > 1024
+        for _ in range(5):
+            result = kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=2)
+            assert result["echo"] == "kiosk-1"
+        assert len(hub.seen) == 5 and poller.thread.is_alive()
+    finally:
+        if poller is not None:
+            poller.stop()
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_polled_bus_wakes_for_a_publish_from_another_thread(
