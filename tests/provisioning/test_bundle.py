@@ -107,6 +107,7 @@ def test_unit_has_notify_watchdog_restart_and_limits(
     unit = unit_sections((bundle / f"mpp-{role}.service").read_text())
     service, head = dict(unit["Service"]), dict(unit["Unit"])
     assert service["Type"] == "notify" and service["WatchdogSec"] == "30"
+    assert service["LimitNOFILE"] == "65536"
     assert service["Restart"] == "always"
     assert head["StartLimitIntervalSec"] == "600" and head["StartLimitBurst"] == "20"
     assert service["LoadCredential"] == "mpp-broker-password:/etc/mpp/broker-password"
