@@ -37,6 +37,7 @@ log = logging.getLogger("mpp.hub")
 
 HUB_DEVICE = "hub"
 TICK_S = 5.0
+POLL_FAILED_PAUSE_S = 0.1  # after an unexpected error from the broker connection
 POLL_S = 1.0  # longest wait for the broker between looks at the clock (keepalive, tick)
 MAX_BATCH = 64
 REQUEST_MEMORY_S = 3 * 86400
@@ -216,7 +217,11 @@ class HubService:
         while not stopping:
             self._last_loop = time.monotonic()
             busy = self._dirty.any() or not self._inbox.empty()
-            self.bus.poll(0 if busy else min(POLL_S, max(0.0, next_tick - time.monotonic())))
+            try:
+                self.bus.poll(0 if busy else min(POLL_S, max(0.0, next_tick - time.monotonic())))
+            except Exception:  # the broker connection's trouble must not stop the queue
+                log.exception("broker connection poll failed; the queue goes on")
+                time.sleep(POLL_FAILED_PAUSE_S)
             # Group commit: commands that arrived together share one COMMIT (each still in
             # its own savepoint-free step, and every reply only after that COMMIT).
             batch: list[_Work | None] = []

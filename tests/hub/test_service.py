@@ -121,6 +121,26 @@ def test_repeat_after_restart_gets_the_first_reply(site: Site, bus_for) -> None:
     assert rows(site, "SELECT label FROM tickets ORDER BY id") == [("H001",), ("H002",)]
 
 
+def test_an_error_from_the_broker_connection_does_not_stop_the_queue(
+    hub: HubService, bus_for, caplog: pytest.LogCaptureFixture
+) -> None:
+    kiosk = bus_for("kiosk-1")
+    poll = hub.bus.poll
+    faults = [ValueError("filedescriptor out of range in select()")]  # as select() once raised
+
+    def failing_once(timeout: float) -> None:
+        if faults:
+            raise faults.pop()
+        poll(timeout)
+
+    hub.bus.poll = failing_once  # type: ignore[method-assign]
+    hub.bus.wake()
+    reply = kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+    assert reply["ticket"]["number"] == "A001" and not faults
+    assert hub.alive()
+    assert "broker connection poll failed" in caplog.text
+
+
 def test_a_late_repeat_of_an_applied_command_gets_its_first_reply(
     hub: HubService, bus_for, site: Site
 ) -> None:
