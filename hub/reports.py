@@ -29,6 +29,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from hub.ikm import IkmResult, ikm
+from hub.rules import SKIPPED, WAITING
 from protocol.errors import MppError
 from protocol.site import Site
 
@@ -488,9 +489,8 @@ def waiting_priority(conn: sqlite3.Connection, day: str) -> list[PriorityRow]:
     """The day's priority tickets that a supervisor may still revoke (waiting or no-show)."""
     rows = conn.execute(
         "SELECT id, label, service, priority, status, issued_at, source FROM tickets "
-        "WHERE day = ? AND priority IS NOT NULL AND status IN ('waiting', 'skipped') "
-        "ORDER BY issued_at",
-        (day,),
+        "WHERE day = ? AND priority IS NOT NULL AND status IN (?, ?) ORDER BY issued_at",
+        (day, WAITING, SKIPPED),
     ).fetchall()
     return [PriorityRow(*row) for row in rows]
 

@@ -57,24 +57,20 @@ def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _ready(read: list[Any], write: list[Any], timeout: float) -> tuple[list[Any], list[Any]]:
-    """The sockets of `read` / `write` that are readable / writable within `timeout` s. poll(2),
-    not select(): select() fails on descriptor numbers of 1024 and more, which a hub holding
-    many web clients' connections reaches. A hang-up or error counts as readable (the read
-    then finds out what happened)."""
-    events: dict[int, int] = {}
-    for sock in read:
-        events[sock.fileno()] = events.get(sock.fileno(), 0) | select.POLLIN
-    for sock in write:
-        events[sock.fileno()] = events.get(sock.fileno(), 0) | select.POLLOUT
+def _readable(read: list[Any], timeout: float, write: list[Any] | None = None) -> list[Any]:
+    """The sockets of `read` that are readable within `timeout` s (sooner if one of `write`
+    becomes writable). poll(2), not select(): select() fails on descriptor numbers of 1024 and
+    more, which a hub holding many web clients' connections reaches. A hang-up or error counts
+    as readable (the read then finds out what happened)."""
     poller = select.poll()
-    for fd, mask in events.items():
-        poller.register(fd, mask)
+    for sock in write or ():
+        poller.register(sock, select.POLLOUT)
+    for sock in read:  # a socket in both: registering again replaces its mask
+        mask = select.POLLIN | (select.POLLOUT if write and sock in write else 0)
+        poller.register(sock, mask)
     got = dict(poller.poll(max(0.0, timeout) * 1000))
-    broken = select.POLLHUP | select.POLLERR | select.POLLNVAL
-    readable = [s for s in read if got.get(s.fileno(), 0) & (select.POLLIN | broken)]
-    writable = [s for s in write if got.get(s.fileno(), 0) & (select.POLLOUT | broken)]
-    return readable, writable
+    wanted = select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLNVAL
+    return [s for s in read if got.get(s.fileno(), 0) & wanted]
 
 
 def _pending(sock: Any) -> bool:
@@ -247,7 +243,7 @@ class Bus:
             return
         wlist = [sock] if client.want_write() else []
         try:
-            readable, _ = _ready([sock, self._wake_r], wlist, timeout)
+            readable = _readable([sock, self._wake_r], timeout, wlist)
         except (OSError, ValueError):  # closed meanwhile: let paho find out below
             readable = [sock]
         if self._wake_r in readable:
@@ -258,7 +254,7 @@ class Bus:
                     if client.loop_read() != paho.MQTT_ERR_SUCCESS or client.socket() is None:
                         break
                     try:
-                        more = _pending(sock) or bool(_ready([sock], [], 0)[0])
+                        more = _pending(sock) or bool(_readable([sock], 0))
                     except (OSError, ValueError):  # closed by the read
                         more = False
                     if not more:
@@ -282,7 +278,7 @@ class Bus:
     def _wait_for_wake(self, timeout: float) -> None:
         assert self._wake_r is not None
         with contextlib.suppress(OSError, ValueError):  # closed by stop() meanwhile
-            if timeout > 0 and _ready([self._wake_r], [], timeout)[0]:
+            if timeout > 0 and _readable([self._wake_r], timeout):
                 self._drain_wake()
 
     def _drain_wake(self) -> None:

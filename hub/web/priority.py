@@ -16,16 +16,11 @@ from protocol import messages as m
 bp = Blueprint("priority", __name__)
 
 
-def _today() -> str:
-    site = base.site()
-    return site.business_day(base.hub().clock())
-
-
 @bp.get("/priority")
 @requires("supervisor")
 def index() -> Any:
     """Waiting priority tickets and today's revocations."""
-    day = _today()
+    day = base.site().business_day(base.hub().clock())
     return render_template(
         "priority.html",
         waiting=r.waiting_priority(base.db(), day),

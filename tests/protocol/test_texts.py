@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from protocol.messages import PRIORITIES
 from protocol.site import TimeClass, load_site
-from protocol.texts import cost_text, date_text, rupiah, time_class_text, wait_text
+from protocol.texts import (
+    PRIORITY_TEXT,
+    cost_text,
+    date_text,
+    priority_text,
+    rupiah,
+    time_class_text,
+    wait_text,
+)
 from tests.conftest import EXAMPLE
 
 
@@ -35,3 +44,10 @@ def test_wait() -> None:
 def test_date() -> None:
     assert date_text(datetime(2026, 11, 23)) == "Senin, 23 November 2026"
     assert date_text(datetime(2026, 8, 17), "en") == "Monday, 17 August 2026"
+
+
+def test_every_priority_category_has_its_names() -> None:
+    assert tuple(PRIORITY_TEXT) == PRIORITIES
+    assert all(set(names) == {"id", "en"} for names in PRIORITY_TEXT.values())
+    assert priority_text("pregnant") == "Ibu hamil"
+    assert priority_text("pregnant", "en") == "Pregnant woman"
