@@ -33,6 +33,15 @@ SERVER_KEY = "server.key"
 PRIVATE = frozenset({SERVER_KEY, CONF})
 
 
+# Mosquitto 2.0 writes "Denied PUBLISH from <client> (..., '<topic>', ...)" only at its debug
+# level, which also logs every packet: a few lines per message, kept in bounds by logrotate.
+DENIALS = """# A publish the ACL refuses is logged only at the debug level ("Denied PUBLISH from
+# caller-03 (... 'mpp/v1/.../cmd/hub/...')"); the level also logs each packet (a few lines per
+# message: rotate the log). A refused subscribe is never logged by Mosquitto 2.0: the client
+# gets reason code 0x87 (MQTT 5) and no messages.
+log_type debug"""
+
+
 class BrokerConfigError(MppError, ValueError):
     """The broker files cannot be made from what was given (bad path, port, address)."""
 
@@ -55,6 +64,7 @@ class BrokerLayout:
     device_bind: str = ""  # empty: every interface of the site server
     max_connections: int = 256
     max_queued_messages: int = 10000
+    log_denials: bool = True  # Mosquitto 2.0 logs a denied publish only at its debug level
 
     def __post_init__(self) -> None:
         for name in ("etc_dir", "data_dir"):
@@ -108,6 +118,7 @@ def render_conf(site: Site, layout: BrokerLayout, bridge: Bridge | None = None) 
         device_port=layout.device_port,
         device_bind=f" {layout.device_bind}" if layout.device_bind else "",
         max_connections=layout.max_connections,
+        denials=DENIALS if layout.log_denials else "# ACL denials not logged (--no-log-denials)",
     )
     if bridge is not None:
         text += render_bridge(site, bridge)

@@ -36,6 +36,7 @@ from provisioning.inventory import (
     ProvisioningError,
     device_slice,
 )
+from provisioning.site_broker import current_layout
 from provisioning.site_secrets import CA_CERT, SiteSecrets
 
 MANIFEST = "manifest.json"
@@ -213,16 +214,10 @@ def render_firstboot(site: Site, device: str, options: BundleOptions) -> str:
 
 def broker_address_for(device: str, store: SiteSecrets, site: Site) -> BrokerAddress:
     """Devices reach the TLS listener by the server's name; the hub uses loopback."""
+    layout = current_layout(site, store)
     if device == "hub":
-        return BrokerAddress("127.0.0.1", port=_loopback_port(store, site), tls=False, ca_file=None)
-    settings = store.broker_settings() or {}
-    port = settings.get("layout", {}).get("device_port", 8883)
-    return BrokerAddress(store.servers[0], port=port, tls=True)
-
-
-def _loopback_port(store: SiteSecrets, site: Site) -> int:
-    settings = store.broker_settings() or {}
-    return settings.get("layout", {}).get("loopback_port", 1883)
+        return BrokerAddress("127.0.0.1", port=layout.loopback_port, tls=False, ca_file=None)
+    return BrokerAddress(store.servers[0], port=layout.device_port, tls=True)
 
 
 def bundle_files(

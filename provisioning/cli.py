@@ -121,10 +121,15 @@ def check(ctx: Context, site_file: Path | None, strict: bool) -> None:
     except UnicodeDecodeError:
         raise click.ClickException(f"{path}: not UTF-8 text; save the inventory as UTF-8") from None
     store = None
-    if ctx.secrets is not None:
+    if ctx.secrets is not None and SiteSecrets.initialised(ctx.secrets):
         store = SiteSecrets.open(ctx.secrets)
     findings = readiness(text, str(path), store)
     click.echo(f"Readiness of {path}:")
+    if ctx.secrets is not None and store is None:
+        click.echo(
+            f"  (no secrets in {ctx.secrets} yet: the inventory alone is checked; "
+            "`mpp-provision init` makes them)"
+        )
     for finding in findings:
         click.echo(f"  {finding}")
     click.echo(summary(findings))
@@ -183,9 +188,24 @@ def init(ctx: Context, servers: tuple[str, ...], renew_server: bool) -> None:
 )
 @click.option("--data-dir", default="/var/lib/mosquitto/", show_default=True)
 @click.option("--log-dest", default="file /var/log/mosquitto/mosquitto.log", show_default=True)
+@click.option(
+    "--log-denials/--no-log-denials",
+    default=True,
+    show_default=True,
+    help="Log publishes the ACL refuses (Mosquitto's debug level: a few lines per message).",
+)
 @click.option("--user", "broker_user", default="mosquitto", show_default=True)
-@click.option("--loopback-port", default=1883, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--device-port", default=8883, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--loopback-port",
+    type=click.IntRange(1, 65535),
+    help="The hub's plain listener on 127.0.0.1 (default: [broker] port of the inventory "
+    "when tls = false, else 1883).",
+)
+@click.option(
+    "--device-port",
+    type=click.IntRange(1, 65535),
+    help="The devices' TLS listener (default: [broker] port when tls = true, else 8883).",
+)
 @click.option("--device-bind", default="", help="Address of the TLS listener (default: all).")
 @click.option("--bridge", "bridge_to", help="HOST:PORT of a regional broker to bridge state to.")
 @click.option("--bridge-prefix", default="mpp-region/v1", show_default=True)
@@ -205,9 +225,10 @@ def broker(
     etc_dir: str,
     data_dir: str,
     log_dest: str,
+    log_denials: bool,
     broker_user: str,
-    loopback_port: int,
-    device_port: int,
+    loopback_port: int | None,
+    device_port: int | None,
     device_bind: str,
     bridge_to: str | None,
     bridge_prefix: str,
@@ -217,18 +238,20 @@ def broker(
 ) -> None:
     """Write the site server's mosquitto.conf, password file, ACL and TLS files."""
     from broker_config.files import Bridge, BrokerLayout
-    from provisioning.site_broker import write_site_broker
+    from provisioning.site_broker import inventory_ports, write_site_broker
 
     site = ctx.inventory().site
     store = ctx.store(site)
+    chosen = {"loopback_port": loopback_port, "device_port": device_port}
+    ports = inventory_ports(site) | {k: v for k, v in chosen.items() if v is not None}
     layout = BrokerLayout(
         etc_dir=etc_dir,
         data_dir=data_dir,
         log_dest=log_dest,
+        log_denials=log_denials,
         user=broker_user,
-        loopback_port=loopback_port,
-        device_port=device_port,
         device_bind=device_bind,
+        **ports,
     )
     bridge = None
     if bridge_to:
@@ -243,7 +266,8 @@ def broker(
             )
         bridge = Bridge(host, int(port), bridge_prefix, bridge_user, password, bridge_ca)
     target = out or store.root / "broker"
-    written = write_site_broker(site, store, target, layout, bridge)
+    explicit = tuple(k for k, v in chosen.items() if v is not None)
+    written = write_site_broker(site, store, target, layout, bridge, explicit_ports=explicit)
     click.echo(f"broker files for {site.site.id} in {target}:")
     for path in written:
         click.echo(f"  {path.name}")
@@ -332,6 +356,13 @@ def bundle(
     target = out or store.root / "bundles"
     devices = list(device_kinds(site)) if every else [device]
     for name in devices:
+        if every and name in store.revoked:
+            click.echo(
+                f"warning: {name}: skipped, its broker account is revoked "
+                f"(`mpp-provision rotate {name}` gives it a new one)",
+                err=True,
+            )
+            continue
         written = write_bundle(
             inventory, store, name, out_dir=target, options=options, archive=archive
         )
@@ -510,16 +541,17 @@ def fleet(
     """Live table of every device's presence; exit 1 when a required device is offline."""
     from protocol.errors import BrokerUnavailable
     from provisioning.fleet import Connection, FleetWatcher, down, render_table
+    from provisioning.site_broker import current_layout
 
     site = ctx.inventory().site
     store = ctx.store(site)
-    settings = (store.broker_settings() or {}).get("layout", {})
+    layout = current_layout(site, store)
     if plain:
         host = host or "127.0.0.1"
-        port = port or settings.get("loopback_port", 1883)
+        port = port or layout.loopback_port
     else:
         host = host or store.servers[0]
-        port = port or settings.get("device_port", 8883)
+        port = port or layout.device_port
         ca_file = ca_file or str(store.root / "ca.crt")
     connection = Connection(
         host, port, username, store.password(username), None if plain else ca_file

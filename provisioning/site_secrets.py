@@ -98,6 +98,11 @@ class SiteSecrets:
         self.revoked: dict[str, dict[str, str]] = {}
 
     # -- opening --------------------------------------------------------------------------
+    @staticmethod
+    def initialised(root: str | Path) -> bool:
+        """True when `root` holds a site's secrets (`init` has run there)."""
+        return (Path(root).expanduser() / SITE_FILE).exists()
+
     @classmethod
     def open(cls, root: str | Path) -> SiteSecrets:
         """An initialised secrets directory; raises with the fix when it is not."""

@@ -194,6 +194,21 @@ def test_cli_bundles_all_and_refuses_unknown(store: SiteSecrets, tmp_path: Path)
     assert result.exit_code == 2 and "name one DEVICE, or pass --all" in result.output
 
 
+def test_bundle_all_skips_a_revoked_device_with_a_warning(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    base = ["--site", str(EXAMPLE), "--secrets", str(secrets)]
+    runner = CliRunner()
+    assert runner.invoke(main, [*base, "init", "--server", "mpp.local"]).exit_code == 0
+    assert runner.invoke(main, [*base, "revoke", "caller-05"]).exit_code == 0
+    result = runner.invoke(main, [*base, "bundle", "--all", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "warning: caller-05: skipped, its broker account is revoked" in result.output
+    made = {p.name for p in (tmp_path / "out").iterdir()}
+    assert len(made) == 40 and "caller-05" not in made and "caller-06" in made
+    alone = runner.invoke(main, [*base, "bundle", "caller-05", "--out", str(tmp_path / "out")])
+    assert alone.exit_code == 1 and "rotate caller-05" in alone.output
+
+
 FAKE = """#!/bin/bash
 echo "$(basename "$0") $*" >> "$FAKE_LOG"
 case "$(basename "$0")" in

@@ -193,3 +193,12 @@ def test_cli_exit_status(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "not UTF-8 text" in result.output
     missing = runner.invoke(main, ["check", str(tmp_path / "nope.toml")])
     assert missing.exit_code == 1 and "cannot read the file" in missing.output
+
+
+def test_check_before_init_with_secrets_set(tmp_path: Path) -> None:
+    """MPP_SECRETS names where `init` will put the secrets: `check` runs before that."""
+    secrets = tmp_path / "not-yet"
+    result = CliRunner().invoke(main, ["check", str(EXAMPLE)], env={"MPP_SECRETS": str(secrets)})
+    assert result.exit_code == 0, result.output
+    assert "no secrets in" in result.output and "READY" in result.output
+    assert not secrets.exists()

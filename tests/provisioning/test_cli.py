@@ -114,3 +114,22 @@ def test_mistakes_are_reported_not_raised(tmp_path) -> None:
     assert bad_bridge.exit_code == 2 and "HOST:PORT" in bad_bridge.output
     for result in (no_init, bad_bridge):
         assert "Traceback" not in result.output
+
+
+def test_the_broker_logs_a_publish_its_acl_refuses(provisioned: Provisioned) -> None:
+
+    caller = device_bus(provisioned, "caller-03")
+    try:
+        assert caller.start(wait=10)
+        # A caller box may not issue tickets: the ACL refuses the topic of a kiosk's command.
+        forbidden = caller.topics.command("caller-03", "issue")
+        caller.publish(forbidden, b"{}", qos=1)
+        assert provisioned.broker is not None
+        deadline = time.monotonic() + 5
+        while "Denied PUBLISH from caller-03" not in provisioned.broker.log():
+            assert time.monotonic() < deadline, provisioned.broker.log()[-2000:]
+            time.sleep(0.05)
+    finally:
+        caller.stop()
+    denied = [x for x in provisioned.broker.log().splitlines() if "Denied PUBLISH" in x]
+    assert forbidden in denied[-1]
