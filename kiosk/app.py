@@ -122,6 +122,8 @@ class KioskApp:
         self.voided: list[m.TicketInfo] = []
         self.pending_reports: list[m.Command] = []
         self.printer_state: str | None = None
+        self._indicated = "ready"  # what the LEDs show now
+        # Jobs: presses, late tickets, and "connected" / "priority" / "lapse" / "tick" events.
         self._jobs: queue.Queue[_Job | _LateTicket | str | None] = queue.Queue()
         self._abandoned: dict[str, float] = {}  # issue request id -> when the kiosk gave up
         self._abandoned_lock = threading.Lock()
@@ -137,6 +139,7 @@ class KioskApp:
         if menu is not None:
             menu.on_choose(self.press)
             menu.on_priority(self.choose_priority)
+            menu.bind_priority(self.priority.armed)  # the screen shows what the ticket carries
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self, wait_connected: float | None = None) -> KioskApp:
@@ -190,19 +193,18 @@ class KioskApp:
         """A category tapped on the screen (tapping it again clears it)."""
         chosen = self.priority.choose(category)
         if chosen is None:
-            if self.menu is not None:
-                self.menu.set_priority(None)
             self._indicate("ready")
         else:
             self._priority_armed(chosen)
         return chosen
 
     def _priority_armed(self, category: str) -> None:
-        self._tell(priority_notice(category))
-        if self.menu is not None:
-            self.menu.set_priority(category)
+        # Not a notice over the menu: the citizen taps the service next (the menu shows the
+        # armed category in its priority line, read from self.priority at every frame).
+        self.notices.append(priority_notice(category))
         self._indicate("priority")
         self._beep(m.PRIORITIES.index(category) + 1)
+        self._jobs.put("priority")  # the worker wakes when the window ends (the ready LED)
 
     def _on_panel_press(self, key: str) -> None:
         if key == PRIORITY:
@@ -286,10 +288,12 @@ class KioskApp:
             wait = self.status_every_s
             if self.pending_reports:
                 wait = min(wait, PENDING_RETRY_S)
+            armed = self.priority.armed()
+            lapse = armed[1] + 0.01 if armed is not None else wait
             try:
-                job = self._jobs.get(timeout=wait)
+                job = self._jobs.get(timeout=min(wait, lapse))
             except queue.Empty:
-                job = "tick"
+                job = "lapse" if lapse < wait else "tick"
             if job is None:
                 return
             try:
@@ -330,7 +334,12 @@ class KioskApp:
                 self.menu.set_banner(self._printer_banner())
             self._indicate("fault" if self._printer_bad() else "ready")
             self._send_pending()
-        else:  # "tick": nothing happened for a while
+        elif job == "lapse":  # the priority window ended: the LEDs stop showing it
+            if self._indicated == "priority" and self.priority.current() is None:
+                self._indicate("ready")
+        elif job == "priority":  # armed: the loop now waits at most until the window ends
+            pass
+        elif job == "tick":  # nothing happened for a while
             self._refresh_printer()
             self._send_pending()
 
@@ -508,6 +517,7 @@ class KioskApp:
             self.menu.show(told)
 
     def _indicate(self, state: str) -> None:
+        self._indicated = state
         if self.panel is not None:
             self.panel.indicate(state)
 

@@ -1,8 +1,11 @@
 """The optional touchscreen menu: the one module of the kiosk that imports pygame (lazily).
 
 `menu_view()` is the pure part: which tiles go where on a screen of the device's size, with
-each service's time class and waiting count, and closed or out-of-quota services shown as such
-and not selectable. `TouchMenu` draws a view with pygame and turns taps into choices::
+each service's time class and waiting count, closed or out-of-quota services shown as such and
+not selectable, and the priority row with the line that explains it (or, while a category is
+armed, which one and for how long). `TouchMenu` draws a view with pygame and turns taps into
+choices; the armed category is read from the kiosk's `PrioritySelector` at every frame, so the
+screen shows exactly what the next ticket will carry::
 
     view = menu_view(site, ("ktp", "kk"), states, size=(1080, 1920), lang="id")
     tile_at(view, (300, 500))       # the Tile under that point, or None (closed, or none)
@@ -23,7 +26,7 @@ from kiosk.errors import KioskConfigError
 from kiosk.notices import Notice
 from protocol.messages import PRIORITIES, ServiceState
 from protocol.site import Site
-from protocol.texts import time_class_text
+from protocol.texts import priority_text, time_class_text
 
 log = logging.getLogger("mpp.kiosk")
 
@@ -46,6 +49,8 @@ WORDS: dict[str, dict[str, str]] = {
         "closed": "TUTUP",
         "quota": "KUOTA HABIS",
         "priority": "Prioritas:",
+        "priority_hint": "Lansia, disabilitas, ibu hamil, anak: ketuk dulu, lalu pilih layanan",
+        "priority_armed": "{category}: sekarang pilih layanan ({seconds} detik)",
         "next": "Berikutnya ›",
         "prev": "‹ Sebelumnya",
         "page": "Halaman {page} dari {pages}",
@@ -56,6 +61,8 @@ WORDS: dict[str, dict[str, str]] = {
         "closed": "CLOSED",
         "quota": "QUOTA USED UP",
         "priority": "Priority:",
+        "priority_hint": "Elderly, disabled, pregnant, children: tap first, then the service",
+        "priority_armed": "{category}: now choose your service ({seconds} s)",
         "next": "Next ›",
         "prev": "‹ Back",
         "page": "Page {page} of {pages}",
@@ -148,19 +155,22 @@ def menu_view(
     lang: str = "id",
     page: int = 0,
     priority: str | None = None,
+    priority_left_s: float = 0.0,
     banner: str | None = None,
     notice: Notice | None = None,
 ) -> MenuView:
-    """Lay out the menu for a screen of `size`: header, service tiles (paged), priority row."""
+    """Lay out the menu for a screen of `size`: header, service tiles (paged), the line that
+    explains priority (or names the armed category and the seconds left), the priority row."""
     lang = lang if lang in WORDS else "id"
     width, height = size
     words = WORDS[lang]
     header_h = max(100, height // 14)
+    hint_h = max(36, height // 40)
     priority_h = max(80, height // 20)
     banner_h = max(50, height // 32)
     columns = 2 if width < height else max(2, min(4, width // 440))
     grid_top = header_h + GAP
-    grid_bottom = height - priority_h - banner_h - GAP
+    grid_bottom = height - priority_h - hint_h - banner_h - GAP
     rows_fit = max(1, (grid_bottom - grid_top + GAP) // (MIN_TILE_HEIGHT + GAP))
     per_page = columns * rows_fit
     pages = max(1, math.ceil(len(services) / per_page))
@@ -205,6 +215,12 @@ def menu_view(
                 selected=category == priority,
             )
         )
+    if priority is not None:
+        hint = words["priority_armed"].format(
+            category=priority_text(priority, lang), seconds=max(1, math.ceil(priority_left_s))
+        )
+    else:
+        hint = words["priority_hint"]
     subtitle = words["choose"]
     if pages > 1:
         subtitle += "  ·  " + words["page"].format(page=page + 1, pages=pages)
@@ -221,6 +237,9 @@ def menu_view(
         lang=lang,
         extra={
             "priority_label": words["priority"],
+            "priority_hint": hint,
+            "hint_y": y - hint_h,
+            "hint_h": hint_h,
             "priority_y": y,
             "priority_h": priority_h,
             "banner_h": banner_h,
@@ -239,8 +258,9 @@ def tile_at(view: MenuView, pos: tuple[int, int]) -> Tile | None:
 class TouchMenu:
     """The kiosk's touchscreen: draws the menu with pygame and reports taps.
 
-    State arrives from other threads (`set_states`, `show`, `set_banner`, `set_priority`); the
-    loop in `run()` (the process's main thread) draws and reads taps.
+    State arrives from other threads (`set_states`, `show`, `set_banner`); the armed priority
+    is read from `bind_priority`'s source at every frame. The loop in `run()` (the process's
+    main thread) draws and reads taps.
     """
 
     def __init__(
@@ -270,7 +290,8 @@ class TouchMenu:
         self._notice: Notice | None = None
         self._notice_until = 0.0
         self._banner: str | None = None
-        self._priority: str | None = None
+        self._priority: Callable[[], tuple[str, float] | None] = lambda: None
+        self.drawn: dict[str, str] = {}  # what the last frame drew of some texts (checks)
         self._page = 0
         self._fonts: dict[tuple[int, bool], Any] = {}
         flags = pygame.FULLSCREEN if fullscreen else 0
@@ -312,14 +333,15 @@ class TouchMenu:
         with self._lock:
             self._banner = text
 
-    def set_priority(self, category: str | None) -> None:
-        """Highlight the armed priority category (None: none)."""
-        with self._lock:
-            self._priority = category
+    def bind_priority(self, source: Callable[[], tuple[str, float] | None]) -> None:
+        """Where the armed priority comes from: `source()` gives (category, seconds left) or
+        None. Read at every frame, so a used or lapsed choice disappears from the screen."""
+        self._priority = source
 
     # -- view and drawing -------------------------------------------------------------------
     def view(self) -> MenuView:
         """What the screen shows now."""
+        armed = self._priority()
         with self._lock:
             if self._notice is not None and self.clock() >= self._notice_until:
                 self._notice = None
@@ -330,7 +352,8 @@ class TouchMenu:
                 size=self.size,
                 lang=self.lang,
                 page=self._page,
-                priority=self._priority,
+                priority=armed[0] if armed else None,
+                priority_left_s=armed[1] if armed else 0.0,
                 banner=self._banner,
                 notice=self._notice,
             )
@@ -370,6 +393,7 @@ class TouchMenu:
         )
         for tile in view.tiles:
             self._tile(tile)
+        self._hint(view)
         label_y = view.extra["priority_y"]
         self._text(
             view.extra["priority_label"],
@@ -447,6 +471,29 @@ class TouchMenu:
                 colour=COLOURS["tile_muted"],
             )
 
+    def _hint(self, view: MenuView) -> None:
+        """The line above the priority row: who qualifies, or the armed category and time."""
+        x, y, h = GAP, view.extra["hint_y"], view.extra["hint_h"]
+        width = view.size[0] - 2 * GAP
+        text = view.extra["priority_hint"]
+        armed = any(t.selected for t in view.tiles)
+        if armed:
+            self._pg.draw.rect(self.surface, COLOURS["selected"], (x, y, width, h), border_radius=8)
+        size = max(16, min(30, h - 8))
+        while size > 16 and self.font(size, armed).size(text)[0] > width - 2 * GAP:
+            size -= 1
+        top = y + (h - self.font(size, armed).get_linesize()) // 2
+        self._text(
+            text,
+            (x + GAP, top),
+            width - 2 * GAP,
+            size=size,
+            bold=armed,
+            colour=COLOURS["tile_text"],
+            centre=True,
+            record="priority_hint",
+        )
+
     def _draw_notice(self, view: MenuView) -> None:
         pg, surface = self._pg, self.surface
         notice = view.notice
@@ -485,8 +532,9 @@ class TouchMenu:
         colour: tuple[int, int, int],
         max_lines: int = 1,
         centre: bool = False,
+        record: str | None = None,
     ) -> int:
-        """Draw wrapped text; returns the y below it."""
+        """Draw wrapped text; returns the y below it (`record`: keep the lines in `drawn`)."""
         font = self.font(size, bold)
         words, lines, line = text.split(), [], ""
         for word in words:
@@ -503,6 +551,8 @@ class TouchMenu:
             while lines[-1] and font.size(lines[-1] + "…")[0] > width:
                 lines[-1] = lines[-1][:-1]
             lines[-1] += "…"
+        if record is not None:
+            self.drawn[record] = "\n".join(lines)
         x, y = pos
         for line in lines:
             label = font.render(line, True, colour)
@@ -521,6 +571,9 @@ class TouchMenu:
     def tap(self, pos: tuple[int, int]) -> Tile | None:
         """Handle a tap at a screen position; returns the tile it chose, if any."""
         view = self.view()
+        if view.notice is not None and not view.notice.in_progress:
+            self.show(None)  # a tap closes a result ("take your ticket"), choosing nothing
+            return None
         tile = tile_at(view, pos)
         if tile is None:
             return None

@@ -82,6 +82,11 @@ class Notice:
     code: str | None = None
 
     @property
+    def in_progress(self) -> bool:
+        """True while the ticket is being requested or printed (a tap must wait)."""
+        return self.kind in ("printing", "busy")
+
+    @property
     def level(self) -> Level:
         """How the LEDs and the screen colour it."""
         return LEVELS[self.kind]

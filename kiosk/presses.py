@@ -110,6 +110,12 @@ class PrioritySelector:
         with self._lock:
             return self._current()
 
+    def armed(self) -> tuple[str, float] | None:
+        """(category, seconds left in its window), or None: what a screen shows of it."""
+        with self._lock:
+            category = self._current()
+            return None if category is None else (category, self._until - self.clock())
+
     def take(self) -> str | None:
         """The armed category for the press being served; disarms it."""
         with self._lock:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from escpos.printer import Dummy
 from gpiozero.pins.mock import MockFactory
+from PIL import Image
 
 from hub.service import HubService
 from kiosk.menu import COLOURS, TouchMenu
@@ -317,6 +318,73 @@ def test_priority_pattern_reaches_the_ticket(hub, make_kiosk, pins) -> None:
     assert [(r["label"], r["priority"]) for r in rows] == [("A001", "disabled"), ("B001", None)]
     text = " ".join(parse(device.output).texts())
     assert text.count("PRIORITAS: Penyandang disabilitas") == 1
+
+
+class ManualClock:
+    """The kiosk's clock, moved by the test (the priority window, notices, lockout)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _centre(tile) -> tuple[int, int]:
+    return tile.rect[0] + tile.rect[2] // 2, tile.rect[1] + tile.rect[3] // 2
+
+
+def test_touch_priority_is_shown_exactly_while_the_next_ticket_carries_it(
+    hub, make_kiosk, tmp_path
+) -> None:
+    clock = ManualClock()
+    menu = TouchMenu(hub.site, tuple(hub.site.services), size=(1080, 1920), clock=clock)
+    device = Dummy(profile="TM-T20II")
+    app = make_kiosk(
+        "kiosk-1", printer=dummy_printer(hub.site, "kiosk-1", device), menu=menu, clock=clock
+    )
+
+    def selected() -> list[str]:
+        return [t.key for t in menu.view().tiles if t.selected]
+
+    try:
+        assert menu.tap(_centre(menu.view().tile("priority:elderly"))) is not None
+        assert selected() == ["priority:elderly"]
+        assert menu.view().notice is None  # the choice does not cover the menu
+        clock.now += 1.0
+        assert menu.tap(_centre(menu.view().tile("ktp"))).key == "ktp"  # taken at once
+        assert app.wait_idle(10)
+        assert selected() == []  # used by this ticket: no longer shown
+        clock.now += 7.0  # 'take your ticket' has gone
+        png = Image.open(menu.save_png(tmp_path / "after.png")).convert("RGB")
+        tile = menu.view().tile("priority:elderly")
+        assert png.getpixel((tile.rect[0] + 8, _centre(tile)[1])) == COLOURS["tile"]
+
+        menu.tap(_centre(menu.view().tile("priority:pregnant")))
+        assert selected() == ["priority:pregnant"]
+        clock.now += 15.1  # the window ends: the screen stops showing it
+        assert selected() == []
+        assert menu.view().extra["priority_hint"].startswith("Lansia, disabilitas")
+        menu.tap(_centre(menu.view().tile("kk")))
+        assert app.wait_idle(10)
+        rows = ticket_rows(hub.database)
+        assert [(r["label"], r["priority"]) for r in rows] == [("A001", "elderly"), ("B001", None)]
+        assert " ".join(parse(device.output).texts()).count("PRIORITAS") == 1
+    finally:
+        menu.close()
+
+
+def test_the_ready_led_stops_blinking_when_the_priority_window_ends(hub, make_kiosk, pins):
+    app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3"), priority_window_s=0.3)
+    press(pins, PRIORITY_PIN)
+    assert app.priority.current() == "elderly"
+    assert wait_until(lambda: app.priority.current() is None, 2)
+    assert wait_until(lambda: leds(pins) == (1, 0, 0), 2)
+    samples = []
+    for _ in range(20):  # over 0.4 s: a blink (0.25 s on, 0.25 s off) would show an 'off'
+        samples.append(pins.pin(READY).state)
+        time.sleep(0.02)
+    assert all(samples)  # steady ready
 
 
 def test_garbage_on_the_service_state_topic_changes_nothing(hub, make_kiosk, pins) -> None:

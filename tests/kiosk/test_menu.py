@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kiosk.menu import COLOURS, TouchMenu, menu_view, tile_at
+from kiosk.menu import COLOURS, GAP, TouchMenu, menu_view, tile_at
 from kiosk.notices import notice
 from protocol.messages import ServiceState
 from protocol.site import load_site
@@ -133,8 +133,51 @@ def test_taps_choose_services_and_priority(touch_menu: TouchMenu) -> None:
     touch_menu.tap(centre(view.tile("kk")))
     touch_menu.tap(centre(view.tile("priority:elderly")))
     assert chosen == ["kk"] and priorities == ["elderly"]
-    touch_menu.set_priority("elderly")
-    assert touch_menu.view().tile("priority:elderly").selected
+    touch_menu.bind_priority(lambda: ("elderly", 12.5))
+    view = touch_menu.view()
+    assert [t.key for t in view.tiles if t.selected] == ["priority:elderly"]
+    assert view.extra["priority_hint"] == "Lansia: sekarang pilih layanan (13 detik)"
+
+
+def test_priority_row_explains_who_qualifies_on_one_line(tmp_path: Path) -> None:
+    for lang, hint in (
+        ("id", "Lansia, disabilitas, ibu hamil, anak: ketuk dulu, lalu pilih layanan"),
+        ("en", "Elderly, disabled, pregnant, children: tap first, then the service"),
+    ):
+        for size in (PORTRAIT, (800, 480)):
+            menu = TouchMenu(SITE, SERVICES, size=size, lang=lang)
+            try:
+                view = menu.view()
+                assert view.extra["priority_hint"] == hint
+                image = Image.open(menu.save_png(tmp_path / f"{lang}.png")).convert("RGB")
+                assert menu.drawn["priority_hint"] == hint  # whole, on one line
+                band = image.crop((0, view.extra["hint_y"], size[0], view.extra["priority_y"]))
+                assert min(sum(c) for _, c in band.getcolors(1 << 16)) < 200  # dark text drawn
+                row = min(t.rect[1] for t in view.tiles if t.key.startswith("priority:"))
+                assert view.extra["hint_y"] + view.extra["hint_h"] <= row
+                above = max(t.rect[1] + t.rect[3] for t in view.tiles if t.key in SITE.services)
+                assert above <= view.extra["hint_y"]  # between the services and the row
+            finally:
+                menu.close()
+
+
+def test_armed_priority_is_drawn_highlighted_and_a_lapsed_one_is_not(tmp_path: Path) -> None:
+    armed: list[tuple[str, float] | None] = [("pregnant", 4.2)]
+    menu = TouchMenu(SITE, SERVICES, size=PORTRAIT, lang="en")
+    menu.bind_priority(lambda: armed[0])
+    try:
+        view = menu.view()
+        tile = view.tile("priority:pregnant")
+        image = Image.open(menu.save_png(tmp_path / "armed.png")).convert("RGB")
+        assert image.getpixel(_inside(tile)) == COLOURS["selected"]
+        assert image.getpixel((GAP + 4, view.extra["hint_y"] + 4)) == COLOURS["selected"]
+        assert menu.drawn["priority_hint"] == "Pregnant woman: now choose your service (5 s)"
+        armed[0] = None  # used by a ticket, or the window ended
+        image = Image.open(menu.save_png(tmp_path / "lapsed.png")).convert("RGB")
+        assert image.getpixel(_inside(tile)) == COLOURS["tile"]
+        assert image.getpixel((GAP + 4, view.extra["hint_y"] + 4)) == COLOURS["background"]
+    finally:
+        menu.close()
 
 
 def test_notice_covers_the_menu_then_expires(tmp_path: Path) -> None:
@@ -149,6 +192,12 @@ def test_notice_covers_the_menu_then_expires(tmp_path: Path) -> None:
         assert during.getpixel((PORTRAIT[0] // 2, PORTRAIT[1] // 4 + 4)) == COLOURS["ok"]
         clock[0] += 5.1
         assert menu.view().notice is None
+        menu.show(notice("printed", number="A013"))
+        assert menu.tap(_inside(ktp)) is None  # a tap closes the result, choosing nothing
+        assert menu.view().notice is None
+        menu.show(notice("printing"))
+        assert menu.tap(_inside(ktp)) is None and menu.view().notice is not None  # must wait
+        menu.show(None)
         menu.set_banner("Kertas tiket habis. Silakan hubungi petugas.")
         after = Image.open(menu.save_png(tmp_path / "c.png")).convert("RGB")
         assert after.getpixel((2, PORTRAIT[1] - 2)) == COLOURS["banner"]
