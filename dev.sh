@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(mosquitto mosquitto-clients espeak-ng sox chromium cloud-init systemd iproute2)
+APT_PACKAGES=(mosquitto mosquitto-clients espeak-ng sox chromium cloud-init systemd iproute2 postgresql)
 
 need_apt() {
     local missing=()
@@ -20,6 +20,7 @@ need_apt() {
         command -v cloud-init >/dev/null || missing+=(cloud-init)
         command -v systemd-analyze >/dev/null || missing+=(systemd)
         command -v ip >/dev/null || missing+=(iproute2)
+        compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
     fi
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     echo "${missing[@]:-}"

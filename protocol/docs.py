@@ -100,6 +100,41 @@ EXAMPLES: dict[str, m.Message] = {
         since=1795410000.0,
         health=m.Health(printer="ok"),
     ),
+    "events": m.EventBatch(
+        site=SITE,
+        after=48211,
+        last=48212,
+        head=48230,
+        sent_at=1795420863.1,
+        events=(
+            m.OutboxEvent(
+                id=48212,
+                at=1795420862.5,
+                kind="called",
+                ticket=1207,
+                counter=3,
+                service="ktp",
+                officer="Siti",
+                detail="41",
+            ),
+        ),
+    ),
+    "catalog": m.SiteCatalog(
+        site=SITE,
+        name="MPP Kota Banjarbaru",
+        timezone="Asia/Makassar",
+        version="f6ca5e03c790",
+        agencies={"disdukcapil": "Disdukcapil"},
+        services={
+            "ktp": m.CatalogService(
+                name=m.Text(id="KTP Elektronik", en="Electronic ID card"),
+                agency="disdukcapil",
+                time_class_s=10800,
+            )
+        },
+        counters=30,
+    ),
+    "ack": m.EventAck(site=SITE, acked=48212, at=1795420863.4),
     "alert": m.Alert(
         id="complaints-3-siti",
         kind="consecutive_complaints",

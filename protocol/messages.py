@@ -11,6 +11,7 @@ values are mirrored in the Response Topic / Correlation Data properties.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -522,6 +523,99 @@ class ZoneSound(Message):
             volume=zone.volume,
             number_reading=zone.number_reading,
         )
+
+
+# --------------------------------------------------------------------------------------
+# Site -> region (up/) and region -> site (down/), over the site broker's bridge
+# --------------------------------------------------------------------------------------
+MAX_BATCH_EVENTS = 500
+SiteId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+EventKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,39}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Day = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+
+
+def token_sha256(token: str) -> str:
+    """How a ticket's token leaves the site: its SHA-256 (the region never holds a token)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class OutboxEvent(Part):
+    """One row of the hub's `events` table, as it leaves the site (its id is the hub's).
+
+    The ticket's facts that never change (`label`, `day`, `issued_service`, and its token only
+    as a SHA-256 hash) travel with its `issued` event; every other event names the ticket by id.
+    """
+
+    id: Annotated[int, Field(ge=1)]
+    at: float = Field(allow_inf_nan=False)
+    kind: EventKind
+    ticket: int | None = None
+    counter: int | None = None
+    service: Annotated[str, StringConstraints(max_length=40)] | None = None
+    officer: Annotated[str, StringConstraints(max_length=200)] | None = None
+    detail: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    label: TicketNumber | None = None
+    day: Day | None = None
+    issued_service: Code | None = None
+    token_sha256: Sha256Hex | None = None
+
+
+class EventBatch(Message):
+    """Numbered events of one site, in commit order: every event the hub holds with an id in
+    (`after`, `last`] is in `events`. No events: a heartbeat (`after` = `last`), which the
+    region answers with its acknowledgement like any batch. `head` is the hub's newest event id
+    when it sent this (the region shows `head` - acknowledged as the events behind)."""
+
+    site: SiteId
+    after: Annotated[int, Field(ge=0)]
+    last: Annotated[int, Field(ge=0)]
+    head: Annotated[int, Field(ge=0)]
+    sent_at: float = Field(allow_inf_nan=False)
+    events: Annotated[tuple[OutboxEvent, ...], Field(max_length=MAX_BATCH_EVENTS)] = ()
+
+    @model_validator(mode="after")
+    def _numbered(self) -> EventBatch:
+        previous = self.after
+        for event in self.events:
+            if event.id <= previous:
+                raise ValueError(f"event ids must grow after {previous}; got {event.id}")
+            previous = event.id
+        if previous != self.last:
+            raise ValueError(f"last is {self.last} but the events end at {previous}")
+        if self.head < self.last:
+            raise ValueError(f"head {self.head} is older than the batch's last event {self.last}")
+        return self
+
+
+class EventAck(Message):
+    """The region has stored every event of `site` up to `acked` (contiguously, with nothing
+    missing before it): the hub sends from `acked` + 1 on."""
+
+    site: SiteId
+    acked: Annotated[int, Field(ge=0)]
+    at: float = Field(allow_inf_nan=False)
+
+
+class CatalogService(Part):
+    """A service as the region shows and reports it."""
+
+    name: Text
+    agency: Code
+    time_class_s: Annotated[int, Field(ge=1)]  # the published completion time (SLA), seconds
+
+
+class SiteCatalog(Message):
+    """The site's names and service standards for the region's pages and reports (retained;
+    sent again when the inventory changes)."""
+
+    site: SiteId
+    name: ShortText
+    timezone: ShortText
+    version: ShortText
+    agencies: dict[Code, ShortText]
+    services: dict[Code, CatalogService]
+    counters: Annotated[int, Field(ge=0)]
 
 
 # --------------------------------------------------------------------------------------

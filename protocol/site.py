@@ -206,6 +206,17 @@ class HubSettings(Model):
         return value
 
 
+class RegionLink(Model):
+    """The [region] table: this site sends its history to a regional server (through the
+    site broker's bridge, see docs/region.md). Without it nothing leaves the site."""
+
+    upload: bool = True
+    batch_events: int = Field(default=200, ge=1, le=500)  # per batch (and at most 16 KiB)
+    window_batches: int = Field(default=8, ge=1, le=64)  # sent ahead of the acknowledgement
+    heartbeat_s: float = Field(default=10.0, ge=0.5, le=600)
+    resend_after_s: float = Field(default=15.0, ge=1, le=3600)  # no acknowledgement: send again
+
+
 class TimeClass(Model):
     """A service's completion-time class, e.g. fast = done within 3 hours."""
 
@@ -432,6 +443,7 @@ class Site(Model):
     site: SiteInfo
     broker: Broker = Broker()
     hub: HubSettings = HubSettings()
+    region: RegionLink | None = None
     time_classes: dict[Slug, TimeClass] = Field(min_length=1)
     agencies: dict[Slug, Agency] = Field(min_length=1)
     services: dict[Slug, Service] = Field(min_length=1)

@@ -132,6 +132,39 @@ TOPICS: tuple[TopicSpec, ...] = (
         False,
         "An alert for supervisors, retained until acknowledged (then cleared).",
     ),
+    TopicSpec(
+        "events",
+        "up/events",
+        1,
+        False,
+        m.EventBatch,
+        ("hub",),
+        ("region",),
+        False,
+        "The hub's outbox: committed events in numbered batches, to the region over the bridge.",
+    ),
+    TopicSpec(
+        "catalog",
+        "up/catalog",
+        1,
+        True,
+        m.SiteCatalog,
+        ("hub",),
+        ("region",),
+        False,
+        "The site's names and service standards, for the region's pages and reports.",
+    ),
+    TopicSpec(
+        "ack",
+        "down/ack",
+        1,
+        False,
+        m.EventAck,
+        ("region",),
+        ("hub",),
+        False,
+        "The region has stored every event up to `acked`: the hub sends on from there.",
+    ),
 )
 TOPIC: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
 
@@ -163,11 +196,13 @@ assert set(COMMAND_ROLES) == set(m.COMMANDS), "every command kind needs its role
 
 
 class Topics:
-    """Topic builders and parsers for one site."""
+    """Topic builders and parsers for one site (under `root`: a region may remap the sites'
+    up/ and down/ topics under a prefix of its own, see `every_site`)."""
 
-    def __init__(self, site_id: str) -> None:
+    def __init__(self, site_id: str, root: str = ROOT) -> None:
         self.site_id = site_id
-        self.prefix = f"{ROOT}/{site_id}/"
+        self.root = root
+        self.prefix = f"{root}/{site_id}/"
 
     def _build(self, name: str, **parts: object) -> str:
         return self.prefix + TOPIC[name].template.format(**parts)
@@ -208,6 +243,18 @@ class Topics:
         """Retained alert."""
         return self._build("alert", alert=alert_id)
 
+    def events(self) -> str:
+        """The outbox's batches to the region."""
+        return self._build("events")
+
+    def catalog(self) -> str:
+        """The site's catalog for the region (retained)."""
+        return self._build("catalog")
+
+    def ack(self) -> str:
+        """The region's acknowledgements of the outbox."""
+        return self._build("ack")
+
     # Filters for subscriptions ---------------------------------------------------------
     def all_of(self, name: str) -> str:
         """A subscription filter matching every topic of table row `name`."""
@@ -235,3 +282,17 @@ class Topics:
             else:
                 return spec.name, values
         return None
+
+
+def every_site(name: str, root: str = ROOT) -> str:
+    """A filter matching row `name` of every site under `root` (the region's subscriptions)."""
+    return Topics("+", root).all_of(name)
+
+
+def site_of(topic: str, root: str = ROOT) -> tuple[str, str] | None:
+    """(site id, row name) of a topic under `root`, or None if it is no row of the table."""
+    if not topic.startswith(root + "/"):
+        return None
+    site = topic[len(root) + 1 :].split("/", 1)[0]
+    parsed = Topics(site, root).parse(topic) if site else None
+    return (site, parsed[0]) if parsed else None

@@ -186,4 +186,5 @@ def test_bridge_topics_are_the_retained_rows() -> None:
         "zone/+/sound",
         "device/+/status",
         "alert/+",
+        "up/catalog",
     }

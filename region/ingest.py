@@ -1,0 +1,495 @@
+"""Store what sites send (event batches, catalogs) in PostgreSQL, many messages per transaction.
+
+Idempotent on (site, event id): a batch sent twice stores nothing the second time. A batch
+says which ids it covers, (`after`, `last`]; the region acknowledges the highest id up to which
+it holds every event, never past a gap: batches that arrive out of order are stored, and their
+range kept in `ranges` until the gap before them fills. Only then are their events applied to
+tickets and sums, in id order, so derived state is the same whatever order batches came in.
+A malformed message is refused, logged and counted; nothing of it is stored.
+
+    ingestor = Ingestor(conn)
+    acks = ingestor.ingest([Received(topic, payload)])   # {site: acked} to publish, after COMMIT
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import astuple, dataclass, field
+from typing import Any
+
+import psycopg
+
+from protocol import messages as m
+from protocol.errors import BadMessage
+from protocol.topics import ROOT, site_of
+from region import tickets as tk
+
+log = logging.getLogger("mpp.region")
+
+EVENT_COLUMNS = (
+    "site",
+    "id",
+    "at",
+    "kind",
+    "ticket",
+    "counter",
+    "service",
+    "officer",
+    "detail",
+    "label",
+    "day",
+    "issued_service",
+    "token_sha256",
+)
+STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE events) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_tickets (LIKE tickets) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_daily (LIKE daily) ON COMMIT DELETE ROWS;
+"""
+_TICKET_SET = ", ".join(f"{c} = excluded.{c}" for c in tk.TICKET_COLUMNS if c != "id")
+_DAILY_SET = ", ".join(f"{c} = daily.{c} + excluded.{c}" for c in tk.SUM_FIELDS)
+_DAILY_SUMS = ", ".join(f"sum({c})" for c in tk.SUM_FIELDS)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One MQTT message as it came from the regional broker."""
+
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class _Site:
+    """What one transaction does for one site."""
+
+    batches: list[m.EventBatch] = field(default_factory=list)
+    events: dict[int, m.OutboxEvent] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The part of a site's catalog that ingest needs."""
+
+    agency: dict[str, str]
+    limit_s: dict[str, int]
+
+
+class Ingestor:
+    """Turns received messages into rows; one `ingest` call is one transaction."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        root: str = ROOT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.conn = conn
+        self.root = root
+        self.clock = clock
+        self._catalogs: dict[str, Catalog] = {}
+        self._waiting_logged: dict[str, float] = {}
+        conn.commit()
+        conn.autocommit = True  # each `ingest` is then exactly one transaction, never a savepoint
+        conn.execute(STAGING)
+
+    # -- entry point -------------------------------------------------------------------
+    def ingest(self, received: Iterable[Received]) -> dict[str, int]:
+        """Store a group of messages in one transaction; returns {site: acked} for every
+        site that sent a batch (duplicates and heartbeats included), to publish after it."""
+        now = self.clock()
+        catalogs: list[m.SiteCatalog] = []
+        sites: dict[str, _Site] = defaultdict(_Site)
+        refused: dict[str, int] = defaultdict(int)
+        for message in received:
+            parsed = self._parse(message)
+            if isinstance(parsed, str):
+                refused[parsed] += 1
+            elif isinstance(parsed, m.SiteCatalog):
+                catalogs.append(parsed)
+            elif parsed is not None:
+                sites[parsed.site].batches.append(parsed)
+        with self.conn.transaction():
+            for catalog in catalogs:
+                self._save_catalog(catalog, now)
+            if refused:
+                self._count_refused(refused)
+            ready = {site: work for site, work in sites.items() if self._catalog(site, now)}
+            acks = self._store(ready, now) if ready else {}
+        return acks
+
+    # -- parsing -----------------------------------------------------------------------
+    def _parse(self, message: Received) -> m.EventBatch | m.SiteCatalog | str | None:
+        """The decoded message; a site id (str) when refused; None when not ours."""
+        found = site_of(message.topic, self.root)
+        if found is None:
+            log.warning("message on an unknown topic ignored", extra={"topic": message.topic})
+            return None
+        site, row = found
+        model = {"events": m.EventBatch, "catalog": m.SiteCatalog}.get(row)
+        if model is None:
+            return None
+        try:
+            decoded = m.decode(model, message.payload)
+            if decoded.site != site:
+                raise BadMessage(
+                    "invalid", f"payload names site {decoded.site!r} on site {site!r}'s topic"
+                )
+        except BadMessage as exc:
+            log.warning(
+                "malformed message refused; nothing stored",
+                extra={"site": site, "topic": message.topic, "error": str(exc)},
+            )
+            return site
+        return decoded
+
+    # -- catalogs ----------------------------------------------------------------------
+    def _save_catalog(self, catalog: m.SiteCatalog, now: float) -> None:
+        services = {code: s.model_dump(mode="json") for code, s in catalog.services.items()}
+        self.conn.execute(
+            "INSERT INTO sites (site, name, timezone, version, agencies, services, counters, "
+            "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (site) DO UPDATE "
+            "SET name = excluded.name, timezone = excluded.timezone, version = excluded.version, "
+            "agencies = excluded.agencies, services = excluded.services, "
+            "counters = excluded.counters, updated_at = excluded.updated_at",
+            (
+                catalog.site,
+                catalog.name,
+                catalog.timezone,
+                catalog.version,
+                json.dumps(catalog.agencies),
+                json.dumps(services),
+                catalog.counters,
+                now,
+            ),
+        )
+        self._catalogs[catalog.site] = _catalog_of(services)
+
+    def _catalog(self, site: str, now: float) -> Catalog | None:
+        if site not in self._catalogs:
+            row = self.conn.execute(
+                "SELECT services FROM sites WHERE site = %s", (site,)
+            ).fetchone()
+            if row is None:
+                if now - self._waiting_logged.get(site, 0.0) > 60:
+                    self._waiting_logged[site] = now
+                    log.warning(
+                        "events held back until the site's catalog arrives", extra={"site": site}
+                    )
+                return None
+            self._catalogs[site] = _catalog_of(row[0])
+        return self._catalogs[site]
+
+    def _count_refused(self, refused: dict[str, int]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO links (site, refused) VALUES (%s, %s) ON CONFLICT (site) DO UPDATE "
+                "SET refused = links.refused + excluded.refused",
+                sorted(refused.items()),
+            )
+
+    # -- events ------------------------------------------------------------------------
+    def _store(self, sites: dict[str, _Site], now: float) -> dict[str, int]:
+        names = sorted(sites)
+        cur = self.conn.cursor()
+        cur.execute(
+            "INSERT INTO links (site) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (names,)
+        )
+        before = {
+            site: acked
+            for site, acked in cur.execute(
+                "SELECT site, acked FROM links WHERE site = ANY(%s) ORDER BY site FOR UPDATE",
+                (names,),
+            )
+        }
+        pending: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for site, after, last in cur.execute(
+            "SELECT site, after, last FROM ranges WHERE site = ANY(%s)", (names,)
+        ):
+            pending[site].append((after, last))
+        # New events (beyond what each site has acknowledged) go in as they are, once.
+        with cur.copy(f"COPY stage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+            for site in names:
+                work, acked = sites[site], before[site]
+                for batch in work.batches:
+                    for event in batch.events:
+                        if event.id > acked and event.id not in work.events:
+                            work.events[event.id] = event
+                            copy.write_row(_event_row(site, event))
+        cur.execute("INSERT INTO events SELECT * FROM stage_events ON CONFLICT DO NOTHING")
+        acks: dict[str, int] = {}
+        to_apply: dict[str, list[m.OutboxEvent]] = {}
+        link_rows = []
+        for site in names:
+            work, acked = sites[site], before[site]
+            received = [(b.after, b.last) for b in work.batches if b.last > max(b.after, acked)]
+            upto, rest = advance(acked, pending[site] + received)
+            if upto > acked:
+                if all(r in received for r in _used(acked, upto, pending[site] + received)):
+                    events = [e for i, e in sorted(work.events.items()) if i <= upto]
+                else:
+                    events = self._load_events(cur, site, acked, upto)
+                to_apply[site] = events
+            if rest != sorted(set(pending[site])) or received:
+                cur.execute("DELETE FROM ranges WHERE site = %s", (site,))
+                cur.executemany(
+                    "INSERT INTO ranges (site, after, last) VALUES (%s, %s, %s)",
+                    [(site, a, b) for a, b in rest],
+                )
+            acks[site] = upto
+            newest = max(b.head for b in work.batches)
+            last_at = max((e.at for e in to_apply.get(site, ())), default=None)
+            link_rows.append(
+                (upto, newest, now, last_at, work.batches[-1].sent_at, len(work.batches), site)
+            )
+        if to_apply:
+            self._apply(cur, to_apply)
+        cur.executemany(
+            "UPDATE links SET acked = %s, head = GREATEST(head, %s), last_seen = %s, "
+            "last_event_at = COALESCE(%s, last_event_at), hub_time = %s, "
+            "batches = batches + %s WHERE site = %s",
+            link_rows,
+        )
+        return acks
+
+    @staticmethod
+    def _load_events(
+        cur: psycopg.Cursor[Any], site: str, after: int, upto: int
+    ) -> list[m.OutboxEvent]:
+        rows = cur.execute(
+            f"SELECT {', '.join(EVENT_COLUMNS[1:])} FROM events "
+            "WHERE site = %s AND id > %s AND id <= %s ORDER BY id",
+            (site, after, upto),
+        ).fetchall()
+        names = EVENT_COLUMNS[1:]
+        return [
+            m.OutboxEvent.model_construct(
+                **{
+                    k: (v.isoformat() if k == "day" and v is not None else v)
+                    for k, v in zip(names, row, strict=True)
+                }
+            )
+            for row in rows
+        ]
+
+    # -- derived state -----------------------------------------------------------------
+    def _apply(self, cur: psycopg.Cursor[Any], events: dict[str, list[m.OutboxEvent]]) -> None:
+        """Replay newly contiguous events on tickets, sums, counters, devices, alerts."""
+        wanted = sorted(
+            {
+                (site, e.ticket)
+                for site, evs in events.items()
+                for e in evs
+                if e.ticket is not None and e.kind != "issued"
+            }
+        )
+        tickets: dict[tuple[str, int], tk.Ticket | None] = {}
+        if wanted:
+            rows = cur.execute(
+                f"SELECT site, {', '.join(tk.TICKET_COLUMNS)} FROM tickets "
+                "WHERE (site, id) IN (SELECT * FROM unnest(%s::text[], %s::bigint[]))",
+                ([s for s, _ in wanted], [t for _, t in wanted]),
+            ).fetchall()
+            for row in rows:
+                values = dict(zip(tk.TICKET_COLUMNS, row[1:], strict=True))
+                values["day"] = values["day"].isoformat()
+                tickets[(row[0], values["id"])] = tk.Ticket(**values)
+        original = dict(tickets)
+        ratings, surveys, counters, devices, raised, acked = [], [], [], [], [], []
+        for site, evs in events.items():
+            catalog = self._catalogs[site]
+
+            def agency_of(service: str, catalog: Catalog = catalog) -> str:
+                return catalog.agency.get(service, "")
+
+            for e in evs:
+                key = (site, e.ticket or 0)
+                if e.kind in tk.TICKET_KINDS:
+                    try:
+                        tickets[key] = tk.apply(tickets.get(key), e, agency_of)
+                    except tk.EventOrderError as exc:
+                        log.error("event not applied", extra={"site": site, "error": str(exc)})
+                elif e.kind == "rated":
+                    ticket = tickets.get(key) or self._ticket(cur, site, e.ticket)
+                    if ticket is not None and e.detail and e.detail.isdigit():
+                        ratings.append(
+                            (
+                                site,
+                                ticket.id,
+                                ticket.day,
+                                ticket.service,
+                                e.counter,
+                                e.officer,
+                                int(e.detail),
+                                e.at,
+                            )
+                        )
+                elif e.kind == "surveyed":
+                    ticket = tickets.get(key) or self._ticket(cur, site, e.ticket)
+                    scores = _scores(e.detail)
+                    if ticket is not None and scores is not None:
+                        surveys.append(
+                            (
+                                site,
+                                ticket.id,
+                                ticket.day,
+                                ticket.service,
+                                ticket.agency,
+                                e.at,
+                                list(scores),
+                            )
+                        )
+                elif e.kind in ("opened", "closed") and e.counter is not None:
+                    counters.append((site, e.counter, e.kind == "opened", e.officer, e.at))
+                elif e.kind == "presence" and e.detail:
+                    device, _, state = e.detail.partition(" ")
+                    online, _, health = state.partition(" ")
+                    devices.append((site, device, online == "online", health or None, e.at))
+                elif e.kind == "alert_raised" and e.detail:
+                    raised.append((site, e.detail, e.at, e.counter, e.officer))
+                elif e.kind == "alert_acked" and e.detail:
+                    acked.append((e.officer, e.at, site, e.detail))
+        changed = {k: t for k, t in tickets.items() if t is not None and t != original.get(k)}
+        if changed:
+            with cur.copy(
+                f"COPY stage_tickets (site, {', '.join(tk.TICKET_COLUMNS)}) FROM STDIN"
+            ) as copy:
+                for (site, _), ticket in changed.items():
+                    copy.write_row((site, *astuple(ticket)))
+            cur.execute(
+                "INSERT INTO tickets SELECT * FROM stage_tickets "
+                f"ON CONFLICT (site, id) DO UPDATE SET {_TICKET_SET}"
+            )
+            sums: dict[tuple[str, str, str], list[float]] = {}
+            for (site, _), ticket in changed.items():
+                limits = self._catalogs[site].limit_s
+                delta: tk.Sums = {}
+                tk.add_sums(delta, tk.contribution(ticket, limits))
+                tk.add_sums(delta, tk.contribution(original.get((site, ticket.id)), limits), -1)
+                for (day, service), values in delta.items():
+                    target = sums.setdefault((site, day, service), [0.0] * len(tk.SUM_FIELDS))
+                    for i, value in enumerate(values):
+                        target[i] += value
+            with cur.copy(
+                f"COPY stage_daily (site, day, service, agency, {', '.join(tk.SUM_FIELDS)}) "
+                "FROM STDIN"
+            ) as copy:
+                for (site, day, service), values in sums.items():
+                    if any(values):
+                        agency = self._catalogs[site].agency.get(service, "")
+                        copy.write_row((site, day, service, agency, *_sum_values(values)))
+            cur.execute(
+                f"INSERT INTO daily (site, day, service, agency, {', '.join(tk.SUM_FIELDS)}) "
+                f"SELECT site, day, service, max(agency), {_DAILY_SUMS} FROM stage_daily "
+                f"GROUP BY site, day, service ON CONFLICT (site, day, service) DO UPDATE SET "
+                f"{_DAILY_SET}"
+            )
+        if ratings:
+            cur.executemany(
+                "INSERT INTO ratings (site, ticket, day, service, counter, officer, score, at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                ratings,
+            )
+        if surveys:
+            cur.executemany(
+                "INSERT INTO survey_responses (site, ticket, day, service, agency, at, scores) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                surveys,
+            )
+        if counters:
+            cur.executemany(
+                "INSERT INTO counters (site, number, open, officer, at) VALUES (%s, %s, %s, %s, "
+                "%s) ON CONFLICT (site, number) DO UPDATE SET open = excluded.open, "
+                "officer = excluded.officer, at = excluded.at",
+                counters,
+            )
+        if devices:
+            cur.executemany(
+                "INSERT INTO devices (site, device, online, detail, at) VALUES (%s, %s, %s, %s, "
+                "%s) ON CONFLICT (site, device) DO UPDATE SET online = excluded.online, "
+                "detail = excluded.detail, at = excluded.at",
+                devices,
+            )
+        if raised:
+            cur.executemany(
+                "INSERT INTO alerts (site, id, raised_at, counter, officer) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                raised,
+            )
+        if acked:
+            cur.executemany(
+                "UPDATE alerts SET acked_by = %s, acked_at = %s WHERE site = %s AND id = %s",
+                acked,
+            )
+
+    @staticmethod
+    def _ticket(cur: psycopg.Cursor[Any], site: str, ticket_id: int | None) -> tk.Ticket | None:
+        if ticket_id is None:
+            return None
+        row = cur.execute(
+            f"SELECT {', '.join(tk.TICKET_COLUMNS)} FROM tickets WHERE site = %s AND id = %s",
+            (site, ticket_id),
+        ).fetchone()
+        if row is None:
+            return None
+        values = dict(zip(tk.TICKET_COLUMNS, row, strict=True))
+        values["day"] = values["day"].isoformat()
+        return tk.Ticket(**values)
+
+
+def advance(acked: int, ranges: Iterable[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
+    """(new acknowledgement, ranges still beyond it): ranges (after, last] that join up with
+    what is acknowledged move it on; the others wait for the gap before them to fill."""
+    upto = acked
+    for after, last in sorted(set(ranges)):
+        if after <= upto < last:
+            upto = last
+    return upto, sorted({(a, b) for a, b in ranges if b > upto})
+
+
+def _used(acked: int, upto: int, ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges that lie within (acked, upto]."""
+    return [(a, b) for a, b in set(ranges) if b > acked and b <= upto]
+
+
+def _event_row(site: str, e: m.OutboxEvent) -> tuple[Any, ...]:
+    return (
+        site,
+        e.id,
+        e.at,
+        e.kind,
+        e.ticket,
+        e.counter,
+        e.service,
+        e.officer,
+        e.detail,
+        e.label,
+        e.day,
+        e.issued_service,
+        e.token_sha256,
+    )
+
+
+def _catalog_of(services: dict[str, Any]) -> Catalog:
+    return Catalog(
+        {code: s["agency"] for code, s in services.items()},
+        {code: int(s["time_class_s"]) for code, s in services.items()},
+    )
+
+
+def _scores(detail: str | None) -> tuple[int, ...] | None:
+    parts = (detail or "").split(",")
+    if len(parts) != m.SURVEY_ELEMENTS or not all(p in ("1", "2", "3", "4") for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def _sum_values(values: list[float]) -> list[float | int]:
+    return [
+        v if tk.SUM_FIELDS[i] in ("wait_s", "service_s") else round(v) for i, v in enumerate(values)
+    ]
