@@ -83,6 +83,15 @@ TextIn = Annotated[Text, BeforeValidator(_text)]
 TextListIn = Annotated[TextList, BeforeValidator(_text_list)]
 
 
+def http_url(value: str) -> str:
+    """`value` if it is an http(s) base address (no query, no fragment), else ValueError."""
+    if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+        raise ValueError(
+            f"{value!r} is not an http(s) address; write e.g. 'http://192.168.10.2:8080'"
+        )
+    return value
+
+
 def parse_hhmm(value: str) -> time:
     """'07:30' -> time(7, 30); raises ValueError with the expected form."""
     match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
@@ -133,6 +142,7 @@ class SiteInfo(Model):
     timezone: str
     languages: tuple[Lang, ...] = ("id", "en")
     address: str = ""
+    # The web app as citizens' phones reach it: the ticket QR points here.
     public_url: str = "http://127.0.0.1:8080"
     logo: str | None = None
     ticket_footer: TextIn = Text(
@@ -151,6 +161,11 @@ class SiteInfo(Model):
                 "'Asia/Makassar' (WITA) or 'Asia/Jayapura' (WIT)"
             ) from None
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return http_url(value)
 
     @field_validator("languages")
     @classmethod
@@ -199,11 +214,7 @@ class HubSettings(Model):
     @field_validator("media_url")
     @classmethod
     def _media_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
-            raise ValueError(
-                f"{value!r} is not an http(s) address; write e.g. 'http://192.168.10.2:8080'"
-            )
-        return value
+        return None if value is None else http_url(value)
 
 
 class RegionLink(Model):

@@ -11,7 +11,9 @@ a zone without a screen, a kiosk without a printer, odd hours, missing credentia
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +33,7 @@ from protocol.site import (
 from provisioning.site_secrets import SiteSecrets
 
 ERROR, WARNING = "error", "warning"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 BCM_RE = re.compile(r"^(?:GPIO|BCM)?(\d+)$", re.IGNORECASE)
 I2C_PINS = {2, 3}  # SDA, SCL on the Pi header: the caller box's LCD backpack uses them
@@ -60,7 +62,7 @@ def readiness(
     except InventoryError as exc:
         return [_from_problem(problem) for problem in exc.problems]
     findings: list[Finding] = []
-    for check in (_services, _counters, _zones, _kiosks, _pins, _hours, _devices):
+    for check in (_services, _counters, _zones, _kiosks, _pins, _hours, _devices, _web_urls):
         findings += check(site)
     # With secrets, the server's name is known from `init --server`; without, guess from [broker].
     findings += _broker(site) if store is None else _secrets(site, store)
@@ -336,8 +338,64 @@ def _devices(site: Site) -> list[Finding]:
     return out
 
 
+def unreachable(host: str) -> str | None:
+    """Why another machine on the LAN cannot reach `host` (None: it may).
+
+    Loopback, link-local, unspecified and multicast addresses, and the names `localhost`,
+    `*.localhost` (RFC 6761), `localhost.localdomain`, mean the machine that reads them.
+    """
+    name = host.strip("[]").lower().rstrip(".")
+    if name in LOCAL_NAMES or name.endswith(".localhost"):
+        return f"{host} means the device that reads it"
+    try:
+        address = ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return f"{host} is a loopback address (the device that reads it)"
+    if address.is_unspecified:
+        return f"{host} is no machine's address (servers listen on it)"
+    if address.is_link_local:
+        return f"{host} is a link-local address (taken when DHCP failed; it does not route)"
+    if address.is_multicast:
+        return f"{host} is a multicast address, not one machine's"
+    return None
+
+
+def _web_urls(site: Site) -> list[Finding]:
+    """The ticket QR (site.public_url) and the displays' media address must leave the server."""
+    urls = [("site.public_url", site.site.public_url, ERROR, "citizens' phones", "ticket QR")]
+    if site.hub.media_url is not None:
+        urls.append(("hub.media_url", site.hub.media_url, WARNING, "display Pis", "images"))
+    out = []
+    for key, url, level, who, what in urls:
+        table, name = key.split(".")
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        lan = urllib.parse.urlunsplit(parts._replace(netloc=_with_host(parts, "192.168.10.2")))
+        fix = f'set {name} = "{lan}" in [{table}] (the site server\'s LAN address or DNS name)'
+        why = unreachable(host)
+        if why is not None:
+            out.append(Finding(level, key, f"{why}: {who} cannot open the {what}; {fix}"))
+        elif host.endswith(".local"):
+            out.append(
+                Finding(
+                    WARNING,
+                    key,
+                    f"{host} is an mDNS name that many Android phones cannot resolve; {fix}",
+                )
+            )
+    return out
+
+
+def _with_host(parts: urllib.parse.SplitResult, host: str) -> str:
+    return f"{host}:{parts.port}" if parts.port else host
+
+
 def _broker(site: Site) -> list[Finding]:
-    if site.broker.host in LOOPBACK:
+    if unreachable(site.broker.host) is not None:
         return [
             Finding(
                 WARNING,
@@ -381,7 +439,7 @@ def _secrets(site: Site, store: SiteSecrets) -> list[Finding]:
                 f"`mpp-provision revoke {name}`",
             )
         )
-    if not [s for s in store.servers if s not in LOOPBACK]:
+    if all(unreachable(server) is not None for server in store.servers):
         out.append(
             Finding(
                 ERROR,

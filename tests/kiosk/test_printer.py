@@ -44,7 +44,7 @@ def test_ticket_bytes_hold_number_service_qr_and_cut() -> None:
     assert printed.find("Kepolisian Resor Banjarbaru").align == 1
     assert printed.find("Biaya: Rp 30.000").align == 0
     assert printed.find("Perkiraan waktu tunggu: ± 20 menit")  # '±' survives the code page
-    assert printed.qr_payloads == ["http://127.0.0.1:8080/t/tok-123"] and printed.qr_prints == 1
+    assert printed.qr_payloads == ["http://192.168.10.2:8080/t/tok-123"] and printed.qr_prints == 1
     assert len(printed.cuts) == 1
     assert printed.cuts[0] > len(render(LAYOUT, TM_T20II)) - 5  # the cut is the last thing
     assert printed.status_requests == 0

@@ -89,9 +89,9 @@ def test_priority_category_is_printed() -> None:
 def test_qr_links_to_the_ticket_page_by_token_only() -> None:
     layout = ticket_layout(SITE, info(), "id")
     qrs = [b.payload for b in layout if isinstance(b, Qr)]
-    assert qrs == ["http://127.0.0.1:8080/t/Zq3-token_ABC"]
+    assert qrs == ["http://192.168.10.2:8080/t/Zq3-token_ABC"]
     # A token with characters that would change the URL is escaped, never interpreted.
-    assert ticket_url(SITE, "a/b?c=1") == "http://127.0.0.1:8080/t/a%2Fb%3Fc%3D1"
+    assert ticket_url(SITE, "a/b?c=1") == "http://192.168.10.2:8080/t/a%2Fb%3Fc%3D1"
 
 
 def test_ticket_for_a_service_missing_from_the_inventory_is_an_error() -> None:
@@ -102,8 +102,8 @@ def test_ticket_for_a_service_missing_from_the_inventory_is_an_error() -> None:
 def test_logo_is_resolved_next_to_the_inventory(tmp_path: Path) -> None:
     assert logo_path(SITE) is None
     text = example_text().replace(
-        'public_url = "http://127.0.0.1:8080"',
-        'public_url = "http://127.0.0.1:8080"\nlogo = "logo.png"',
+        'address = "Jl.',
+        'logo = "logo.png"\naddress = "Jl.',
     )
     site = parse_site(text, str(tmp_path / "site.toml"))
     assert logo_path(site) == tmp_path / "logo.png"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -174,9 +175,17 @@ def test_business_day_is_local() -> None:
 
 
 def test_media_url_defaults_to_the_public_url_and_must_be_http() -> None:
-    assert make_site().media_url() == "http://127.0.0.1:8080"
-    own = make_site(media_url="http://192.168.10.2:8080/")
-    assert own.media_url() == "http://192.168.10.2:8080"  # no trailing slash: paths follow
+    assert make_site().media_url() == "http://192.168.10.2:8080"
+    own = make_site(media_url="http://192.168.10.3:8080/")
+    assert own.media_url() == "http://192.168.10.3:8080"  # no trailing slash: paths follow
     for bad in ("ftp://hub/", "192.168.10.2:8080", "http://hub/x?y=1", "http:// hub"):
         with pytest.raises(InventoryError, match=r"hub\.media_url: .* is not an http"):
             make_site(media_url=bad)
+
+
+def test_public_url_must_be_http() -> None:
+    for bad in ("192.168.10.2:8080", "ftp://hub/", "http://hub/t?x=1"):
+        text = re.sub(r'(?m)^public_url = ".*?"', f'public_url = "{bad}"', example_text(), count=1)
+        assert any(
+            p.startswith("site.public_url: ") and "is not an http" in p for p in problems_of(text)
+        )

@@ -156,6 +156,54 @@ def test_check_names_each_mistake(case: str) -> None:
     assert str(finding).startswith(f"{level.upper():<8} {key}: ")
 
 
+def with_public_url(url: str) -> str:
+    return re.sub(r'(?m)^public_url = ".*?"', f'public_url = "{url}"', example_text(), count=1)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.0.1.1:8080",  # what Debian's /etc/hosts gives the machine's own name
+        "http://localhost:8080",
+        "https://mpp.localhost",
+        "http://[::1]:8080",
+        "http://[::ffff:127.0.0.1]:8080",
+        "http://0.0.0.0:8080",
+        "http://169.254.10.2:8080",
+        "http://[fe80::1]:8080",
+    ],
+)
+def test_a_ticket_qr_phones_cannot_reach_is_not_ready(url: str) -> None:
+    findings = readiness(with_public_url(url), "site.toml")
+    finding = find(findings, ERROR, "site.public_url", "citizens' phones cannot open the ticket QR")
+    assert 'set public_url = "http' in finding.message and "in [site]" in finding.message
+    assert summary(findings).startswith("NOT READY")
+
+
+def test_a_ticket_qr_on_the_lan_is_ready() -> None:
+    for url in ("http://192.168.10.2:8080", "https://antrian.mpp.example", "http://10.0.0.5"):
+        findings = readiness(with_public_url(url))
+        assert [f for f in findings if f.key == "site.public_url"] == [], url
+    mdns = readiness(with_public_url("http://mpp-server.local:8080"))
+    find(mdns, WARNING, "site.public_url", "mDNS name that many Android phones cannot resolve")
+    media = example_text().replace("[hub]\n", '[hub]\nmedia_url = "http://localhost:8080"\n')
+    find(readiness(media), WARNING, "hub.media_url", "display Pis cannot open the images")
+
+
+def test_cli_fails_on_a_loopback_ticket_qr(tmp_path: Path) -> None:
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(with_public_url("http://127.0.0.1:8080"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", str(site_file)])
+    assert result.exit_code == 1, result.output
+    assert (
+        "ERROR    site.public_url: 127.0.0.1 is a loopback address (the device that reads it): "
+        "citizens' phones cannot open the ticket QR; "
+        'set public_url = "http://192.168.10.2:8080" in [site]' in result.output
+    )
+    assert "NOT READY: 1 error(s)" in result.output
+
+
 def test_secrets_problems(tmp_path: Path) -> None:
     from protocol.site import parse_site
 

@@ -191,7 +191,7 @@ def test_session_cookie_flags(client, tmp_path, broker) -> None:
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     text = site_text(broker.port, database=tmp_path / "tls.sqlite").replace(
-        'public_url = "http://127.0.0.1:8080"', 'public_url = "https://antrian.mpp.example"'
+        'public_url = "http://192.168.10.2:8080"', 'public_url = "https://antrian.mpp.example"'
     )
     https_site: Site = make_site(broker.port, text=text)
     app = create_app(HubService(https_site))  # not started: login needs no queue
