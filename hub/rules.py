@@ -245,6 +245,7 @@ class Queue:
             if ticket.status in (WAITING, CALLED, SKIPPED):
                 ticket.status = EXPIRED
                 self._touch(ticket)
+                self._event("expired", now, ticket)
         for counter in self.counters.values():
             counter.current = None
             counter.priority_streak = 0
@@ -761,24 +762,27 @@ class Queue:
         rating = Rating(ticket.id, ticket.label, number, officer, score, now)
         self.rated.add(ticket.id)
         self.changes.ratings.append(rating)
+        self._event("rated", now, ticket, counter=number, officer=officer, detail=str(score))
         key = officer or f"counter-{number}"
         streak = self.complaint_streak.get(key, 0) + 1 if score == 1 else 0
         self.complaint_streak[key] = streak
         limit = self.site.hub.complaint_alert_after
         if streak and streak % limit == 0:
-            self.changes.alerts.append(
-                AlertRaised(
-                    f"complaints-{number}-{_slug(key)}-{round(now)}", number, key, streak, now
-                )
+            alert = AlertRaised(
+                f"complaints-{number}-{_slug(key)}-{round(now)}", number, key, streak, now
             )
+            self.changes.alerts.append(alert)
+            self._event("alert_raised", now, counter=number, officer=key, detail=alert.id)
         return rating
 
-    def close_service(self, code: str, closed: bool) -> None:
+    def close_service(self, code: str, closed: bool, now: float, by: str = "") -> None:
         """Staff close (or reopen) a service for new tickets."""
         self._check_service(code)
         (self.closed_services.add if closed else self.closed_services.discard)(code)
         self.changes.services.add(code)
         self.changes.closed_services = True
+        kind = "service_closed" if closed else "service_opened"
+        self._event(kind, now, service=code, officer=by or None)
 
     def assign(self, number: int, services: tuple[str, ...], now: float, by: str = "") -> None:
         """Staff change the services counter `number` serves, in order of preference (the

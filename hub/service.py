@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from hub import states
+from hub.outbox import Outbox
+from hub.presence import PresenceLog
 from hub.rules import Changes, Queue, Refused, Sound, Ticket
 from hub.store import Store
 from hub.survey import record_survey
@@ -119,6 +121,8 @@ class HubService:
         self._last_loop = time.monotonic()
         self._listeners: list[Callable[[str, Any], None]] = []
         self._featured_source: FeaturedSource | None = None
+        self.outbox: Outbox | None = None
+        self._presence = PresenceLog()
         self.started = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -126,6 +130,9 @@ class HubService:
         """Open the database, restore the queue, connect, republish all retained state."""
         self.store = Store(self.database)
         self._reload()
+        self._presence = PresenceLog.load(self.store.conn)
+        if self.site.region is not None and self.site.region.upload:
+            self.outbox = Outbox(self.site, self.database, self.bus, clock=self.clock)
         topics = self.bus.topics
         # QoS 0 from the broker to the hub: on loopback TCP nothing is lost while connected, and
         # with a clean session nothing is kept while not; it spares a PUBACK per command.
@@ -136,6 +143,8 @@ class HubService:
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
         self.started.wait(10)
+        if self.outbox is not None:
+            self.outbox.start()
         if wait_connected is not None:
             self.bus.wait_connected(wait_connected)
         log.info(
@@ -146,6 +155,8 @@ class HubService:
 
     def stop(self) -> None:
         """Finish queued work, then disconnect and close the database."""
+        if self.outbox is not None:
+            self.outbox.stop()
         self._put(None)
         if self._worker is not None:
             self._worker.join(10)
@@ -474,7 +485,7 @@ class HubService:
                 return m.AckResult(alert_id=command.alert_id).model_dump()
             case m.OpenService() | m.CloseService():
                 closed = isinstance(command, m.CloseService)
-                q.close_service(command.service, closed)
+                q.close_service(command.service, closed, now, command.by)
                 return m.ServiceResult(service=command.service, closed=closed).model_dump()
             case m.AssignCounter():
                 q.assign(command.counter, command.services, now, command.by)
@@ -569,8 +580,20 @@ class HubService:
             log.warning("bad status ignored", extra={"topic": incoming.topic, "error": str(exc)})
             return
         self.fleet[status.device] = FleetEntry(status, self.clock())
+        self._record_presence(status)
         for listener in self._listeners:
             listener("status", status)
+
+    def _record_presence(self, status: m.DeviceStatus) -> None:
+        """A device's change of presence goes into the event log (and so to the region)."""
+        detail = self._presence.change(status)
+        if detail is None or self.store is None:
+            return
+        try:
+            with self.store.transaction():
+                self.store.add_event("presence", self.clock(), detail=detail)
+        except Exception:  # a presence record must not stop the queue
+            log.exception("presence change not recorded", extra={"device": status.device})
 
     # -- state publishing ------------------------------------------------------------------
     def _mark(self, counters: set[int], services: set[str]) -> None:

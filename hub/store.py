@@ -437,6 +437,13 @@ class Store:
                 comment,
             ),
         )
+        self.add_event(
+            "surveyed",
+            at,
+            ticket=ticket["id"],
+            service=ticket["service"],
+            detail=",".join(str(score) for score in scores),
+        )  # the comment stays at the site (free text may name people)
 
     # -- alerts ----------------------------------------------------------------------------
     def save_alert(
@@ -454,7 +461,19 @@ class Store:
             "UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ? AND acked_by IS NULL",
             (by, at, alert_id),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        self.add_event("alert_acked", at, officer=by, detail=alert_id)
+        return True
+
+    def add_event(self, kind: str, at: float, **columns: object) -> None:
+        """One row of the event log (inside the current transaction); columns: ticket,
+        counter, service, officer, detail."""
+        names = ["at", "kind", *columns]
+        self.conn.execute(
+            f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+            (at, kind, *columns.values()),
+        )
 
     def open_alerts(self) -> list[dict[str, Any]]:
         """Alerts not yet acknowledged, oldest first (payload dicts)."""

@@ -132,8 +132,11 @@ class Bus:
         min_delay: float = 0.5,
         max_delay: float = 2.0,
         max_unacked: int = 200,
+        presence: bool = True,
+        root: str | None = None,
     ) -> None:
-        self.topics = Topics(site_id)
+        self.topics = Topics(site_id, root) if root else Topics(site_id)
+        self.presence = presence  # False: no status topic, no last will, no replies (region)
         self.device = device
         self.role = role
         self.host, self.port = host, port
@@ -178,15 +181,20 @@ class Bus:
         self._retry_delay = self._min_delay
         self._client.reconnect_delay_set(min_delay=self._min_delay, max_delay=self._max_delay)
         self._client.max_inflight_messages_set(100)
-        self._client.will_set(
-            self.topics.status(device), m.encode(self._status(online=False)), qos=1, retain=True
-        )
+        if presence:
+            self._client.will_set(
+                self.topics.status(device),
+                m.encode(self._status(online=False)),
+                qos=1,
+                retain=True,
+            )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
         self._client.on_socket_open = _no_delay
-        self.subscribe(self.topics.reply(device), self._on_reply)
+        if presence:
+            self.subscribe(self.topics.reply(device), self._on_reply)
 
     @classmethod
     def for_device(cls, site: Any, device: str, **kwargs: Any) -> Bus:
@@ -292,7 +300,9 @@ class Bus:
         if self._stopping:
             return
         if self._connected.is_set():
-            self.publish(self.topics.status(self.device), self._status(online=False), retain=True)
+            if self.presence:
+                status = self._status(online=False)
+                self.publish(self.topics.status(self.device), status, retain=True)
             self.flush(timeout)
         self._stopping = True
         with self._publish_lock:
@@ -347,7 +357,8 @@ class Bus:
             client.subscribe([(f, q) for f, q in filters.items()])
         self._connected.set()
         self._connects += 1
-        self.publish(self.topics.status(self.device), self._status(online=True), retain=True)
+        if self.presence:
+            self.publish(self.topics.status(self.device), self._status(online=True), retain=True)
         log.info(
             "connected to broker",
             extra={"device": self.device, "broker": f"{self.host}:{self.port}"},
@@ -428,6 +439,15 @@ class Bus:
         if qos > 0 and not _acked(info):
             with self._ack_cv:
                 self._unacked[info.mid] = info
+
+    def expiring(self, seconds: int) -> Properties | None:
+        """Publish properties that let the broker drop the message after `seconds` undelivered
+        (MQTT 5 Message Expiry; None on MQTT 3.1.1, which has no such thing)."""
+        if not self.v5:
+            return None
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.MessageExpiryInterval = seconds
+        return properties
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything published so far was acknowledged by the broker."""

@@ -1,0 +1,211 @@
+"""`mpp region run`: the regional service that stores every site's events in PostgreSQL.
+
+It subscribes to every site's `up/events` and `up/catalog` on the regional broker (under the
+region's prefix), stores what arrives in groups (one transaction per group, see
+region/ingest.py) and, only after COMMIT, answers each site on its `down/ack` with the highest
+event id it holds without a gap. On every (re)connect it tells every known site where it
+stands, so a hub whose batches were lost while the region was away sends them again at once.
+PostgreSQL going away stops nothing but the storing: the group waits and is stored once the
+database is back (a hub's window bounds how much waits).
+
+    service = RegionService(config, password="...").start()
+    ...
+    service.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue as queues
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from protocol import messages as m
+from protocol.mqtt import Bus, Incoming
+from protocol.topics import Topics, every_site
+from region.config import RegionConfig
+from region.db import RegionDbError, connect, create_schema, dsn_hint
+from region.ingest import Ingestor, Received
+
+log = logging.getLogger("mpp.region")
+
+GROUP_MAX = 400  # messages stored in one transaction at most
+GROUP_WAIT_S = 0.01  # after the first message, how long a group may wait for more
+MAX_WAITING = 20000  # messages held while PostgreSQL is away; older ones are dropped (resent)
+RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
+CLIENT_ID = "region"
+
+
+def broker_password(config: RegionConfig) -> str | None:
+    """The region account's broker password (its file, if the configuration names one)."""
+    path = config.broker.password_file
+    return Path(path).read_text(encoding="utf-8").strip() if path else None
+
+
+class RegionService:
+    """Regional broker in, PostgreSQL out; see the module docstring."""
+
+    def __init__(
+        self,
+        config: RegionConfig,
+        *,
+        password: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        broker = config.broker
+        self.root = broker.prefix
+        self.bus = Bus(
+            config.region.id,
+            CLIENT_ID if broker.username is None else broker.username,
+            "region",
+            host=broker.host,
+            port=broker.port,
+            username=broker.username,
+            password=password if password is not None else broker_password(config),
+            tls_ca=broker.ca_file if broker.tls else None,
+            mqtt_version=broker.mqtt_version,
+            presence=False,
+            root=self.root,
+            max_unacked=1000,
+        )
+        self._inbox: queues.Queue[Received | None] = queues.Queue()
+        self._hello = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
+        self._ingestor: Ingestor | None = None
+        self.stored_groups = 0
+        self.dropped = 0
+        self.started = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, wait_connected: float | None = 10.0) -> RegionService:
+        """Connect to PostgreSQL (creating the schema) and the broker; start storing."""
+        self._open_db()
+        self.bus.subscribe(every_site("events", self.root), self._on_message)
+        self.bus.subscribe(every_site("catalog", self.root), self._on_message)
+        self.bus.on_connection_change(self._on_connection)
+        self._thread = threading.Thread(target=self._run, name="region-ingest", daemon=True)
+        self._thread.start()
+        self.bus.start(wait=wait_connected)
+        self.started.set()
+        log.info(
+            "region service started",
+            extra={"region": self.config.region.id, "db": dsn_hint(self.config.database.dsn)},
+        )
+        return self
+
+    def stop(self) -> None:
+        """Store what has arrived, then disconnect."""
+        self._stopping.set()
+        self._inbox.put(None)
+        if self._thread is not None:
+            self._thread.join(10)
+        self.bus.stop()
+        if self._conn is not None:
+            self._conn.close()
+
+    def _open_db(self) -> None:
+        self._conn = connect(self.config.database.dsn)
+        create_schema(self._conn)
+        self._ingestor = Ingestor(self._conn, root=self.root, clock=self.clock)
+
+    # -- inputs (paho's thread: hand over only) ---------------------------------------------
+    def _on_message(self, incoming: Incoming) -> None:
+        if self._inbox.qsize() >= MAX_WAITING:
+            self.dropped += 1
+            return  # the hub sends it again from our acknowledgement
+        self._inbox.put(Received(incoming.topic, incoming.payload))
+
+    def _on_connection(self, connected: bool) -> None:
+        if connected:
+            self._hello.set()
+
+    # -- the ingest thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            if self._hello.is_set():
+                self._hello.clear()
+                self._tell_every_site()
+            try:
+                first = self._inbox.get(timeout=0.5)
+            except queues.Empty:
+                if self._stopping.is_set():
+                    return
+                continue
+            group = [first]
+            deadline = time.monotonic() + GROUP_WAIT_S
+            while len(group) < GROUP_MAX:
+                try:
+                    group.append(self._inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queues.Empty:
+                    break
+            stopping = None in group
+            received = [r for r in group if r is not None]
+            if received:
+                self._store(received)
+            if stopping:
+                return
+
+    def _store(self, received: list[Received]) -> None:
+        """Store a group, retrying while PostgreSQL is away; then acknowledge."""
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                if self._ingestor is None:
+                    self._open_db()
+                assert self._ingestor is not None
+                acks = self._ingestor.ingest(received)
+                break
+            except (psycopg.OperationalError, psycopg.InterfaceError, RegionDbError) as exc:
+                log.warning(
+                    "PostgreSQL unavailable; the group waits",
+                    extra={"messages": len(received), "error": str(exc).strip()[:200]},
+                )
+                self._drop_db()
+                if self._stopping.is_set():
+                    return
+                time.sleep(delay)
+                delay = min(RETRY_MAX_S, delay * 2)
+            except psycopg.Error:
+                if len(received) == 1:
+                    log.exception("message could not be stored; refused", extra={})
+                    return
+                log.exception("group failed; storing its messages one by one")
+                for one in received:
+                    self._store([one])
+                return
+        self.stored_groups += 1
+        self._acknowledge(acks)
+
+    def _drop_db(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = self._ingestor = None
+
+    def _acknowledge(self, acks: dict[str, int]) -> None:
+        now = self.clock()
+        for site, acked in sorted(acks.items()):
+            ack = m.EventAck(site=site, acked=acked, at=now)
+            self.bus.publish(Topics(site, self.root).ack(), ack)
+
+    def _tell_every_site(self) -> None:
+        """After a (re)connect: every known site learns where the region stands."""
+        try:
+            if self._conn is None:
+                self._open_db()
+            assert self._conn is not None
+            rows = self._conn.execute("SELECT site, acked FROM links").fetchall()
+        except (psycopg.Error, RegionDbError) as exc:
+            log.warning("cannot read the links to greet the sites", extra={"error": str(exc)})
+            self._drop_db()
+            return
+        self._acknowledge(dict(rows))
