@@ -53,7 +53,10 @@ def demo_inventory(
     text = local_inventory(
         text, port=broker_port, database=workdir / "hub.sqlite", mqtt_version=mqtt_version
     )
-    text = re.sub(r"(?m)^web_port = \d+$", f"web_port = {web_port}", text, count=1)
+    text = re.sub(r"(?m)^port = 8080 ", f"port = {web_port} ", text, count=1)
+    text = re.sub(
+        r'(?m)^database = "mpp-web.sqlite"', f'database = "{workdir / "web.sqlite"}"', text
+    )
     text = re.sub(
         r'(?m)^public_url = ".*?"', f'public_url = "http://127.0.0.1:{web_port}"', text, count=1
     )

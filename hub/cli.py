@@ -77,7 +77,7 @@ def command(
         from hub.web.server import WebServer
 
         try:
-            web = WebServer(create_app(service), site.hub.web_host, site.hub.web_port).start()
+            web = WebServer(create_app(service), site.web.host, site.web.port).start()
         except MppError as exc:
             # Devices must keep their queue even when the web port is taken: run without it.
             log.error("web app not started", extra={"error": str(exc)})

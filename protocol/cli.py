@@ -16,6 +16,7 @@ from protocol import __version__
 SUBCOMMANDS: dict[str, str] = {
     "inventory": "protocol.cli:inventory",
     "hub": "hub.cli:command",
+    "web": "web.cli:command",
     "simulate": "demo.cli:simulate",
     "demo": "demo.cli:demo",
     "kiosk": "kiosk.cli:command",

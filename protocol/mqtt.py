@@ -199,7 +199,7 @@ class Bus:
     @classmethod
     def for_device(cls, site: Any, device: str, **kwargs: Any) -> Bus:
         """A bus for `device` of the inventory (role and broker address from `site`)."""
-        role = "hub" if device == "hub" else site.devices[device].role
+        role = device if device in ("hub", "web") else site.devices[device].role
         if role == "hub":
             kwargs.setdefault("min_delay", HUB_MIN_DELAY_S)
             kwargs.setdefault("max_delay", HUB_MAX_DELAY_S)

@@ -195,8 +195,6 @@ class HubSettings(Model):
     """Queue rules and hub process settings."""
 
     database: str = "mpp-hub.sqlite"
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(default=8080, ge=1, le=65535)
     call_policy: Literal["oldest_first", "counter_order"] = "oldest_first"
     priority_ratio: int = Field(default=2, ge=1, le=20)
     transfer_placement: Literal["after_first_call", "front", "back"] = "after_first_call"
@@ -210,6 +208,18 @@ class HubSettings(Model):
     # The web app's address as the display Pis reach it (they download featured-product images
     # from it, and from nowhere else); unset: site.public_url.
     media_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in (("web_host", "host"), ("web_port", "port")):
+                if old in data:
+                    raise ValueError(
+                        f"hub.{old} moved: the web app is its own process now; "
+                        f"write it as {new} in a [web] table"
+                    )
+        return data
 
     @field_validator("media_url")
     @classmethod
@@ -226,6 +236,28 @@ class RegionLink(Model):
     window_batches: int = Field(default=8, ge=1, le=64)  # sent ahead of the acknowledgement
     heartbeat_s: float = Field(default=10.0, ge=0.5, le=600)
     resend_after_s: float = Field(default=15.0, ge=1, le=3600)  # no acknowledgement: send again
+
+
+class WebSettings(Model):
+    """The site web process (`mpp web`): addresses, its own database, live-stream limits."""
+
+    host: str = "127.0.0.1"  # "0.0.0.0" serves the LAN
+    port: int = Field(default=8080, ge=1, le=65535)  # http: ticket pages, TV screens, images
+    tls_port: int = Field(default=8443, ge=1, le=65535)  # https for staff, with tls_cert/key
+    tls_cert: str | None = None  # the web's certificate from the site CA (mpp-provision init)
+    tls_key: str | None = None
+    database: str = "mpp-web.sqlite"  # staff accounts, sessions, featured products
+    max_streams: int = Field(default=4000, ge=1, le=50000)
+    max_streams_per_client: int = Field(default=12, ge=1, le=10000)
+    keepalive_s: float = Field(default=15.0, ge=1, le=60)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("web: give both tls_cert and tls_key, or neither")
+        if self.tls_cert is not None and self.tls_port == self.port:
+            raise ValueError("web: port and tls_port must differ")
+        return self
 
 
 class TimeClass(Model):
@@ -455,6 +487,7 @@ class Site(Model):
     broker: Broker = Broker()
     hub: HubSettings = HubSettings()
     region: RegionLink | None = None
+    web: WebSettings = WebSettings()
     time_classes: dict[Slug, TimeClass] = Field(min_length=1)
     agencies: dict[Slug, Agency] = Field(min_length=1)
     services: dict[Slug, Service] = Field(min_length=1)

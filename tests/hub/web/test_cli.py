@@ -15,9 +15,8 @@ from tests.conftest import ROOT, write_site
 def test_hub_serves_the_web_app(broker, tmp_path: Path) -> None:
     port = free_port()
     db = tmp_path / "hub.sqlite"
-    site_file = write_site(
-        tmp_path / "site.toml", broker.port, always_open=True, database=db, web_port=port
-    )
+    site_file = write_site(tmp_path / "site.toml", broker.port, always_open=True, database=db)
+    site_file.write_text(site_file.read_text().replace("port = 8080 ", f"port = {port} ", 1))
     made = subprocess.run(
         [
             sys.executable,

@@ -1,0 +1,27 @@
+"""`mpp web`: the site web app in its own process, on gevent (see web/server.py)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("web")
+@click.option(
+    "--site",
+    "site_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The site inventory (TOML).",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def command(site_file: str, log_level: str) -> None:
+    """Serve the site web app (dashboard, reports, web caller, screens, ticket pages)."""
+    # First of all: every later import (paho, ssl, sqlite users, Flask) then cooperates with
+    # the other connections instead of blocking the process.
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    from web.process import run
+
+    run(site_file, log_level)
