@@ -28,19 +28,25 @@ PRESS_S = 0.05  # how long a simulated finger holds a button
 
 
 class PreviewPrinter(TicketPrinter):
-    """A file printer that also saves each ticket as a PNG (what the citizen would hold)."""
+    """A file printer that also saves each ticket as a PNG (what the citizen would hold),
+    drawn from the very bytes the printer was sent."""
 
     def __init__(self, *args: Any, png_dir: Path, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.png_dir = png_dir
+        self._number = "ticket"
         png_dir.mkdir(parents=True, exist_ok=True)
 
     def print_ticket(self, layout: list[Block]) -> str:
-        """Print as the real printer does, then draw the same layout to a PNG."""
-        state = super().print_ticket(layout)
-        number = next((b.text for b in layout if isinstance(b, Number)), "ticket")
-        save_preview(layout, self.png_dir / f"{time.strftime('%H%M%S')}-{number}.png")
-        return state
+        """Print as the real printer does (the PNG is drawn in `send`)."""
+        self._number = next((b.text for b in layout if isinstance(b, Number)), "ticket")
+        return super().print_ticket(layout)
+
+    def send(self, data: bytes) -> None:
+        """Send the bytes to the file printer, then draw those bytes to a PNG."""
+        super().send(data)
+        path = self.png_dir / f"{time.strftime('%H%M%S')}-{self._number}.png"
+        save_preview(data, path, self.spec)
 
 
 def _press(factory: Any, pin: Pin) -> None:

@@ -145,19 +145,22 @@ def preview(
     device_id: str | None,
     out: str,
 ) -> None:
-    """Render a sample ticket to a PNG, exactly as the kiosk lays it out."""
+    """Render a sample ticket to a PNG: the ESC/POS bytes the kiosk's printer would get,
+    drawn as that printer prints them (its paper width and profile; default 80 mm)."""
     from kiosk.preview import save_preview
+    from kiosk.printer import render
     from kiosk.ticket import sample_ticket, ticket_layout
 
     site = _site(site_file)
-    width_mm = 80
+    printer = Printer(connection="dummy")
     if device_id is not None:
         spec = _kiosk(site, device_id)
-        width_mm = spec.printer.width_mm if spec.printer else 80
+        printer = spec.printer or printer
     try:
         info = sample_ticket(site, service or next(iter(site.services)), time.time())
         info = info.model_copy(update={"priority": priority})
-        path = save_preview(ticket_layout(site, info, lang), out, width_mm)
+        data = render(ticket_layout(site, info, lang), printer)
+        path = save_preview(data, out, printer)
     except (MppError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"ticket {info.number} ({info.service}, {lang}) written to {path}")

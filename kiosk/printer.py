@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 import textwrap
 import threading
 from typing import Any
 
 from kiosk.errors import KioskConfigError, PaperOut, PrinterOffline, PrintFailed
-from kiosk.ticket import Block, Cut, Feed, Logo, Number, Qr, Rule, Text
+from kiosk.ticket import Block, Cut, Feed, Field, Logo, Number, Qr, Rule, Text
 from protocol.site import Printer
 
 log = logging.getLogger("mpp.kiosk")
@@ -30,6 +31,28 @@ PAPER_COLUMNS = {80: 48, 58: 32}
 LOGO_MAX_HEIGHT = 160
 NUMBER_MAX_SCALE = 6
 STATUS_VALUES = ("ok", "paper_low", "paper_out", "offline", "unknown")
+FIELD_INDENT = 2  # a value moved under its label starts this many columns in
+# Spaces a line must not break at: a number and its unit or time zone ('3 jam', '40 menit',
+# '11:15 WITA', '7 Desember'), and a sign or currency and its number ('± 40', 'Rp 30.000').
+_GLUE = re.compile(r"(?<=\d) (?=[^\W\d])|(?<=\bRp) (?=\d)|(?<=±) (?=\d)")
+_NBSP = "\u00a0"
+
+
+def wrap(text: str, columns: int) -> list[str]:
+    """`text` in lines of at most `columns` characters, broken only at spaces (never at a
+    hyphen: 'KTP-el' stays whole) and never between a number and its unit."""
+    glued = _GLUE.sub(_NBSP, text)
+    lines = textwrap.wrap(glued, columns, break_on_hyphens=False)
+    return [line.replace(_NBSP, " ") for line in lines]
+
+
+def field_lines(label: str, value: str, columns: int) -> list[str]:
+    """'Label: value' on one line when it fits, else the label, then the value indented."""
+    one = f"{label}: {value}"
+    if len(one) <= columns:
+        return [one]
+    indent = " " * FIELD_INDENT
+    return [*wrap(f"{label}:", columns), *(indent + v for v in wrap(value, columns - len(indent)))]
 
 
 def _escpos() -> Any:
@@ -139,7 +162,7 @@ def render(layout: list[Block], spec: Printer) -> bytes:
         match block:
             case Text():
                 width = max(8, columns // block.size)
-                lines = textwrap.wrap(block.text, width) or []
+                lines = wrap(block.text, width)
                 big = block.size == 2
                 out.set(
                     align=block.align,
@@ -151,8 +174,12 @@ def render(layout: list[Block], spec: Printer) -> bytes:
                 for line in lines:
                     out.textln(line)
                 out.set(bold=False, normal_textsize=True)
+            case Field():
+                out.set(align="left")
+                for line in field_lines(block.label, block.value, columns):
+                    out.textln(line)
             case Number():
-                scale = max(2, min(NUMBER_MAX_SCALE, columns // max(1, len(block.text))))
+                scale = number_scale(block.text, columns)
                 out.set(align="center", bold=True, custom_size=True, width=scale, height=scale)
                 out.textln(block.text)
                 out.set(bold=False, normal_textsize=True)
@@ -174,6 +201,12 @@ def render(layout: list[Block], spec: Printer) -> bytes:
             case Cut():
                 out.cut()
     return out.output
+
+
+def number_scale(number: str, columns: int) -> int:
+    """How many times font A's size the ticket number is printed: as large as the paper
+    allows (at most NUMBER_MAX_SCALE), always on one line."""
+    return max(1, min(NUMBER_MAX_SCALE, columns // max(1, len(number))))
 
 
 def _logo_image(block: Logo, dots: int) -> Any:

@@ -1,7 +1,8 @@
 """The printed ticket as data: a list of typed blocks built from the site and a confirmed ticket.
 
-The same layout goes to the thermal printer (`kiosk.printer`) and to a PNG preview
-(`kiosk.preview`), so what a technician previews is what a citizen holds::
+The thermal printer (`kiosk.printer`) renders the layout to ESC/POS bytes; the PNG preview
+(`kiosk.preview`) draws those same bytes, so what a technician previews is what a citizen
+holds::
 
     layout = ticket_layout(site, ticket_info, "id")
     [type(block).__name__ for block in layout][:3]   # ['Text', 'Text', 'Rule']
@@ -54,6 +55,16 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Field:
+    """A 'label: value' row on the left; the value goes on the next line, indented, when both
+    do not fit one line (so 'Selesai maks. 3 jam' is never cut away from its label's line
+    into '... 3' and 'jam')."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
 class Number:
     """The ticket number, printed as large as the paper allows."""
 
@@ -91,7 +102,7 @@ class Cut:
     """Cut the paper: the end of a ticket."""
 
 
-Block = Text | Number | Qr | Logo | Rule | Feed | Cut
+Block = Text | Field | Number | Qr | Logo | Rule | Feed | Cut
 
 
 def ticket_url(site: Site, token: str) -> str:
@@ -142,14 +153,10 @@ def ticket_layout(site: Site, ticket: TicketInfo, lang: str = "id") -> list[Bloc
         Feed(),
         Text(f"{date_text(issued, lang)}  {issued:%H:%M} {issued.tzname() or ''}".rstrip()),
         Rule(),
-        Text(f"{words['ahead']}: {ticket.people_ahead}", align="left"),
-        Text(f"{words['wait']}: {wait_text(ticket.est_wait_s, lang)}", align="left"),
-        Text(
-            f"{words['time_class']}: "
-            f"{time_class_text(site.time_classes[service.time_class], lang)}",
-            align="left",
-        ),
-        Text(f"{words['cost']}: {cost_text(service, lang)}", align="left"),
+        Field(words["ahead"], str(ticket.people_ahead)),
+        Field(words["wait"], wait_text(ticket.est_wait_s, lang)),
+        Field(words["time_class"], time_class_text(site.time_classes[service.time_class], lang)),
+        Field(words["cost"], cost_text(service, lang)),
         Rule(),
         Qr(ticket_url(site, ticket.token)),
         Text(words["scan"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ESC, GS, DLE = 0x1B, 0x1D, 0x10
-CODEPAGES = {0: "cp437", 2: "cp850", 3: "cp860", 16: "cp1252", 19: "cp858"}
+CODEPAGES = {0: "cp437", 1: "cp932", 2: "cp850", 3: "cp860", 16: "cp1252", 19: "cp858"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Printed:
     qr_prints: int = 0
     cuts: list[int] = field(default_factory=list)  # byte offsets of GS V
     images: list[tuple[int, int]] = field(default_factory=list)
+    rasters: list[bytes] = field(default_factory=list)  # each image's bits, row by row
     status_requests: int = 0
     inits: int = 0
 
@@ -114,6 +115,7 @@ def parse(data: bytes) -> Printed:
                 x = data[i + 4] + 256 * data[i + 5]
                 y = data[i + 6] + 256 * data[i + 7]
                 out.images.append((x * 8, y))
+                out.rasters.append(bytes(data[i + 8 : i + 8 + x * y]))
                 i += 8 + x * y
             elif cmd == ord("B"):
                 i += 3

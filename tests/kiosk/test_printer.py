@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
 from pathlib import Path
 
@@ -57,6 +59,84 @@ def test_narrow_paper_wraps_to_its_columns() -> None:
     assert printed.find("H007").width == 6
     assert "Simpan tiket ini sampai layanan" in " ".join(printed.texts())
     assert len(printed.cuts) == 1 and printed.qr_prints == 1
+
+
+GENERIC_58 = [
+    Printer(connection="dummy", profile="default", width_mm=58),
+    Printer(connection="dummy", profile="POS-5890", width_mm=58),  # no native QR
+    Printer(connection="dummy", profile="ZJ-5870", width_mm=58),  # no native QR
+]
+UNITS = {"jam", "menit", "hari", "hour", "hours", "min", "day", "days", "WITA", "WIB", "WIT"}
+
+
+def _every_ticket(spec: Printer):
+    """(service, lang, printed lines) of a ticket of every example service in id and en."""
+    for code, service in SITE.services.items():
+        for lang in ("id", "en"):
+            info = INFO.model_copy(update={"service": code, "number": f"{service.prefix}012"})
+            yield code, lang, parse(render(ticket_layout(SITE, info, lang), spec)).lines
+
+
+@pytest.mark.parametrize("spec", [*GENERIC_58, TM_T20II], ids=lambda s: f"{s.width_mm}mm")
+def test_lines_break_at_spaces_only_never_between_a_value_and_its_unit(spec: Printer) -> None:
+    columns = 32 if spec.width_mm == 58 else 48
+    for code, lang, lines in _every_ticket(spec):
+        texts = [line.text for line in lines]
+        for line in lines:
+            assert len(line.text) * line.width <= columns, (code, lang, line)
+        for before, after in itertools.pairwise(texts):
+            words = after.split()
+            assert not (words and words[0] in UNITS), (code, lang, before, after)
+            assert not re.search(r"\w-$", before), (code, lang, before, after)  # 'KTP-' 'el'
+            assert not (before.endswith(("±", "Rp")) and after[:1].isdigit()), (before, after)
+
+
+def test_long_values_go_under_their_label_on_58mm() -> None:
+    printed = parse(render(LAYOUT, NARROW))
+    texts = printed.texts()
+    at = texts.index("Waktu layanan:")
+    assert texts[at + 1] == "  Selesai maks. 3 jam"
+    assert "Biaya: Rp 30.000" in texts  # what fits stays on one line
+    ktp = INFO.model_copy(update={"service": "ktp", "number": "A012"})
+    english = parse(render(ticket_layout(SITE, ktp, "en"), TM_T20II)).texts()
+    assert "e-ID card (KTP-el)" in english  # the name is not broken at its hyphen
+
+
+@pytest.mark.parametrize("spec", GENERIC_58, ids=lambda s: s.profile)
+def test_the_number_is_one_line_as_large_as_the_paper_allows(spec: Printer) -> None:
+    for number in ("A001", "H999", "AB999"):
+        info = INFO.model_copy(update={"number": number})
+        line = parse(render(ticket_layout(SITE, info, "id"), spec)).find(number)
+        assert line.text == number and line.width == line.height
+        assert len(number) * line.width <= 32 < len(number) * (line.width + 1) or line.width == 6
+
+
+@pytest.mark.parametrize("profile", ["POS-5890", "ZJ-5870"])
+def test_a_58mm_printer_without_native_qr_gets_the_qr_as_an_image(profile: str) -> None:
+    import qrcode
+
+    spec = Printer(connection="dummy", profile=profile, width_mm=58)
+    data = render(LAYOUT, spec)
+    printed = parse(data)
+    assert printed.qr_payloads == [] and printed.qr_prints == 0  # no GS ( k it cannot print
+    assert len(printed.images) == 1
+    width, height = printed.images[0]
+    assert width <= 384
+    # The raster is the QR code of the ticket's URL: read each module's centre dot.
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=5, border=1)
+    code.add_data("http://127.0.0.1:8080/t/tok-123")
+    code.make(fit=True)
+    modules = code.get_matrix()
+    assert height == len(modules) * 5
+    row_bytes = width // 8
+    raster = printed.rasters[0]
+    for r, row in enumerate(modules):
+        for c, dark in enumerate(row):
+            y, x = r * 5 + 2, c * 5 + 2
+            bit = raster[y * row_bytes + x // 8] >> (7 - x % 8) & 1
+            assert bit == int(dark), (r, c)
+    align = data.rfind(b"\x1ba", 0, data.find(b"\x1dv0"))
+    assert data[align + 2] == 1  # centred on the paper
 
 
 def test_logo_is_printed_as_a_raster_image_fitting_the_paper(tmp_path: Path) -> None:

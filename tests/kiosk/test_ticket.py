@@ -11,6 +11,7 @@ import pytest
 from kiosk.errors import KioskError
 from kiosk.ticket import (
     Cut,
+    Field,
     Logo,
     Number,
     Qr,
@@ -43,7 +44,12 @@ def info(service: str = "ktp", **changes: object) -> TicketInfo:
 
 
 def texts(layout: list) -> list[str]:
-    return [block.text for block in layout if isinstance(block, Text)]
+    """Every text of the layout; a field as 'label: value'."""
+    return [
+        block.text if isinstance(block, Text) else f"{block.label}: {block.value}"
+        for block in layout
+        if isinstance(block, Text | Field)
+    ]
 
 
 def test_indonesian_ticket_holds_what_the_citizen_needs() -> None:
@@ -78,6 +84,19 @@ def test_long_service_and_cost_note() -> None:
     lines = texts(ticket_layout(SITE, info("tanah"), "id"))
     assert "Waktu layanan: Selesai maks. 3 hari" in lines
     assert "Biaya: Sesuai PP 128/2015" in lines
+
+
+def test_the_english_ticket_gives_the_cost_note_in_english() -> None:
+    noted = [code for code, s in SITE.services.items() if s.cost_note is not None]
+    assert len(noted) >= 5
+    for code in noted:
+        note = SITE.services[code].cost_note
+        assert note.en and note.en != note.id, code  # the example says it in both languages
+        assert f"Cost: {note.en}" in texts(ticket_layout(SITE, info(code), "en"))
+        assert f"Biaya: {note.id}" in texts(ticket_layout(SITE, info(code), "id"))
+    assert "Cost: As set by Government Regulation 128/2015" in texts(
+        ticket_layout(SITE, info("tanah"), "en")
+    )
 
 
 def test_priority_category_is_printed() -> None:
