@@ -13,7 +13,7 @@ from PIL import Image
 
 from kiosk.errors import KioskConfigError, PaperOut, PrinterOffline, PrintFailed
 from kiosk.printer import TicketPrinter, build_escpos, parse_paper_status, render
-from kiosk.ticket import Logo, ticket_layout
+from kiosk.ticket import Logo, ticket_layout, ticket_url
 from protocol.messages import TicketInfo
 from protocol.site import Printer, load_site
 from tests.conftest import EXAMPLE
@@ -124,7 +124,7 @@ def test_a_58mm_printer_without_native_qr_gets_the_qr_as_an_image(profile: str) 
     assert width <= 384
     # The raster is the QR code of the ticket's URL: read each module's centre dot.
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=5, border=1)
-    code.add_data("http://127.0.0.1:8080/t/tok-123")
+    code.add_data(ticket_url(SITE, INFO.token))
     code.make(fit=True)
     modules = code.get_matrix()
     assert height == len(modules) * 5
