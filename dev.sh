@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(mosquitto mosquitto-clients espeak-ng sox chromium cloud-init systemd iproute2 postgresql)
+APT_PACKAGES=(mosquitto mosquitto-clients espeak-ng sox chromium cloud-init systemd iproute2 postgresql
+    libfaketime)
 
 need_apt() {
     local missing=()
@@ -21,6 +22,7 @@ need_apt() {
         command -v systemd-analyze >/dev/null || missing+=(systemd)
         command -v ip >/dev/null || missing+=(iproute2)
         compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+        compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(libfaketime)
     fi
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     echo "${missing[@]:-}"

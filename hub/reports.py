@@ -29,7 +29,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from hub.ikm import IkmResult, ikm
-from hub.rules import SKIPPED, WAITING
+from hub.rules import SKIPPED, WAITING, duration
 from protocol.errors import MppError
 from protocol.site import Site
 
@@ -215,7 +215,7 @@ def _within(site: Site, row: TicketRow) -> bool:
     if spec is None or row.finished_at is None:
         return False
     limit = site.time_classes[spec.time_class].max_duration.total_seconds()
-    return row.finished_at - row.issued_at <= limit
+    return (duration(row.issued_at, row.finished_at) or 0.0) <= limit
 
 
 def _no_show(row: TicketRow) -> bool:
@@ -228,15 +228,15 @@ def _add(stats: Stats, row: TicketRow, site: Site, *, issued: bool, outcome: boo
         stats.issued += 1
         stats.voided += row.status == "voided"
         stats.transferred += row.transfers > 0
-        if row.first_called_at is not None:
-            stats.waits.append(row.first_called_at - row.issued_at)
+        if (waited := duration(row.issued_at, row.first_called_at)) is not None:
+            stats.waits.append(waited)
     if outcome:
         stats.no_shows += _no_show(row)
         if row.status == "done":
             stats.served += 1
             stats.within_class += _within(site, row)
-            if row.started_at is not None and row.finished_at is not None:
-                stats.service_times.append(row.finished_at - row.started_at)
+            if (served := duration(row.started_at, row.finished_at)) is not None:
+                stats.service_times.append(served)
 
 
 def _labels(site: Site, group: str, lang: str) -> dict[str, str]:
@@ -280,8 +280,8 @@ def summarise(
             # A counter does not issue tickets: it calls, serves, skips and transfers them.
             if outcome_key in groups:
                 _add(groups[outcome_key], row, site, issued=False, outcome=True)
-                if row.first_called_at is not None:
-                    groups[outcome_key].waits.append(row.first_called_at - row.issued_at)
+                if (waited := duration(row.issued_at, row.first_called_at)) is not None:
+                    groups[outcome_key].waits.append(waited)
             continue
         if issued_key in groups:
             _add(groups[issued_key], row, site, issued=True, outcome=issued_key == outcome_key)

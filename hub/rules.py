@@ -7,10 +7,16 @@ it touched (`dirty_*`) and what happened (`events`) for the store to persist.
     q = Queue(site)
     t = q.issue("ktp", priority=None, device="kiosk-1", now=now, token="...")
     call = q.call_next(3, now)          # -> Ticket now called at counter 3
+
+`now` is the wall clock: it stamps what happened and decides the day and opening hours. It
+may step back (a clock corrected, or set by hand): queue order therefore follows the queue's
+own sequence (`Ticket.queue_key`), the hold on unprinted tickets a steady clock (`steady`,
+e.g. time.monotonic(); `now` when not given), and durations never go below 0.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import time
 from itertools import takewhile
@@ -42,7 +48,13 @@ class Refused(MppError):
 
 @dataclass
 class Ticket:
-    """One ticket of the day. `label` (e.g. 'A012') stays the same through transfers."""
+    """One ticket of the day. `label` (e.g. 'A012') stays the same through transfers.
+
+    `queue_key` is its place in the queue, from the queue's own sequence (never the wall
+    clock): a number after every place given before. Once called, it is where a transfer puts
+    it back: after the tickets placed before its first call, ahead of those placed after.
+    `issued_steady` (not stored) is the steady clock at issue, for the hold on unprinted tickets.
+    """
 
     id: int
     day: str
@@ -66,6 +78,17 @@ class Ticket:
     transfers: int = 0
     printed: bool = False
     officer: str | None = None
+    issued_steady: float | None = field(
+        default=None, compare=False, repr=False, metadata={"stored": False}
+    )
+
+
+def duration(start: float | None, end: float | None) -> float | None:
+    """Seconds from `start` to `end` on the wall clock, never below 0 (a clock stepped back
+    between them makes it 0, not negative); None if either is unknown."""
+    if start is None or end is None:
+        return None
+    return max(0.0, end - start)
 
 
 @dataclass
@@ -177,6 +200,7 @@ class Queue:
         self.rated: set[int] = set()
         self.recent_calls: list[tuple[int, int, int, float]] = []  # ticket, counter, seq, at
         self.next_id = 1
+        self.order = 0.0  # the queue sequence reached: a new place in a queue comes after it
         self.changes = Changes()
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -266,6 +290,21 @@ class Queue:
         self.tickets = {t.id: t for t in tickets}
         self._index()
         self.next_id = next_id
+        self.order = max((t.queue_key for t in tickets), default=0.0)
+
+    def resume_holds(self, now: float, steady: float) -> None:
+        """After a restart: each unprinted ticket keeps what was left of its hold, counted on
+        the steady clock from here (its age by the wall clock, between 0 and the hold)."""
+        hold = self.site.hub.unprinted_hold_s
+        for ticket in self.active.values():
+            if ticket.issued_steady is None:
+                age = duration(ticket.issued_at, now) or 0.0
+                ticket.issued_steady = steady - min(age, hold)
+
+    def _next_place(self) -> float:
+        """A place in a queue after every place given so far (the queue's own sequence)."""
+        self.order = math.floor(self.order) + 1
+        return self.order
 
     # -- lookups -----------------------------------------------------------------------
     def ticket(self, ticket_id: int) -> Ticket:
@@ -407,8 +446,10 @@ class Queue:
         now: float,
         token: str,
         lang: str = "id",
+        steady: float | None = None,
     ) -> Ticket:
-        """A new ticket: the service's prefix + 3 digits, numbered per service per day."""
+        """A new ticket: the service's prefix + 3 digits, numbered per service per day, placed
+        after every ticket in the queue. `steady`: the steady clock now (for the hold)."""
         self.roll_day(now)
         self._check_service(service)
         refusal = self.service_open(service, now)
@@ -433,11 +474,12 @@ class Queue:
             service=service,
             priority=priority,
             status=WAITING,
-            queue_key=now,
+            queue_key=self._next_place(),
             issued_at=now,
             token=token,
             source=device,
             lang=lang,
+            issued_steady=now if steady is None else steady,
         )
         self.next_id += 1
         self.tickets[ticket.id] = ticket
@@ -503,8 +545,9 @@ class Queue:
         self._touch(ticket)
         self.changes.counters.add(counter.number)
         self._event("finished", now, ticket, counter=counter.number, officer=counter.officer)
-        if ticket.started_at is not None:
-            self._learn(ticket.service, now - ticket.started_at)
+        served = duration(ticket.started_at, now)
+        if served is not None:
+            self._learn(ticket.service, served)
 
     def _learn(self, service: str, sample: float) -> None:
         sample = min(max(sample, MIN_SAMPLE_S), MAX_SAMPLE_S)
@@ -521,6 +564,7 @@ class Queue:
             ticket.started_at = now
         if ticket.first_called_at is None:
             ticket.first_called_at = now
+            ticket.queue_key = math.floor(self.order) + 0.5  # see Ticket: a transfer's place
         ticket.call_count += 1
         counter.current = ticket.id
         counter.call_seq += 1
@@ -538,14 +582,18 @@ class Queue:
         self.recent_calls = [(ticket.id, counter.number, counter.call_seq, now), *others]
         return ticket
 
-    def callable_now(self, ticket: Ticket, now: float) -> bool:
-        """False for a kiosk's ticket not yet reported printed, during the hold after issue."""
-        if ticket.printed or now - ticket.issued_at >= self.site.hub.unprinted_hold_s:
+    def callable_now(self, ticket: Ticket, steady: float) -> bool:
+        """False for a kiosk's ticket not yet reported printed, during the hold after issue
+        (measured on the steady clock: a wall clock stepped back does not lengthen it)."""
+        hold = self.site.hub.unprinted_hold_s
+        if ticket.printed or ticket.issued_steady is None or hold <= 0:
+            return True
+        if steady - ticket.issued_steady >= hold:
             return True
         device = self.site.devices.get(ticket.source)
         return device is None or device.role != "kiosk"
 
-    def _firsts(self, number: int, now: float) -> tuple[Ticket | None, Ticket | None]:
+    def _firsts(self, number: int, steady: float) -> tuple[Ticket | None, Ticket | None]:
         """The first callable priority ticket and the first callable regular one for counter
         `number`, in the call policy's order (one pass over its services' queues)."""
         by_counter_order = self.site.hub.call_policy == "counter_order"
@@ -555,7 +603,7 @@ class Queue:
             rank = order if by_counter_order else 0
             for slot, in_order in ((1, self.queued_priority[code]), (0, self.queued[code])):
                 for t in in_order.values():
-                    if (slot == 0 and t.priority) or not self.callable_now(t, now):
+                    if (slot == 0 and t.priority) or not self.callable_now(t, steady):
                         continue
                     key = (rank, t.queue_key, t.id)
                     known = keys[slot]
@@ -564,11 +612,12 @@ class Queue:
                     break  # the first callable one is this service's best of its kind
         return best[1], best[0]
 
-    def call_next(self, number: int, now: float) -> Ticket | None:
-        """Finish the current ticket and call the next one (None: nobody is waiting)."""
+    def call_next(self, number: int, now: float, steady: float | None = None) -> Ticket | None:
+        """Finish the current ticket and call the next one (None: nobody is waiting).
+        `steady`: the steady clock now (for the hold on unprinted tickets; default `now`)."""
         self.roll_day(now)
         counter = self._open_counter(number)
-        priority, regular = self._firsts(number, now)
+        priority, regular = self._firsts(number, now if steady is None else steady)
         if counter.current is None and priority is None and regular is None:
             raise Refused(
                 "queue_empty",
@@ -636,11 +685,10 @@ class Queue:
         placement = self.site.hub.transfer_placement
         if placement == "front":
             ahead = self.waiting(service)
-            ticket.queue_key = (ahead[0].queue_key - 1) if ahead else now
+            ticket.queue_key = (ahead[0].queue_key - 1) if ahead else self._next_place()
         elif placement == "back":
-            ticket.queue_key = now
-        else:  # after_first_call: ahead of tickets issued after it was first called
-            ticket.queue_key = ticket.first_called_at or ticket.issued_at
+            ticket.queue_key = self._next_place()
+        # after_first_call: its queue_key from its first call (ahead of tickets issued after)
         ticket.service = service
         ticket.status = WAITING
         ticket.counter = None

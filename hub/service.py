@@ -100,12 +100,14 @@ class HubService:
         database: str | Path | None = None,
         bus: Bus | None = None,
         clock: Callable[[], float] = time.time,
+        steady: Callable[[], float] = time.monotonic,
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(16),
     ) -> None:
         self.site = site
         self.database = Path(database or site.hub.database)
         self.bus = bus or Bus.for_device(site, HUB_DEVICE)
-        self.clock = clock
+        self.clock = clock  # the wall clock: stamps, the day, opening hours (it may step)
+        self.steady = steady  # never steps: the hold on unprinted tickets
         self.new_token = new_token
         self.queue = Queue(site)
         self.store: Store | None = None
@@ -439,6 +441,7 @@ class HubService:
                     now=now,
                     token=self.new_token(),
                     lang=command.lang,
+                    steady=self.steady(),
                 )
                 return m.IssueResult(ticket=self._ticket_info(ticket)).model_dump()
             case m.TicketPrinted():
@@ -450,7 +453,7 @@ class HubService:
             case m.RevokePriority():
                 return self._ticket_result(q.revoke_priority(command.ticket_id, command.by, now))
             case m.CallNext():
-                q.call_next(command.counter, now)
+                q.call_next(command.counter, now, self.steady())
             case m.Recall():
                 q.recall(command.counter, now)
             case m.Skip():
@@ -701,6 +704,7 @@ class HubService:
         assert self.store is not None
         self.queue = Queue(self.site)
         self.store.load(self.queue)
+        self.queue.resume_holds(self.clock(), self.steady())
         self.seq = self.store.seq()
         self._roll_to_today(self.clock())
 

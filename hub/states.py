@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.rules import Queue
+from hub.rules import Queue, duration
 from protocol import messages as m
 
 RECENT_CALLS = 6
@@ -48,7 +48,9 @@ def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceSta
         last_issued=last,
         now_serving=tuple(t.label for t in serving),
         est_wait_s=queue.estimate(code, len(waiting)),
-        longest_wait_s=round(now - min(t.issued_at for t in waiting)) if waiting else 0,
+        longest_wait_s=round(duration(min(t.issued_at for t in waiting), now) or 0)
+        if waiting
+        else 0,
         quota_left=queue.quota_left(code),
         open_counters=queue.open_counters(code),
         daily_quota=queue.daily_quota(code),

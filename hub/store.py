@@ -7,6 +7,7 @@ even by mistake; `requests` makes every (device, request_id) apply once, across 
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import sqlite3
@@ -17,7 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from hub.rules import Changes, CounterNow, Queue, Sound, Ticket
+from hub.rules import WAITING, Changes, CounterNow, Queue, Sound, Ticket
 from protocol.errors import MppError
 
 log = logging.getLogger("mpp.hub")
@@ -137,7 +138,8 @@ CREATE TABLE IF NOT EXISTS survey_responses (
 CREATE INDEX IF NOT EXISTS survey_day ON survey_responses (day);
 """
 
-TICKET_COLUMNS = [f.name for f in fields(Ticket)]
+TICKET_COLUMNS = [f.name for f in fields(Ticket) if f.metadata.get("stored", True)]
+QUEUE_KEYS = "sequence"  # meta 'queue_keys': what tickets.queue_key holds
 COUNTER_COLUMNS = [f.name for f in fields(CounterNow)]
 
 
@@ -185,6 +187,7 @@ class Store:
             target=self._checkpoint_loop, name="hub-checkpoint", daemon=True
         )
         self._checkpointer.start()
+        self._migrate_queue_keys()
 
     def close(self) -> None:
         """Stop checkpointing and close the connection."""
@@ -204,6 +207,33 @@ class Store:
                         log.error("WAL checkpoint failed", extra={"error": str(exc)})
         finally:
             conn.close()
+
+    def _migrate_queue_keys(self) -> None:
+        """Databases written before queue places came from the queue's own sequence hold wall
+        clock times in tickets.queue_key (a clock stepped back put later tickets first).
+        Renumber them once, in the same order: waiting ones by their place, called ones just
+        after the places given before their first call (where a transfer puts them back)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'queue_keys'").fetchone()
+        if row is not None and row[0] == QUEUE_KEYS:
+            return
+        with self.transaction():
+            rows = self.conn.execute(
+                "SELECT id, queue_key, status, first_called_at FROM tickets ORDER BY queue_key, id"
+            ).fetchall()
+            old = [r["queue_key"] for r in rows]
+            keys = [
+                (rank + 1.0 if r["status"] == WAITING or r["first_called_at"] is None
+                 else bisect.bisect_right(old, r["first_called_at"]) + 0.5, r["id"])
+                for rank, r in enumerate(rows)
+            ]  # fmt: skip
+            self.conn.executemany("UPDATE tickets SET queue_key = ? WHERE id = ?", keys)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('queue_keys', ?)", (QUEUE_KEYS,)
+            )
+        if rows:
+            log.warning(
+                "queue places renumbered from wall-clock times", extra={"tickets": len(rows)}
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

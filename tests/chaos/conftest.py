@@ -84,9 +84,10 @@ def chaos_site_text(
 class HubProcess:
     """`mpp hub` in its own process (no web app), restartable, killable like a power cut."""
 
-    def __init__(self, site_file: Path, log: Path) -> None:
+    def __init__(self, site_file: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.site_file = site_file
         self.log = log
+        self.env = env  # e.g. a FakeClock's (tests/chaos/faketime.py)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -98,6 +99,7 @@ class HubProcess:
                 cwd=ROOT,
                 stdout=out,
                 stderr=out,
+                env=self.env,
             )
         self.starts += 1
         return self

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from hub.rules import ACTIVE, CALLED, SKIPPED, WAITING, Queue, Refused
-from hub.store import Store
+from hub.store import TICKET_COLUMNS, Store
 from tests.conftest import make_site
 
 SITE = make_site(always_open=True)
@@ -192,8 +192,12 @@ class QueueMachine(RuleBasedStateMachine):
         fresh = Queue(SITE)
         self.store.load(fresh)
         assert fresh.day == self.q.day
-        assert {i: asdict(t) for i, t in fresh.tickets.items()} == {
-            i: asdict(t) for i, t in self.q.tickets.items()
+
+        def stored(t):  # the steady clock at issue is not stored (it means nothing later)
+            return {k: v for k, v in asdict(t).items() if k in TICKET_COLUMNS}
+
+        assert {i: stored(t) for i, t in fresh.tickets.items()} == {
+            i: stored(t) for i, t in self.q.tickets.items()
         }
         assert fresh.counters == self.q.counters
         assert fresh.rated == self.q.rated

@@ -8,7 +8,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.rules import CALLED, DONE, EXPIRED, SKIPPED, VOIDED, WAITING, Queue, Refused, Sound
+from hub.rules import (
+    CALLED,
+    DONE,
+    EXPIRED,
+    SKIPPED,
+    VOIDED,
+    WAITING,
+    Queue,
+    Refused,
+    Sound,
+    duration,
+)
+from hub.states import service_state
 from protocol.site import Site
 from tests.conftest import example_text, make_site
 
@@ -393,3 +405,81 @@ def test_staff_change_how_a_zone_speaks(site: Site, q: Queue) -> None:
     with pytest.raises(Refused) as caught:
         q.set_sound("atap", Sound(True, 1.0, "words"), 0.0)
     assert caught.value.code == "unknown_zone" and q.take_changes().zones == {"canteen"}
+
+
+def test_a_clock_stepped_back_within_the_day_keeps_queue_order() -> None:
+    """Issue 23 item 5: tickets issued after the wall clock stepped back an hour are still
+    behind the earlier ones (order by the queue's own sequence, not by issue time)."""
+    q = Queue(make_site(always_open=True))
+    now = at(q.site, "2026-11-23 10:00")
+    q.open_counter(3, "Siti", now)
+    first = [issue(q, "ktp", now + i) for i in range(2)]
+    later = [issue(q, "ktp", now - 3600 + i) for i in range(2)]  # the clock went back 1 h
+    assert [t.label for t in q.waiting("ktp")] == ["A001", "A002", "A003", "A004"]
+    assert q.people_ahead(later[0]) == 2
+    called = [q.call_next(3, now - 3500 + i) for i in range(4)]
+    assert called == [*first, *later]
+
+
+def test_transfers_are_placed_by_the_queue_sequence_whatever_the_clock() -> None:
+    for placement, expected in (
+        ("after_first_call", ["B001", "A001", "B002"]),
+        ("back", ["B001", "B002", "A001"]),
+        ("front", ["A001", "B001", "B002"]),
+    ):
+        q = Queue(make_site(always_open=True, transfer_placement=placement))
+        now = at(q.site, "2026-11-23 10:00")
+        q.open_counter(3, "Siti", now)
+        issue(q, "kk", now)
+        issue(q, "ktp", now + 1)
+        q.call_next(3, now + 2)  # A001 at counter 3 (ktp only)
+        issue(q, "kk", now - 7200)  # the wall clock stepped back 2 h meanwhile
+        q.transfer(3, "kk", now - 7100)
+        assert [t.label for t in q.waiting("kk")] == expected, placement
+
+
+def test_durations_never_go_below_zero_when_the_clock_steps_back() -> None:
+    q = Queue(make_site(always_open=True))
+    now = at(q.site, "2026-11-23 10:00")
+    q.open_counter(3, "Siti", now)
+    ticket = issue(q, "ktp", now)
+    before = q.avg_service_s["ktp"]
+    q.call_next(3, now - 600)  # called "before" it was issued: the clock went back 10 min
+    q.finish(3, now - 3000)  # and served in "negative" time
+    assert duration(ticket.issued_at, ticket.first_called_at) == 0.0
+    assert duration(ticket.started_at, ticket.finished_at) == 0.0
+    assert q.avg_service_s["ktp"] < before  # learnt as a short service, not a 40-minute one
+    waiting = issue(q, "ktp", now)
+    assert waiting.label == "A002"
+    assert service_state(q, "ktp", 1, now - 900).longest_wait_s == 0
+
+
+def test_the_unprinted_hold_runs_on_the_steady_clock() -> None:
+    """A wall clock stepped back an hour does not hide an unprinted ticket for an hour; a
+    clock stepped forward does not end the hold early."""
+    q = Queue(make_site(unprinted_hold_s=20, always_open=True))
+    now = at(q.site, "2026-11-23 10:00")
+    q.open_counter(3, "Siti", now)
+    held = q.issue("ktp", priority=None, device="kiosk-1", now=now, token="a", steady=100.0)
+    with pytest.raises(Refused, match="queue_empty"):
+        q.call_next(3, now + 3600, steady=105.0)  # the wall clock jumped ahead: still held
+    assert q.call_next(3, now - 3600, steady=121.0) is held  # 21 s on the steady clock
+
+
+def test_a_restart_resumes_what_was_left_of_the_hold() -> None:
+    q = Queue(make_site(unprinted_hold_s=20, always_open=True))
+    now = at(q.site, "2026-11-23 10:00")
+    q.open_counter(3, "Siti", now)
+    ticket = q.issue("ktp", priority=None, device="kiosk-1", now=now, token="a", steady=5.0)
+    ticket.issued_steady = None  # as loaded from the database after a restart
+    q.resume_holds(now + 12, steady=1000.0)  # 12 s old: 8 s of hold left
+    with pytest.raises(Refused, match="queue_empty"):
+        q.call_next(3, now + 13, steady=1007.0)
+    assert q.call_next(3, now + 14, steady=1008.0) is ticket
+    q.finish(3, now + 15)
+    back = q.issue("ktp", priority=None, device="kiosk-1", now=now, token="b", steady=5.0)
+    back.issued_steady = None
+    q.resume_holds(now - 3600, steady=2000.0)  # the wall clock is behind its issue: full hold
+    with pytest.raises(Refused, match="queue_empty"):
+        q.call_next(3, now, steady=2019.0)
+    assert q.call_next(3, now, steady=2020.0) is back
