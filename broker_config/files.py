@@ -82,11 +82,11 @@ class BrokerLayout:
 
 @dataclass(frozen=True)
 class Bridge:
-    """A bridge to a regional broker: this site's retained topics out, nothing in."""
+    """A bridge to a regional broker: the outbox's up/ out, the region's down/ in."""
 
     host: str
     port: int = 8883
-    prefix: str = "mpp-region/v1"
+    prefix: str = ROOT
     username: str | None = None
     password: str | None = None
     cafile: str | None = None
@@ -125,13 +125,15 @@ def render_conf(site: Site, layout: BrokerLayout, bridge: Bridge | None = None) 
     return text
 
 
+BRIDGED: tuple[tuple[str, str], ...] = (("up/#", "out"), ("down/#", "in"))
+
+
 def bridged_topics() -> tuple[str, ...]:
-    """Topic filters (relative to the site prefix) that a bridge sends out: the retained ones."""
-    return tuple(
-        "/".join("+" if level.startswith("{") else level for level in spec.template.split("/"))
-        for spec in TOPICS
-        if spec.retained
-    )
+    """Topic filters (relative to the site prefix) a bridge carries: the topic table's rows
+    under up/ go out, those under down/ come in; nothing else crosses."""
+    rows = tuple(f"{spec.template.split('/')[0]}/#" for spec in TOPICS)
+    assert all(any(row == pattern for row in rows) for pattern, _ in BRIDGED)
+    return tuple(pattern for pattern, _ in BRIDGED)
 
 
 def render_bridge(site: Site, bridge: Bridge) -> str:
@@ -142,11 +144,14 @@ def render_bridge(site: Site, bridge: Bridge) -> str:
     if bridge.username is not None:
         login = f"remote_username {bridge.username}\nremote_password {bridge.password}\n"
     tls = f"bridge_cafile {bridge.cafile}\nbridge_insecure false\n" if bridge.cafile else ""
-    topics = "".join(f"topic {topic} out 1 {local} {remote}\n" for topic in bridged_topics())
+    topics = "".join(
+        f"topic {pattern} {direction} 1 {local} {remote}\n" for pattern, direction in BRIDGED
+    )
     return template("bridge.conf.tmpl").substitute(
         remote_host=bridge.host,
         remote_port=bridge.port,
         remote_prefix=remote,
+        site_id=site_id,
         connection=f"{site_id}-to-region",
         local_clientid=f"bridge-{site_id}-local",
         remote_clientid=f"bridge-{site_id}",

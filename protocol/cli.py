@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "caller": "caller.cli:command",
     "display": "display.cli:command",
     "selftest": "provisioning.selftest:command",
+    "region": "region.cli:command",
 }
 
 

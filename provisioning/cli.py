@@ -207,9 +207,20 @@ def init(ctx: Context, servers: tuple[str, ...], renew_server: bool) -> None:
     help="The devices' TLS listener (default: [broker] port when tls = true, else 8883).",
 )
 @click.option("--device-bind", default="", help="Address of the TLS listener (default: all).")
-@click.option("--bridge", "bridge_to", help="HOST:PORT of a regional broker to bridge state to.")
-@click.option("--bridge-prefix", default="mpp-region/v1", show_default=True)
-@click.option("--bridge-user", help="Username at the regional broker.")
+@click.option(
+    "--bridge",
+    "bridge_to",
+    help="HOST:PORT of the regional broker: the outbox's up/ goes out, down/ comes in.",
+)
+@click.option(
+    "--bridge-prefix",
+    default="mpp/v1",
+    show_default=True,
+    help="The region's topic prefix (its [broker] prefix).",
+)
+@click.option(
+    "--bridge-user", help="This site's account at the regional broker (default: the site id)."
+)
 @click.option(
     "--bridge-password-env",
     default="MPP_BRIDGE_PASSWORD",
@@ -258,13 +269,15 @@ def broker(
         host, _, port = bridge_to.rpartition(":")
         if not host or not port.isdigit():
             raise click.BadParameter("write it as HOST:PORT", param_hint="--bridge")
-        password = os.environ.get(bridge_password_env) if bridge_user else None
-        if bridge_user and not password:
+        password = os.environ.get(bridge_password_env)
+        if not password:
             raise click.ClickException(
-                f"--bridge-user needs its password in the environment variable "
-                f"{bridge_password_env}"
+                f"the bridge needs this site's password at the regional broker in the "
+                f"environment variable {bridge_password_env} (the region's technician has it: "
+                "SECRETS/bridges/<site> of `mpp-provision region-broker`)"
             )
-        bridge = Bridge(host, int(port), bridge_prefix, bridge_user, password, bridge_ca)
+        user = bridge_user or site.site.id
+        bridge = Bridge(host, int(port), bridge_prefix, user, password, bridge_ca)
     target = out or store.root / "broker"
     explicit = tuple(k for k, v in chosen.items() if v is not None)
     written = write_site_broker(site, store, target, layout, bridge, explicit_ports=explicit)
@@ -274,6 +287,70 @@ def broker(
     click.echo(
         f"install on the site server into {etc_dir} (see broker_config/README.md), then "
         "`sudo systemctl restart mosquitto`"
+    )
+
+
+@main.command("region-broker")
+@click.argument("region_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--secrets",
+    "region_secrets",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"The region's secrets directory (default {DEFAULT_SECRETS}/region-REGION_ID).",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    help="Name or address the sites' bridges reach the regional broker by (repeatable).",
+)
+@click.option("--etc", "etc_dir", default="/etc/mosquitto/mpp-region", show_default=True)
+@click.option("--data-dir", default="/var/lib/mosquitto/", show_default=True)
+@click.option("--log-dest", default="file /var/log/mosquitto/mosquitto.log", show_default=True)
+@click.option("--user", "broker_user", default="mosquitto", show_default=True)
+@click.option("--loopback-port", type=click.IntRange(1, 65535), default=1883, show_default=True)
+@click.option("--bridge-port", type=click.IntRange(1, 65535), default=8883, show_default=True)
+@click.option("--bridge-bind", default="", help="Address of the TLS listener (default: all).")
+def region_broker(
+    *,
+    region_file: Path,
+    region_secrets: Path | None,
+    out: Path | None,
+    servers: tuple[str, ...],
+    etc_dir: str,
+    data_dir: str,
+    log_dest: str,
+    broker_user: str,
+    loopback_port: int,
+    bridge_port: int,
+    bridge_bind: str,
+) -> None:
+    """Write the regional Mosquitto's files: per-site accounts, ACL, TLS (see docs/region.md)."""
+    from broker_config.region import RegionLayout
+    from provisioning.region_broker import SERVICE_PASSWORD, write_region_broker
+    from region.config import load_region
+
+    config = load_region(region_file)
+    secrets = (region_secrets or Path(DEFAULT_SECRETS) / f"region-{config.region.id}").expanduser()
+    target = out or secrets / "broker"
+    layout = RegionLayout(
+        etc_dir=etc_dir,
+        data_dir=data_dir,
+        log_dest=log_dest,
+        user=broker_user,
+        loopback_port=loopback_port,
+        bridge_port=bridge_port,
+        bridge_bind=bridge_bind,
+    )
+    written = write_region_broker(config, secrets, target, layout, list(servers))
+    click.echo(f"regional broker files for {config.region.id} in {target}:")
+    for path in written:
+        click.echo(f"  {path}")
+    click.echo(
+        f"install them into {etc_dir} on the regional server; {SERVICE_PASSWORD} is the region "
+        "service's ([broker] password_file); give each site's technician its bridges/<site> "
+        "password and ca.crt"
     )
 
 

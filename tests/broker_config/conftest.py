@@ -101,16 +101,19 @@ def broker_dir() -> Iterator[Path]:
     shutil.rmtree(top, ignore_errors=True)
 
 
-def start_site_broker(top: Path, bridge: Bridge | None = None) -> Iterator[SiteBroker]:
-    """Generate every file for the example site, install them and start the broker."""
-    site = make_site()
+def start_site_broker(
+    top: Path, bridge: Bridge | None = None, site: Site | None = None
+) -> Iterator[SiteBroker]:
+    """Generate every file for the example site (or `site`, whose broker port becomes the
+    loopback listener's), install them and start the broker."""
+    site = site or make_site()
     roles = {HUB: HUB, MONITOR: MONITOR} | {d: dev.role for d, dev in site.devices.items()}
     passwords = {user: f"pw-{user}-{i}" for i, user in enumerate(roles)}
     layout = BrokerLayout(
         etc_dir=str(top / "etc"),
         data_dir=str(top / "data"),
         log_dest="stderr",
-        loopback_port=free_port(),
+        loopback_port=site.broker.port if site.broker.port != 1883 else free_port(),
         device_port=free_port(),
         device_bind="127.0.0.1",
     )

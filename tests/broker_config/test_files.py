@@ -134,7 +134,7 @@ def test_password_file_refuses_what_mosquitto_would_misread() -> None:
         hash_password("")
 
 
-def test_bridge_sends_state_out_and_nothing_else(broker_dir: Path, probes) -> None:
+def test_bridge_carries_up_out_and_down_in_and_nothing_else(broker_dir: Path, probes) -> None:
     with Mosquitto() as regional:
         top = broker_dir / "bridge"
         top.mkdir()
@@ -144,6 +144,7 @@ def test_bridge_sends_state_out_and_nothing_else(broker_dir: Path, probes) -> No
         sb = next(gen)
         try:
             t = Topics(sb.site.site.id)
+            remote = Topics(sb.site.site.id, "kalsel/v1")
             received: list[tuple[str, bytes]] = []
             watcher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
             watcher.on_message = lambda _c, _u, msg: received.append((msg.topic, msg.payload))
@@ -153,22 +154,32 @@ def test_bridge_sends_state_out_and_nothing_else(broker_dir: Path, probes) -> No
             hub, caller = Probe(sb, HUB), Probe(sb, "caller-03")
             probes += [hub, caller]
             assert hub.connect() and caller.connect()
+            hub.subscribe(t.ack())
             deadline = time.monotonic() + 10
             while "bridge" not in sb.broker.log().lower() and time.monotonic() < deadline:
                 time.sleep(0.05)
+            time.sleep(0.3)  # the bridge's subscription to down/ at the region
+            batch = json.dumps({"v": 1, "after": 0}).encode()
+            hub.client.publish(t.events(), batch, qos=1).wait_for_publish(5)
             state = json.dumps({"v": 1, "counter": 3}).encode()
             hub.client.publish(t.counter_state(3), state, qos=1, retain=True).wait_for_publish(5)
             caller.client.publish(t.command("caller-03", "next"), b"{}", qos=1).wait_for_publish(5)
             hub.client.publish(t.reply("caller-03"), b"{}", qos=1).wait_for_publish(5)
-            remote = f"kalsel/v1/{sb.site.site.id}/counter/3/state"
-            while remote not in dict(received) and time.monotonic() < deadline:
+            while remote.events() not in dict(received) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ack = json.dumps({"v": 1, "acked": 1}).encode()
+            watcher.publish(remote.ack(), ack, qos=1).wait_for_publish(5)
+            came_in = []
+            while not came_in and time.monotonic() < deadline:
+                came_in = [p for topic, p, _ in hub.drain() if topic == t.ack()]
                 time.sleep(0.05)
             time.sleep(0.3)
             watcher.loop_stop()
             watcher.disconnect()
-            assert dict(received).get(remote) == state
-            assert [topic for topic, _ in received if "/cmd/" in topic or "/reply/" in topic] == []
-            assert all(topic.startswith("kalsel/v1/") for topic, _ in received)
+            assert dict(received).get(remote.events()) == batch
+            assert came_in == [ack]
+            went_out = {topic for topic, _ in received}
+            assert went_out == {remote.events(), remote.ack()}  # no state, command or reply
             assert trouble(sb.broker.log()) == [], sb.broker.log()
         finally:
             for probe in probes:
@@ -177,14 +188,9 @@ def test_bridge_sends_state_out_and_nothing_else(broker_dir: Path, probes) -> No
             gen.close()
 
 
-def test_bridge_topics_are_the_retained_rows() -> None:
-    assert set(bridged_topics()) == {
-        "counter/+/state",
-        "service/+/state",
-        "site/state",
-        "zone/+/featured",
-        "zone/+/sound",
-        "device/+/status",
-        "alert/+",
-        "up/catalog",
-    }
+def test_bridge_topics_are_the_up_and_down_rows() -> None:
+    assert bridged_topics() == ("up/#", "down/#")
+    text = render_conf(make_site(site_id="bjb"), BrokerLayout(), Bridge("region.example"))
+    assert "topic up/# out 1 mpp/v1/bjb/ mpp/v1/bjb/" in text
+    assert "topic down/# in 1 mpp/v1/bjb/ mpp/v1/bjb/" in text
+    assert "cleansession false" in text.splitlines()

@@ -21,10 +21,17 @@ TICKET_COLUMNS = (
 )
 
 
-def region_site(port: int, database: Path, site_id: str, **hub) -> Site:
-    """The example site with a [region] table (quick heartbeats and resends for tests)."""
+def region_site(port: int, database: Path, site_id: str, region: dict | None = None, **hub) -> Site:
+    """The example site with a [region] table (quick heartbeats and resends for tests;
+    `region` overrides its keys, e.g. small batches)."""
+    return parse_site(region_text(port, database, site_id, region, **hub), "test-site.toml")
+
+
+def region_text(port: int, database: Path, site_id: str, region: dict | None = None, **hub) -> str:
+    """The inventory text of `region_site`."""
     text = site_text(port, always_open=True, database=database, site_id=site_id, **hub)
-    return parse_site(text + REGION, "test-site.toml")
+    extra = "".join(f"{key} = {value}\n" for key, value in (region or {}).items())
+    return text + REGION + extra
 
 
 def busy_period(hub: HubService, tickets: int, seed: int = 1) -> None:

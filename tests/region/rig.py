@@ -1,0 +1,218 @@
+"""The two tiers on this machine: site brokers bridged over a cuttable 'WAN' (a TCP relay on
+loopback) with TLS to a regional Mosquitto made by `mpp-provision region-broker`'s code, hubs
+with an outbox, the region service and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker_config.files import Bridge, write_broker_files
+from broker_config.local import hand_to_mosquitto, site_broker
+from broker_config.passwords import hash_password
+from broker_config.region import REGION_USER, RegionLayout, render_region_broker
+from broker_config.tls import make_ca, make_server_cert
+from hub.service import HubService
+from protocol.brokers import Mosquitto, free_port
+from protocol.mqtt import Bus
+from protocol.site import Site
+from region.config import RegionConfig, parse_region
+from region.service import RegionService
+from tests.broker_config.conftest import SiteBroker, start_site_broker
+from tests.region.sites import region_site, region_text
+
+PREFIX = "kalsel/v1"  # the region remaps the sites' topics under a prefix of its own
+
+
+class WanLink:
+    """A TCP relay standing for the WAN between a site and the region: `cut()` drops every
+    connection and refuses new ones until `restore()`."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.up = False
+
+    def restore(self) -> WanLink:
+        """Relay connections (again)."""
+        if self._listener is None:
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(16)
+            self._listener = listener
+            threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self.up = True
+        return self
+
+    def cut(self) -> None:
+        """Drop every connection; new ones are closed at once until `restore()`."""
+        self.up = False
+        with self._lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns.clear()
+
+    def close(self) -> None:
+        """Cut and stop listening."""
+        self.cut()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                inside, _ = listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                inside.close()
+                continue
+            try:
+                outside = socket.create_connection(self.target, timeout=5)
+                outside.settimeout(None)
+            except OSError:
+                inside.close()
+                continue
+            with self._lock:
+                self._conns += [inside, outside]
+            for a, b in ((inside, outside), (outside, inside)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass
+class SiteTier:
+    """One site: its broker (bridged over its own WAN link) and a way to make its hub."""
+
+    site: Site
+    broker: SiteBroker
+    wan: WanLink
+    database: Path
+    site_text: str
+    _gen: Iterator[SiteBroker]
+
+    def hub(self) -> HubService:
+        """A hub for this site, logged in to its broker as `hub`."""
+        bus = Bus.for_device(
+            self.site, "hub", username="hub", password=self.broker.passwords["hub"]
+        )
+        return HubService(self.site, bus=bus)
+
+
+@dataclass
+class RegionRig:
+    """The regional broker, the sites, the region service; everything stopped by `close()`."""
+
+    top: Path
+    dsn: str
+    layout: RegionLayout
+    passwords: dict[str, str]
+    ca_file: Path
+    regional: Mosquitto
+    _broker_cm: contextlib.AbstractContextManager[Mosquitto]
+    sites: dict[str, SiteTier] = field(default_factory=dict)
+    services: list[RegionService] = field(default_factory=list)
+
+    def config(self) -> RegionConfig:
+        """The region service's configuration."""
+        sites = "".join(f'[[sites]]\nid = "{s}"\nname = "MPP {s}"\n' for s in self.sites)
+        return parse_region(
+            '[region]\nid = "kalsel"\nname = "Kalsel"\ntimezone = "Asia/Makassar"\n'
+            f'[database]\ndsn = "{self.dsn}"\n'
+            f'[broker]\nport = {self.layout.loopback_port}\nprefix = "{PREFIX}"\n'
+            f'username = "{REGION_USER}"\n' + sites
+        )
+
+    def region(self) -> RegionService:
+        """A started region service (stopped by `close()` unless stopped before)."""
+        service = RegionService(self.config(), password=self.passwords[REGION_USER]).start()
+        self.services.append(service)
+        return service
+
+    def add_site(self, site_id: str, **hub: object) -> SiteTier:
+        """A site broker bridged to the region over a WAN link of its own."""
+        top = self.top / site_id
+        top.mkdir()
+        top.chmod(0o755)
+        site = region_site(free_port(), top / "hub.sqlite", site_id, **hub)
+        text = region_text(site.broker.port, top / "hub.sqlite", site_id, **hub)
+        wan = WanLink(self.layout.bridge_port).restore()
+        bridge = Bridge(
+            "127.0.0.1", wan.port, PREFIX, site_id, self.passwords[site_id], str(self.ca_file)
+        )
+        gen = start_site_broker(top, bridge=bridge, site=site)
+        tier = SiteTier(site, next(gen), wan, top / "hub.sqlite", text, gen)
+        self.sites[site_id] = tier
+        return tier
+
+    def close(self) -> None:
+        """Stop everything this rig started."""
+        for service in self.services:
+            with contextlib.suppress(Exception):
+                service.stop()
+        for tier in self.sites.values():
+            tier.wan.close()
+            tier._gen.close()
+        self._broker_cm.__exit__(None, None, None)
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+def start_rig(dsn: str, site_ids: list[str]) -> RegionRig:
+    """The regional broker (accounts for `site_ids` and the region service) on free ports."""
+    top = Path(tempfile.mkdtemp(prefix="mpp-region-test-"))
+    top.chmod(0o755)
+    etc = top / "regional" / "etc"
+    layout = RegionLayout(
+        etc_dir=str(etc),
+        data_dir=str(top / "regional" / "data"),
+        log_dest="stderr",
+        loopback_port=free_port(),
+        bridge_port=free_port(),
+        bridge_bind="127.0.0.1",
+    )
+    passwords = {user: f"pw-{user}" for user in [REGION_USER, *site_ids]}
+    ca = make_ca("region test")
+    server = make_server_cert(ca, ["127.0.0.1"])
+    files = render_region_broker(
+        "kalsel",
+        "Kalsel",
+        layout,
+        PREFIX,
+        {user: hash_password(pw) for user, pw in passwords.items()},
+        ca_cert_pem=ca.cert_pem,
+        server_cert_pem=server.cert_pem,
+        server_key_pem=server.key_pem,
+    )
+    (top / "regional").mkdir()
+    (top / "regional").chmod(0o755)
+    write_broker_files(etc, files)
+    hand_to_mosquitto(etc, top / "regional" / "data")
+    ca_file = top / "region-ca.crt"
+    ca_file.write_bytes(ca.cert_pem)
+    ca_file.chmod(0o644)
+    cm = site_broker(etc, layout.loopback_port)
+    regional = cm.__enter__()
+    return RegionRig(top, dsn, layout, passwords, ca_file, regional, cm)
