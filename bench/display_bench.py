@@ -16,7 +16,10 @@ Printed:
   and its resident memory (VmRSS, peak VmHWM);
 - call-state received -> audio playback start, and NEXT press (caller box's request) ->
   audio playback start through the real hub, p50 / p99 / max over --calls calls, each call a
-  new ticket (so a new phrase is synthesised every time: the cache never helps).
+  new ticket (so a new phrase is synthesised every time: the cache never helps);
+- the opening burst: --burst counters press NEXT at once (each from its own caller box
+  connection); how many calls are spoken (full or short), how many are not (stale or
+  superseded), and the worst NEXT press -> playback start of those spoken.
 """
 
 from __future__ import annotations
@@ -230,10 +233,65 @@ def bench_latency(site, calls: int, workdir: Path) -> None:
     )
 
 
+def bench_burst(site, counters: int, workdir: Path) -> None:
+    """The opening burst: every counter presses NEXT at once; when is each call heard?"""
+    print(f"\n== opening burst: {counters} counters press NEXT at once (canteen TV, real hub)")
+    numbers = sorted(site.counters)[:counters]
+    callers = {spec.counter: device for device, spec in site.devices.items()
+               if spec.role == "caller" and spec.counter in numbers}  # fmt: skip
+    kiosk = Bus.for_device(site, "kiosk-1")  # its touch menu offers every service
+    buses = {n: Bus.for_device(site, callers[n]) for n in numbers}
+    assert kiosk.start(wait=10) and all(bus.start(wait=10) for bus in buses.values())
+    for n in numbers:  # two waiting for each counter: every NEXT of the burst calls someone
+        for code in (site.counters[n].services * 2)[:2]:
+            kiosk.request(m.IssueTicket(device="kiosk-1", service=code), timeout=5)
+        buses[n].request(m.OpenCounter(device=callers[n], counter=n, officer="Bench"), timeout=5)
+    announcer = SpeechAnnouncer(MixerPlayer(), workdir / "speech")
+    renderer = Renderer(layout_factory(site, "canteen"), (1920, 1080), DUMMY)
+    app = DisplayApp(site, "tv-canteen-1", bus=Bus.for_device(site, "tv-canteen-1"),
+                     renderer=renderer, announcer=announcer, base_dir=ROOT / "examples")  # fmt: skip
+    app.start()
+    app.run(until=lambda: len(app.model.counters) >= len(numbers), timeout=10)
+    pressed: dict[int, float] = {}
+
+    def press(n: int) -> None:
+        pressed[n] = time.monotonic()
+        buses[n].request(m.CallNext(device=callers[n], counter=n), timeout=10)
+
+    threads = [threading.Thread(target=press, args=(n,), daemon=True) for n in numbers]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    dropped = getattr(announcer, "dropped", [])  # (the announcer before this bench had none)
+    app.run(until=lambda: len(announcer.spoken) + len(dropped) >= len(numbers),
+            timeout=len(numbers) * 10)  # fmt: skip
+    for thread in threads:
+        thread.join(5)
+    app.close()
+    kiosk.stop()
+    for bus in buses.values():
+        bus.stop()
+    spoken = announcer.spoken
+    delays = [s.started_at - pressed[s.key[0]] for s in spoken if s.key[0] in pressed]
+    short = sum(1 for s in spoken if getattr(s, "short", False))
+    reasons = statistics.multimode([d.reason for d in dropped]) if dropped else []
+    print(f"presses spread over {max(pressed.values()) - began:.2f} s")
+    print(f"spoken: {len(spoken)} ({short} in the short form), not spoken: {len(dropped)} "
+          f"({', '.join(reasons) or '-'}), errors: {sum(1 for s in spoken if s.error)}")  # fmt: skip
+    print(f"NEXT press -> playback start: p50 {pct(delays, 50):.1f} s, "
+          f"worst {max(delays):.1f} s; last announcement ended "
+          f"{max(s.ended_at for s in spoken) - began:.1f} s after the burst")  # fmt: skip
+    figure(f"display: {len(numbers)}-call burst, worst NEXT -> playback start",
+           round(max(delays), 1), "s", "<= 30 (--max-age)")  # fmt: skip
+    figure(f"display: {len(numbers)}-call burst, calls spoken", len(spoken), "calls")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--idle", type=float, default=60.0)
+    parser.add_argument("--burst", type=int, default=30, help="counters in the opening burst")
+    parser.add_argument("--only-burst", action="store_true", help="measure the burst alone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     print(
@@ -248,15 +306,18 @@ def main() -> None:
         site_file.write_text(text)
         (workdir / "umkm").symlink_to(ROOT / "examples" / "umkm")
         site = parse_site(text, str(site_file))
-        bench_redraw(site)
+        if not args.only_burst:
+            bench_redraw(site)
         hub = subprocess.Popen(
             [sys.executable, "-c", PYTHON_MAIN, "hub", "--site", str(site_file)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
             time.sleep(2)
-            bench_process(site_file, args.idle, workdir / "speech")
-            bench_latency(site, args.calls, workdir)
+            if not args.only_burst:
+                bench_process(site_file, args.idle, workdir / "speech")
+                bench_latency(site, args.calls, workdir)
+            bench_burst(site, args.burst, workdir)
         finally:
             hub.terminate()
             hub.wait(10)

@@ -3,7 +3,10 @@
 The only module that imports pyttsx3. Speech is made by a synthesis thread (cached as WAV,
 one file per phrase, or per fragment when a recorded voice pack is used) and played by one
 playback thread through a player (the pygame mixer, see display.renderer.MixerPlayer), one
-announcement after the other:
+announcement after the other. What waits is judged again when its turn comes: a call whose
+counter has been called again since is never spoken (`superseded`), one past its `stale_at`
+is dropped (`stale`; the screen shows it), and while more calls wait the short phrase is
+spoken without the chime ('a dua belas, loket tiga'), so a burst is heard while it is news:
 
     announcer = SpeechAnnouncer(MixerPlayer(), cache_dir=Path("/var/cache/mpp-display"))
     announcer.start()
@@ -22,6 +25,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import itertools
 import logging
 import os
 import queue
@@ -48,14 +52,23 @@ SYNTH_ATTEMPTS = 3
 _ENGINE_LOCK = threading.RLock()
 
 
+RUN_GAP_S = 1.0  # an announcement starting this soon after the last one continues its run
+
+
 @dataclass(frozen=True)
 class Announcement:
-    """A call to speak: its key (counter, call_seq), the phrase, and the zone's volume."""
+    """A call to speak: its key (counter, call_seq), the phrase, and the zone's volume.
+
+    `stale_at` (the announcer's clock, time.monotonic): not spoken when its turn comes later
+    (None: always spoken). `short`: the phrase to speak instead while more calls wait.
+    """
 
     key: tuple[int, int]
     phrase: Phrase
     volume: float = 0.8
     received_at: float = field(default_factory=time.monotonic)
+    stale_at: float | None = None
+    short: Phrase | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,18 @@ class Spoken:
     ended_at: float
     error: str | None = None
     volume: float = 0.0
+    short: bool = False  # the short phrase, without the chime (more calls were waiting)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """An announcement not spoken when its turn came: 'superseded' or 'stale'."""
+
+    key: tuple[int, int]
+    text: str
+    reason: str
+    received_at: float
+    at: float
 
 
 @dataclass(frozen=True)
@@ -93,7 +118,8 @@ class Player(Protocol):
         """Open the audio device."""
 
     def play(self, wavs: Sequence[Path], volume: float, on_start: Callable[[float], None]) -> None:
-        """Play `wavs` in order at `volume`; call on_start(monotonic time) when sound begins."""
+        """Play `wavs` in order at `volume`; call on_start(time) when sound begins (the time on
+        the announcer's clock: time.monotonic() unless the announcer was given another)."""
 
     def close(self) -> None:
         """Release the audio device."""
@@ -247,6 +273,17 @@ class EspeakSynthesizer:
         return "" if seconds > 0 else "an empty WAV"
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """An announcement with its speech made (or to be dropped: `speech` empty, no error)."""
+
+    order: int
+    announcement: Announcement
+    speech: tuple[Path, ...]
+    short: tuple[Path, ...] | None
+    error: str | None
+
+
 class SpeechAnnouncer:
     """Speaks calls: synthesis thread -> playback thread -> player, one announcement at a time."""
 
@@ -260,6 +297,7 @@ class SpeechAnnouncer:
         listener: Listener | None = None,
         max_cached: int = 400,
         prune_every: int = 50,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.player = player
         self.cache_dir = Path(cache_dir)
@@ -268,12 +306,17 @@ class SpeechAnnouncer:
         self.listener = listener
         self.max_cached = max_cached
         self.prune_every = prune_every
+        self.clock = clock
         self.spoken: list[Spoken] = []
+        self.dropped: list[Dropped] = []
         self.synthesized = 0  # files made by the speech engine (cache misses)
-        self._requests: queue.Queue[Announcement | None] = queue.Queue()
-        self._playlist: queue.Queue[tuple[Announcement, tuple[Path, ...], str | None] | None] = (
-            queue.Queue()
-        )
+        self._requests: queue.Queue[tuple[int, Announcement] | None] = queue.Queue()
+        self._playlist: queue.Queue[_Ready | None] = queue.Queue()
+        self._order = itertools.count()
+        self._newest: dict[int, int] = {}  # counter -> order of its latest announcement
+        self._waiting = 0  # announced, not yet played or dropped
+        self._lock = threading.Lock()
+        self._last_end = float("-inf")
         self._threads: list[threading.Thread] = []
         self._written = 0
         self._warm: tuple[str, ...] = ()
@@ -296,8 +339,21 @@ class SpeechAnnouncer:
             self._threads.append(thread)
 
     def announce(self, announcement: Announcement) -> None:
-        """Queue an announcement; it plays after those queued before it."""
-        self._requests.put(announcement)
+        """Queue an announcement; it plays after those queued before it (if still news)."""
+        with self._lock:
+            order = next(self._order)
+            self._newest[announcement.key[0]] = order
+            self._waiting += 1
+        self._requests.put((order, announcement))
+
+    def _not_news(self, order: int, announcement: Announcement) -> str | None:
+        """Why a queued announcement must not be spoken now ('superseded', 'stale'), or None."""
+        with self._lock:
+            if self._newest.get(announcement.key[0], order) != order:
+                return "superseded"  # its counter has called again since: that call counts
+        if announcement.stale_at is not None and self.clock() > announcement.stale_at:
+            return "stale"
+        return None
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after what is queued; release the player."""
@@ -358,21 +414,30 @@ class SpeechAnnouncer:
             except SpeechError as exc:
                 log.error("speech engine not ready: %s", exc)
         while True:
-            announcement = self._requests.get()
-            if announcement is None:
+            request = self._requests.get()
+            if request is None:
                 self._playlist.put(None)
                 return
+            order, announcement = request
+            if self._not_news(order, announcement) is not None:
+                self._playlist.put(_Ready(order, announcement, (), None, None))
+                continue  # the playback thread records it as dropped
             error = None
+            short: tuple[Path, ...] | None = None
             try:
-                wavs: tuple[Path, ...] = (self.chime, *self.speech_wavs(announcement.phrase))
+                speech = self.speech_wavs(announcement.phrase)
+                with self._lock:
+                    backlog = self._waiting > 1
+                if backlog and announcement.short is not None:
+                    short = self.speech_wavs(announcement.short)
             except Exception as exc:
                 error = str(exc)
                 log.error(
                     "speech synthesis failed; playing the chime only",
                     extra={"call": announcement.key, "error": error},
                 )
-                wavs = (self.chime,)
-            self._playlist.put((announcement, wavs, error))
+                speech = ()
+            self._playlist.put(_Ready(order, announcement, speech, short, error))
 
     # -- playback --------------------------------------------------------------------------
     def _play_loop(self) -> None:
@@ -380,7 +445,19 @@ class SpeechAnnouncer:
             item = self._playlist.get()
             if item is None:
                 return
-            announcement, wavs, error = item
+            announcement, error = item.announcement, item.error
+            with self._lock:
+                self._waiting -= 1
+                backlog = self._waiting > 0
+            reason = self._not_news(item.order, announcement)
+            if reason is not None:
+                self._drop(announcement, reason)
+                continue
+            # While calls wait, the short phrase without the chime; the first of a run (and
+            # any call with nothing behind it) is announced in full.
+            continues_run = self.clock() - self._last_end <= RUN_GAP_S
+            short = backlog and continues_run and item.short is not None and error is None
+            wavs = item.short if short and item.short else (self.chime, *item.speech)
             started: list[float] = []
             on_start = functools.partial(self._started, announcement.key, started)
             try:
@@ -392,25 +469,37 @@ class SpeechAnnouncer:
                 log.error(
                     "announcement not played", extra={"call": announcement.key, "error": error}
                 )
-            ended = time.monotonic()
+            ended = self.clock()
+            self._last_end = ended
+            phrase = announcement.short if short and announcement.short else announcement.phrase
             self.spoken.append(
                 Spoken(
                     announcement.key,
-                    announcement.phrase.text,
-                    announcement.phrase.lang,
+                    phrase.text,
+                    phrase.lang,
                     wavs,
                     announcement.received_at,
                     started[0] if started else ended,
                     ended,
                     error,
                     announcement.volume,
+                    short,
                 )
             )
             log.info(
                 "call announced" if error is None else "call announcement incomplete",
-                extra={"call": announcement.key, "text": announcement.phrase.text},
+                extra={"call": announcement.key, "text": phrase.text, "short": short},
             )
             self._emit(AnnouncerEvent("finished", announcement.key, ended, error))
+
+    def _drop(self, announcement: Announcement, reason: str) -> None:
+        """Record a call not spoken; its highlight stops as after an announcement."""
+        now = self.clock()
+        text, received = announcement.phrase.text, announcement.received_at
+        self.dropped.append(Dropped(announcement.key, text, reason, received, now))
+        why = "its counter called again" if reason == "superseded" else "too late to be news"
+        log.info(f"call not spoken: {why}", extra={"call": announcement.key, "reason": reason})
+        self._emit(AnnouncerEvent("finished", announcement.key, now, f"not spoken: {reason}"))
 
     def _started(self, key: tuple[int, int], started: list[float], at: float) -> None:
         started.append(at)

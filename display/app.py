@@ -295,15 +295,24 @@ class DisplayApp:
             )
             if not self.speaks:
                 continue
+            words = (self.site, call.ticket, call.counter, self.lang, self.sound.number_reading)
             try:
-                phrase = call_phrase(
-                    self.site, call.ticket, call.counter, self.lang, self.sound.number_reading
-                )
+                phrase, short = call_phrase(*words), call_phrase(*words, short=True)
             except MppError as exc:
                 log.error("call cannot be spoken", extra={**self._extra, "error": str(exc)})
                 continue
+            # Spoken while it is news: no later than max_age_s after the call was made.
+            age = self.clock() + self.model.clock_offset - call.called_at
+            stale_at = time.monotonic() + self.model.max_age_s - max(0.0, age)
             self.announcer.announce(
-                Announcement(call.key, phrase, self.sound.volume, message.received_at)
+                Announcement(
+                    call.key,
+                    phrase,
+                    self.sound.volume,
+                    message.received_at,
+                    stale_at=stale_at,
+                    short=short,
+                )
             )
 
     @property

@@ -28,6 +28,7 @@ from protocol.site import Site
 INTRO = {"id": "Nomor antrian", "en": "Ticket number"}
 TO_COUNTER = {"id": "silakan menuju loket", "en": "please go to counter"}
 TO_PLACE = {"id": "silakan menuju", "en": "please go to"}
+COUNTER = {"id": "loket", "en": "counter"}  # the short form's word before the counter
 
 
 @dataclass(frozen=True)
@@ -54,28 +55,42 @@ def _word_fragments(words: str) -> list[Fragment]:
 
 
 def call_phrase(
-    site: Site, ticket: str, counter: int, lang: str = "id", reading: Reading = "words"
+    site: Site,
+    ticket: str,
+    counter: int,
+    lang: str = "id",
+    reading: Reading = "words",
+    *,
+    short: bool = False,
 ) -> Phrase:
-    """The announcement for `ticket` called to `counter`, in the zone's language and reading."""
+    """The announcement for `ticket` called to `counter`, in the zone's language and reading.
+
+    `short`: the form spoken while more calls wait ('a dua belas, loket tiga'): the number and
+    the counter only, about a third of the full phrase's length.
+    """
     prefix, digits = split_ticket(ticket)
     spoken_ticket = ticket_words(ticket, lang, reading)
     number = number_words(int(digits), lang) if reading == "words" else digit_words(digits, lang)
-    fragments = [Fragment("intro", INTRO[lang])]
+    fragments = [] if short else [Fragment("intro", INTRO[lang])]
     fragments += [Fragment(f"letter-{c.lower()}", letter_name(c, lang)) for c in prefix]
     fragments += _word_fragments(number)
     named = site.counters[counter].name if counter in site.counters else None
     if named is not None:
         place = named.get(lang)
-        counter_spoken = f"{TO_PLACE[lang]} {place}"
-        fragments.append(Fragment(f"counter-{counter}", counter_spoken))
+        counter_spoken = place if short else f"{TO_PLACE[lang]} {place}"
+        fragments.append(Fragment(f"{'place' if short else 'counter'}-{counter}", counter_spoken))
     else:
         counter_words = number_words(counter, lang)
-        counter_spoken = f"{TO_COUNTER[lang]} {counter_words}"
-        fragments.append(Fragment("to-counter", TO_COUNTER[lang]))
+        lead = COUNTER[lang] if short else TO_COUNTER[lang]
+        counter_spoken = f"{lead} {counter_words}"
+        fragments.append(Fragment("counter" if short else "to-counter", lead))
         fragments += _word_fragments(counter_words)
+    intro = "" if short else f"{INTRO[lang]} "
     return Phrase(
         lang=lang,
-        text=f"{INTRO[lang]} {spoken_ticket}, {counter_spoken}",
-        shown=f"{INTRO[lang]} {ticket}, {TO_PLACE[lang]} {site.counter_name(counter, lang)}",
+        text=f"{intro}{spoken_ticket}, {counter_spoken}",
+        shown=f"{intro}{ticket}, {site.counter_name(counter, lang)}"
+        if short
+        else f"{INTRO[lang]} {ticket}, {TO_PLACE[lang]} {site.counter_name(counter, lang)}",
         fragments=tuple(fragments),
     )

@@ -195,3 +195,129 @@ def test_recording_announcer_records_what_it_is_given() -> None:
     fake.announce(Announcement((3, 2), call_phrase(site, "A012", 3)))
     assert [s.text for s in fake.spoken] == ["Nomor antrian a dua belas, silakan menuju loket tiga"]
     assert [e.kind for e in events.items] == ["started", "finished"]
+
+
+class ManualClock:
+    """The announcer's clock, moved by the player as long as the sounds last."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimedPlayer:
+    """Plays nothing, but lets the clock run for exactly as long as the WAV files last
+    (measured), so a 3-minute backlog takes a second of the test's time."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.played: list[tuple[Path, ...]] = []
+
+    def open(self) -> None:
+        pass
+
+    def play(self, wavs, volume, on_start) -> None:
+        on_start(self.clock.now)
+        self.played.append(tuple(wavs))
+        self.clock.now += sum(wav_seconds(Path(w)) for w in wavs)
+
+    def close(self) -> None:
+        pass
+
+
+class SlowPlayer:
+    """A player that takes 0.3 s of real time per announcement."""
+
+    def __init__(self) -> None:
+        self.played: list[tuple[Path, ...]] = []
+
+    def open(self) -> None:
+        pass
+
+    def play(self, wavs, volume, on_start) -> None:
+        on_start(time.monotonic())
+        self.played.append(tuple(wavs))
+        time.sleep(0.3)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_counters_superseded_call_is_never_spoken(tmp_path: Path) -> None:
+    events = Events()
+    announcer = SpeechAnnouncer(SlowPlayer(), tmp_path, listener=events)
+    announcer.start()
+    try:
+        announcer.announce(Announcement((1, 1), call_phrase(site, "A001", 1)))
+        announcer.announce(Announcement((3, 1), call_phrase(site, "A002", 3)))
+        announcer.announce(Announcement((3, 2), call_phrase(site, "A003", 3)))  # NEXT again
+        assert wait_for(lambda: [e.kind for e in events.items].count("finished") == 3)
+        assert [s.key for s in announcer.spoken] == [(1, 1), (3, 2)]
+        assert [(d.key, d.reason) for d in announcer.dropped] == [((3, 1), "superseded")]
+        dropped = [e for e in events.items if e.key == (3, 1)]
+        assert [e.kind for e in dropped] == ["finished"]  # its blink stops; nothing played
+    finally:
+        announcer.close()
+
+
+def test_an_opening_burst_of_30_calls_is_heard_while_it_is_news(tmp_path: Path) -> None:
+    clock = ManualClock()
+    player = TimedPlayer(clock)
+    announcer = SpeechAnnouncer(player, tmp_path, clock=clock)
+    announcer.start()
+    try:
+        for counter in range(1, 31):  # every counter presses NEXT at opening time
+            ticket = f"A{counter:03d}"
+            announcer.announce(
+                Announcement(
+                    (counter, 1),
+                    call_phrase(site, ticket, counter),
+                    received_at=clock.now,
+                    stale_at=clock.now + 30.0,
+                    short=call_phrase(site, ticket, counter, short=True),
+                )
+            )
+        assert wait_for(lambda: len(announcer.spoken) + len(announcer.dropped) == 30, 60)
+        spoken, dropped = announcer.spoken, announcer.dropped
+        first = spoken[0]
+        assert not first.short and first.wavs[0] == announcer.chime  # the run starts in full
+        assert first.text == "Nomor antrian a satu, silakan menuju loket satu"
+        assert all(s.short and announcer.chime not in s.wavs for s in spoken[1:])
+        assert spoken[1].text == "a dua, loket dua"
+        short = wav_seconds(spoken[1].wavs[0])
+        full = wav_seconds(first.wavs[0]) + wav_seconds(first.wavs[1])
+        assert short < full / 2  # measured: what makes the burst heard sooner
+        delays = [s.started_at - s.received_at for s in spoken]
+        assert max(delays) <= 30.0  # none heard after it stopped being news
+        assert len(spoken) >= 10
+        assert [s.key[0] for s in spoken] == list(range(1, len(spoken) + 1))  # in order
+        assert {d.reason for d in dropped} == {"stale"}
+        assert sorted(d.key[0] for d in dropped) == list(range(len(spoken) + 1, 31))
+    finally:
+        announcer.close()
+
+
+def test_a_call_alone_is_spoken_in_full_with_the_chime(tmp_path: Path) -> None:
+    clock = ManualClock()
+    announcer = SpeechAnnouncer(TimedPlayer(clock), tmp_path, clock=clock)
+    announcer.start()
+    try:
+        for counter in (4, 5):
+            ticket = f"B{counter:03d}"
+            announcer.announce(
+                Announcement(
+                    (counter, 1),
+                    call_phrase(site, ticket, counter),
+                    received_at=clock.now,
+                    stale_at=clock.now + 30.0,
+                    short=call_phrase(site, ticket, counter, short=True),
+                )
+            )
+            assert wait_for(lambda n=counter: len(announcer.spoken) == n - 3)
+            clock.now += 5.0  # a quiet moment between the calls
+        assert [s.short for s in announcer.spoken] == [False, False]
+        assert all(s.wavs[0] == announcer.chime for s in announcer.spoken)
+    finally:
+        announcer.close()
