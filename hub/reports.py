@@ -28,9 +28,9 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from hub.ikm import IkmResult, ikm
 from hub.rules import SKIPPED, WAITING, duration
 from protocol.errors import MppError
+from protocol.ikm import IkmResult, ikm
 from protocol.site import Site
 
 Bucket = Literal["day", "week", "month"]

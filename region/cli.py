@@ -65,3 +65,64 @@ def init_db(config_file: str) -> None:
     with connect(config.database.dsn) as conn:
         create_schema(conn)
     click.echo("region database ready")
+
+
+@command.command("web")
+@CONFIG
+@click.option("--log-level", default="INFO", show_default=True)
+def web(config_file: str, log_level: str) -> None:
+    """Serve the regional web app (gevent, as the site's web process; TLS from [web])."""
+    # First of all, as `mpp web` does: every later import then cooperates with gevent
+    # (psycopg 3 does from 3.1.14 on).
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    from psycopg_pool import ConnectionPool
+
+    from region.config import load_region
+    from region.db import connect, create_schema
+    from region.web import create_app
+    from web.server import Listener, WebServer
+
+    setup_logging(log_level)
+    config = load_region(config_file)
+    with connect(config.database.dsn) as conn:
+        create_schema(conn)
+    pool = ConnectionPool(config.database.dsn, min_size=2, max_size=16, open=True)
+    app = create_app(config, pool)
+    listener = Listener(config.web.host, config.web.port, config.web.tls_cert, config.web.tls_key)
+    server = WebServer(app, [listener]).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    click.echo(f"regional web for {config.region.name}: {', '.join(server.urls())}; Ctrl-C stops")
+    while not stop.wait(1.0):
+        pass
+    server.stop()
+    pool.close()
+
+
+@command.command("add-user")
+@CONFIG
+@click.argument("username")
+@click.option(
+    "--role", type=click.Choice(["viewer", "supervisor", "admin"]), default="admin",
+    show_default=True,
+)  # fmt: skip
+@click.option("--name", default="", help="The person's name (default: the username).")
+def add_user(config_file: str, username: str, role: str, name: str) -> None:
+    """Create a regional web account (asks for its password)."""
+    from psycopg_pool import ConnectionPool
+
+    from region.config import load_region
+    from region.db import connect, create_schema
+    from region.web.accounts import Accounts
+
+    config = load_region(config_file)
+    with connect(config.database.dsn) as conn:
+        create_schema(conn)
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with ConnectionPool(config.database.dsn, min_size=1, max_size=1, open=True) as pool:
+        user = Accounts(pool).add(username, name or username, role, password)
+    click.echo(f"account {user.username} ({user.role}) created")

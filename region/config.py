@@ -36,6 +36,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from protocol.errors import MppError
@@ -110,9 +111,15 @@ class Web(Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8090"
-    tls_cert: str | None = None
+    tls_cert: str | None = None  # with tls_key: the app is served over https only
     tls_key: str | None = None
     link_timeout_s: float = Field(default=35.0, gt=0)  # no news this long: the link is down
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Web:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give web.tls_cert and web.tls_key together, or neither")
+        return self
 
 
 class SiteEntry(Model):

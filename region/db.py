@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS tickets (
     PRIMARY KEY (site, id)
 );
 CREATE INDEX IF NOT EXISTS tickets_day ON tickets (day, site);
-CREATE INDEX IF NOT EXISTS tickets_waiting ON tickets (site, issued_at) WHERE status = 'waiting';
+CREATE INDEX IF NOT EXISTS tickets_waiting ON tickets (site, day, issued_at)
+    WHERE status = 'waiting';
 CREATE INDEX IF NOT EXISTS tickets_token ON tickets (token_sha256);
 CREATE TABLE IF NOT EXISTS daily (
     site text NOT NULL,

@@ -11,11 +11,11 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request, url_for
 
 from hub import reports as r
-from hub.ikm import ELEMENTS
 from hub.web import base
 from hub.web.charts import bar_chart, heatmap
 from hub.web.security import requires
 from protocol import messages as m
+from protocol.ikm import ELEMENTS
 from protocol.texts import DAYS
 
 bp = Blueprint("reports", __name__)

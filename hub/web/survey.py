@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
-from hub.ikm import ELEMENTS
 from hub.web import base
 from hub.web.security import public
 from hub.web.ticket import ticket_row
 from protocol import messages as m
+from protocol.ikm import ELEMENTS
 
 bp = Blueprint("survey", __name__)
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")

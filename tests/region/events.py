@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from protocol import messages as m
 from protocol.topics import Topics
 
+T0 = datetime(2026, 12, 7, 9, 0, tzinfo=ZoneInfo("Asia/Makassar")).timestamp()
 CATALOG = m.SiteCatalog(
     site="bjb",
     name="MPP Banjarbaru",
@@ -48,7 +52,7 @@ def issued(id_: int, ticket: int, at: float, service: str = "ktp", label: str = 
 
 def day_of_events() -> list[m.OutboxEvent]:
     """A small day: four tickets issued, called, served, skipped, transferred, rated, surveyed."""
-    t0 = 1796600000.0
+    t0 = T0
     return [
         ev(1, "opened", t0, counter=1, officer="Siti"),
         issued(2, 1, t0 + 1, "ktp", "A001"),

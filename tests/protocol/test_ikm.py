@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from hub.ikm import ELEMENTS, SurveyScoresError, category_of, ikm
+from protocol.ikm import ELEMENTS, SurveyScoresError, category_of, ikm
 
 
 def responses_with(respondents: int, total: int) -> list[tuple[int, ...]]:
@@ -81,7 +81,7 @@ def test_category_table(value: str, letter: str) -> None:
 
 def test_rounding_is_half_up_before_the_category() -> None:
     # 88.305 exactly (an exact fraction) rounds to 88.31 and so is A, not B.
-    from hub.ikm import to_decimal
+    from protocol.ikm import to_decimal
 
     assert to_decimal(Fraction(88305, 1000)) == Decimal("88.31")
     assert category_of(to_decimal(Fraction(88305, 1000))).letter == "A"

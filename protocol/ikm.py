@@ -1,4 +1,5 @@
-"""The public satisfaction index (IKM) of Permenpan RB 14/2017, computed exactly (pure).
+"""The public satisfaction index (IKM) of Permenpan RB 14/2017, computed exactly (pure); the
+hub's reports and the region's per-unit report both use this one implementation.
 
 Each of the 9 survey elements is scored 1..4. Per element NRR = mean score; the index is
 IKM = (sum of NRR x 1/9) x 25, with the weight 1/9 exact (not the regulation's rounded 0.111),

@@ -1,0 +1,94 @@
+"""Cross-site reports for a period (table, chart, CSV) and the IKM per service unit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, render_template, request
+
+from protocol.ikm import ELEMENTS
+from region import queries
+from region.web import base
+from region.web.charts import bars
+from region.web.security import requires
+
+bp = Blueprint("reports", __name__)
+
+
+def _period() -> queries.Period:
+    return queries.Period.parse(request.args.get("start"), request.args.get("end"), base.today())
+
+
+def _site() -> str | None:
+    return request.args.get("site") or None
+
+
+def _sites() -> list[tuple[str, str]]:
+    with base.db() as conn:
+        return [tuple(r) for r in conn.execute("SELECT site, name FROM sites ORDER BY name")]
+
+
+@bp.get("/reports")
+@requires("supervisor")
+def index() -> Any:
+    """Visitors, waits, service times, SLA compliance and no-shows by site/agency/service."""
+    group = request.args.get("group", "site")
+    try:
+        period = _period()
+        with base.db() as conn:
+            rep = queries.report(conn, period, group=group, site=_site(), lang=g.lang)
+    except queries.QueryError as exc:
+        return render_template("error.html", message=f"{base.t('error.bad_period')}: {exc}"), 400
+    chart = bars(
+        [(f.label, f.wait_mean_s / 60 if f.wait_mean_s is not None else None) for f in rep.rows],
+        title=base.t("chart.wait"),
+    )
+    return render_template(
+        "reports.html", rep=rep, chart=chart, sites=_sites(), minutes=base.minutes,
+        groups=queries.GROUPS,
+    )  # fmt: skip
+
+
+@bp.get("/reports.csv")
+@requires("supervisor")
+def csv() -> Any:
+    """The report as CSV."""
+    try:
+        period = _period()
+        with base.db() as conn:
+            rep = queries.report(
+                conn, period, group=request.args.get("group", "site"), site=_site(), lang=g.lang
+            )
+    except queries.QueryError as exc:
+        return Response(str(exc), status=400, mimetype="text/plain")
+    name = f"laporan-{rep.group}-{period.start}-{period.end}.csv"
+    return Response(
+        queries.report_csv(rep),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.get("/ikm")
+@requires("supervisor")
+def ikm() -> Any:
+    """IKM per service unit and period: respondents, NRR per element, index, category."""
+    unit = request.args.get("unit", "service")
+    try:
+        period = _period()
+        with base.db() as conn:
+            units = queries.ikm_by_unit(conn, period, unit=unit, site=_site(), lang=g.lang)
+            site_names = dict(conn.execute("SELECT site, name FROM sites").fetchall())
+    except queries.QueryError as exc:
+        return render_template("error.html", message=f"{base.t('error.bad_period')}: {exc}"), 400
+    if request.args.get("format") == "csv":
+        name = f"ikm-{unit}-{period.start}-{period.end}.csv"
+        return Response(
+            queries.ikm_csv(units),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return render_template(
+        "ikm.html", units=units, period=period, unit=unit, elements=ELEMENTS,
+        sites=_sites(), site_names=site_names,
+    )  # fmt: skip
