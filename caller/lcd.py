@@ -83,8 +83,9 @@ def _rplcd(spec: Lcd) -> Any:
         from RPLCD.i2c import CharLCD
     except ImportError as exc:
         raise LcdError(
-            f"cannot drive the I2C display: {exc}; install the Pi extras "
-            "(pip install 'mpp-antrian[pi]', which brings smbus2) or remove [lcd] from the device"
+            f"cannot drive the I2C display: {exc}; install the caller extra "
+            "(pip install 'mpp-antrian[caller]', which brings smbus2) or remove [lcd] from the "
+            "device"
         ) from None
     return CharLCD(
         i2c_expander=spec.expander,

@@ -8,7 +8,8 @@
       mpp-caller.service     systemd unit: Type=notify, watchdog, Restart=always, start limits
       firstboot.sh           installs the package, the files and the unit; starts the service
       60-mpp-printer.rules   kiosks with a USB printer only: udev rule for the printer
-      wheels/                optional: a wheelhouse for offline installs
+      requirements-py3.13-aarch64.txt   the role's wheels pinned by hash, one file per target
+      wheels/                those wheels, our own package's among them: first boot is offline
 
 No other device's password and no private key of the site are ever in a bundle.
 """
@@ -19,6 +20,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from provisioning.inventory import (
 )
 from provisioning.site_broker import current_layout
 from provisioning.site_secrets import CA_CERT, SiteSecrets
+from provisioning.wheelhouse import ROLE_EXTRAS, Software, Target, Wheelhouse, default_targets
 
 MANIFEST = "manifest.json"
 SITE_FILE = "site.toml"
@@ -52,22 +55,32 @@ ROLE_GROUPS = {
     "display": ("video", "render", "audio", "input"),
     "hub": (),
 }
+# Debian packages a role's machine needs; first boot installs only those the image lacks.
+# The python3-* among them are linked into the venv (nothing else of the system's Python is
+# visible there): the index has no lgpio wheel for Trixie's Python 3.13, and Debian's pygame
+# uses the system SDL with the console (kmsdrm) driver.
 ROLE_PACKAGES = {
-    "kiosk": ("python3-venv", "python3-lgpio", "libusb-1.0-0", "fonts-dejavu-core"),
-    "caller": ("python3-venv", "python3-lgpio", "i2c-tools"),
-    "display": ("python3-venv", "python3-pygame", "espeak-ng", "fonts-dejavu-core"),
-    "hub": ("python3-venv", "sqlite3"),
+    "kiosk": ("python3-lgpio", "libusb-1.0-0", "fonts-dejavu-core"),
+    "caller": ("python3-lgpio",),
+    "display": ("python3-pygame", "espeak-ng", "fonts-dejavu-core"),
+    "hub": (),
 }
+REQUIREMENTS_GLOB = "requirements-py*.txt"
 
 
 @dataclass(frozen=True)
 class BundleOptions:
-    """How the software is installed on the device, and how systemd watches it."""
+    """How the software is installed on the device, and how systemd watches it.
+
+    By default the bundle carries the role's wheels and hash-pinned requirements (`software`
+    resolves them) and first boot never reaches a package index; `pip_index` opts into an
+    online install from that index instead.
+    """
 
     prefix: str = "/opt/mpp/venv"
-    pip_spec: str | None = None  # default: this version of mpp-antrian (with [pi] on Pis)
+    software: Software | None = None
+    targets: tuple[Target, ...] | None = None  # default: wheelhouse.default_targets(role)
     pip_index: str | None = None
-    wheelhouse: Path | None = None
     watchdog_s: int = 30
     start_limit_interval_s: int = 600
     start_limit_burst: int = 20
@@ -77,6 +90,17 @@ class BundleOptions:
             raise ProvisioningError(f"--prefix {self.prefix!r}: an absolute path without spaces")
         if not 5 <= self.watchdog_s <= 600:
             raise ProvisioningError("--watchdog: between 5 and 600 seconds")
+        if (self.software is None) == (self.pip_index is None):
+            raise ProvisioningError(
+                "a bundle installs either from its own wheels (the default) or, when asked "
+                "with --pip-index, from a package index; not both, not neither"
+            )
+
+    def wheelhouse(self, role: str) -> Wheelhouse | None:
+        """The role's wheels and requirements files (None for an online install)."""
+        if self.software is None:
+            return None
+        return self.software.for_role(role, self.targets or default_targets(role))
 
 
 def _template(name: str) -> Template:
@@ -185,16 +209,34 @@ if command -v raspi-config >/dev/null; then raspi-config nonint do_i2c 0; fi
     return steps
 
 
-def render_firstboot(site: Site, device: str, options: BundleOptions) -> str:
-    """The first-boot script of one device."""
-    role = role_of(site, device)
-    packages = list(ROLE_PACKAGES[role])
+def device_packages(site: Site, device: str) -> list[str]:
+    """The Debian packages `device` needs (its role's, and pygame for a touchscreen kiosk)."""
+    packages = list(ROLE_PACKAGES[role_of(site, device)])
     spec = site.devices.get(device)
     if isinstance(spec, KioskDevice) and spec.screen is not None:
         packages.append("python3-pygame")
-    extra = "" if role == "hub" else "[pi]"
-    pip_spec = options.pip_spec or f"mpp-antrian{extra}=={protocol.__version__}"
+    return packages
+
+
+def _install_software(role: str, system_python: list[str], options: BundleOptions) -> str:
+    link = ""
+    if system_python:
+        link = _template("link-system.sh.tmpl").substitute(packages=" ".join(system_python))
+    if options.pip_index is None:
+        return _template("install-wheels.sh.tmpl").substitute(link_system=link)
+    return _template("install-index.sh.tmpl").substitute(
+        link_system=link,
+        index=options.pip_index,
+        spec=f"mpp-antrian[{','.join(ROLE_EXTRAS[role])}]=={protocol.__version__}",
+    )
+
+
+def render_firstboot(site: Site, device: str, options: BundleOptions) -> str:
+    """The first-boot script of one device."""
+    role = role_of(site, device)
+    packages = device_packages(site, device)
     groups = ROLE_GROUPS[role]
+    system_python = [p for p in packages if p.startswith("python3-")]
     return _template("firstboot.sh.tmpl").substitute(
         role=role,
         device=device,
@@ -205,8 +247,7 @@ def render_firstboot(site: Site, device: str, options: BundleOptions) -> str:
         groups=" ".join(groups) if groups else "",
         groups_csv=",".join(groups),
         apt_packages=" ".join(packages),
-        pip_spec=pip_spec,
-        pip_index=f"--index-url {options.pip_index} " if options.pip_index else "",
+        install_software=_install_software(role, system_python, options),
         device_dir=DEVICE_DIR,
         hardware=_hardware_steps(site, device),
     )
@@ -239,12 +280,17 @@ def bundle_files(
     rule = render_udev_rule(site, device)
     if rule is not None:
         files[PRINTER_RULES] = rule.encode()
+    house = options.wheelhouse(role)
+    if house is not None:
+        files |= {name: text.encode() for name, text in house.requirements.items()}
     manifest = {
         "device": device,
         "role": role,
         "site": site.site.id,
         "inventory_version": site.version,
-        "software": options.pip_spec or f"mpp-antrian {protocol.__version__}",
+        "software": f"mpp-antrian {protocol.__version__}",
+        "extras": list(ROLE_EXTRAS[role]),
+        "install": "offline wheels" if house is not None else f"index {options.pip_index}",
         "service": service_name(role),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
@@ -270,9 +316,8 @@ def write_bundle(
     `name` is the directory's name (default: the device id).
     """
     files = bundle_files(inventory, store, device, options)
-    wheels = sorted(options.wheelhouse.glob("*.whl")) if options.wheelhouse else []
-    if options.wheelhouse and not wheels:
-        raise ProvisioningError(f"--wheelhouse {options.wheelhouse}: no .whl files in it")
+    house = options.wheelhouse(role_of(inventory.site, device))
+    wheels = house.wheels if house is not None else []
     out_dir.mkdir(parents=True, exist_ok=True)
     if archive:
         path = out_dir / f"{device}.tar.gz"
@@ -297,8 +342,16 @@ def write_bundle(
     if wheels:
         (target / "wheels").mkdir()
         for wheel in wheels:
-            shutil.copy2(wheel, target / "wheels" / wheel.name)
+            _link_or_copy(wheel, target / "wheels" / wheel.name)
     return target
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows it (41 bundles share one pool), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or FAT (a boot partition)
+        shutil.copyfile(source, target)
 
 
 def device_kinds(site: Site) -> dict[str, str]:

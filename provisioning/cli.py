@@ -368,6 +368,8 @@ def _rewrite_broker(site: Site, store) -> None:
 # -- bundle -------------------------------------------------------------------------------
 def bundle_options(func):
     """Options shared by `bundle` and `write-boot`."""
+    from provisioning.wheelhouse import TARGETS
+
     options = [
         click.option(
             "--prefix",
@@ -376,12 +378,34 @@ def bundle_options(func):
             help="Virtualenv on the device; the unit runs PREFIX/bin/mpp.",
         ),
         click.option(
-            "--wheelhouse",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Directory of wheels for an offline install.",
+            "--target",
+            "targets",
+            multiple=True,
+            type=click.Choice([*TARGETS, "here"]),
+            help="The OS the machine runs, for its wheels (repeat). Default: trixie and "
+            "bookworm (Raspberry Pi OS, 64-bit); the hub also server-trixie, server-bookworm "
+            "(x86_64). `here`: this machine's Python.",
         ),
-        click.option("--pip-spec", help="What pip installs (default: this mpp-antrian version)."),
-        click.option("--pip-index", help="Package index URL for pip."),
+        click.option(
+            "--wheelhouse",
+            type=click.Path(file_okay=False, exists=True, path_type=Path),
+            help="Take the wheels from this directory only (no package index at all).",
+        ),
+        click.option(
+            "--package-wheel",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="The mpp-antrian wheel to install (default: built from this source tree).",
+        ),
+        click.option(
+            "--wheel-cache",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where downloaded wheels are kept (default: ~/.cache/mpp-provision).",
+        ),
+        click.option(
+            "--pip-index",
+            help="Install on the device from this package index instead of the bundle's "
+            "wheels (the device then needs the network; not pinned by hash).",
+        ),
         click.option(
             "--watchdog",
             default=30,
@@ -395,14 +419,32 @@ def bundle_options(func):
     return func
 
 
-def _bundle_options(prefix, wheelhouse, pip_spec, pip_index, watchdog):
+def _bundle_options(  # noqa: PLR0917
+    prefix, targets, wheelhouse, package_wheel, wheel_cache, pip_index, watchdog
+):
     from provisioning.bundle import BundleOptions
+    from provisioning.wheelhouse import TARGETS, Software, this_machine
+    from provisioning.wheelhouse import package_wheel as build_package
 
+    if pip_index is not None:
+        if wheelhouse or package_wheel:
+            raise click.UsageError("--pip-index installs from an index: no wheels to give")
+        click.echo(
+            f"warning: the devices will install from {pip_index} at first boot, not from "
+            "wheels pinned by hash in the bundle",
+            err=True,
+        )
+        return BundleOptions(prefix=prefix, pip_index=pip_index, watchdog_s=watchdog)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache = (wheel_cache or Path(base) / "mpp-provision").expanduser()
+    if package_wheel is None:
+        click.echo("building the mpp-antrian wheel from this source tree...", err=True)
+        package_wheel = build_package(cache / "package")
+    chosen = tuple(this_machine() if t == "here" else TARGETS[t] for t in targets) or None
     return BundleOptions(
         prefix=prefix,
-        wheelhouse=wheelhouse,
-        pip_spec=pip_spec,
-        pip_index=pip_index,
+        software=Software(package_wheel, cache / "wheels", source=wheelhouse),
+        targets=chosen,
         watchdog_s=watchdog,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -17,9 +18,25 @@ from protocol.brokers import Mosquitto, free_port
 from protocol.site import Site, load_site
 from provisioning.cli import main
 from provisioning.site_secrets import SiteSecrets
+from provisioning.wheelhouse import Software, Target, package_wheel, this_machine
 from tests.conftest import example_text
 
 SERVER = "mpp-server.local"
+# Downloaded wheels are kept between runs (the first run fetches a few MB per role).
+WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mpp-tests"
+
+
+@pytest.fixture(scope="session")
+def here() -> Target:
+    """This machine as a bundle's target (as `--target here` makes it)."""
+    return this_machine()
+
+
+@pytest.fixture(scope="session")
+def software(tmp_path_factory: pytest.TempPathFactory) -> Software:
+    """This tree's wheel (built once a session) and a pool of wheels kept between runs."""
+    package = package_wheel(tmp_path_factory.mktemp("package"))
+    return Software(package, WHEEL_CACHE / "wheels")
 
 
 def site_text(site_id: str) -> str:

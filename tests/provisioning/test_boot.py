@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 from provisioning.boot import BootOptions, wifi_psk
 from provisioning.cli import main
 from provisioning.inventory import ProvisioningError
+from provisioning.wheelhouse import Software
 from tests.conftest import EXAMPLE
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk3kJm0b7yP8Qm1u5a1R2m2y0o9Xq8Lh3tV9bS6cQ0d teknisi@laptop"
@@ -39,13 +40,26 @@ def boot(tmp_path: Path) -> Path:
     return path
 
 
+WHEELS: list[str] = []  # the session's package wheel and wheel cache (fixture below)
+
+
+@pytest.fixture(autouse=True)
+def _wheels(software: Software) -> None:
+    WHEELS[:] = [
+        "--package-wheel",
+        str(software.package),
+        "--wheel-cache",
+        str(software.pool.parent),
+    ]
+
+
 def write_boot(secrets: Path, boot: Path, tmp_path: Path, *extra: str, env=None) -> Result:
     key = tmp_path / "id_ed25519.pub"
     key.write_text(f"# the technician\n{KEY}\n")
     return CliRunner().invoke(
         main,
         ["--site", str(EXAMPLE), "--secrets", str(secrets), "write-boot", "caller-03", str(boot),
-         "--ssh-key", str(key), *extra],
+         "--ssh-key", str(key), *WHEELS, *extra],
         env=env,
     )  # fmt: skip
 
@@ -130,6 +144,21 @@ def test_network_config_parses_and_carries_wifi(secrets: Path, boot: Path, tmp_p
         check=True,
     )
     assert "eth0" in out.stdout
+
+
+def test_the_card_carries_pinned_wheels_for_trixie_and_bookworm(
+    secrets: Path, boot: Path, tmp_path: Path
+) -> None:
+    assert write_boot(secrets, boot, tmp_path).exit_code == 0
+    bundle = boot / "mpp"
+    for python in ("3.13", "3.11"):
+        text = (bundle / f"requirements-py{python}-aarch64.txt").read_text()
+        assert "mpp_antrian==0.1.0 --hash=sha256:" in text and "gpiozero==" in text
+        core = f"pydantic_core-*-cp{python.replace('.', '')}-*aarch64*.whl"
+        assert list((bundle / "wheels").glob(core)), core
+    every_text = [p.read_text() for p in bundle.iterdir() if p.is_file()]
+    every_text.append((boot / "user-data").read_text())
+    assert not [t for t in every_text if "index-url" in t or "pypi" in t.lower()]
 
 
 def test_wifi_psk_matches_the_standard_test_vector() -> None:

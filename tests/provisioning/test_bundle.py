@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,14 @@ from provisioning.bundle import BundleOptions, service_args, write_bundle
 from provisioning.cli import main
 from provisioning.inventory import Inventory
 from provisioning.site_secrets import SiteSecrets
+from provisioning.wheelhouse import Software, Target
 from tests.conftest import EXAMPLE, example_text
 
 VENV = Path(sys.executable).parent.parent  # holds bin/mpp: an ExecStart that exists here
-COMMON = {"manifest.json", "site.toml", "ca.crt", "broker-password", "firstboot.sh"}
+REQUIREMENTS = (
+    f"requirements-py{sys.version_info.major}.{sys.version_info.minor}-{os.uname().machine}.txt"
+)
+COMMON = {"manifest.json", "site.toml", "ca.crt", "broker-password", "firstboot.sh", REQUIREMENTS}
 EXPECTED = {
     "kiosk-1": COMMON | {"mpp-kiosk.service", "60-mpp-printer.rules"},  # USB printer
     "kiosk-2": COMMON | {"mpp-kiosk.service"},  # network printer: no udev rule
@@ -43,14 +48,23 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> SiteSecrets:
     return SiteSecrets.open(secrets)
 
 
-def make(store: SiteSecrets, device: str, out: Path, **options) -> Path:
-    return write_bundle(
-        Inventory.parse(example_text(), str(EXAMPLE)),
-        store,
-        device,
-        out_dir=out,
-        options=BundleOptions(**options),
-    )
+Make = Callable[..., Path]
+
+
+@pytest.fixture(scope="module")
+def make(software: Software, here: Target) -> Make:
+    """make(store, device, out, **options): a bundle with this machine's wheels."""
+
+    def bundle(store: SiteSecrets, device: str, out: Path, **options) -> Path:
+        return write_bundle(
+            Inventory.parse(example_text(), str(EXAMPLE)),
+            store,
+            device,
+            out_dir=out,
+            options=BundleOptions(software=software, targets=(here,), **options),
+        )
+
+    return bundle
 
 
 def unit_sections(text: str) -> dict[str, list[tuple[str, str]]]:
@@ -70,9 +84,11 @@ def unit_sections(text: str) -> dict[str, list[tuple[str, str]]]:
 
 
 @pytest.mark.parametrize("device", list(EXPECTED))
-def test_bundle_holds_exactly_its_files(store: SiteSecrets, tmp_path: Path, device: str) -> None:
+def test_bundle_holds_exactly_its_files(
+    make: Make, store: SiteSecrets, tmp_path: Path, device: str
+) -> None:
     bundle = make(store, device, tmp_path)
-    assert {p.name for p in bundle.iterdir()} == EXPECTED[device]
+    assert {p.name for p in bundle.iterdir()} == EXPECTED[device] | {"wheels"}
     assert (bundle / "broker-password").read_text().strip() == store.password(device)
     assert stat.S_IMODE((bundle / "broker-password").stat().st_mode) == 0o600
     assert (bundle / "ca.crt").read_bytes() == store.ca.cert_pem
@@ -84,6 +100,8 @@ def test_bundle_holds_exactly_its_files(store: SiteSecrets, tmp_path: Path, devi
     # No key of the site and no other account's password, anywhere in the bundle.
     others = {store.password(n) for n in store.accounts if n != device}
     for path in bundle.iterdir():
+        if path.is_dir():
+            continue
         data = path.read_text()
         assert "PRIVATE KEY" not in data, path.name
         assert not any(password in data for password in others), path.name
@@ -91,7 +109,9 @@ def test_bundle_holds_exactly_its_files(store: SiteSecrets, tmp_path: Path, devi
     assert list(site.devices) == ([device] if device != "hub" else list(site.devices))
 
 
-def test_slice_points_devices_at_the_tls_listener(store: SiteSecrets, tmp_path: Path) -> None:
+def test_slice_points_devices_at_the_tls_listener(
+    make: Make, store: SiteSecrets, tmp_path: Path
+) -> None:
     device = parse_site((make(store, "caller-03", tmp_path) / "site.toml").read_text())
     assert (device.broker.host, device.broker.port, device.broker.tls) == ("mpp.local", 8883, True)
     hub = parse_site((make(store, "hub", tmp_path) / "site.toml").read_text())
@@ -100,7 +120,7 @@ def test_slice_points_devices_at_the_tls_listener(store: SiteSecrets, tmp_path: 
 
 @pytest.mark.parametrize("device", ["kiosk-1", "caller-03", "tv-lobby-1", "hub"])
 def test_unit_has_notify_watchdog_restart_and_limits(
-    store: SiteSecrets, tmp_path: Path, device: str
+    make: Make, store: SiteSecrets, tmp_path: Path, device: str
 ) -> None:
     bundle = make(store, device, tmp_path)
     role = "hub" if device == "hub" else parse_site(example_text()).devices[device].role
@@ -119,7 +139,7 @@ def test_unit_has_notify_watchdog_restart_and_limits(
 
 @pytest.mark.parametrize("device", ["kiosk-1", "caller-03", "tv-lobby-1", "hub"])
 def test_unit_passes_systemd_analyze_verify(
-    store: SiteSecrets, tmp_path: Path, device: str
+    make: Make, store: SiteSecrets, tmp_path: Path, device: str
 ) -> None:
     # systemd-analyze checks that ExecStart exists: bundle with this venv as the prefix.
     bundle = make(store, device, tmp_path, prefix=str(VENV))
@@ -131,7 +151,7 @@ def test_unit_passes_systemd_analyze_verify(
 
 
 def test_default_unit_fails_verify_only_for_the_missing_binary(
-    store: SiteSecrets, tmp_path: Path
+    make: Make, store: SiteSecrets, tmp_path: Path
 ) -> None:
     # The honest other half: with /opt/mpp/venv (created by firstboot.sh on the Pi) the one
     # complaint here is that the binary is not installed on this machine.
@@ -146,7 +166,7 @@ def test_default_unit_fails_verify_only_for_the_missing_binary(
     ]
 
 
-def test_udev_rule_matches_the_printer(store: SiteSecrets, tmp_path: Path) -> None:
+def test_udev_rule_matches_the_printer(make: Make, store: SiteSecrets, tmp_path: Path) -> None:
     rule = (make(store, "kiosk-3", tmp_path) / "60-mpp-printer.rules").read_text()
     line = next(x for x in rule.splitlines() if not x.startswith("#"))
     assert 'ATTR{idVendor}=="0416"' in line and 'ATTR{idProduct}=="5011"' in line
@@ -154,58 +174,102 @@ def test_udev_rule_matches_the_printer(store: SiteSecrets, tmp_path: Path) -> No
     assert "lp" in (tmp_path / "kiosk-3" / "mpp-kiosk.service").read_text()
 
 
-def test_archive_and_rebundle(store: SiteSecrets, tmp_path: Path) -> None:
+def test_archive_and_rebundle(
+    make: Make, store: SiteSecrets, tmp_path: Path, software: Software, here: Target
+) -> None:
     archive = write_bundle(
         Inventory.parse(example_text(), str(EXAMPLE)), store, "kiosk-1", out_dir=tmp_path,
-        options=BundleOptions(), archive=True,
+        options=BundleOptions(software=software, targets=(here,)), archive=True,
     )  # fmt: skip
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers()}
-    assert set(members) == {f"kiosk-1/{name}" for name in EXPECTED["kiosk-1"]}
+    wheels = {m for m in members if m.startswith("kiosk-1/wheels/")}
+    assert set(members) - wheels == {f"kiosk-1/{name}" for name in EXPECTED["kiosk-1"]}
+    assert "kiosk-1/wheels/mpp_antrian-0.1.0-py3-none-any.whl" in wheels
     assert members["kiosk-1/broker-password"].mode == 0o600
     assert members["kiosk-1/firstboot.sh"].mode == 0o755
     # Re-bundling leaves nothing behind from an earlier bundle.
     bundle = make(store, "kiosk-1", tmp_path)
     (bundle / "stale.txt").write_text("old")
-    assert {p.name for p in make(store, "kiosk-1", tmp_path).iterdir()} == EXPECTED["kiosk-1"]
+    rebundled = {p.name for p in make(store, "kiosk-1", tmp_path).iterdir()}
+    assert rebundled == EXPECTED["kiosk-1"] | {"wheels"}
 
 
-def test_wheelhouse_goes_along(store: SiteSecrets, tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    (wheels / "mpp_antrian-0.1.0-py3-none-any.whl").write_bytes(b"PK")
-    bundle = make(store, "tv-lobby-1", tmp_path / "out", wheelhouse=wheels)
-    assert [p.name for p in (bundle / "wheels").iterdir()] == ["mpp_antrian-0.1.0-py3-none-any.whl"]
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(Exception, match=r"no \.whl files"):
-        make(store, "tv-lobby-1", tmp_path / "out", wheelhouse=empty)
+def test_the_wheels_are_pinned_and_no_index_is_named(
+    make: Make, store: SiteSecrets, tmp_path: Path
+) -> None:
+    bundle = make(store, "caller-03", tmp_path)
+    wheels = {p.name: p for p in (bundle / "wheels").iterdir()}
+    lines = [
+        line for line in (bundle / REQUIREMENTS).read_text().splitlines()
+        if line and not line.startswith("#")
+    ]  # fmt: skip
+    assert len(lines) == len(wheels)  # one pinned line per wheel, nothing else
+    for line in lines:
+        spec, _, digest = line.partition(" --hash=sha256:")
+        name, version = spec.split("==")
+        wheel = next(p for n, p in wheels.items() if n.startswith(f"{name}-{version}-"))
+        assert hashlib.sha256(wheel.read_bytes()).hexdigest() == digest, wheel.name
+    names = {line.split("==")[0] for line in lines}
+    assert {"mpp_antrian", "gpiozero", "rplcd", "smbus2", "paho_mqtt", "pip"} <= names
+    # Only the caller extra: no web, no display, no embedded broker, no certificates.
+    assert not names & {"flask", "pygame", "amqtt", "cryptography", "pyttsx3", "qrcode"}
+    script = (bundle / "firstboot.sh").read_text()
+    assert "--no-index" in script and "--require-hashes" in script
+    for text in [script, *(p.read_text() for p in bundle.glob("requirements-*.txt"))]:
+        assert "index-url" not in text and "http" not in text
 
 
-def test_cli_bundles_all_and_refuses_unknown(store: SiteSecrets, tmp_path: Path) -> None:
+def test_pip_index_is_an_explicit_choice(store: SiteSecrets, tmp_path: Path) -> None:
+    index = "https://pypi.example.org/simple"
+    options = BundleOptions(pip_index=index)
+    bundle = write_bundle(
+        Inventory.parse(example_text(), str(EXAMPLE)), store, "tv-lobby-1", out_dir=tmp_path,
+        options=options,
+    )  # fmt: skip
+    assert not (bundle / "wheels").exists() and not list(bundle.glob("requirements-*"))
+    script = (bundle / "firstboot.sh").read_text()
+    assert f'--index-url "{index}" "mpp-antrian[display]==0.1.0"' in script
+    with pytest.raises(Exception, match="not both, not neither"):
+        BundleOptions()
+
+
+def test_cli_bundles_all_and_refuses_unknown(
+    store: SiteSecrets, tmp_path: Path, software: Software
+) -> None:
     base = ["--site", str(EXAMPLE), "--secrets", str(store.root)]
-    result = CliRunner().invoke(main, [*base, "bundle", "--all", "--out", str(tmp_path)])
+    wheels = ["--target", "here", "--package-wheel", str(software.package)]
+    wheels += ["--wheel-cache", str(software.pool.parent)]
+    result = CliRunner().invoke(main, [*base, "bundle", "--all", "--out", str(tmp_path), *wheels])
     assert result.exit_code == 0, result.output
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 41  # 40 devices and the hub
-    result = CliRunner().invoke(main, [*base, "bundle", "caller-99"])
+    result = CliRunner().invoke(main, [*base, "bundle", "caller-99", *wheels])
     assert result.exit_code == 1
     assert "devices.caller-99: no such device in the inventory" in result.output
     result = CliRunner().invoke(main, [*base, "bundle"])
     assert result.exit_code == 2 and "name one DEVICE, or pass --all" in result.output
 
 
-def test_bundle_all_skips_a_revoked_device_with_a_warning(tmp_path: Path) -> None:
+def test_bundle_all_skips_a_revoked_device_with_a_warning(
+    tmp_path: Path, software: Software
+) -> None:
     secrets = tmp_path / "secrets"
     base = ["--site", str(EXAMPLE), "--secrets", str(secrets)]
+    wheels = ["--target", "here", "--package-wheel", str(software.package)]
+    wheels += ["--wheel-cache", str(software.pool.parent)]
     runner = CliRunner()
     assert runner.invoke(main, [*base, "init", "--server", "mpp.local"]).exit_code == 0
     assert runner.invoke(main, [*base, "revoke", "caller-05"]).exit_code == 0
-    result = runner.invoke(main, [*base, "bundle", "--all", "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        main, [*base, "bundle", "--all", "--out", str(tmp_path / "out"), *wheels]
+    )
     assert result.exit_code == 0, result.output
     assert "warning: caller-05: skipped, its broker account is revoked" in result.output
     made = {p.name for p in (tmp_path / "out").iterdir()}
     assert len(made) == 40 and "caller-05" not in made and "caller-06" in made
-    alone = runner.invoke(main, [*base, "bundle", "caller-05", "--out", str(tmp_path / "out")])
+    alone = runner.invoke(
+        main, [*base, "bundle", "caller-05", "--out", str(tmp_path / "o"), *wheels]
+    )
     assert alone.exit_code == 1 and "rotate caller-05" in alone.output
 
 
@@ -213,34 +277,65 @@ FAKE = """#!/bin/bash
 echo "$(basename "$0") $*" >> "$FAKE_LOG"
 case "$(basename "$0")" in
   getent) exit 2 ;;
-  python3)
-    if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
-      mkdir -p "${@: -1}/bin" && ln -sf "$0" "${@: -1}/bin/python"
-    fi ;;
+  dpkg-query) [ -n "$FAKE_MISSING" ] && [ "${@: -1}" = "$FAKE_MISSING" ] && exit 1
+              echo "install ok installed" ;;
+  dpkg) exec /usr/bin/dpkg-query --listfiles "${FAKE_MODULES:-python3-blinker}" ;;
+  apt-get) [ -z "$FAKE_OFFLINE" ] || exit 100 ;;
 esac
 exit 0
 """
+SYSTEM = ("apt-get", "systemctl", "useradd", "groupadd", "usermod", "getent", "udevadm",
+          "raspi-config", "dpkg-query", "dpkg")  # fmt: skip
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="firstboot.sh installs files owned by root")
-@pytest.mark.parametrize("device", ["kiosk-1", "caller-03", "tv-lobby-1"])
-def test_firstboot_installs_the_bundle(store: SiteSecrets, tmp_path: Path, device: str) -> None:
-    bundle = make(store, device, tmp_path / "boot")
-    password = (bundle / "broker-password").read_text()
-    assert subprocess.run(["bash", "-n", str(bundle / "firstboot.sh")], check=False).returncode == 0
+def run_firstboot(bundle: Path, tmp_path: Path, **fake: str) -> subprocess.CompletedProcess[str]:
+    """firstboot.sh as root with the system's tools faked, files staged under tmp_path/root and
+    no network at all (a network namespace of its own: only a loopback that is down)."""
     fakes = tmp_path / "fakes"
-    fakes.mkdir()
-    for name in ("apt-get", "systemctl", "useradd", "groupadd", "usermod", "getent",
-                 "udevadm", "raspi-config", "python3"):  # fmt: skip
+    fakes.mkdir(exist_ok=True)
+    for name in SYSTEM:
         (fakes / name).write_text(FAKE)
         (fakes / name).chmod(0o755)
-    root, log = tmp_path / "root", tmp_path / "calls.log"
-    env = {"PATH": f"{fakes}:/usr/bin:/bin", "MPP_ROOT": str(root), "FAKE_LOG": str(log)}
-    done = subprocess.run(
-        ["bash", str(bundle / "firstboot.sh")], env=env, capture_output=True, text=True, check=False
-    )
+    env = {
+        "PATH": f"{fakes}:/usr/bin:/bin",
+        "MPP_ROOT": str(tmp_path / "root"),
+        "FAKE_LOG": str(tmp_path / "calls.log"),
+        **{f"FAKE_{k.upper()}": v for k, v in fake.items()},
+    }
+    return subprocess.run(
+        ["unshare", "--net", "bash", str(bundle / "firstboot.sh")],
+        env=env, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def calls(tmp_path: Path) -> list[str]:
+    return (tmp_path / "calls.log").read_text().splitlines()
+
+
+PROBE = "import os, blinker, protocol; print(os.path.realpath(blinker.__file__), protocol.__file__)"
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="firstboot.sh runs as root")
+
+
+@root_only
+@pytest.mark.parametrize(
+    "device",
+    # 15-60 s each (pip compiles every module): the heavier roles run with the slow tests.
+    [
+        "caller-03",
+        pytest.param("kiosk-1", marks=pytest.mark.slow),
+        pytest.param("tv-lobby-1", marks=pytest.mark.slow),
+    ],
+)
+def test_firstboot_installs_offline_from_the_bundle(
+    make: Make, store: SiteSecrets, tmp_path: Path, device: str
+) -> None:
+    """The real venv and pip, with no network: every wheel from the bundle, by its hash."""
+    bundle = make(store, device, tmp_path / "boot")
+    password = (bundle / "broker-password").read_text()
+    done = run_firstboot(bundle, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     role = parse_site(example_text()).devices[device].role
+    root = tmp_path / "root"
     etc = root / "etc" / "mpp"
     assert (etc / "site.toml").read_bytes() == (bundle / "site.toml").read_bytes()
     assert (etc / "broker-password").read_text() == password
@@ -248,26 +343,65 @@ def test_firstboot_installs_the_bundle(store: SiteSecrets, tmp_path: Path, devic
     assert not (bundle / "broker-password").exists()  # gone from the boot partition
     unit = root / "etc" / "systemd" / "system" / f"mpp-{role}.service"
     assert unit.read_bytes() == (bundle / f"mpp-{role}.service").read_bytes()
-    calls = log.read_text().splitlines()
-    assert f"systemctl enable mpp-{role}.service" in calls
-    assert any(
-        c.startswith("apt-get install -y --no-install-recommends python3-venv") for c in calls
-    )
-    assert any(c.startswith("python3 -m venv --system-site-packages") for c in calls)
-    assert "python -m pip install mpp-antrian[pi]==0.1.0" in calls
+    log = calls(tmp_path)
+    assert f"systemctl enable mpp-{role}.service" in log
+    assert not [c for c in log if c.startswith("apt-get")]  # the image had every package
     rules = root / "etc" / "udev" / "rules.d" / "60-mpp-printer.rules"
     assert rules.exists() == (device == "kiosk-1")
-    assert ("raspi-config nonint do_i2c 0" in calls) == (device == "caller-03")
+    assert ("raspi-config nonint do_i2c 0" in log) == (device == "caller-03")
     assert (root / "var" / "lib" / "mpp" / "firstboot-done").exists()
-    # Run again (a technician re-runs it): the installed password stays, nothing fails.
-    again = subprocess.run(
-        ["bash", str(bundle / "firstboot.sh")], env=env, capture_output=True, text=True, check=False
+    # The venv holds the role's software and, of the system's Python, only the linked
+    # Debian package (python3-blinker, in no role's wheels, stands in for python3-lgpio and
+    # python3-pygame here).
+    python = root / "opt" / "mpp" / "venv" / "bin" / "python"
+    check = subprocess.run(
+        [str(python), "-c", PROBE],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    blinker_file, protocol_file = check.stdout.split()
+    assert blinker_file.startswith("/usr/lib/python3/dist-packages/blinker/")
+    assert protocol_file.startswith(str(root / "opt" / "mpp" / "venv"))
+    hidden = subprocess.run(
+        [str(python), "-c", "import cloudinit"], capture_output=True, check=False, cwd=tmp_path
     )
+    assert hidden.returncode != 0  # Debian's cloud-init is installed here (dev.sh), not linked
+    # Run again (a technician re-runs it): the installed password stays, nothing fails.
+    again = run_firstboot(bundle, tmp_path)
+    assert subprocess.run(["dpkg", "--verify", "python3-blinker"], check=False).returncode == 0
     assert again.returncode == 0, again.stderr
     assert (etc / "broker-password").read_text() == password
 
 
-def test_firstboot_passes_shell_syntax_for_every_role(store: SiteSecrets, tmp_path: Path) -> None:
+@root_only
+def test_firstboot_needs_apt_only_for_what_the_image_lacks(
+    make: Make, store: SiteSecrets, tmp_path: Path
+) -> None:
+    bundle = make(store, "tv-lobby-1", tmp_path / "boot")
+    done = run_firstboot(bundle, tmp_path, missing="espeak-ng", offline="1")
+    assert done.returncode == 1
+    assert "cannot install espeak-ng: connect the network once" in done.stdout
+    assert "apt-get update" in calls(tmp_path)  # tried, as the image lacks one
+    assert not (bundle / "broker-password").exists()  # a failed first boot leaves it not either
+
+
+@root_only
+def test_a_tampered_wheel_is_refused(make: Make, store: SiteSecrets, tmp_path: Path) -> None:
+    bundle = make(store, "caller-03", tmp_path / "boot")
+    wheel = next((bundle / "wheels").glob("gpiozero-*.whl"))
+    data = wheel.read_bytes()
+    wheel.unlink()  # a hard link into the pool: write a new file, not into the shared one
+    wheel.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    done = run_firstboot(bundle, tmp_path)
+    assert done.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in done.stderr
+    assert not (bundle / "broker-password").exists()
+    assert not (tmp_path / "root" / "etc" / "systemd" / "system" / "mpp-caller.service").exists()
+
+
+def test_firstboot_passes_shell_syntax_for_every_role(
+    make: Make, store: SiteSecrets, tmp_path: Path
+) -> None:
     for device in EXPECTED:
         script = make(store, device, tmp_path) / "firstboot.sh"
         assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0, device

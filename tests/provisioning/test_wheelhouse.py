@@ -1,0 +1,45 @@
+"""Each role's extra holds what that machine runs, and nothing of the others'."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from provisioning.wheelhouse import TARGETS, Software, role_requirements, this_machine
+
+BASE = {"paho-mqtt", "pydantic", "click"}
+ROLE_PROJECTS = {
+    "hub": BASE | {"flask", "qrcode", "pillow"},  # the site server runs the web app too
+    "kiosk": BASE | {"gpiozero", "python-escpos", "qrcode", "pillow"},
+    "caller": BASE | {"gpiozero", "rplcd", "smbus2"},
+    "display": BASE | {"pyttsx3"},
+}
+
+
+def names(requirements: list[str]) -> set[str]:
+    return {re.match(r"[A-Za-z0-9._-]+", r).group(0).lower() for r in requirements}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("role", list(ROLE_PROJECTS))
+def test_a_pi_role_gets_its_extra_only(software: Software, role: str) -> None:
+    pi = role_requirements(software.package, role, TARGETS["trixie"])
+    assert names(pi) == ROLE_PROJECTS[role]  # pygame: Debian's on a Pi
+    here = names(role_requirements(software.package, role, this_machine()))
+    assert here - names(pi) == ({"pygame"} if role in ("kiosk", "display") else set())
+    assert not here & {"amqtt", "cryptography", "pyyaml", "pytest", "mpp-antrian"}
+
+
+def test_escpos_brings_usb_and_serial_on_a_kiosk(software: Software) -> None:
+    kiosk = role_requirements(software.package, "kiosk", TARGETS["trixie"])
+    assert any(r.startswith("python-escpos[serial,usb]") for r in kiosk)
+
+
+def test_targets_ask_pip_for_the_right_wheels() -> None:
+    trixie, bookworm = TARGETS["trixie"], TARGETS["bookworm"]
+    assert trixie.requirements_file == "requirements-py3.13-aarch64.txt"
+    assert "manylinux_2_41_aarch64" in trixie.platforms()
+    assert "manylinux_2_41_aarch64" not in bookworm.platforms()  # Bookworm's glibc is 2.36
+    args = bookworm.pip_args()
+    assert args[args.index("--abi") + 1] == "cp311"
+    assert args[args.index("--python-version") + 1] == "3.11"
