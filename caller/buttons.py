@@ -63,9 +63,8 @@ class CallerPanel:
             except BadPinFactory:
                 raise PanelError(
                     f"{device_id}: no GPIO driver found on this machine; on a Raspberry Pi "
-                    "install Debian's python3-lgpio (its bundle links it into the venv); for a dry run "
-                    "elsewhere set "
-                    "GPIOZERO_PIN_FACTORY=mock"
+                    "install Debian's python3-lgpio (its bundle links it into the venv); "
+                    "for a dry run elsewhere set GPIOZERO_PIN_FACTORY=mock"
                 ) from None
         for name, key, pin, kind in wiring:
             if pin is None:

@@ -10,7 +10,7 @@ from provisioning.wheelhouse import TARGETS, Software, role_requirements, this_m
 
 BASE = {"paho-mqtt", "pydantic", "click"}
 ROLE_PROJECTS = {
-    "hub": BASE | {"flask", "qrcode", "pillow"},  # the site server runs the web app too
+    "hub": BASE | {"flask", "gevent", "qrcode", "pillow"},  # the site server runs the web too
     "kiosk": BASE | {"gpiozero", "python-escpos", "qrcode", "pillow"},
     "caller": BASE | {"gpiozero", "rplcd", "smbus2"},
     "display": BASE | {"pyttsx3"},
