@@ -162,6 +162,14 @@ TERMINAL_HELP = """keys: t SERVICE [KIOSK]  take a ticket (e.g. 't ktp')
     help="Open the lobby TV as a window (default: when a desktop is available).",
 )
 @click.option("--run-for", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--sites",
+    type=click.IntRange(1, 5),
+    default=1,
+    show_default=True,
+    help="More than 1: that many simulated MPPs and their region (PostgreSQL, two tiers of "
+    "Mosquitto, the regional web); prints the regional URLs.",
+)
 def demo(
     *,
     out_dir: str,
@@ -170,11 +178,15 @@ def demo(
     quiet_site: bool,
     window: bool | None,
     run_for: float | None,
+    sites: int,
 ) -> None:
     """Run a whole MPP on this machine: broker, hub, web, kiosks, caller boxes, a TV."""
     from demo.run import DemoSite, has_screen
 
     setup_logging("WARNING")
+    if sites > 1:
+        _region_demo(Path(out_dir).resolve() / "region", sites, not quiet_site, run_for)
+        return
     site = DemoSite(
         Path(out_dir).resolve(), broker_kind=broker, web_port=web_port, traffic=not quiet_site
     )
@@ -261,3 +273,28 @@ def _terminal(site: object, stop: threading.Event) -> None:
                 click.echo(TERMINAL_HELP)
         except (StopIteration, ValueError):
             click.echo(TERMINAL_HELP)
+
+
+def _region_demo(workdir: Path, sites: int, traffic: bool, run_for: float | None) -> None:
+    """`mpp demo --sites N`: N simulated MPPs and the region, until Ctrl-C."""
+    from demo.region import DEMO_LOGIN, RegionDemo
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(
+        f"starting {sites} simulated MPPs and their region (PostgreSQL, Mosquitto x{sites + 1}) ..."
+    )
+    region = RegionDemo(workdir, sites=sites, traffic=traffic).start()
+    click.echo("regional web:")
+    for name, url in region.urls.items():
+        click.echo(f"  {name:<18} {url}")
+    click.echo(f"  {'login':<18} {'/'.join(DEMO_LOGIN)}")
+    click.echo(f"files: {workdir} (region.toml, each site's site.toml and hub database)")
+    click.echo("Ctrl-C stops everything.")
+    try:
+        stop.wait(run_for)
+    finally:
+        click.echo("stopping ...")
+        region.stop()
+        click.echo("stopped.")

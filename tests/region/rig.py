@@ -13,11 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker_config.files import Bridge, write_broker_files
-from broker_config.local import hand_to_mosquitto, site_broker
-from broker_config.passwords import hash_password
-from broker_config.region import REGION_USER, RegionLayout, render_region_broker
-from broker_config.tls import make_ca, make_server_cert
+from broker_config.region import REGION_USER, RegionLayout
+from demo.region import RegionalBroker
 from hub.service import HubService
 from protocol.brokers import Mosquitto, free_port
 from protocol.mqtt import Bus
@@ -128,13 +125,32 @@ class RegionRig:
 
     top: Path
     dsn: str
-    layout: RegionLayout
-    passwords: dict[str, str]
-    ca_file: Path
-    regional: Mosquitto
-    _broker_cm: contextlib.AbstractContextManager[Mosquitto]
+    made: RegionalBroker
     sites: dict[str, SiteTier] = field(default_factory=dict)
     services: list[RegionService] = field(default_factory=list)
+
+    @property
+    def layout(self) -> RegionLayout:
+        """Where the regional broker listens."""
+        assert self.made.layout is not None
+        return self.made.layout
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        """The regional broker's accounts."""
+        return self.made.passwords
+
+    @property
+    def ca_file(self) -> Path:
+        """The regional CA's certificate."""
+        assert self.made.ca_file is not None
+        return self.made.ca_file
+
+    @property
+    def regional(self) -> Mosquitto:
+        """The regional Mosquitto."""
+        assert self.made.broker is not None
+        return self.made.broker
 
     def config(self) -> RegionConfig:
         """The region service's configuration."""
@@ -160,9 +176,7 @@ class RegionRig:
         site = region_site(free_port(), top / "hub.sqlite", site_id, **hub)
         text = region_text(site.broker.port, top / "hub.sqlite", site_id, **hub)
         wan = WanLink(self.layout.bridge_port).restore()
-        bridge = Bridge(
-            "127.0.0.1", wan.port, PREFIX, site_id, self.passwords[site_id], str(self.ca_file)
-        )
+        bridge = self.made.bridge(site_id, wan.port)
         gen = start_site_broker(top, bridge=bridge, site=site)
         tier = SiteTier(site, next(gen), wan, top / "hub.sqlite", text, gen)
         self.sites[site_id] = tier
@@ -176,7 +190,7 @@ class RegionRig:
         for tier in self.sites.values():
             tier.wan.close()
             tier._gen.close()
-        self._broker_cm.__exit__(None, None, None)
+        self.made.close()
         shutil.rmtree(self.top, ignore_errors=True)
 
 
@@ -184,35 +198,6 @@ def start_rig(dsn: str, site_ids: list[str]) -> RegionRig:
     """The regional broker (accounts for `site_ids` and the region service) on free ports."""
     top = Path(tempfile.mkdtemp(prefix="mpp-region-test-"))
     top.chmod(0o755)
-    etc = top / "regional" / "etc"
-    layout = RegionLayout(
-        etc_dir=str(etc),
-        data_dir=str(top / "regional" / "data"),
-        log_dest="stderr",
-        loopback_port=free_port(),
-        bridge_port=free_port(),
-        bridge_bind="127.0.0.1",
-    )
     passwords = {user: f"pw-{user}" for user in [REGION_USER, *site_ids]}
-    ca = make_ca("region test")
-    server = make_server_cert(ca, ["127.0.0.1"])
-    files = render_region_broker(
-        "kalsel",
-        "Kalsel",
-        layout,
-        PREFIX,
-        {user: hash_password(pw) for user, pw in passwords.items()},
-        ca_cert_pem=ca.cert_pem,
-        server_cert_pem=server.cert_pem,
-        server_key_pem=server.key_pem,
-    )
-    (top / "regional").mkdir()
-    (top / "regional").chmod(0o755)
-    write_broker_files(etc, files)
-    hand_to_mosquitto(etc, top / "regional" / "data")
-    ca_file = top / "region-ca.crt"
-    ca_file.write_bytes(ca.cert_pem)
-    ca_file.chmod(0o644)
-    cm = site_broker(etc, layout.loopback_port)
-    regional = cm.__enter__()
-    return RegionRig(top, dsn, layout, passwords, ca_file, regional, cm)
+    made = RegionalBroker(top / "regional", site_ids, PREFIX, passwords).start()
+    return RegionRig(top, dsn, made)
