@@ -1,7 +1,9 @@
 """What the caller box's character display shows, in Indonesian or English (pure functions).
 
-Lines fit 16 or 20 columns: the called number and the counter on the first line, how many
-wait for this counter's services on the second, short feedback after a press.
+Lines fit 16 or 20 columns: the called number and the counter on the first line (a priority
+ticket: 'A012 Prioritas'), how many wait for this counter's services on the second, short
+feedback after a press. While TRANSFER or SKIP offers a choice, a two-row display shows the
+option and how to confirm or cancel ('C Akta Kelah 1/2', 'NEXT=ya lain=tdk').
 
     screen = Screen(site, counter=3, lang="id", cols=16, rows=2)
     screen.lines(View(state=state, connected=True))   # ['A012 -> Loket 3', 'Menunggu: 5']
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from protocol import messages as m
 from protocol.site import Site
+from protocol.texts import mark_text
 
 # Short texts (at most 16 characters) for feedback after a press: key -> (id, en).
 # Keys are the hub's refusal codes plus the box's own outcomes.
@@ -117,6 +120,9 @@ class Screen:
         if state.ticket is None:
             word = "Open" if self.en else "Buka"
             return self._fitting(f"{name} - {word}", f"{name}: {word}", f"{name} {word.lower()}")
+        if state.priority:  # the officer sees why this ticket came before others
+            mark = mark_text("priority", self.lang)
+            return self._fitting(f"{state.ticket} -> {name} {mark}", f"{state.ticket} {mark}")
         return self._fitting(f"{state.ticket} -> {name}", f"{state.ticket}->{name}")
 
     def _fitting(self, *candidates: str) -> str:
@@ -142,12 +148,25 @@ class Screen:
     def _selection(self, selection: Selection) -> list[str]:
         position = f"{selection.index + 1}/{len(selection.options)}"
         if selection.button == "transfer":
-            title = "Transfer to" if self.en else "Alihkan ke"
+            title, lead = ("Transfer to", "To") if self.en else ("Alihkan ke", "Ke")
             service = self.site.services[selection.chosen]
             option = f"{service.prefix} {service.name.get(self.lang)}"
         else:
-            title = "Call back" if self.en else "Panggil lagi"
+            title, lead = ("Call back", "Call") if self.en else ("Panggil lagi", "Panggil")
             option = selection.chosen
         confirm = "NEXT = yes" if self.en else "NEXT = ya"
         cancel = "Other = cancel" if self.en else "Lain = batal"
-        return [f"{title} {position}", option, confirm, cancel]
+        if self.rows >= 4:
+            return [f"{title} {position}", option, confirm, cancel]
+        # Two rows: the option with its position, then how to confirm or cancel.
+        room = self.cols - len(position) - 1
+        choice = f"{lead} {option}" if len(lead) + 1 + len(option) <= room else option
+        first = f"{choice[:room]:<{room}} {position}"
+        hint = self._fitting(
+            *(
+                ("NEXT = yes, other = cancel", "NEXT=yes other=cancel", "NEXT=yes else=no")
+                if self.en
+                else ("NEXT = ya, lain = batal", "NEXT=ya lain=batal", "NEXT=ya lain=tdk")
+            )
+        )
+        return [first, hint]

@@ -269,12 +269,21 @@ def canteen_layout(width: int, height: int, featured: bool) -> Layout:
         )
     )
     for i, row in enumerate(rows_box.rows(*([1] * CANTEEN_ROWS), gap=max(4, margin // 2))):
-        ticket, counter = row.inset(margin, max(2, margin // 3)).cols(62, 38)
+        inner = row.inset(margin, max(2, margin // 3))
+        # The digits need 0.8 of their font size; above them a strip for 'PRIORITAS'.
+        digits_h = min(inner.h, max(math.ceil(glyph_px * 0.8), round(inner.h * 0.7)))
+        strip, numbers = inner.rows(inner.h - digits_h, digits_h)
+        ticket, counter = numbers.cols(62, 38)
+        mark = Box(ticket.x, strip.y, ticket.w, strip.h)
         regions.append(
             Region(
                 f"call-{i}",
                 row,
-                (Part("ticket", ticket, glyph_px), Part("counter", counter, glyph_px)),
+                (
+                    Part("ticket", ticket, glyph_px),
+                    Part("counter", counter, glyph_px),
+                    _text("mark", mark, 0.8),
+                ),
             )
         )
     inner = panel_box.inset(margin)

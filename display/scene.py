@@ -19,17 +19,17 @@ from display.layout import Layout
 from display.state import Call, ScreenModel
 from protocol import messages as m
 from protocol.site import Site
-from protocol.texts import cost_text, date_text, time_class_text
+from protocol.texts import cost_text, date_text, mark_text, service_mark, time_class_text
 
 LABELS: dict[str, dict[str, str]] = {
     "id": {
         "calling": "NOMOR ANTRIAN",
+        "calling_priority": "NOMOR ANTRIAN PRIORITAS",
         "no_call": "Belum ada panggilan",
         "number": "NOMOR",
         "counter": "LOKET",
         "waiting": "Menunggu per layanan",
         "waiting_n": "{n} menunggu",
-        "closed": "Tutup",
         "offline": "● Tidak terhubung",
         "menu": "Menu Kantin",
         "products": "Produk Unggulan UMKM",
@@ -38,12 +38,12 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "en": {
         "calling": "NOW CALLING",
+        "calling_priority": "NOW CALLING · PRIORITY",
         "no_call": "No calls yet",
         "number": "NUMBER",
         "counter": "COUNTER",
         "waiting": "Waiting per service",
         "waiting_n": "{n} waiting",
-        "closed": "Closed",
         "offline": "● Offline",
         "menu": "Canteen menu",
         "products": "Featured local products",
@@ -158,9 +158,11 @@ class SceneBuilder:
             ),
         }
 
-    def _waiting(self, model: ScreenModel, code: str) -> int | None:
+    def _service_mark(self, model: ScreenModel, code: str) -> str | None:
+        """'Tutup' / 'Kuota habis' when the service takes no tickets now, else None."""
         state = model.services.get(code)
-        return state.waiting if state is not None else None
+        mark = service_mark(state.open, state.quota_left) if state is not None else None
+        return mark_text(mark, self.lang) if mark is not None else None
 
     def slides(self, model: ScreenModel) -> list[tuple[str | None, str]]:
         """(image file or None, caption) of each slide: the admin's featured products when the
@@ -204,8 +206,9 @@ class SceneBuilder:
                 Item("service", self.labels["no_call"], "body", "center"),
             )
         else:
+            label = self.labels["calling_priority" if newest.priority else "calling"]
             items = (
-                Item("label", self.labels["calling"], "label", "center"),
+                Item("label", label, "accent" if newest.priority else "label", "center"),
                 Item("ticket", newest.ticket, "ticket", "center"),
                 Item(
                     "counter",
@@ -222,11 +225,14 @@ class SceneBuilder:
             key = (number, state.call_seq) if state is not None else None
             lit_now = key is not None and ticket is not None and lit.get(key, False)
             closed = state is not None and not state.open and ticket is None
-            shown = self.labels["closed"] if closed else (ticket or EMPTY_TICKET)
+            shown = mark_text("closed", self.lang) if closed else (ticket or EMPTY_TICKET)
+            name = self.site.counter_name(number, self.lang)
+            priority = ticket is not None and state is not None and state.priority
+            label = f"{name} · {mark_text('priority', self.lang)}" if priority else name
             scene[f"counter-{i}"] = Content(
                 "highlight" if lit_now else ("tile-closed" if closed else "tile"),
                 (
-                    Item("label", self.site.counter_name(number, self.lang), "label", "center"),
+                    Item("label", label, "accent" if priority else "label", "center"),
                     Item("ticket", shown, "muted" if closed else "ticket", "center"),
                 ),
             )
@@ -239,7 +245,13 @@ class SceneBuilder:
         items_list = [Item("heading", heading, "label")]
         for i, code in enumerate(self.services[page * rows : (page + 1) * rows]):
             service = self.site.services[code]
-            waiting = self._waiting(model, code)
+            state = model.services.get(code)
+            mark = self._service_mark(model, code)
+            if mark is not None:  # no tickets now: say why, not '0'
+                count = Item(f"count-{i}", mark, "alert", "right", group="marks")
+            else:
+                waiting = "–" if state is None else str(state.waiting)
+                count = Item(f"count-{i}", waiting, "accent", "right", group="counts")
             items_list += [
                 Item(
                     f"name-{i}",
@@ -247,13 +259,7 @@ class SceneBuilder:
                     "body",
                     group="names",
                 ),
-                Item(
-                    f"count-{i}",
-                    "–" if waiting is None else str(waiting),
-                    "accent",
-                    "right",
-                    group="counts",
-                ),
+                count,
             ]
         scene["services"] = Content("panel", tuple(items_list))
         scene["ticker"] = Content("ticker", (Item("text", self._ticker(now), "ticker"),))
@@ -291,13 +297,15 @@ class SceneBuilder:
             if i < len(recent):
                 call = recent[i]
                 on = lit.get(call.key, False)
-                scene[f"call-{i}"] = Content(
-                    "highlight" if on else ("call" if i == 0 else "tile"),
-                    (
-                        Item("ticket", call.ticket, "ticket", "center"),
-                        Item("counter", str(call.counter), "ticket", "center"),
-                    ),
-                )
+                items = [
+                    Item("ticket", call.ticket, "ticket", "center"),
+                    Item("counter", str(call.counter), "ticket", "center"),
+                ]
+                if call.priority:
+                    mark = mark_text("priority", self.lang).upper()
+                    items.append(Item("mark", mark, "accent", "center"))
+                # Marked while its blink lasts only: afterwards it is one of the last calls.
+                scene[f"call-{i}"] = Content("highlight" if on else "tile", tuple(items))
             else:
                 scene[f"call-{i}"] = Content("tile")
         menu = self.zone.menu
@@ -340,11 +348,8 @@ class SceneBuilder:
             time_class = self.site.time_classes[service.time_class]
             detail = [time_class_text(time_class, self.lang), cost_text(service, self.lang)]
             if state is not None:
-                detail.append(
-                    self.labels["closed"]
-                    if not state.open
-                    else self.labels["waiting_n"].format(n=state.waiting)
-                )
+                mark = self._service_mark(model, code)
+                detail.append(mark or self.labels["waiting_n"].format(n=state.waiting))
             items += [
                 Item(
                     f"name-{i}",

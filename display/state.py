@@ -49,6 +49,7 @@ class Call:
     service: str | None
     call_seq: int
     called_at: float
+    priority: bool = False  # a priority ticket (UU 25/2009): marked on the screens
 
     @property
     def key(self) -> tuple[int, int]:
@@ -161,7 +162,14 @@ class ScreenModel:
             for info in message.recent_calls:
                 if info.counter in self.follows:
                     self._remember(
-                        Call(info.ticket, info.counter, info.service, info.call_seq, info.called_at)
+                        Call(
+                            info.ticket,
+                            info.counter,
+                            info.service,
+                            info.call_seq,
+                            info.called_at,
+                            info.priority,
+                        )
                     )
         return Update("site", True)
 
@@ -182,7 +190,9 @@ class ScreenModel:
                 "counter call sequence went back; taking it as a new series",
                 extra={"counter": number, "call_seq": state.call_seq, "was": last},
             )
-        call = Call(state.ticket, number, state.service, state.call_seq, state.called_at)
+        call = Call(
+            state.ticket, number, state.service, state.call_seq, state.called_at, state.priority
+        )
         if number not in self.follows:
             return Update("counter", True)
         self._remember(call)

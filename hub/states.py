@@ -71,6 +71,7 @@ def site_state(queue: Queue, seq: int, now: float) -> m.SiteState:
                     counter=counter,
                     call_seq=call_seq,
                     called_at=at,
+                    priority=bool(ticket.priority),
                 )
             )
     return m.SiteState(
@@ -97,6 +98,7 @@ def call_info(queue: Queue, number: int) -> m.CallInfo | None:
         counter=number,
         call_seq=counter.call_seq,
         called_at=ticket.called_at or 0.0,
+        priority=bool(ticket.priority),
     )
 
 

@@ -26,7 +26,7 @@ from kiosk.errors import KioskConfigError
 from kiosk.notices import Notice
 from protocol.messages import PRIORITIES, ServiceState
 from protocol.site import Site
-from protocol.texts import priority_text, time_class_text
+from protocol.texts import mark_text, priority_text, service_mark, time_class_text
 
 log = logging.getLogger("mpp.kiosk")
 
@@ -46,8 +46,6 @@ WORDS: dict[str, dict[str, str]] = {
     "id": {
         "choose": "Silakan pilih layanan",
         "waiting": "Menunggu: {n} orang",
-        "closed": "TUTUP",
-        "quota": "KUOTA HABIS",
         "priority": "Prioritas:",
         "priority_hint": "Lansia, disabilitas, ibu hamil, anak: ketuk dulu, lalu pilih layanan",
         "priority_armed": "{category}: sekarang pilih layanan ({seconds} detik)",
@@ -58,8 +56,6 @@ WORDS: dict[str, dict[str, str]] = {
     "en": {
         "choose": "Please choose a service",
         "waiting": "Waiting: {n}",
-        "closed": "CLOSED",
-        "quota": "QUOTA USED UP",
         "priority": "Priority:",
         "priority_hint": "Elderly, disabled, pregnant, children: tap first, then the service",
         "priority_armed": "{category}: now choose your service ({seconds} s)",
@@ -139,10 +135,9 @@ def service_tile_text(
     enabled, badge = True, None
     if state is not None:
         lines.append(words["waiting"].format(n=state.waiting))
-        if not state.open:
-            enabled, badge = False, words["closed"]
-        elif state.quota_left <= 0:
-            enabled, badge = False, words["quota"]
+        mark = service_mark(state.open, state.quota_left)
+        if mark is not None:  # 'TUTUP' / 'KUOTA HABIS', as the TVs say it
+            enabled, badge = False, mark_text(mark, lang).upper()
     return service.name.get(lang), tuple(lines), enabled, badge
 
 

@@ -353,13 +353,14 @@ class TicketInfo(Part):
 
 
 class CallInfo(Part):
-    """One call of a ticket to a counter."""
+    """One call of a ticket to a counter (`priority`: a priority ticket, marked on screens)."""
 
     ticket: TicketNumber
     service: Code
     counter: CounterNo
     call_seq: int
     called_at: float
+    priority: bool = False
 
 
 class Reply(Message):

@@ -35,6 +35,27 @@ PRIORITY_TEXT: dict[str, dict[str, str]] = {
 }
 
 
+# Marks every screen shows the same way: TVs, the caller box's display, the kiosk's menu.
+MARKS: dict[str, dict[str, str]] = {
+    "priority": {"id": "Prioritas", "en": "Priority"},
+    "closed": {"id": "Tutup", "en": "Closed"},
+    "quota": {"id": "Kuota habis", "en": "Quota used up"},
+}
+
+
+def mark_text(mark: str, lang: str = "id") -> str:
+    """'Prioritas', 'Tutup', 'Kuota habis' (or in English)."""
+    return MARKS[mark].get(lang, MARKS[mark]["id"])
+
+
+def service_mark(open_now: bool, quota_left: int) -> str | None:
+    """Why a service takes no tickets now: 'closed', 'quota' (its daily quota is used up), or
+    None. Closed wins: a closed service's quota does not matter."""
+    if not open_now:
+        return "closed"
+    return "quota" if quota_left <= 0 else None
+
+
 def priority_text(category: str, lang: str = "id") -> str:
     """'Lansia' / 'Elderly'; an unknown category as it is."""
     return PRIORITY_TEXT.get(category, {}).get(lang, category)

@@ -163,10 +163,10 @@ def test_transfer_with_several_targets_is_chosen_then_confirmed(
     call_seq = rig.box.state.call_seq
 
     rig.press("transfer")
-    assert rig.display.text == "Alihkan ke 1/2|C Akta Kelahiran"
+    assert rig.display.text == "C Akta Kelah 1/2|NEXT=ya lain=tdk"  # how to confirm
     assert rig.outcomes[-1] == ("transfer", "selecting", "akta")
     rig.press("transfer")
-    assert rig.display.text == "Alihkan ke 2/2|D Surat Pindah d"
+    assert rig.display.text == "D Surat Pind 2/2|NEXT=ya lain=tdk"
     rig.press("next")  # confirms the target shown
     assert rig.outcomes[-1][:2] == ("next", "ok")
     assert rig.box.state.ticket is None and rig.box.state.call_seq == call_seq
@@ -201,9 +201,21 @@ def test_skip_on_an_idle_counter_calls_a_no_show_back(rig03: Rig, hub: HubServic
     rig03.press("next")  # nobody waits: A002 is finished, the counter is idle
     assert rig03.display.text == "Loket 3 - Buka|Selesai"
     rig03.press("skip")
-    assert rig03.display.text == "Panggil lagi 1/1|A001"
+    assert rig03.display.text == "Panggil A001 1/1|NEXT=ya lain=tdk"
     rig03.press("next")
     assert rig03.box.state.ticket == "A001" and rig03.box.state.skipped == ()
+    assert rig03.display.text == "A001 -> Loket 3|Menunggu: 0"
+
+
+def test_a_priority_call_is_marked_on_the_display(rig03: Rig, hub: HubService) -> None:
+    issue(hub, "ktp", 1)
+    reply = hub.submit(m.IssueTicket(device="hub", service="ktp", priority="pregnant"))
+    assert reply.ok, reply.error
+    rig03.press("open_close")
+    rig03.press("next")  # the priority ticket comes first
+    assert rig03.box.state.ticket == "A002" and rig03.box.state.priority
+    assert rig03.display.text == "A002 Prioritas|Menunggu: 1"
+    rig03.press("next")
     assert rig03.display.text == "A001 -> Loket 3|Menunggu: 0"
 
 

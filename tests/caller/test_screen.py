@@ -66,9 +66,16 @@ def test_transfer_choice_shows_position_and_target(site: Site) -> None:
     choice = Selection("transfer", ("akta", "pindah"), 0, until=99.0)
     screen = Screen(site, 1, "id", 16, 2)
     assert screen.lines(View(state(), True, selection=choice)) == [
-        "Alihkan ke 1/2",
-        "C Akta Kelahiran",
+        "C Akta Kelah 1/2",
+        "NEXT=ya lain=tdk",  # how to confirm or cancel, also on two rows
     ]
+    assert Screen(site, 1, "en", 16, 2).lines(View(state(), True, selection=choice)) == [
+        "C Birth and  1/2",
+        "NEXT=yes else=no",
+    ]
+    assert Screen(site, 1, "id", 20, 2).lines(View(state(), True, selection=choice))[1] == (
+        "NEXT=ya lain=batal"
+    )
     big = Screen(site, 1, "en", 20, 4)
     assert big.lines(View(state(), True, selection=choice.advanced(99.0))) == [
         "Transfer to 2/2",
@@ -82,7 +89,21 @@ def test_transfer_choice_shows_position_and_target(site: Site) -> None:
 def test_call_back_choice(site: Site) -> None:
     choice = Selection("skip", ("A007", "A009"), 1, until=5.0)
     lines = Screen(site, 3, "id", 16, 2).lines(View(state(ticket=None), True, selection=choice))
-    assert lines == ["Panggil lagi 2/2", "A009"]
+    assert lines == ["Panggil A009 2/2", "NEXT=ya lain=tdk"]
+    four = Screen(site, 3, "id", 20, 4).lines(View(state(ticket=None), True, selection=choice))
+    assert four == ["Panggil lagi 2/2", "A009", "NEXT = ya", "Lain = batal"]
+
+
+def test_a_priority_ticket_is_marked(site: Site) -> None:
+    assert Screen(site, 3, "id", 16, 2).lines(View(state(priority=True), True)) == [
+        "A012 Prioritas",
+        "Menunggu: 5",
+    ]
+    assert Screen(site, 3, "en", 16, 2).lines(View(state(priority=True), True))[0] == (
+        "A012 Priority"
+    )
+    wide = Screen(site, 3, "id", 40, 2).lines(View(state(priority=True), True))
+    assert wide[0] == "A012 -> Loket 3 Prioritas"
 
 
 def test_every_message_fits_sixteen_columns_in_both_languages() -> None:

@@ -96,6 +96,33 @@ def test_next_shows_the_number_highlighted_and_speaks_it_once(
     assert app.ignored == 0
 
 
+def test_a_priority_call_through_the_hub_is_marked_on_a_tv_started_after_it(
+    hub: HubService, bus_for, display_app: Factory, tmp_path: Path
+) -> None:
+    kiosk, caller = bus_for("kiosk-3"), bus_for("caller-03")
+    prepare(kiosk, caller, 3, "ktp")
+    kiosk.request(m.IssueTicket(device="kiosk-3", service="ktp", priority="elderly"), timeout=5)
+    called = caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+    assert called["call"]["ticket"] == "A002"  # the priority ticket first
+    lobby = display_app(hub.site)
+    canteen = display_app(hub.site, "tv-canteen-1")
+    for app in (lobby, canteen):  # the retained counter and site states, after the call
+        app.run(until=lambda a=app: a.model.newest(time.time()) is not None, timeout=10)
+        app.run(timeout=0.2)
+    assert [t.text for t in lobby.renderer.drawn["call"]][:2] == [
+        "NOMOR ANTRIAN PRIORITAS",
+        "A002",
+    ]
+    assert lobby.renderer.drawn["counter-2"][0].text == "Loket 3 · Prioritas"
+    assert [t.text for t in canteen.renderer.drawn["call-0"]] == ["A002", "3", "PRIORITAS"]
+    canteen.run(until=lambda: canteen.model.summary is not None, timeout=10)
+    recent = canteen.model.summary.recent_calls  # the hub's site summary carries it too
+    assert [(c.ticket, c.priority) for c in recent] == [("A002", True)]
+    image = png_pixels(canteen.renderer.save_png(tmp_path / "canteen.png"))
+    mark = canteen.renderer.layout["call-0"].part("mark").box
+    assert ink_box(image, mark, YELLOW) is not None
+
+
 def test_the_admin_mutes_and_changes_a_zones_voice_without_a_restart(
     hub: HubService, bus_for, display_app: Factory
 ) -> None:

@@ -14,12 +14,14 @@ from display.layout import CANTEEN_GLYPH, Box
 from display.renderer import (
     BACKGROUNDS,
     INK_ON_HIGHLIGHT,
+    STYLES,
     TEXT_CACHE_BYTES,
     YELLOW,
     MixerPlayer,
 )
 from display.scene import SceneBuilder
 from display.state import ScreenModel
+from protocol import messages as m
 from tests.conftest import example_text, make_site
 from tests.display.conftest import EXAMPLES, builder, busy_model, png_pixels
 
@@ -180,6 +182,72 @@ def test_new_call_blinks_and_offline_mark(open_renderer, tmp_path: Path) -> None
     image = png_pixels(renderer.save_png(tmp_path / "off.png"))
     assert image.getpixel(centre_top) == BACKGROUNDS["call"]
     assert [t.text for t in renderer.drawn["status"]] == ["● Tidak terhubung"]
+
+
+def _marked_model() -> ScreenModel:
+    """The busy morning; then counter 30 calls a priority ticket, KTP's quota is used up and
+    KK is closed."""
+    model = busy_model(site, NOW)
+    model.apply(m.CounterState(seq=500, counter=30, open=True, call_seq=31, ticket="X091",
+                               service=site.counters[30].services[0], priority=True,
+                               called_at=NOW - 1, waiting=3), NOW)  # fmt: skip
+    model.apply(m.ServiceState(seq=600, service="ktp", open=True, waiting=0, est_wait_s=0,
+                               quota_left=0), NOW)  # fmt: skip
+    model.apply(m.ServiceState(seq=601, service="kk", open=False, waiting=0, est_wait_s=0,
+                               quota_left=9), NOW)  # fmt: skip
+    return model
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_canteen_marks_a_priority_call_and_not_the_newest_after_its_blink(
+    open_renderer, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    renderer = open_renderer(site, "canteen", size)
+    renderer.render(builder(site, "canteen", renderer).build(_marked_model(), NOW, {}, False))
+    image = png_pixels(renderer.save_png(tmp_path / "canteen.png"))
+    first, second = renderer.layout["call-0"], renderer.layout["call-1"]
+    assert [t.text for t in renderer.drawn["call-0"]] == ["X091", "30", "PRIORITAS"]
+    # After the blink the newest row looks like the others: no colour says "being called".
+    inside = lambda box: (box.right - 4, box.y + box.h // 2)  # noqa: E731
+    assert image.getpixel(inside(first.box)) == image.getpixel(inside(second.box))
+    assert image.getpixel(inside(first.box)) == BACKGROUNDS["tile"]
+    # 'PRIORITAS' is drawn in its strip, readable, clear of the number's digits.
+    mark = ink_box(image, first.part("mark").box, YELLOW)
+    digits = ink_box(image, first.part("ticket").box, YELLOW)
+    assert mark is not None and digits is not None
+    assert mark.bottom <= digits.y  # above the digits, not over them
+    assert mark.h >= size[1] / 45  # about the size of the menu's text
+    assert digits.h >= size[1] * CANTEEN_GLYPH  # the number is as large as before
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_lobby_and_entrance_say_priority_closed_and_quota_used_up(
+    open_renderer, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    model = _marked_model()
+    lobby = open_renderer(site, "lobby", size)
+    lobby.render(builder(site, "lobby", lobby).build(model, NOW, {}, False))
+    image = png_pixels(lobby.save_png(tmp_path / "lobby.png"))
+    assert assert_texts_fit(lobby) > 60
+    call = lobby.layout["call"]
+    assert lobby.drawn["call"][0].text == "NOMOR ANTRIAN PRIORITAS"
+    assert ink_box(image, call.part("label").box, YELLOW) is not None  # in the accent colour
+    assert lobby.drawn["counter-29"][0].text == "Loket 30 · Prioritas"
+    drawn = {t.part: t for t in lobby.drawn["services"]}
+    assert drawn["name-0"].text.startswith("A  Perekaman") and drawn["count-0"].text == (
+        "Kuota habis"
+    )
+    assert drawn["count-1"].text == "Tutup"
+    alert = STYLES["alert"][1]
+    for part in ("count-0", "count-1"):  # said in words, in the alert colour, not "0"
+        assert ink_box(image, lobby.layout["services"].part(part).box, alert) is not None
+    entrance = open_renderer(site, "entrance", size)
+    entrance.render(builder(site, "entrance", entrance).build(model, NOW, {}, False))
+    details = [t.text for t in entrance.drawn["services"] if t.part.startswith("detail-")]
+    assert details[:2] == [
+        "Selesai maks. 3 jam · Gratis · Kuota habis",
+        "Selesai maks. 3 jam · Gratis · Tutup",
+    ]
 
 
 def test_english_screen(open_renderer) -> None:

@@ -61,8 +61,60 @@ def test_canteen_shows_the_latest_calls_and_highlights_the_new_one() -> None:
     assert scene["call-0"].text("counter") == "7"
     assert scene["call-0"].background == "highlight"
     off = build("canteen").build(model, NOW + 5, {(7, 1): False}, offline=False)
-    assert off["call-0"].background == "call"
+    assert off["call-0"].background == "tile"  # the blink's off phase
     assert scene["panel"].text("heading") == "Menu Kantin"
+    after = build("canteen").build(model, NOW + 30, {}, offline=False)  # the blink is over
+    assert {after[f"call-{i}"].background for i in range(4)} == {"tile"}  # newest not marked
+
+
+def test_a_priority_call_is_marked_on_every_tv() -> None:
+    model = ScreenModel(site)
+    model.apply(m.CounterState(seq=1, counter=5, open=True, call_seq=1, ticket="A001",
+                               service="ktp", called_at=NOW - 9, waiting=0), NOW)  # fmt: skip
+    model.apply(m.CounterState(seq=2, counter=7, open=True, call_seq=1, ticket="B003",
+                               service="kk", priority=True, called_at=NOW - 1, waiting=0), NOW)  # fmt: skip
+    lobby = build("lobby").build(model, NOW, {}, offline=False)
+    assert lobby["call"].text("label") == "NOMOR ANTRIAN PRIORITAS"
+    assert lobby["counter-6"].text("label") == "Loket 7 · Prioritas"
+    assert lobby["counter-4"].text("label") == "Loket 5"
+    canteen = build("canteen").build(model, NOW, {}, offline=False)
+    assert canteen["call-0"].text("mark") == "PRIORITAS"
+    assert canteen["call-1"].text("ticket") == "A001" and canteen["call-1"].text("mark") == ""
+    english = build("lobby", lang="en").build(model, NOW, {}, offline=False)
+    assert english["call"].text("label") == "NOW CALLING · PRIORITY"
+    # A call known only from the site summary (a screen started later) keeps its mark.
+    later = ScreenModel(site)
+    summary = m.SiteState(
+        seq=1, day=site.business_day(NOW), now=NOW, config_version="x", issued=2, served=0,
+        waiting=0, recent_calls=(
+            m.CallInfo(ticket="B003", service="kk", counter=7, call_seq=1, called_at=NOW - 1,
+                       priority=True),
+        ),
+    )  # fmt: skip
+    later.apply(summary, NOW)
+    assert build("canteen").build(later, NOW, {}, offline=False)["call-0"].text("mark") == (
+        "PRIORITAS"
+    )
+
+
+def test_closed_and_quota_exhausted_services_say_so_on_lobby_and_entrance() -> None:
+    model = busy_model(site, NOW)
+    model.apply(m.ServiceState(seq=900, service="ktp", open=True, waiting=0, est_wait_s=0,
+                               quota_left=0), NOW)  # fmt: skip
+    model.apply(m.ServiceState(seq=901, service="kk", open=False, waiting=0, est_wait_s=0,
+                               quota_left=40), NOW)  # fmt: skip
+    lobby = build("lobby").build(model, NOW, {}, offline=False)["services"]
+    names = [i.text for i in lobby.items if i.part.startswith("name-")]
+    counts = [i.text for i in lobby.items if i.part.startswith("count-")]
+    assert counts[names.index("A  Perekaman dan Cetak KTP-el")] == "Kuota habis"  # not "0"
+    assert counts[names.index("B  Kartu Keluarga")] == "Tutup"
+    assert counts[names.index("C  Akta Kelahiran dan Kematian")] == "4"
+    entrance = build("entrance").build(model, NOW, {}, offline=False)["services"]
+    assert entrance.text("detail-0") == "Selesai maks. 3 jam · Gratis · Kuota habis"
+    assert entrance.text("detail-1") == "Selesai maks. 3 jam · Gratis · Tutup"
+    assert entrance.text("detail-2") == "Selesai maks. 3 jam · Gratis · 4 menunggu"
+    english = build("entrance", lang="en").build(model, NOW, {}, offline=False)["services"]
+    assert english.text("detail-0").endswith("· Quota used up")
 
 
 def test_entrance_slides_and_english() -> None:
