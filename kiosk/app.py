@@ -63,6 +63,7 @@ class _Job:
     priority: str | None
     request_id: str
     pressed_at: float
+    lang: str  # the ticket's language: the device's, or the one the citizen chose on screen
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ class KioskApp:
         if verdict != "accept":
             return verdict
         self._idle.clear()
-        job = _Job(service, self.priority.take(), m.new_request_id(), self.clock())
+        lang = self.menu.lang if self.menu is not None else self.lang
+        job = _Job(service, self.priority.take(), m.new_request_id(), self.clock(), lang)
         self._jobs.put(job)
         return verdict
 
@@ -276,7 +278,7 @@ class KioskApp:
         else:
             self._indicate("offline")
             if self.menu is not None:
-                self.menu.set_banner(notice("offline").get(self.lang))
+                self.menu.set_banner(notice("offline"))
 
     # -- worker -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -358,7 +360,7 @@ class KioskApp:
             device=self.device_id,
             service=job.service,
             priority=job.priority,
-            lang=self.lang,
+            lang=job.lang,
         )
         try:
             result = self.bus.request(command, timeout=self.request_timeout, retries=self.retries)
@@ -395,7 +397,7 @@ class KioskApp:
                     f"hub confirmed {ticket.number} for {ticket.service!r}, "
                     f"but {job.service!r} was pressed"
                 )
-            layout = ticket_layout(self.site, ticket, self.lang)
+            layout = ticket_layout(self.site, ticket, job.lang)
             paper = self.printer.print_ticket(layout)
         except (PrinterError, KioskError) as exc:
             self._void(ticket, exc, extra)
@@ -495,13 +497,13 @@ class KioskApp:
     def _printer_bad(self) -> bool:
         return self.printer_state in ("paper_out", "offline", "error")
 
-    def _printer_banner(self) -> str | None:
+    def _printer_banner(self) -> Notice | None:
         if not self.bus.connected:
-            return notice("offline").get(self.lang)
+            return notice("offline")
         if self.printer_state == "paper_out":
-            return notice("printer", "paper_out").get(self.lang)
+            return notice("printer", "paper_out")
         if self._printer_bad():
-            return notice("printer").get(self.lang)
+            return notice("printer")
         return None
 
     def _set_printer_health(self, state: str, detail: str | None) -> None:

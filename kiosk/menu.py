@@ -52,6 +52,7 @@ WORDS: dict[str, dict[str, str]] = {
         "next": "Berikutnya ›",
         "prev": "‹ Sebelumnya",
         "page": "Halaman {page} dari {pages}",
+        "other_lang": "English",
     },
     "en": {
         "choose": "Please choose a service",
@@ -62,6 +63,7 @@ WORDS: dict[str, dict[str, str]] = {
         "next": "Next ›",
         "prev": "‹ Back",
         "page": "Page {page} of {pages}",
+        "other_lang": "Bahasa Indonesia",
     },
 }
 
@@ -89,7 +91,7 @@ COLOURS = {
 class Tile:
     """A touchable area: a service, a priority category or a page button."""
 
-    key: str  # service code, "priority:<category>", "page:next", "page:prev"
+    key: str  # service code, "priority:<category>", "page:next", "page:prev", "lang:<code>"
     rect: tuple[int, int, int, int]  # x, y, width, height
     title: str
     lines: tuple[str, ...] = ()
@@ -153,6 +155,7 @@ def menu_view(
     priority_left_s: float = 0.0,
     banner: str | None = None,
     notice: Notice | None = None,
+    languages: tuple[str, ...] = ("id",),
 ) -> MenuView:
     """Lay out the menu for a screen of `size`: header, service tiles (paged), the line that
     explains priority (or names the armed category and the seconds left), the priority row."""
@@ -183,6 +186,11 @@ def menu_view(
         max(MIN_TILE_HEIGHT, height // 6),
     )
     tiles: list[Tile] = []
+    other = next((code for code in languages if code != lang and code in WORDS), None)
+    if other is not None:  # the citizen's language, in the header's right corner
+        lang_w = max(200, width // 4)
+        rect = (width - lang_w - GAP, GAP, lang_w, header_h - 2 * GAP)
+        tiles.append(Tile(f"lang:{other}", rect, WORDS[lang]["other_lang"]))
     for i, code in enumerate(shown):
         row, col = divmod(i, columns)
         rect = (GAP + col * (tile_w + GAP), grid_top + row * (tile_h + GAP), tile_w, tile_h)
@@ -267,6 +275,7 @@ class TouchMenu:
         fullscreen: bool = False,
         lang: str = "id",
         notice_s: float = 6.0,
+        lang_idle_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         import pygame
@@ -275,16 +284,20 @@ class TouchMenu:
         self.site = site
         self.services = services
         self.size = size
-        self.lang = lang
+        self.device_lang = lang  # the device's language: every citizen starts with it
+        self.lang = lang  # the language shown now (a citizen may choose the other one)
         self.notice_s = notice_s
+        self.lang_idle_s = lang_idle_s
         self.clock = clock
+        self._last_tap = float("-inf")
+        self._printed_shown = False  # a 'take your ticket' notice is up: its end ends a visit
         self._on_choose: Callable[[str], Any] | None = None
         self._on_priority: Callable[[str], Any] | None = None
         self._lock = threading.Lock()
         self._states: dict[str, ServiceState] = {}
         self._notice: Notice | None = None
         self._notice_until = 0.0
-        self._banner: str | None = None
+        self._banner: str | Notice | None = None
         self._priority: Callable[[], tuple[str, float] | None] = lambda: None
         self.drawn: dict[str, str] = {}  # what the last frame drew of some texts (checks)
         self._page = 0
@@ -320,11 +333,23 @@ class TouchMenu:
     def show(self, notice: Notice | None) -> None:
         """Show a notice over the menu for `notice_s` seconds (None clears it)."""
         with self._lock:
+            if notice is None:
+                self._end_notice()
             self._notice = notice
             self._notice_until = self.clock() + self.notice_s
+            self._printed_shown = notice is not None and notice.kind == "printed"
 
-    def set_banner(self, text: str | None) -> None:
-        """A lasting warning at the bottom (offline, printer fault); None removes it."""
+    def _end_notice(self) -> None:
+        """The notice goes; after 'take your ticket' the next citizen starts in the device's
+        language. Caller holds the lock."""
+        if self._printed_shown:
+            self.lang = self.device_lang
+            self._printed_shown = False
+        self._notice = None
+
+    def set_banner(self, text: str | Notice | None) -> None:
+        """A lasting warning at the bottom (offline, printer fault), shown in the language on
+        the screen when it is a Notice; None removes it."""
         with self._lock:
             self._banner = text
 
@@ -338,8 +363,11 @@ class TouchMenu:
         """What the screen shows now."""
         armed = self._priority()
         with self._lock:
-            if self._notice is not None and self.clock() >= self._notice_until:
-                self._notice = None
+            now = self.clock()
+            if self._notice is not None and now >= self._notice_until:
+                self._end_notice()
+            if self._notice is None and now - self._last_tap > self.lang_idle_s:
+                self.lang = self.device_lang  # the citizen who chose it has gone
             return menu_view(
                 self.site,
                 self.services,
@@ -349,8 +377,11 @@ class TouchMenu:
                 page=self._page,
                 priority=armed[0] if armed else None,
                 priority_left_s=armed[1] if armed else 0.0,
-                banner=self._banner,
+                banner=self._banner.get(self.lang)
+                if isinstance(self._banner, Notice)
+                else self._banner,
                 notice=self._notice,
+                languages=self.site.site.languages,
             )
 
     def font(self, size: int, bold: bool = False) -> Any:
@@ -370,19 +401,21 @@ class TouchMenu:
         width, height = view.size
         surface.fill(COLOURS["background"])
         pg.draw.rect(surface, COLOURS["header"], (0, 0, width, view.header_height))
+        lang_tile = next((t for t in view.tiles if t.key.startswith("lang:")), None)
+        title_w = (lang_tile.rect[0] if lang_tile else width) - 4 * GAP
         self._text(
             view.title,
             (GAP * 2, GAP),
-            width - 4 * GAP,
-            size=44,
+            title_w,
+            size=self._fitting(view.title, title_w, 44, True),
             bold=True,
             colour=COLOURS["header_text"],
         )
         self._text(
             view.subtitle,
             (GAP * 2, view.header_height // 2 + 8),
-            width,
-            size=34,
+            title_w,
+            size=self._fitting(view.subtitle, title_w, 34, False),
             bold=False,
             colour=COLOURS["header_text"],
         )
@@ -423,8 +456,8 @@ class TouchMenu:
         border = COLOURS["tile_border"] if tile.enabled else COLOURS["closed_text"]
         pg.draw.rect(surface, border, tile.rect, width=3, border_radius=14)
         text_colour = COLOURS["tile_text"] if tile.enabled else COLOURS["closed_text"]
-        if tile.key.startswith(("priority:", "page:")):
-            size = max(22, min(32, h // 3))
+        if tile.key.startswith(("priority:", "page:", "lang:")):
+            size = self._fitting(tile.title, w - 16, max(22, min(32, h // 3)), True)
             top = y + (h - self.font(size, True).get_linesize()) // 2
             self._text(
                 tile.title,
@@ -474,9 +507,7 @@ class TouchMenu:
         armed = any(t.selected for t in view.tiles)
         if armed:
             self._pg.draw.rect(self.surface, COLOURS["selected"], (x, y, width, h), border_radius=8)
-        size = max(16, min(30, h - 8))
-        while size > 16 and self.font(size, armed).size(text)[0] > width - 2 * GAP:
-            size -= 1
+        size = self._fitting(text, width - 2 * GAP, max(16, min(30, h - 8)), armed)
         top = y + (h - self.font(size, armed).get_linesize()) // 2
         self._text(
             text,
@@ -488,6 +519,12 @@ class TouchMenu:
             centre=True,
             record="priority_hint",
         )
+
+    def _fitting(self, text: str, width: int, size: int, bold: bool, smallest: int = 16) -> int:
+        """The largest font size up to `size` at which `text` fits `width` on one line."""
+        while size > smallest and self.font(size, bold).size(text)[0] > width:
+            size -= 1
+        return size
 
     def _draw_notice(self, view: MenuView) -> None:
         pg, surface = self._pg, self.surface
@@ -566,13 +603,17 @@ class TouchMenu:
     def tap(self, pos: tuple[int, int]) -> Tile | None:
         """Handle a tap at a screen position; returns the tile it chose, if any."""
         view = self.view()
+        self._last_tap = self.clock()
         if view.notice is not None and not view.notice.in_progress:
             self.show(None)  # a tap closes a result ("take your ticket"), choosing nothing
             return None
         tile = tile_at(view, pos)
         if tile is None:
             return None
-        if tile.key.startswith("page:"):
+        if tile.key.startswith("lang:"):
+            with self._lock:
+                self.lang = tile.key.split(":", 1)[1]
+        elif tile.key.startswith("page:"):
             with self._lock:
                 self._page = view.page + (1 if tile.key == "page:next" else -1)
         elif tile.key.startswith("priority:"):

@@ -374,6 +374,31 @@ def test_touch_priority_is_shown_exactly_while_the_next_ticket_carries_it(
         menu.close()
 
 
+def test_a_citizen_who_chooses_english_gets_an_english_ticket(hub, make_kiosk) -> None:
+    clock = ManualClock()
+    menu = TouchMenu(hub.site, tuple(hub.site.services), size=(1080, 1920), clock=clock)
+    device = Dummy(profile="TM-T20II")
+    app = make_kiosk(
+        "kiosk-1", printer=dummy_printer(hub.site, "kiosk-1", device), menu=menu, clock=clock
+    )
+    try:
+        menu.tap(_centre(menu.view().tile("lang:en")))
+        menu.tap(_centre(menu.view().tile("tanah")))
+        assert app.wait_idle(10)
+        english = parse(device.output).texts()
+        assert "QUEUE NUMBER" in english and "Cost: As set by Government Regulation 128/2015" in (
+            english
+        )
+        assert menu.view().notice.get(menu.view().lang) == "Please take your ticket"
+        clock.now += 7.0  # the notice ends: the next citizen gets the device's language
+        device.clear()
+        menu.tap(_centre(menu.view().tile("kk")))
+        assert app.wait_idle(10)
+        assert "NOMOR ANTRIAN" in parse(device.output).texts()
+    finally:
+        menu.close()
+
+
 def test_the_ready_led_stops_blinking_when_the_priority_window_ends(hub, make_kiosk, pins):
     app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3"), priority_window_s=0.3)
     press(pins, PRIORITY_PIN)

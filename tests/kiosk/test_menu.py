@@ -15,8 +15,8 @@ from PIL import Image
 from kiosk.menu import COLOURS, GAP, TouchMenu, menu_view, tile_at
 from kiosk.notices import notice
 from protocol.messages import ServiceState
-from protocol.site import load_site
-from tests.conftest import EXAMPLE, ROOT
+from protocol.site import load_site, parse_site
+from tests.conftest import EXAMPLE, ROOT, example_text
 
 SITE = load_site(EXAMPLE)
 SERVICES = tuple(SITE.services)  # kiosk-1 offers every service (touchscreen, no list)
@@ -218,3 +218,38 @@ def test_a_screen_that_cannot_open_is_a_clear_error() -> None:
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert "screen (1080x1920) cannot be opened" in out.stdout
+
+
+def test_a_citizen_chooses_english_for_one_visit(tmp_path: Path) -> None:
+    clock = [100.0]
+    menu = TouchMenu(SITE, SERVICES, size=PORTRAIT, lang="id", clock=lambda: clock[0])
+    try:
+        view = menu.view()
+        switch = view.tile("lang:en")
+        assert switch is not None and switch.title == "English"
+        assert switch.rect[1] + switch.rect[3] <= view.header_height  # in the header
+        assert menu.tap(_inside(switch)).key == "lang:en"
+        english = menu.view()
+        assert english.lang == "en" and english.tile("ktp").title.startswith("e-ID card")
+        assert english.tile("lang:id").title == "Bahasa Indonesia"
+        assert english.extra["priority_hint"].startswith("Elderly")
+        menu.set_banner(notice("printer", "paper_out"))
+        menu.save_png(tmp_path / "en.png")
+        assert menu.view().banner == "Ticket paper has run out. Please ask the staff."
+        menu.show(notice("printed", number="A012"))  # the ticket is out
+        clock[0] += 6.5  # 'take your ticket' ends: the next citizen starts in Indonesian
+        assert menu.view().lang == "id"
+        menu.tap(_inside(menu.view().tile("lang:en")))
+        clock[0] += 29.0
+        assert menu.view().lang == "en"
+        clock[0] += 2.0  # nobody has touched the screen for 30 s: back to the device's
+        assert menu.view().lang == "id" and menu.view().banner.startswith("Kertas tiket habis")
+    finally:
+        menu.close()
+
+
+def test_a_site_in_indonesian_only_offers_no_other_language() -> None:
+    text = example_text().replace('languages = ["id", "en"]', 'languages = ["id"]', 1)
+    site = parse_site(text, "id-only.toml")
+    view = menu_view(site, tuple(site.services), {}, size=PORTRAIT, languages=("id",))
+    assert not [t for t in view.tiles if t.key.startswith("lang:")]
