@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-import tomllib
+from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,11 +26,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from protocol import toml_limits
 from protocol.errors import InventoryError
 
 Lang = Literal["id", "en"]
@@ -39,12 +41,14 @@ Pin = int | Annotated[str, StringConstraints(pattern=r"^(GPIO|BCM|BOARD|J8:|WPI)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 DURATION_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
+MAX_TEXT = 2000  # characters of one text (a ticket footer, a requirement line)
+MAX_PROBLEMS = 100  # listed of one file; more means it is not an inventory at all
 
 
 class Model(BaseModel):
     """Base of the inventory: unknown keys are errors (a typo must not pass silently)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_TEXT)
 
 
 class Text(Model):
@@ -533,16 +537,29 @@ class Site(Model):
         return self.local_now(now).date().isoformat()
 
 
-def cross_check(site: Site) -> list[str]:
-    """Consistency rules that span tables; each problem names the key and the fix."""
-    problems: list[str] = []
+def cross_check(
+    site: Site,
+    present: Mapping[str, Collection[str]] | None = None,
+    partial: Collection[str] = (),
+) -> list[str]:
+    """Consistency rules that span tables; each problem names the key and the fix.
 
-    def must_exist(key: str, value: str | int, table: dict, table_name: str) -> None:
-        if value not in table:
-            known = ", ".join(str(k) for k in table)
-            hint = difflib.get_close_matches(str(value), [str(k) for k in table], n=1)
-            fix = f"did you mean {hint[0]!r}?" if hint else f"use one of: {known}"
-            problems.append(f"{key}: {value!r} is not in [{table_name}]; {fix}")
+    On an inventory with other problems (see `parse_site`) `site` holds what passed its own
+    rules, a field that did not being None; `present` names every entry written, valid or not
+    (a reference to an entry with a problem of its own is not dangling); `partial` keys the
+    entries with such a field, whose own shape is judged once it is fixed.
+    """
+    problems: list[str] = []
+    present = present or {}
+
+    def must_exist(key: str, value: str | int | None, table: dict, table_name: str) -> None:
+        written = present.get(table_name)
+        if value is None or value in table or (written and str(value) in written):
+            return
+        names = sorted(written) if written else [str(k) for k in table]
+        hint = difflib.get_close_matches(str(value), names, n=1)
+        fix = f"did you mean {hint[0]!r}?" if hint else f"use one of: {', '.join(names)}"
+        problems.append(f"{key}: {value!r} is not in [{table_name}]; {fix}")
 
     prefixes: dict[str, str] = {}
     for code, service in site.services.items():
@@ -550,7 +567,7 @@ def cross_check(site: Site) -> list[str]:
         must_exist(
             f"services.{code}.time_class", service.time_class, site.time_classes, "time_classes"
         )
-        if service.prefix in prefixes:
+        if service.prefix is not None and service.prefix in prefixes:
             problems.append(
                 f"services.{code}.prefix: {service.prefix!r} is already used by "
                 f"services.{prefixes[service.prefix]}; give each service its own prefix"
@@ -559,13 +576,14 @@ def cross_check(site: Site) -> list[str]:
     for number, counter in site.counters.items():
         if number < 1 or number > 999:
             problems.append(f"counters.{number}: counter numbers run from 1 to 999")
-        for i, code in enumerate(counter.services):
+        for i, code in enumerate(counter.services or ()):
             must_exist(f"counters.{number}.services[{i}]", code, site.services, "services")
-        for i, code in enumerate(counter.transfer_to):
+        for i, code in enumerate(counter.transfer_to or ()):
             must_exist(f"counters.{number}.transfer_to[{i}]", code, site.services, "services")
         must_exist(f"counters.{number}.zone", counter.zone, site.zones, "zones")
+    languages = site.site.languages if site.site is not None else None
     for lang_key, zone in site.zones.items():
-        if zone.lang not in site.site.languages:
+        if languages is not None and zone.lang is not None and zone.lang not in languages:
             problems.append(
                 f"zones.{lang_key}.lang: {zone.lang!r} is not in site.languages; add it there"
             )
@@ -576,11 +594,11 @@ def cross_check(site: Site) -> list[str]:
         if isinstance(device, KioskDevice | DisplayDevice):
             must_exist(f"{key}.zone", device.zone, site.zones, "zones")
         if isinstance(device, KioskDevice):
-            for code in device.buttons:
+            for code in device.buttons or {}:
                 must_exist(f"{key}.buttons.{code}", code, site.services, "services")
-            for i, code in enumerate(device.services):
+            for i, code in enumerate(device.services or ()):
                 must_exist(f"{key}.services[{i}]", code, site.services, "services")
-            if not device.buttons and device.screen is None:
+            if key not in partial and not device.buttons and device.screen is None:
                 problems.append(
                     f"{key}: a kiosk needs service buttons or a touchscreen; "
                     "add [devices.ID.buttons] or [devices.ID.screen]"
@@ -588,7 +606,10 @@ def cross_check(site: Site) -> list[str]:
         if isinstance(device, CallerDevice):
             must_exist(f"{key}.counter", device.counter, site.counters, "counters")
         problems.extend(duplicate_pins(key, device))
-    spans = [getattr(site.site.hours, day) for day in WEEKDAYS if getattr(site.site.hours, day)]
+    hours = site.site.hours if site.site is not None else None
+    if hours is None:  # wrong itself: its problems are listed already
+        return problems
+    spans = [getattr(hours, day) for day in WEEKDAYS if getattr(hours, day)]
     if not spans:
         problems.append('site.hours: the site is closed every day; add e.g. mon = "08:00-15:00"')
     for code, service in site.services.items():
@@ -664,34 +685,122 @@ def _problem(error: dict[str, Any]) -> str:
     if kind == "value_error" and not loc:
         return error["msg"].removeprefix("Value error, ")
     message = error["msg"].removeprefix("Value error, ")
-    got = error.get("input")
+    if kind == "string_too_long":
+        return f"{key}: {message}; shorten it"
+    got = repr(error.get("input"))
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        return f"{key}: {message} (got {got!r}); fix the value"
+        return (
+            f"{key}: {message} (got {got if len(got) <= 60 else got[:57] + '...'}); fix the value"
+        )
     return f"{key}: {message}"
 
 
 def parse_site(text: str, source: str = "<site inventory>") -> Site:
-    """Validate inventory TOML text; raises InventoryError listing every problem."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InventoryError(source, [f"not valid TOML: {exc}; fix the syntax there"]) from None
-    data["version"] = hashlib.sha256(text.encode()).hexdigest()[:12]
+    """Validate inventory TOML text; raises InventoryError listing every problem.
+
+    Every problem in one run: when fields are wrong the rules across tables still run, on what
+    is right (pydantic alone skips them until every field is).
+    """
+    data = toml_limits.loads(text, source)
+    data["version"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     data["source"] = source
     try:
         return Site.model_validate(data)
     except ValidationError as exc:
-        problems: list[str] = []
-        for error in exc.errors(include_url=False):
-            problems.extend(_problem(error).split("\n"))
-        raise InventoryError(source, problems) from None
+        errors = exc.errors(include_url=False)
+    problems: list[str] = []
+    for error in errors[:MAX_PROBLEMS]:
+        problems.extend(_problem(error).split("\n"))
+    if len(errors) <= MAX_PROBLEMS and any(error["loc"] for error in errors):
+        site, present, partial = _partial_site(data)
+        problems += [p for p in cross_check(site, present, partial) if p not in problems]
+    raise InventoryError(source, _at_most(problems, max(0, len(errors) - MAX_PROBLEMS)))
+
+
+def _at_most(problems: list[str], more: int = 0) -> list[str]:
+    """The first MAX_PROBLEMS problems and how many more there are (`more` not yet listed)."""
+    more += max(0, len(problems) - MAX_PROBLEMS)
+    if more <= 0:
+        return problems
+    return [
+        *problems[:MAX_PROBLEMS],
+        f"... and {more:,} more problems: is it an MPP site inventory? (see "
+        "examples/banjarbaru.toml)",
+    ]
+
+
+def _partial_site(data: dict[str, Any]) -> tuple[Site, dict[str, set[str]], set[str]]:
+    """What of `data` passes its own rules, the names in each table, entries with a bad field."""
+    present: dict[str, set[str]] = {}
+    partial: set[str] = set()
+    parts: dict[str, Any] = {}
+    for name, model in (("site", SiteInfo), ("broker", Broker), ("hub", HubSettings)):
+        parts[name], _ = _lenient(model, data.get(name, {}))
+    for name, entry_model in TABLES.items():
+        raw = data.get(name)
+        raw = raw if isinstance(raw, dict) else {}
+        present[name] = {str(key) for key in raw}
+        entries: dict[str | int, Any] = {}
+        for key, value in raw.items():
+            model = entry_model or DEVICE_MODELS.get(
+                value.get("role") if isinstance(value, dict) else None
+            )
+            entry, complete = _lenient(model, value) if model else (None, False)
+            if entry is None or (name == "counters" and not key.isdigit()):
+                continue
+            entries[int(key) if name == "counters" else key] = entry
+            if not complete:
+                partial.add(f"{name}.{key}")
+        parts[name] = entries
+    return Site.model_construct(**parts), present, partial
+
+
+TABLES: dict[str, type[Model] | None] = {
+    "time_classes": TimeClass,
+    "agencies": Agency,
+    "services": Service,
+    "counters": Counter,
+    "zones": Zone,
+    "devices": None,  # by role
+}
+DEVICE_MODELS: dict[Any, type[Model]] = {
+    "kiosk": KioskDevice,
+    "caller": CallerDevice,
+    "display": DisplayDevice,
+}
+_field_adapters: dict[tuple[type, str], TypeAdapter] = {}
+
+
+def _lenient(model: type[Model], raw: Any) -> tuple[Any, bool]:
+    """(`raw` as a `model`, True), or with each field that fails its rules None, False."""
+    if not isinstance(raw, dict):
+        return None, False
+    try:
+        return model.model_validate(raw), True
+    except ValidationError as exc:
+        bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name in bad or (name not in raw and field.is_required()):
+            values[name] = None
+        elif name not in raw:
+            values[name] = field.get_default(call_default_factory=True)
+        else:
+            adapter = _field_adapters.get((model, name))
+            if adapter is None:
+                annotation = field.annotation
+                if field.metadata:
+                    annotation = Annotated[annotation, *field.metadata]  # type: ignore[assignment]
+                adapter = TypeAdapter(annotation)
+                _field_adapters[(model, name)] = adapter
+            try:
+                values[name] = adapter.validate_python(raw[name])
+            except ValidationError:
+                values[name] = None
+    return model.model_construct(**values), False
 
 
 def load_site(path: str | Path) -> Site:
     """Load and validate the inventory file at `path`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InventoryError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
-    return parse_site(text, str(path))
+    return parse_site(toml_limits.read(path), str(path))

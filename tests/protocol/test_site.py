@@ -189,3 +189,52 @@ def test_public_url_must_be_http() -> None:
         assert any(
             p.startswith("site.public_url: ") and "is not an http" in p for p in problems_of(text)
         )
+
+
+def test_every_problem_of_a_file_in_one_run() -> None:
+    """Wrong values do not hide the rules across tables (dangling names, a prefix used twice)."""
+    text = (
+        example_text()
+        .replace("daily_quota = 150", 'daily_quota = "lots"', 1)
+        .replace('agency = "disdukcapil"', 'agency = "dukcapil"', 1)  # the same service
+        .replace('prefix = "H"', 'prefix = "A"')
+        .replace('timezone = "Asia/Makassar"', 'timezone = "WITA"')
+        .replace('zone = "lobby"', 'zone = "loby"', 1)
+        .replace("counter = 7\n", "counter = 77\n")
+    )
+    problems = problems_of(text)
+    for words in (
+        "services.ktp.daily_quota: Input should be a valid integer",
+        "site.timezone: 'WITA' is not a known time zone",
+        "services.ktp.agency: 'dukcapil' is not in [agencies]; did you mean 'disdukcapil'?",
+        "services.skck.prefix: 'A' is already used by services.ktp",
+        "counters.1.zone: 'loby' is not in [zones]; did you mean 'lobby'?",
+        "devices.caller-07.counter: 77 is not in [counters]",
+    ):
+        assert any(p.startswith(words) for p in problems), (words, problems)
+    assert len(problems) == len(set(problems)) == 6, problems
+
+
+def test_an_entry_with_a_problem_of_its_own_is_not_called_missing() -> None:
+    text = example_text().replace(
+        'time_class = "fast"\ncost = 0\ndaily_quota = 150', 'time_clas = "fast"\ncost = 0', 1
+    )
+    problems = problems_of(text)
+    assert sorted(problems) == [
+        "services.ktp.time_clas: unknown key 'time_clas'; did you mean 'time_class'?",
+        "services.ktp.time_class: required key is missing; add it",
+    ]  # and not "counters.3.services[0]: 'ktp' is not in [services]"
+
+
+def test_wrong_opening_hours_are_one_problem() -> None:
+    text = example_text().replace('mon = "07:30-16:00"', 'mon = "7.30-16"')
+    assert problems_of(text) == [
+        "site.hours.mon: '7.30-16' is not an opening time; write 'HH:MM-HH:MM' or 'closed'"
+    ]  # not also "closed every day" nor cut-offs outside the hours
+
+
+def test_a_kiosk_with_a_wrong_screen_is_not_said_to_lack_one() -> None:
+    text = example_text().replace("screen = { width = 1080,", "screen = { width = 10,", 1)
+    assert problems_of(text) == [
+        "devices.kiosk-1.screen.width: Input should be greater than or equal to 320"
+    ]
