@@ -19,7 +19,14 @@ from display.layout import Layout
 from display.state import Call, ScreenModel
 from protocol import messages as m
 from protocol.site import Site
-from protocol.texts import cost_text, date_text, mark_text, service_mark, time_class_text
+from protocol.texts import (
+    CLOCK_UNSYNCED_MARK,
+    cost_text,
+    date_text,
+    mark_text,
+    service_mark,
+    time_class_text,
+)
 
 LABELS: dict[str, dict[str, str]] = {
     "id": {
@@ -145,10 +152,7 @@ class SceneBuilder:
                     Item("zone", self.zone.name.get(self.lang), "subtitle"),
                 ),
             ),
-            "status": Content(
-                "header",
-                (Item("mark", self.labels["offline"], "alert", "center"),) if offline else (),
-            ),
+            "status": Content("header", self._status(model, offline)),
             "clock": Content(
                 "header",
                 (
@@ -157,6 +161,14 @@ class SceneBuilder:
                 ),
             ),
         }
+
+    def _status(self, model: ScreenModel, offline: bool) -> tuple[Item, ...]:
+        """The header's mark: offline, or the hub not trusting its clock (no tickets now)."""
+        if offline:
+            return (Item("mark", self.labels["offline"], "alert", "center"),)
+        if model.summary is not None and not model.summary.clock_ok:
+            return (Item("mark", CLOCK_UNSYNCED_MARK[self.lang], "alert", "center"),)
+        return ()
 
     def _service_mark(self, model: ScreenModel, code: str) -> str | None:
         """'Tutup' / 'Kuota habis' when the service takes no tickets now, else None."""

@@ -261,9 +261,10 @@ class Queue:
         )
 
     def roll_day(self, now: float) -> None:
-        """Start a new business day at local midnight: leftovers expire, numbering restarts."""
+        """Start a new business day at local midnight: leftovers expire, numbering restarts.
+        The day only moves forward: a clock stepped back across midnight changes nothing."""
         day = self.site.business_day(now)
-        if day == self.day:
+        if day <= self.day:
             return
         for ticket in self.tickets.values():
             if ticket.status in (WAITING, CALLED, SKIPPED):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import states
+from hub.clock import ClockTrust, ntp_synchronized
 from hub.outbox import Outbox
 from hub.presence import PresenceLog
 from hub.rules import Changes, Queue, Refused, Sound, Ticket
@@ -33,6 +34,7 @@ from protocol import messages as m
 from protocol.errors import BadMessage
 from protocol.mqtt import Bus, Incoming
 from protocol.site import CallerDevice, KioskDevice, Site
+from protocol.texts import CLOCK_UNSYNCED
 from protocol.topics import COMMAND_ROLES, TOPIC
 
 log = logging.getLogger("mpp.hub")
@@ -101,6 +103,7 @@ class HubService:
         bus: Bus | None = None,
         clock: Callable[[], float] = time.time,
         steady: Callable[[], float] = time.monotonic,
+        clock_synced: Callable[[], bool | None] = ntp_synchronized,
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(16),
     ) -> None:
         self.site = site
@@ -108,6 +111,8 @@ class HubService:
         self.bus = bus or Bus.for_device(site, HUB_DEVICE)
         self.clock = clock  # the wall clock: stamps, the day, opening hours (it may step)
         self.steady = steady  # never steps: the hold on unprinted tickets
+        self.trust = ClockTrust(synchronized=clock_synced)
+        self.clock_ok = True  # as published: tickets are issued on this clock
         self.new_token = new_token
         self.queue = Queue(site)
         self.store: Store | None = None
@@ -132,6 +137,9 @@ class HubService:
         """Open the database, restore the queue, connect, republish all retained state."""
         self.store = Store(self.database)
         self._reload()
+        midnight = self.site.day_start(self.queue.day) if self.queue.day else 0.0
+        self.trust.committed(max(self.store.last_committed_at(), midnight))
+        self._check_clock(self.clock())
         self._presence = PresenceLog.load(self.store.conn)
         if self.site.region is not None and self.site.region.upload:
             self.outbox = Outbox(self.site, self.database, self.bus, clock=self.clock)
@@ -416,6 +424,7 @@ class HubService:
         if isinstance(command, m.AckAlert) and reply.ok:
             self._dirty.cleared_alerts.append(command.alert_id)
         self.store.save_reply(device, command.request_id, kind, now, m.encode(reply).decode())
+        self.trust.committed(now)
         if changed:
             self._mark(changes.counters, changes.services)
             self._dirty.zones |= changes.zones
@@ -434,6 +443,14 @@ class HubService:
         q = self.queue
         match command:
             case m.IssueTicket():
+                if not self._check_clock(now):
+                    raise Refused(
+                        "clock_unsynced",
+                        f"the hub's clock is not NTP-synchronised and reads {now:.0f}, before "
+                        f"its last record at {self.trust.floor:.0f}",
+                        CLOCK_UNSYNCED["id"],
+                        CLOCK_UNSYNCED["en"],
+                    )
                 ticket = q.issue(
                     command.service,
                     priority=command.priority,
@@ -624,7 +641,9 @@ class HubService:
         for zone in sorted(dirty.zones):
             self._publish(topics.zone_sound(zone), states.zone_sound(self.queue, zone, self.seq))
         if dirty.site:
-            self._publish(topics.site_state(), states.site_state(self.queue, self.seq, now))
+            self._publish(
+                topics.site_state(), states.site_state(self.queue, self.seq, now, self.clock_ok)
+            )
         for alert in dirty.alerts:
             self._publish(topics.alert(alert.id), alert)
         for alert_id in dirty.cleared_alerts:
@@ -688,10 +707,28 @@ class HubService:
         log.info("featured products published", extra={"seq": self.seq, "changed": changed})
         return published
 
+    def _check_clock(self, now: float) -> bool:
+        """Whether the wall clock may be believed now; a change goes out in the site state."""
+        ok = self.trust.trusted(now)
+        if ok != self.clock_ok:
+            self.clock_ok = ok
+            self._dirty.site = True
+            if ok:
+                log.warning("clock trusted again: issuing tickets", extra={"now": now})
+            else:
+                log.error(
+                    "clock not trusted: no tickets until NTP synchronises it (check "
+                    "`timedatectl timesync-status` and the NTP server) or it passes the last "
+                    "recorded moment",
+                    extra={"now": now, "last_recorded": self.trust.floor},
+                )
+        return ok
+
     def _tick(self) -> None:
-        """Periodic: day rollover, services opening/closing with the clock."""
+        """Periodic: day rollover, services opening/closing with the clock, clock trust."""
         assert self.store is not None
         now = self.clock()
+        self._check_clock(now)
         self._roll_to_today(now)
         for code in self.site.services:
             flags = (self.queue.service_open(code, now) is None, self.queue.quota_left(code))
@@ -709,9 +746,10 @@ class HubService:
         self._roll_to_today(self.clock())
 
     def _roll_to_today(self, now: float) -> None:
-        """At the first moment of a new local day: expire leftovers, restart numbering."""
+        """At the first moment of a new local day: expire leftovers, restart numbering. The
+        day only moves forward: a clock stepped back across midnight changes nothing."""
         assert self.store is not None
-        if self.site.business_day(now) == self.queue.day:
+        if self.site.business_day(now) <= self.queue.day:
             return
         with self.store.transaction():
             self.queue.roll_day(now)

@@ -58,8 +58,9 @@ def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceSta
     )
 
 
-def site_state(queue: Queue, seq: int, now: float) -> m.SiteState:
-    """The site summary with the latest calls (for canteen screens and dashboards)."""
+def site_state(queue: Queue, seq: int, now: float, clock_ok: bool = True) -> m.SiteState:
+    """The site summary with the latest calls (for canteen screens and dashboards), and
+    whether the hub trusts its clock (it issues no tickets while it does not)."""
     calls = []
     for ticket_id, counter, call_seq, at in queue.recent_calls[:RECENT_CALLS]:
         ticket = queue.tickets.get(ticket_id)
@@ -83,6 +84,7 @@ def site_state(queue: Queue, seq: int, now: float) -> m.SiteState:
         served=sum(c.served_today for c in queue.counters.values()),
         waiting=sum(len(q) for q in queue.queued.values()),
         recent_calls=tuple(calls),
+        clock_ok=clock_ok,
     )
 
 

@@ -266,6 +266,15 @@ class Store:
         """Forget request ids older than `before` (a retry never comes days later)."""
         self.conn.execute("DELETE FROM requests WHERE at < ?", (before,))
 
+    def last_committed_at(self) -> float:
+        """The latest moment the database records (an event or an answered request): a wall
+        clock reading earlier than this is certainly wrong."""
+        row = self.conn.execute(
+            "SELECT MAX(at) FROM (SELECT MAX(at) AS at FROM events "
+            "UNION ALL SELECT MAX(at) FROM requests)"
+        ).fetchone()
+        return float(row[0] or 0.0)
+
     # -- sequence ------------------------------------------------------------------------
     def seq(self) -> int:
         """The hub's event sequence (never decreases)."""

@@ -44,6 +44,7 @@ from protocol import messages as m
 from protocol.errors import BadMessage, BrokerUnavailable, CommandRejected, RequestTimeout
 from protocol.mqtt import Bus, Incoming
 from protocol.site import KioskDevice, Site
+from protocol.texts import CLOCK_UNSYNCED
 
 log = logging.getLogger("mpp.kiosk")
 
@@ -123,6 +124,7 @@ class KioskApp:
         self.voided: list[m.TicketInfo] = []
         self.pending_reports: list[m.Command] = []
         self.printer_state: str | None = None
+        self.hub_clock_ok = True  # the hub's site state: False, it issues no tickets for now
         self._indicated = "ready"  # what the LEDs show now
         # Jobs: presses, late tickets, and "connected" / "priority" / "lapse" / "tick" events.
         self._jobs: queue.Queue[_Job | _LateTicket | str | None] = queue.Queue()
@@ -133,6 +135,7 @@ class KioskApp:
         self._state_lock = threading.Lock()
         self._worker: threading.Thread | None = None
         bus.subscribe(bus.topics.all_of("service_state"), self._on_service_state)
+        bus.subscribe(bus.topics.site_state(), self._on_site_state)
         bus.subscribe(bus.topics.reply(device_id), self._on_late_reply)
         bus.on_connection_change(self._on_connection)
         if panel is not None:
@@ -245,6 +248,27 @@ class KioskApp:
         if self.menu is not None:
             self.menu.set_states(states)
 
+    def _on_site_state(self, incoming: Incoming) -> None:
+        """The hub says whether it trusts its clock (no tickets while it does not)."""
+        if not incoming.payload:
+            return
+        try:
+            state = m.decode(m.SiteState, incoming.payload)
+        except BadMessage as exc:
+            log.warning(
+                "bad site state ignored", extra={"device": self.device_id, "error": str(exc)}
+            )
+            return
+        if state.clock_ok == self.hub_clock_ok:
+            return
+        self.hub_clock_ok = state.clock_ok
+        log.warning(
+            "hub clock trusted again" if state.clock_ok else "hub clock not trusted: no tickets",
+            extra={"device": self.device_id},
+        )
+        if self.menu is not None:
+            self.menu.set_banner(self._banner())
+
     def _on_late_reply(self, incoming: Incoming) -> None:
         """A reply to an issue the kiosk gave up on: that ticket exists but was not printed."""
         try:
@@ -333,7 +357,7 @@ class KioskApp:
             )
         elif job == "connected":
             if self.menu is not None:
-                self.menu.set_banner(self._printer_banner())
+                self.menu.set_banner(self._banner())
             self._indicate("fault" if self._printer_bad() else "ready")
             self._send_pending()
         elif job == "lapse":  # the priority window ended: the LEDs stop showing it
@@ -414,7 +438,7 @@ class KioskApp:
         self._tell(notice("printed", number=ticket.number))
         self._indicate("ready")
         if self.menu is not None:
-            self.menu.set_banner(self._printer_banner())
+            self.menu.set_banner(self._banner())
         self._beep("ok")
         self._send_pending()  # the hub answers again: reports kept while it did not go now
 
@@ -431,7 +455,7 @@ class KioskApp:
         told = notice("printer", text_key, number=ticket.number)
         self._fail(told, state="fault")
         if self.menu is not None:
-            self.menu.set_banner(self._printer_banner())
+            self.menu.set_banner(self._banner())
 
     def _fail(self, told: Notice, state: str = "fault") -> None:
         self._tell(told)
@@ -492,14 +516,17 @@ class KioskApp:
         if was_bad and not self._printer_bad():
             self._indicate("ready" if self.bus.connected else "offline")
         if self.menu is not None:
-            self.menu.set_banner(self._printer_banner())
+            self.menu.set_banner(self._banner())
 
     def _printer_bad(self) -> bool:
         return self.printer_state in ("paper_out", "offline", "error")
 
-    def _printer_banner(self) -> Notice | None:
+    def _banner(self) -> Notice | None:
+        """The standing message under the menu: offline, hub clock not trusted, printer."""
         if not self.bus.connected:
             return notice("offline")
+        if not self.hub_clock_ok:
+            return Notice("refused", dict(CLOCK_UNSYNCED), code="clock_unsynced")
         if self.printer_state == "paper_out":
             return notice("printer", "paper_out")
         if self._printer_bad():

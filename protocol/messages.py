@@ -68,6 +68,8 @@ ERROR_CODES: dict[str, str] = {
     "rating_closed": "the rating window for this ticket has closed",
     "already_answered": "the satisfaction survey of this ticket has been answered already",
     "cancelled": "the device cancelled this request before the hub received it",
+    "clock_unsynced": "the hub's clock is not trustworthy yet (not NTP-synchronised, and behind "
+    "its last record): no tickets until it is; try again later",
     "internal": "the hub failed to apply the command; nothing was changed",
 }
 
@@ -425,6 +427,9 @@ class SiteState(Message):
     served: int
     waiting: int
     recent_calls: tuple[CallInfo, ...] = ()
+    # False while the hub does not trust its clock (not NTP-synchronised and behind its last
+    # record): it issues no tickets, and kiosks and screens say so.
+    clock_ok: bool = True
 
 
 class Health(Part):

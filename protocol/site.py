@@ -536,6 +536,10 @@ class Site(Model):
         """The local calendar day (YYYY-MM-DD) a moment belongs to; numbering resets with it."""
         return self.local_now(now).date().isoformat()
 
+    def day_start(self, day: str) -> float:
+        """Epoch seconds of local midnight at the start of business day `day` (YYYY-MM-DD)."""
+        return datetime.combine(date.fromisoformat(day), time(0), self.site.tz).timestamp()
+
 
 def cross_check(
     site: Site,

@@ -56,6 +56,17 @@ def service_mark(open_now: bool, quota_left: int) -> str | None:
     return "quota" if quota_left <= 0 else None
 
 
+# The hub issues no tickets while its clock is not trustworthy (hub/clock.py): what kiosks and
+# the hub's refusal say, and the short mark screens show.
+CLOCK_UNSYNCED: dict[str, str] = {
+    "id": "Jam sistem antrian belum sinkron. Pengambilan nomor antrian ditunda sebentar; "
+    "mohon tunggu atau hubungi petugas.",
+    "en": "The queue system's clock is not synchronised yet. Tickets are paused for a moment; "
+    "please wait or ask the staff.",
+}
+CLOCK_UNSYNCED_MARK: dict[str, str] = {"id": "● Jam belum sinkron", "en": "● Clock not synced"}
+
+
 def priority_text(category: str, lang: str = "id") -> str:
     """'Lansia' / 'Elderly'; an unknown category as it is."""
     return PRIORITY_TEXT.get(category, {}).get(lang, category)

@@ -160,3 +160,75 @@ def _service_state(payload: bytes) -> m.ServiceState | None:
         return m.decode(m.ServiceState, payload)
     except Exception:
         return None
+
+
+def _site_state(rig: Rig) -> m.SiteState:
+    topic = rig.tap.topics.site_state()
+    return m.decode(m.SiteState, retained_dump(rig.site)[topic])
+
+
+def _stored(rig: Rig) -> list[tuple[str, str, str]]:
+    conn = rig.db()
+    try:
+        return [
+            tuple(r) for r in conn.execute("SELECT day, label, status FROM tickets ORDER BY id")
+        ]
+    finally:
+        conn.close()
+
+
+@pytest.mark.chaos
+def test_a_hub_booted_slow_after_midnight_issues_nothing_on_the_wrong_day(rig: Rig) -> None:
+    """Item 4. The hub issued A001-A003 late in the evening, and restarts after midnight with
+    its clock 3 h slow (a Pi without a battery clock, before NTP). Invariant: nothing is issued
+    while the clock reads earlier than the hub's last record (kiosks are told why, the retained
+    site state says so); once the clock is right, numbering starts on the new day; no number
+    is held by two citizens."""
+    start(rig, "2026-12-08 23:50:00")
+    evening = [rig.issue("ktp").number for _ in range(3)]
+    assert rig.hub.stop() == 0
+    rig.clock.set(at(rig.site, "2026-12-08 21:20:00"))  # really 00:20 on the 9th
+    rig.hub.start()
+    wait_hub(rig.tap)
+    slow = [rig.send(m.IssueTicket(device="kiosk-1", service="ktp")) for _ in range(3)]
+    wrong_day = [r.result["ticket"]["number"] for r in slow if r.ok and r.result]
+    figure("hub booted 3 h slow after midnight: tickets issued on the wrong day",
+           len(wrong_day), "tickets", "0")  # fmt: skip
+    assert wrong_day == [], f"issued on yesterday's numbering: {wrong_day}"
+    assert {r.error.code for r in slow if r.error} == {"clock_unsynced"}
+    assert slow[0].error is not None and slow[0].error.text is not None
+    assert slow[0].error.text.id.startswith("Jam sistem antrian belum sinkron")
+    assert not _site_state(rig).clock_ok
+
+    rig.clock.set(at(rig.site, "2026-12-09 00:20:30"))  # NTP sets the clock right
+    assert wait_until(lambda: _site_state(rig).clock_ok, 15), "the state never said ok again"
+    morning = rig.issue("ktp")
+    assert morning.number == "A001"
+    stored = _stored(rig)
+    assert [(d, label) for d, label, _ in stored] == [
+        *[("2026-12-08", n) for n in evening],
+        ("2026-12-09", "A001"),
+    ]
+
+
+@pytest.mark.chaos
+def test_a_clock_stepped_back_across_midnight_keeps_the_new_day(rig: Rig) -> None:
+    """Item 4. Five minutes after midnight the hub's clock is stepped back seven minutes.
+    Invariant: the day does not go back (the new day's tickets stay waiting, numbering is not
+    restarted); no ticket is issued while the clock is behind the last record; after the clock
+    passes it again, numbering goes on where it was."""
+    start(rig, "2026-12-09 00:05:00")
+    a1, a2 = rig.issue("ktp"), rig.issue("ktp")
+    rig.clock.step(-420)  # 23:58 on the 8th
+    back = rig.send(m.IssueTicket(device="kiosk-1", service="ktp"))
+    assert not back.ok and back.error is not None and back.error.code == "clock_unsynced", back
+    assert rig.next(3) == a1.number  # still waiting on the 9th, not expired
+    rig.clock.step(+600)  # 00:08 on the 9th
+    assert wait_until(lambda: rig.send(m.IssueTicket(device="kiosk-1", service="ktp")).ok, 10)
+    stored = _stored(rig)
+    assert [(d, label) for d, label, _ in stored] == [
+        ("2026-12-09", "A001"),
+        ("2026-12-09", "A002"),
+        ("2026-12-09", "A003"),
+    ]
+    assert all(status != "expired" for _, _, status in stored) and a2.number == "A002"

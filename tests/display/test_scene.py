@@ -208,3 +208,20 @@ def test_highlight_of_a_call_never_announced_ends_by_itself() -> None:
     lights = Highlights(max_s=60)
     lights.add((3, 1), 0.0, spoken=True)
     assert lights.lit(59.0) and lights.lit(60.0) == {}
+
+
+def test_the_header_says_when_the_hub_does_not_trust_its_clock() -> None:
+    model = ScreenModel(site)
+    summary = m.SiteState(
+        seq=1, day="2026-11-23", now=NOW, config_version="x", issued=0, served=0, waiting=0
+    )
+    model.apply(summary.model_copy(update={"clock_ok": False}), NOW)
+    for lang, mark in (("id", "● Jam belum sinkron"), ("en", "● Clock not synced")):
+        assert (
+            build("lobby", lang=lang).build(model, NOW, {}, offline=False)["status"].text("mark")
+            == mark
+        )
+    offline = build("lobby").build(model, NOW, {}, offline=True)  # offline says more
+    assert offline["status"].text("mark") == "● Tidak terhubung"
+    model.apply(summary.model_copy(update={"seq": 2}), NOW)
+    assert build("lobby").build(model, NOW, {}, offline=False)["status"].items == ()

@@ -483,3 +483,18 @@ def test_a_restart_resumes_what_was_left_of_the_hold() -> None:
     with pytest.raises(Refused, match="queue_empty"):
         q.call_next(3, now, steady=2019.0)
     assert q.call_next(3, now, steady=2020.0) is back
+
+
+def test_the_day_never_rolls_back() -> None:
+    """Issue 23 item 4: a clock stepped back across midnight does not bring yesterday back
+    (before, the new day's tickets expired and numbering restarted)."""
+    q = Queue(make_site(always_open=True))
+    after_midnight = at(q.site, "2026-11-24 00:05")
+    q.open_counter(3, "Siti", after_midnight)
+    first = issue(q, "ktp", after_midnight)
+    q.take_changes()
+    before_midnight = at(q.site, "2026-11-23 23:58")
+    second = issue(q, "ktp", before_midnight)
+    assert (q.day, second.label, second.day) == ("2026-11-24", "A002", "2026-11-24")
+    assert q.call_next(3, before_midnight + 1) is first and first.status == CALLED
+    assert not q.take_changes().day  # no new day was started

@@ -21,7 +21,9 @@ from protocol import messages as m
 from protocol.brokers import Mosquitto
 from protocol.mqtt import EXPIRY_GRACE_S, REPLY_MARGIN_S, Bus, Incoming
 from protocol.site import Printer, Site
+from protocol.texts import CLOCK_UNSYNCED
 from tests.conftest import example_text, make_site
+from tests.hub.scenario import T0, Clock
 from tests.kiosk.conftest import (
     FlakyPrinter,
     JammedPrinter,
@@ -555,3 +557,39 @@ def test_a_device_that_is_not_a_kiosk_is_refused(site) -> None:
 
     with pytest.raises(KioskConfigError, match=re.escape("'caller-03' is not a kiosk")):
         KioskApp(site, "caller-03", Bus.for_device(site, "caller-03"), None)
+
+
+def test_a_hub_that_does_not_trust_its_clock_says_so_on_the_kiosk(site, make_kiosk) -> None:
+    """Issue 23 item 4: the hub restarted with its clock an hour behind its own records (a Pi
+    without NTP yet) issues nothing; the kiosk's menu says why (Indonesian first) and a press
+    gets the hub's reason; once NTP synchronises the clock, tickets come out again."""
+    clock = Clock(T0 + 3600)
+    synced = [False]
+    first = HubService(site, clock=clock, clock_synced=lambda: synced[0]).start()
+    assert first.submit(m.IssueTicket(device="hub", service="ktp")).ok  # recorded at 10:00
+    first.stop()
+    clock.now = T0  # back at 09:00: behind the record, and NTP has not synchronised it
+    hub = HubService(site, clock=clock, clock_synced=lambda: synced[0]).start()
+    menu = TouchMenu(site, tuple(site.services), size=(1080, 1920), notice_s=0.1)
+    try:
+        device = Dummy(profile="TM-T20II")
+        app = make_kiosk("kiosk-1", printer=dummy_printer(site, "kiosk-1", device), menu=menu)
+        assert wait_until(lambda: menu.view().banner == CLOCK_UNSYNCED["id"])
+        tile = menu.view().tile("ktp")
+        assert menu.tap((tile.rect[0] + 5, tile.rect[1] + 5)).key == "ktp"
+        assert app.wait_idle(10)
+        told = app.notices[-1]
+        assert (told.code, told.get("id"), told.get("en")) == (
+            "clock_unsynced",
+            CLOCK_UNSYNCED["id"],
+            CLOCK_UNSYNCED["en"],
+        )
+        assert parse(device.output).qr_prints == 0
+        synced[0] = True  # NTP has set the clock (the hub looks at every issue and every 5 s)
+        time.sleep(0.15)  # the refusal notice has gone
+        assert menu.tap((tile.rect[0] + 5, tile.rect[1] + 5)).key == "ktp"
+        assert app.wait_idle(10) and app.notices[-1].number == "A002"
+        assert wait_until(lambda: menu.view().banner is None)
+    finally:
+        hub.stop()
+        menu.close()
