@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh machine and run it.
 #   ./dev.sh demo    install what is missing, then run a whole MPP on this machine
-#   ./dev.sh test    install what is missing, then run the whole test suite
+#   ./dev.sh test    install what is missing, then ruff (lint, format) and the whole test suite
+#   ./dev.sh lint    only ruff check and ruff format --check (what `test` runs first)
 # As root it installs the Debian packages it needs (mosquitto, espeak-ng, sox, chromium, ...);
 # it always makes ./.venv with this package and its test tools. Extra arguments go to pytest.
 set -euo pipefail
@@ -58,12 +59,19 @@ install_python() {
     fi
 }
 
+lint() {
+    echo "== ruff check; ruff format --check"
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
     test)
         install_system test
         install_python
+        lint  # a finding fails in seconds, before the suite's minutes
         exec .venv/bin/python -m pytest "$@"
         ;;
     demo)
@@ -71,8 +79,11 @@ case "$cmd" in
         install_python
         exec .venv/bin/mpp demo "$@"
         ;;
+    lint)
+        lint
+        ;;
     *)
-        sed -n '2,6p' "$0"
+        sed -n '2,7p' "$0"
         exit 2
         ;;
 esac
