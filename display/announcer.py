@@ -426,10 +426,6 @@ class SpeechAnnouncer:
             short: tuple[Path, ...] | None = None
             try:
                 speech = self.speech_wavs(announcement.phrase)
-                with self._lock:
-                    backlog = self._waiting > 1
-                if backlog and announcement.short is not None:
-                    short = self.speech_wavs(announcement.short)
             except Exception as exc:
                 error = str(exc)
                 log.error(
@@ -437,6 +433,16 @@ class SpeechAnnouncer:
                     extra={"call": announcement.key, "error": error},
                 )
                 speech = ()
+            with self._lock:
+                backlog = self._waiting > 1
+            if backlog and announcement.short is not None and error is None:
+                try:  # the short form, in case calls still wait when its turn comes
+                    short = self.speech_wavs(announcement.short)
+                except Exception as exc:
+                    log.warning(
+                        "short phrase not synthesised; the full one will be spoken",
+                        extra={"call": announcement.key, "error": str(exc)},
+                    )
             self._playlist.put(_Ready(order, announcement, speech, short, error))
 
     # -- playback --------------------------------------------------------------------------
@@ -456,7 +462,7 @@ class SpeechAnnouncer:
             # While calls wait, the short phrase without the chime; the first of a run (and
             # any call with nothing behind it) is announced in full.
             continues_run = self.clock() - self._last_end <= RUN_GAP_S
-            short = backlog and continues_run and item.short is not None and error is None
+            short = bool(backlog and continues_run and item.short)
             wavs = item.short if short and item.short else (self.chime, *item.speech)
             started: list[float] = []
             on_start = functools.partial(self._started, announcement.key, started)
