@@ -300,6 +300,7 @@ class TouchMenu:
         self._banner: str | Notice | None = None
         self._priority: Callable[[], tuple[str, float] | None] = lambda: None
         self.drawn: dict[str, str] = {}  # what the last frame drew of some texts (checks)
+        self.last_touch: tuple[int, int] | None = None  # where the screen was last touched
         self._page = 0
         self._fonts: dict[tuple[int, bool], Any] = {}
         flags = pygame.FULLSCREEN if fullscreen else 0
@@ -602,6 +603,7 @@ class TouchMenu:
     # -- taps -----------------------------------------------------------------------------
     def tap(self, pos: tuple[int, int]) -> Tile | None:
         """Handle a tap at a screen position; returns the tile it chose, if any."""
+        self.last_touch = pos
         view = self.view()
         self._last_tap = self.clock()
         if view.notice is not None and not view.notice.in_progress:
@@ -634,6 +636,24 @@ class TouchMenu:
         elif event.type == pg.FINGERDOWN:
             self.tap((int(event.x * self.size[0]), int(event.y * self.size[1])))
         return True
+
+    def draw(self) -> None:
+        """Draw the menu and put it on the screen."""
+        self.render()
+        self._pg.display.flip()
+
+    def pump(self) -> bool:
+        """Handle the taps that arrived, without drawing; False when the window was closed."""
+        return all([self.handle(event) for event in self._pg.event.get()])
+
+    def post_touch(self, pos: tuple[int, int]) -> None:
+        """Queue a finger touch at `pos`, as the touchscreen sends one (a selftest run with
+        simulated hardware)."""
+        pg = self._pg
+        x, y = pos[0] / self.size[0], pos[1] / self.size[1]
+        pg.event.post(
+            pg.event.Event(pg.FINGERDOWN, x=x, y=y, dx=0.0, dy=0.0, touch_id=0, finger_id=0)
+        )
 
     def run(
         self,

@@ -20,7 +20,7 @@ import queue
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,7 +28,7 @@ import click
 
 from protocol import messages as m
 from protocol.errors import MppError
-from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site, load_site
+from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site, device_pins, load_site
 from protocol.topics import Topics
 
 PRESS_TIMEOUT_S = 20.0
@@ -42,14 +42,18 @@ class Check:
     name: str
     ok: bool
     detail: str = ""
+    confirmed: bool = True  # False: done, but nobody was there to say it looked right
 
     def __str__(self) -> str:
         detail = f": {self.detail}" if self.detail else ""
-        return f"{'OK  ' if self.ok else 'FAIL'}  {self.name}{detail}"
+        state = "FAIL" if not self.ok else "OK  " if self.confirmed else "DONE"
+        return f"{state}  {self.name}{detail}"
 
 
 class Technician(Protocol):
     """The person at the device: reads instructions, answers yes/no questions."""
+
+    present: bool  # False: --non-interactive, nobody to answer
 
     def tell(self, text: str) -> None:
         """Show an instruction."""
@@ -57,9 +61,17 @@ class Technician(Protocol):
     def confirm(self, question: str) -> bool:
         """Ask a yes/no question about what they see or hear."""
 
+    def pressing(self, button: str) -> None:
+        """The selftest now waits for a press of `button` (its inventory name)."""
+
+    def touching(self, pos: tuple[int, int], touch: Callable[[tuple[int, int]], None]) -> None:
+        """The selftest now waits for a touch at `pos`; `touch` sends one (simulations)."""
+
 
 class ConsoleTechnician:
     """The technician at a terminal (SSH or keyboard)."""
+
+    present = True
 
     def tell(self, text: str) -> None:
         """Print an instruction."""
@@ -68,6 +80,87 @@ class ConsoleTechnician:
     def confirm(self, question: str) -> bool:
         """Ask on the terminal; Enter means yes."""
         return click.confirm(question, default=True)
+
+    def pressing(self, button: str) -> None:
+        """The technician presses it."""
+
+    def touching(self, pos: tuple[int, int], touch: Callable[[tuple[int, int]], None]) -> None:
+        """The technician touches the screen."""
+
+
+class UnattendedTechnician:
+    """Nobody at the device (`--non-interactive`): questions are not asked, what needs eyes or
+    ears is reported as done, not confirmed. With gpiozero's simulated pins
+    (GPIOZERO_PIN_FACTORY=mock) it presses each button asked for on its pin, and touches the
+    screen where asked: a rehearsal of the whole selftest on any machine."""
+
+    present = False
+
+    def __init__(self, pins: dict[str, Any] | None = None, simulate_touch: bool = False) -> None:
+        self.pins = pins or {}  # button name -> gpiozero MockPin
+        self.simulate_touch = simulate_touch
+
+    def tell(self, text: str) -> None:
+        """Print an instruction (for the log)."""
+        click.echo(text)
+
+    def confirm(self, question: str) -> bool:
+        """Never asked: see `_confirmed`."""
+        raise AssertionError("an unattended selftest asks nothing")
+
+    def pressing(self, button: str) -> None:
+        """Press and release the button's simulated pin, if there is one."""
+        pin = self.pins.get(button)
+        if pin is not None:
+            pin.drive_low()
+            pin.drive_high()
+
+    def touching(self, pos: tuple[int, int], touch: Callable[[tuple[int, int]], None]) -> None:
+        """Touch the screen there when simulating."""
+        if self.simulate_touch:
+            touch(pos)
+
+
+def simulated_pins(site: Site, device_id: str) -> dict[str, Any]:
+    """Button name -> MockPin of the device, when gpiozero's pins are simulated; else {}."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    if Device.pin_factory is None and os.environ.get("GPIOZERO_PIN_FACTORY") == "mock":
+        Device.pin_factory = MockFactory()
+    if not isinstance(Device.pin_factory, MockFactory):
+        return {}
+    return {
+        "priority" if key == "priority_button" else key.split(".")[-1]: Device.pin_factory.pin(pin)
+        for key, pin in device_pins(site.devices[device_id]).items()
+        if key.startswith(("buttons.", "rating.")) or key == "priority_button"
+    }
+
+
+# What technicians and officers call the buttons (a kiosk's service buttons are named after
+# their service).
+BUTTON_NAMES: dict[str, tuple[str, str]] = {
+    "next": ("Berikutnya", "Next"),
+    "recall": ("Panggil ulang", "Recall"),
+    "skip": ("Lewati", "Skip"),
+    "transfer": ("Alihkan", "Transfer"),
+    "open_close": ("Buka/Tutup loket", "Open/close counter"),
+    "very_satisfied": ("Sangat puas", "Very satisfied"),
+    "satisfied": ("Puas", "Satisfied"),
+    "dissatisfied": ("Kurang puas", "Dissatisfied"),
+    "very_dissatisfied": ("Tidak puas", "Very dissatisfied"),
+    "priority": ("Prioritas", "Priority"),
+}
+
+
+def button_name(site: Site, button: str) -> tuple[str, str]:
+    """(Indonesian, English) name of a button: the officer's word, or the service's name."""
+    if button in BUTTON_NAMES:
+        return BUTTON_NAMES[button]
+    service = site.services.get(button)
+    if service is not None:
+        return service.name.get("id"), service.name.get("en")
+    return button, button
 
 
 def both(indonesian: str, english: str) -> str:
@@ -104,33 +197,39 @@ class _Presses:
 
 
 def check_buttons(
+    site: Site,
     names: list[str],
     on_press: Callable[[Callable[[str], None]], None],
     technician: Technician,
     timeout: float,
 ) -> list[Check]:
-    """Ask for each button in turn and wait for exactly that one."""
+    """Ask for each button in turn, by the name people use, and wait for exactly that one."""
     presses = _Presses()
     on_press(presses)
     checks = []
     for name in names:
         presses.drain()
-        technician.tell(both(f"Tekan tombol {name.upper()}", f"Press the {name.upper()} button"))
+        indonesian, english = button_name(site, name)
+        technician.tell(
+            both(f"Tekan tombol '{indonesian}' [{name}]", f"Press the '{english}' button [{name}]")
+        )
+        technician.pressing(name)
         pressed, others = presses.wait_for(name, timeout)
+        label = f"button {name} ({indonesian})"
         if pressed:
-            checks.append(Check(f"button {name}", True))
+            checks.append(Check(label, True))
         elif others:
-            wrong = ", ".join(dict.fromkeys(others))
-            checks.append(Check(f"button {name}", False, f"got {wrong} instead: check the wiring"))
+            wrong = ", ".join(f"{o} ({button_name(site, o)[0]})" for o in dict.fromkeys(others))
+            checks.append(Check(label, False, f"got {wrong} instead: check the wiring"))
         else:
-            checks.append(
-                Check(f"button {name}", False, f"no press within {timeout:g} s: check the wiring")
-            )
+            checks.append(Check(label, False, f"no press within {timeout:g} s: check the wiring"))
     on_press(lambda _name: None)
     return checks
 
 
 def _confirmed(technician: Technician, name: str, question: str, fix: str) -> Check:
+    if not technician.present:
+        return Check(name, True, "nobody to confirm it (--non-interactive)", confirmed=False)
     ok = technician.confirm(question)
     return Check(name, ok, "" if ok else fix)
 
@@ -159,9 +258,10 @@ def kiosk_checks(
     *,
     pin_factory: Any = None,
     printer: Any = None,
+    menu: Any = None,
     timeout: float = PRESS_TIMEOUT_S,
 ) -> list[Check]:
-    """LEDs, buzzer, every button, a test ticket."""
+    """LEDs, buzzer, every button, a test ticket, the touchscreen."""
     from kiosk.buttons import KioskPanel
     from kiosk.errors import PrinterError
     from kiosk.printer import TicketPrinter
@@ -193,7 +293,7 @@ def kiosk_checks(
                     "check the buzzer on its pin",
                 )
             )
-        checks += check_buttons(list(panel.buttons), panel.on_press, technician, timeout)
+        checks += check_buttons(site, list(panel.buttons), panel.on_press, technician, timeout)
     finally:
         panel.close()
     if spec.printer is None:
@@ -213,10 +313,63 @@ def kiosk_checks(
             both("Tiket tes keluar dan terbaca?", "Did a readable test ticket come out?"),
             "check paper, cable and the printer profile in the inventory",
         )
-        checks.append(Check(check.name, check.ok, check.detail or f"paper {paper}"))
+        checks.append(replace(check, detail=check.detail or f"paper {paper}"))
     finally:
         printer.close()
+    if spec.screen is not None:
+        checks.append(touch_check(site, device_id, technician, timeout=timeout, menu=menu))
     return checks
+
+
+def touch_check(
+    site: Site, device_id: str, technician: Technician, *, timeout: float, menu: Any = None
+) -> Check:
+    """The touch menu on the kiosk's screen: a touch on the first service's tile must choose
+    exactly that service (a rotated or uncalibrated touch panel chooses another, or none)."""
+    from kiosk.app import offered_services
+    from kiosk.errors import KioskConfigError
+    from kiosk.menu import TouchMenu
+
+    spec = site.devices[device_id]
+    assert isinstance(spec, KioskDevice) and spec.screen is not None
+    try:
+        menu = menu or TouchMenu(
+            site,
+            offered_services(site, spec),
+            size=(spec.screen.width, spec.screen.height),
+            fullscreen=spec.screen.fullscreen,
+            lang=spec.lang,
+        )
+    except KioskConfigError as exc:
+        return Check("touchscreen", False, str(exc))
+    try:
+        chosen: list[str] = []
+        menu.on_choose(chosen.append)
+        menu.on_priority(lambda category: chosen.append(f"priority:{category}"))
+        menu.draw()
+        target = next(t for t in menu.view().tiles if t.enabled and ":" not in t.key)
+        x, y, w, h = target.rect
+        indonesian, english = button_name(site, target.key)
+        technician.tell(both(f"Sentuh '{indonesian}' di layar", f"Touch '{english}' on the screen"))
+        technician.touching((x + w // 2, y + h // 2), menu.post_touch)
+        deadline = time.monotonic() + timeout
+        while not chosen and time.monotonic() < deadline:
+            if not menu.pump():
+                break
+            time.sleep(0.02)
+        if not chosen and menu.last_touch is None:
+            return Check("touchscreen", False, f"no touch within {timeout:g} s: check the cable")
+        if not chosen or chosen[0] != target.key:
+            got = f"'{chosen[0]}' was chosen" if chosen else f"it arrived at {menu.last_touch}"
+            return Check(
+                "touchscreen",
+                False,
+                f"touched at '{target.key}' {(x + w // 2, y + h // 2)} but {got}: check the "
+                "touch panel's rotation and calibration",
+            )
+        return Check("touchscreen", True, f"'{target.key}' chosen")
+    finally:
+        menu.close()
 
 
 # -- caller box -----------------------------------------------------------------------------
@@ -260,7 +413,7 @@ def caller_checks(
                     "check the buzzer on its pin",
                 )
             )
-        checks += check_buttons(list(panel.buttons), panel.on_press, technician, timeout)
+        checks += check_buttons(site, list(panel.buttons), panel.on_press, technician, timeout)
     finally:
         panel.close()
     if spec.lcd is not None:
@@ -430,9 +583,15 @@ def run_selftest(site: Site, device_id: str, technician: Technician, **kwargs: A
     default=PRESS_TIMEOUT_S,
     show_default=True,
     type=click.FloatRange(0.1, 300),
-    help="Seconds to wait for each button press.",
+    help="Seconds to wait for each button press or touch.",
 )
-def command(site_file: str, device_id: str, timeout: float) -> None:
+@click.option(
+    "--non-interactive",
+    is_flag=True,
+    help="Ask nothing: what needs eyes or ears is reported DONE, not confirmed; with "
+    "GPIOZERO_PIN_FACTORY=mock the buttons and the touchscreen are pressed by the selftest.",
+)
+def command(site_file: str, device_id: str, timeout: float, non_interactive: bool) -> None:
     """Check this device's buttons, LEDs, buzzer, printer, LCD, screen and speech, step by step."""
     site = load_site(site_file)
     spec = site.devices.get(device_id)
@@ -441,14 +600,20 @@ def command(site_file: str, device_id: str, timeout: float) -> None:
         kwargs["timeout"] = timeout
     else:
         kwargs["base_dir"] = Path(site_file).resolve().parent
+    technician: Technician = ConsoleTechnician()
+    if non_interactive:
+        pins = simulated_pins(site, device_id) if spec is not None else {}
+        technician = UnattendedTechnician(pins, simulate_touch=bool(pins))
     click.echo(both(f"Uji perangkat {device_id}", f"Selftest of {device_id}"))
     try:
-        checks = run_selftest(site, device_id, ConsoleTechnician(), **kwargs)
+        checks = run_selftest(site, device_id, technician, **kwargs)
     except MppError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("")
     for check in checks:
         click.echo(str(check))
     failed = [c for c in checks if not c.ok]
-    click.echo(f"{len(checks) - len(failed)}/{len(checks)} OK")
+    unconfirmed = [c for c in checks if c.ok and not c.confirmed]
+    note = f" ({len(unconfirmed)} DONE without a person to confirm)" if unconfirmed else ""
+    click.echo(f"{len(checks) - len(failed)}/{len(checks)} OK{note}")
     sys.exit(1 if failed else 0)

@@ -41,6 +41,7 @@ ROLE_EXTRAS: dict[str, tuple[str, ...]] = {
 PACKAGE = "mpp-antrian"
 PIP_REQUIREMENT = "pip>=24.2"  # the first pip that knows Python 3.13
 PIP_TIMEOUT_S = 900
+NOT_PACKAGED = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "tests", "bench")
 
 
 @dataclass(frozen=True)
@@ -143,11 +144,15 @@ def package_wheel(out_dir: Path, source: Path | None = None) -> Path:
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mpp-wheel-") as tmp:
+        # A clean copy: setuptools builds in the tree and would package what an earlier build
+        # left in build/ (a module deleted since, for one).
+        tree = Path(tmp) / "src"
+        shutil.copytree(source, tree, ignore=shutil.ignore_patterns(*NOT_PACKAGED))
         command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp]
         if all(importlib.util.find_spec(m) is not None for m in ("setuptools", "wheel")):
             command.append("--no-build-isolation")  # the build backend is here: no fetch
         done = subprocess.run(
-            [*command, str(source)], capture_output=True, text=True, check=False, timeout=300
+            [*command, str(tree)], capture_output=True, text=True, check=False, timeout=300
         )
         built = sorted(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or len(built) != 1:

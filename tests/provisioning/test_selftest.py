@@ -25,11 +25,13 @@ from protocol.site import Site, device_pins, parse_site
 from provisioning.selftest import Check, run_selftest
 from tests.conftest import EXAMPLE, ROOT, example_text
 
-PROMPT = re.compile(r"Press the (\S+) button")
+PROMPT = re.compile(r"Press the '[^']*' button \[(\S+)\]")
 
 
 class ScriptedTechnician:
     """Presses what the selftest asks for (or a wiring mistake), answers as told."""
+
+    present = True
 
     def __init__(
         self, site: Site, device: str, pins: MockFactory, *, swap: dict[str, str] | None = None,
@@ -62,6 +64,17 @@ class ScriptedTechnician:
         self.asked.append(question)
         return not any(word in question for word in self.no)
 
+    def pressing(self, button: str) -> None:
+        pass  # pressed on reading the prompt (tell)
+
+    def touching(self, pos: tuple[int, int], touch) -> None:
+        pass
+
+
+def plain(name: str) -> str:
+    """'button next (Berikutnya)' -> 'button next'."""
+    return name.split(" (", maxsplit=1)[0]
+
 
 @pytest.fixture
 def site() -> Site:
@@ -77,7 +90,7 @@ def pins() -> Iterator[MockFactory]:
 
 
 def failed(checks: list[Check]) -> dict[str, str]:
-    return {c.name: c.detail for c in checks if not c.ok}
+    return {plain(c.name): c.detail for c in checks if not c.ok}
 
 
 def test_kiosk_all_good(site: Site, pins: MockFactory) -> None:
@@ -88,12 +101,16 @@ def test_kiosk_all_good(site: Site, pins: MockFactory) -> None:
         site, "kiosk-3", tech, pin_factory=pins, printer=TicketPrinter(device, spec), timeout=2
     )
     assert failed(checks) == {}
-    names = [c.name for c in checks]
+    names = [plain(c.name) for c in checks]
     buttons = [*site.devices["kiosk-3"].buttons, "priority"]
     assert names == ["led ready", "led busy", "led fault", "buzzer",
                      *[f"button {b}" for b in buttons], "printer"]  # fmt: skip
     assert b"TES PRINTER" in device.output and b"kiosk-3" in device.output
-    assert tech.told[0] == "Tekan tombol KTP / Press the KTP button"  # Indonesian first
+    # Indonesian first, by the name on the button (the service's), the inventory key after it.
+    assert tech.told[0] == (
+        f"Tekan tombol '{site.services['ktp'].name.get('id')}' [ktp] / "
+        f"Press the '{site.services['ktp'].name.get('en')}' button [ktp]"
+    )
 
 
 def test_kiosk_wiring_faults_are_named(site: Site, pins: MockFactory) -> None:
@@ -107,7 +124,7 @@ def test_kiosk_wiring_faults_are_named(site: Site, pins: MockFactory) -> None:
     )  # fmt: skip
     assert failed(checks) == {
         "led busy": "check the LED on leds.busy and its resistor",
-        "button kk": "got akta instead: check the wiring",
+        "button kk": f"got akta ({site.services['akta'].name.get('id')}) instead: check the wiring",
         "button info": "no press within 0.3 s: check the wiring",
     }
 
@@ -118,8 +135,9 @@ def test_caller_box(site: Site, pins: MockFactory) -> None:
     checks = run_selftest(site, "caller-03", tech, pin_factory=pins, lcd=lcd, timeout=2)
     assert failed(checks) == {}
     names = {c.name for c in checks}
-    assert {"led ready", "led fault", "buzzer", "lcd", "button next", "button open_close",
-            "button very_dissatisfied"} <= names  # fmt: skip
+    assert {"led ready", "led fault", "buzzer", "lcd", "button next (Berikutnya)",
+            "button open_close (Buka/Tutup loket)",
+            "button very_dissatisfied (Tidak puas)"} <= names  # fmt: skip
     assert lcd.history[0] == ["TES LCD         ", "caller-03       "]
     tech = ScriptedTechnician(site, "caller-03", pins, no={"LCD"})
     checks = run_selftest(
@@ -164,6 +182,50 @@ def test_mpp_selftest_command_reports_and_exits_1() -> None:
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Uji perangkat caller-30 / Selftest of caller-30" in done.stdout
-    assert "FAIL  button next: no press within 0.1 s: check the wiring" in done.stdout
-    assert "FAIL  lcd: " in done.stdout  # no I2C display on this machine; the reason follows
+    assert "FAIL  button next (Berikutnya): no press within 0.1 s: check the wiring" in done.stdout
+    # smbus2 comes with the caller extra: the check reaches the bus, which this PC lacks.
+    assert "FAIL  lcd: PCF8574 display at I2C bus 1, address 0x27: " in done.stdout
+    assert "smbus2" not in done.stdout
     assert re.search(r"\n\d+/\d+ OK\n", done.stdout)
+
+
+def test_non_interactive_with_simulated_pins_asks_nothing(tmp_path: Path) -> None:
+    """--non-interactive: no question; LEDs DONE (unconfirmed); the buttons and the touch
+    screen pressed on simulated pins; the kiosk's ticket printed to a file printer."""
+    ticket = tmp_path / "ticket.bin"
+    text = example_text().replace(
+        'printer = { connection = "usb", vendor_id = 0x04b8, product_id = 0x0e15, profile = "TM-T20II" }',
+        f'printer = {{ connection = "file", path = "{ticket}", profile = "TM-T20II" }}',
+    )
+    assert str(ticket) in text
+    (tmp_path / "site.toml").write_text(text)
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "SDL_VIDEODRIVER": "dummy"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mpp"), "selftest", "--site", str(tmp_path / "site.toml"),
+         "--device", "kiosk-1", "--non-interactive", "--timeout", "5"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "DONE  led ready: nobody to confirm it (--non-interactive)" in lines
+    assert "OK    button priority (Prioritas)" in lines
+    assert "OK    touchscreen: 'ktp' chosen" in lines
+    assert lines[-1] == "7/7 OK (5 DONE without a person to confirm)"
+    assert b"TES PRINTER" in ticket.read_bytes()
+
+
+def test_a_touch_that_lands_elsewhere_is_a_wiring_fault(site: Site, pins: MockFactory) -> None:
+    from provisioning.selftest import UnattendedTechnician, touch_check
+
+    class Rotated(UnattendedTechnician):
+        """A touch panel mounted upside down: the touch arrives mirrored."""
+
+        def touching(self, pos, touch) -> None:
+            spec = site.devices["kiosk-1"].screen
+            touch((spec.width - 1 - pos[0], spec.height - 1 - pos[1]))
+
+    check = touch_check(site, "kiosk-1", Rotated(simulate_touch=True), timeout=2)
+    assert not check.ok and "touch panel's rotation and calibration" in check.detail
+    nobody = touch_check(site, "kiosk-1", UnattendedTechnician(), timeout=0.2)
+    assert not nobody.ok and nobody.detail == "no touch within 0.2 s: check the cable"
