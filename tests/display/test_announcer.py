@@ -245,6 +245,17 @@ class SlowPlayer:
         pass
 
 
+def news(clock: ManualClock, counter: int, ticket: str) -> Announcement:
+    """A call received now, news for 30 s, with its short form."""
+    return Announcement(
+        (counter, 1),
+        call_phrase(site, ticket, counter),
+        received_at=clock.now,
+        stale_at=clock.now + 30.0,
+        short=call_phrase(site, ticket, counter, short=True),
+    )
+
+
 def test_a_counters_superseded_call_is_never_spoken(tmp_path: Path) -> None:
     events = Events()
     announcer = SpeechAnnouncer(SlowPlayer(), tmp_path, listener=events)
@@ -269,16 +280,7 @@ def test_an_opening_burst_of_30_calls_is_heard_while_it_is_news(tmp_path: Path) 
     announcer.start()
     try:
         for counter in range(1, 31):  # every counter presses NEXT at opening time
-            ticket = f"A{counter:03d}"
-            announcer.announce(
-                Announcement(
-                    (counter, 1),
-                    call_phrase(site, ticket, counter),
-                    received_at=clock.now,
-                    stale_at=clock.now + 30.0,
-                    short=call_phrase(site, ticket, counter, short=True),
-                )
-            )
+            announcer.announce(news(clock, counter, f"A{counter:03d}"))
         assert wait_for(lambda: len(announcer.spoken) + len(announcer.dropped) == 30, 60)
         spoken, dropped = announcer.spoken, announcer.dropped
         first = spoken[0]
@@ -305,16 +307,7 @@ def test_a_call_alone_is_spoken_in_full_with_the_chime(tmp_path: Path) -> None:
     announcer.start()
     try:
         for counter in (4, 5):
-            ticket = f"B{counter:03d}"
-            announcer.announce(
-                Announcement(
-                    (counter, 1),
-                    call_phrase(site, ticket, counter),
-                    received_at=clock.now,
-                    stale_at=clock.now + 30.0,
-                    short=call_phrase(site, ticket, counter, short=True),
-                )
-            )
+            announcer.announce(news(clock, counter, f"B{counter:03d}"))
             assert wait_for(lambda n=counter: len(announcer.spoken) == n - 3)
             clock.now += 5.0  # a quiet moment between the calls
         assert [s.short for s in announcer.spoken] == [False, False]
