@@ -395,16 +395,6 @@ def printed_tickets(data: bytes) -> list[PrintedTicket]:
     return [PrintedTicket(n, t) for n, t in zip(numbers, tokens, strict=True)]
 
 
-def wait_until(predicate: Any, timeout: float, step: float = 0.05) -> bool:
-    """Poll `predicate` until true or `timeout` seconds passed (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
-
-
 def stop_all(procs: Iterable[subprocess.Popen[Any]]) -> None:
     """Terminate test-started processes that still run (each by its own id)."""
     procs = list(procs)

@@ -12,7 +12,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,16 +71,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     assert ordered, "no values"
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, step: float = 0.02) -> bool:
-    """Poll `predicate` until it is true or `timeout` seconds passed (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
 
 
 # -- caller boxes ------------------------------------------------------------------------------

@@ -43,10 +43,10 @@ from tests.chaos.device_rigs import (
     percentile,
     stored_calls,
     stored_tickets,
-    wait_until,
 )
 from tests.conftest import make_site
 from tests.kiosk.escpos_bytes import parse
+from tests.timing import wait_until
 
 RESTARTS = 20
 DOWN_S = 1.0

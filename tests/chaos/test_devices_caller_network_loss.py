@@ -35,8 +35,9 @@ from hub.service import HubService
 from protocol import messages as m
 from protocol.brokers import Mosquitto, free_port
 from protocol.mqtt import Bus, Incoming
-from tests.chaos.device_rigs import CallerRig, caller_rig, stored_calls, wait_until
+from tests.chaos.device_rigs import CallerRig, caller_rig, stored_calls
 from tests.conftest import make_site
+from tests.timing import wait_until
 
 CLONE_NEWNET = 0x40000000
 CALLER = "caller-03"

@@ -27,9 +27,9 @@ from tests.chaos.device_rigs import (
     display_rig,
     expected_tiles,
     stored_calls,
-    wait_until,
 )
 from tests.display.conftest import png_pixels
+from tests.timing import wait_until
 
 RESTARTS = 5
 COUNTERS = (1, 2, 3, 4)

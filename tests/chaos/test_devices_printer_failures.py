@@ -30,9 +30,10 @@ from hub.service import HubService
 from hub.web import create_app
 from kiosk.printer import TicketPrinter, _network_class
 from protocol.site import KioskDevice
-from tests.chaos.device_rigs import KioskRig, kiosk_rig, stored_tickets, wait_until
+from tests.chaos.device_rigs import KioskRig, kiosk_rig, stored_tickets
 from tests.hub.web.conftest import login
 from tests.kiosk.escpos_bytes import parse
+from tests.timing import wait_until
 
 KIOSK = "kiosk-3"
 STATUS_REQUEST = b"\x10\x04\x04"  # DLE EOT 4: paper sensor status

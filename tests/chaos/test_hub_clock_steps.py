@@ -23,9 +23,10 @@ from hub import reports
 from protocol import messages as m
 from protocol.brokers import Mosquitto
 from protocol.site import Site, load_site
-from tests.chaos.conftest import CommandTap, HubProcess, retained_dump, wait_hub, wait_until
+from tests.chaos.conftest import CommandTap, HubProcess, retained_dump, wait_hub
 from tests.chaos.faketime import FakeClock, at
 from tests.conftest import write_site
+from tests.timing import wait_until
 
 HOLD_S = 8.0  # the hold on unprinted kiosk tickets in these scenarios
 

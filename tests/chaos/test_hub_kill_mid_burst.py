@@ -27,8 +27,8 @@ from tests.chaos.conftest import (
     scaled,
     tickets,
     wait_hub,
-    wait_until,
 )
+from tests.timing import wait_until
 
 KIOSKS = 10
 PRESSES = scaled(500)  # per kiosk: 5,000 in the burst at scale 1

@@ -29,8 +29,8 @@ from tests.chaos.conftest import (
     printed_tickets,
     scaled,
     wait_hub,
-    wait_until,
 )
+from tests.timing import wait_until
 
 ROUNDS = scaled(25, minimum=3)
 KIOSKS = 4

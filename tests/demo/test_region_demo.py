@@ -14,7 +14,7 @@ import pytest
 
 from demo.region import DEMO_LOGIN, RegionDemo
 from protocol.brokers import free_port
-from tests.chaos.device_rigs import wait_until
+from tests.timing import wait_until
 
 
 @pytest.mark.slow

@@ -22,16 +22,6 @@ from protocol.mqtt import Bus
 from protocol.site import KioskDevice, Site
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, step: float = 0.01) -> bool:
-    """Poll `predicate` until it is true or `timeout` passed (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
-
-
 def press(pins: MockFactory, pin: int) -> None:
     """A citizen presses and releases the button on `pin` (a separate press: it comes later
     than contact bounce after any earlier one, which a whole local ticket flow may not)."""

@@ -32,9 +32,9 @@ from tests.kiosk.conftest import (
     press,
     request_rows,
     ticket_rows,
-    wait_until,
 )
 from tests.kiosk.escpos_bytes import parse
+from tests.timing import wait_until
 
 KTP, KK, PRIORITY_PIN = 5, 6, 26  # kiosk-3's pins in the example inventory
 READY, BUSY, FAULT = 16, 20, 21

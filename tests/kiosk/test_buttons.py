@@ -9,7 +9,8 @@ from kiosk.buttons import PRIORITY, KioskPanel
 from kiosk.errors import PanelError
 from protocol.site import load_site
 from tests.conftest import EXAMPLE
-from tests.kiosk.conftest import press, wait_until
+from tests.kiosk.conftest import press
+from tests.timing import wait_until
 
 SITE = load_site(EXAMPLE)
 KIOSK3 = SITE.devices["kiosk-3"]  # buttons ktp=5 kk=6 ... priority=26, LEDs 16/20/21, buzzer 12

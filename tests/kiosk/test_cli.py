@@ -16,7 +16,7 @@ from protocol import messages as m
 from protocol.cli import main
 from protocol.mqtt import Bus
 from tests.conftest import EXAMPLE, ROOT, example_text
-from tests.kiosk.conftest import wait_until
+from tests.timing import wait_until
 
 
 def test_preview_writes_the_ticket_png(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from protocol.brokers import Mosquitto
 from protocol.site import Site
 from region.config import RegionConfig, parse_region
 from region.service import RegionService
-from tests.chaos.device_rigs import wait_until
 from tests.region.sites import (
     assert_same_history,
     busy_period,
@@ -26,6 +25,7 @@ from tests.region.sites import (
     region_rows,
     region_site,
 )
+from tests.timing import wait_until
 
 
 def region_config(dsn: str, port: int, prefix: str = "mpp/v1") -> RegionConfig:

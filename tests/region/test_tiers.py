@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from protocol import messages as m
-from tests.chaos.device_rigs import wait_until
 from tests.region.rig import RegionRig, start_rig
 from tests.region.sites import (
     assert_same_history,
@@ -18,6 +17,7 @@ from tests.region.sites import (
     region_acked,
     region_rows,
 )
+from tests.timing import wait_until
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 
 from broker_config.tls import make_ca, make_server_cert
 from protocol.brokers import free_port
-from tests.chaos.conftest import wait_until
 from tests.conftest import ROOT, write_site
+from tests.timing import wait_until
 
 
 def _get(port: int, path: str = "/healthz", timeout: float = 5.0) -> bytes:
