@@ -15,8 +15,9 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -75,27 +76,42 @@ class SiteNow:
 
 
 OVERVIEW_SQL = """
-WITH s AS (
-    SELECT site, name, counters,
-           (to_timestamp(%(now)s) AT TIME ZONE timezone)::date AS today
-    FROM sites
+WITH w AS (
+    SELECT site, day, count(*) AS waiting, min(issued_at) AS oldest
+    FROM tickets WHERE status = 'waiting' AND day = ANY(%(days)s) GROUP BY site, day
+), d AS (
+    SELECT site, day, sum(served) AS served
+    FROM daily WHERE day = ANY(%(days)s) GROUP BY site, day
+), c AS (
+    SELECT site, count(*) AS open FROM counters WHERE open GROUP BY site
+), v AS (
+    SELECT site, count(*) AS offline FROM devices WHERE NOT online GROUP BY site
+), a AS (
+    SELECT site, count(*) AS open FROM alerts WHERE acked_by IS NULL GROUP BY site
 )
 SELECT s.site, s.name, l.last_seen, GREATEST(COALESCE(l.head, 0) - COALESCE(l.acked, 0), 0),
-       l.last_event_at,
-       w.waiting, w.oldest,
-       (SELECT COALESCE(sum(served), 0) FROM daily d WHERE d.site = s.site AND d.day = s.today),
-       (SELECT count(*) FROM counters c WHERE c.site = s.site AND c.open), s.counters,
-       (SELECT count(*) FROM devices v WHERE v.site = s.site AND NOT v.online),
-       (SELECT count(*) FROM alerts a WHERE a.site = s.site AND a.acked_by IS NULL),
-       COALESCE(l.refused, 0)
-FROM s
+       l.last_event_at, w.waiting, w.oldest, COALESCE(d.served, 0), COALESCE(c.open, 0),
+       s.counters, COALESCE(v.offline, 0), COALESCE(a.open, 0), COALESCE(l.refused, 0)
+FROM sites s
+JOIN unnest(%(sites)s::text[], %(todays)s::date[]) AS today(site, day) ON today.site = s.site
 LEFT JOIN links l ON l.site = s.site
-LEFT JOIN LATERAL (
-    SELECT count(*) AS waiting, min(issued_at) AS oldest FROM tickets t
-    WHERE t.site = s.site AND t.day = s.today AND t.status = 'waiting'
-) w ON true
+LEFT JOIN w ON w.site = s.site AND w.day = today.day
+LEFT JOIN d ON d.site = s.site AND d.day = today.day
+LEFT JOIN c ON c.site = s.site
+LEFT JOIN v ON v.site = s.site
+LEFT JOIN a ON a.site = s.site
 ORDER BY s.name
 """
+
+
+def todays(conn: psycopg.Connection, now: float) -> dict[str, date]:
+    """Each site's business day now, in its own time zone."""
+    zones: dict[str, ZoneInfo] = {}
+    out = {}
+    for site, tz in conn.execute("SELECT site, timezone FROM sites"):
+        zone = zones.setdefault(tz, ZoneInfo(tz))
+        out[site] = datetime.fromtimestamp(now, zone).date()
+    return out
 
 
 def overview(
@@ -107,7 +123,15 @@ def overview(
 ) -> list[SiteNow]:
     """Every site at a glance: link, waiting now, served today, longest wait, counters open,
     devices offline, open alerts; `expected` (id, name) sites that never sent anything too."""
-    rows = conn.execute(OVERVIEW_SQL, {"now": now}).fetchall()
+    today = todays(conn, now)
+    rows = conn.execute(
+        OVERVIEW_SQL,
+        {
+            "days": sorted(set(today.values())),
+            "sites": list(today),
+            "todays": list(today.values()),
+        },
+    ).fetchall()
     out = []
     for row in rows:
         last_seen = row[2]
