@@ -18,7 +18,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -225,6 +225,8 @@ class Ingestor:
         acks: dict[str, int] = {}
         to_apply: dict[str, list[m.OutboxEvent]] = {}
         link_rows = []
+        rewrite: list[str] = []
+        kept: list[tuple[str, int, int]] = []
         for site in names:
             work, acked = sites[site], before[site]
             received = [(b.after, b.last) for b in work.batches if b.last > max(b.after, acked)]
@@ -236,17 +238,18 @@ class Ingestor:
                     events = self._load_events(cur, site, acked, upto)
                 to_apply[site] = events
             if rest != sorted(set(pending[site])) or received:
-                cur.execute("DELETE FROM ranges WHERE site = %s", (site,))
-                cur.executemany(
-                    "INSERT INTO ranges (site, after, last) VALUES (%s, %s, %s)",
-                    [(site, a, b) for a, b in rest],
-                )
+                rewrite.append(site)
+                kept += [(site, a, b) for a, b in rest]
             acks[site] = upto
             newest = max(b.head for b in work.batches)
             last_at = max((e.at for e in to_apply.get(site, ())), default=None)
             link_rows.append(
                 (upto, newest, now, last_at, work.batches[-1].sent_at, len(work.batches), site)
             )
+        if rewrite:
+            cur.execute("DELETE FROM ranges WHERE site = ANY(%s)", (rewrite,))
+        if kept:
+            cur.executemany("INSERT INTO ranges (site, after, last) VALUES (%s, %s, %s)", kept)
         if to_apply:
             self._apply(cur, to_apply)
         cur.executemany(
@@ -360,7 +363,7 @@ class Ingestor:
                 f"COPY stage_tickets (site, {', '.join(tk.TICKET_COLUMNS)}) FROM STDIN"
             ) as copy:
                 for (site, _), ticket in changed.items():
-                    copy.write_row((site, *astuple(ticket)))
+                    copy.write_row((site, *tk.row_of(ticket)))
             cur.execute(
                 "INSERT INTO tickets SELECT * FROM stage_tickets "
                 f"ON CONFLICT (site, id) DO UPDATE SET {_TICKET_SET}"

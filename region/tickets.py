@@ -14,7 +14,9 @@ outcome side under the service that finished (or lost) it. Sums are kept exact b
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any
 
 from protocol.messages import OutboxEvent
 
@@ -55,9 +57,10 @@ SUM_FIELDS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Ticket:
-    """A ticket as the region holds it (the columns of the `tickets` table but `site`)."""
+    """A ticket as the region holds it (the columns of the `tickets` table but `site`).
+    `apply` never changes one: it returns a changed copy."""
 
     id: int
     day: str
@@ -80,6 +83,15 @@ class Ticket:
 
 
 TICKET_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Ticket))
+row_of: Callable[[Ticket], tuple[Any, ...]] = attrgetter(*TICKET_COLUMNS)  # its column values
+
+
+def replace(ticket: Ticket, **changes: Any) -> Ticket:
+    """A copy of `ticket` with `changes` (dataclasses.replace is ten times slower)."""
+    copy = Ticket(*row_of(ticket))
+    for name, value in changes.items():
+        setattr(copy, name, value)
+    return copy
 
 
 class EventOrderError(ValueError):
