@@ -34,7 +34,7 @@ from tests.kiosk.conftest import (
     ticket_rows,
 )
 from tests.kiosk.escpos_bytes import parse
-from tests.timing import wait_until
+from tests.timing import ManualClock, wait_until
 
 KTP, KK, PRIORITY_PIN = 5, 6, 26  # kiosk-3's pins in the example inventory
 READY, BUSY, FAULT = 16, 20, 21
@@ -88,21 +88,29 @@ def test_press_prints_the_confirmed_ticket_and_reports_it(hub, make_kiosk, pins)
 
 def test_double_press_yields_one_ticket(hub, make_kiosk, pins) -> None:
     device = Dummy(profile="default")
-    app = make_kiosk(printer=dummy_printer(hub.site, "kiosk-3", device), lockout_s=0.5)
+    clock = ManualClock()
+    app = make_kiosk(
+        printer=dummy_printer(hub.site, "kiosk-3", device),
+        lockout_s=0.5,
+        bounce_s=0.05,
+        clock=clock,
+    )
     press(pins, KTP)
     pins.pin(KTP).drive_low()  # contact bounce of the same press
     pins.pin(KTP).drive_high()
+    clock.now += 0.06
     press(pins, KTP)  # a real second press
+    clock.now += 0.06
     press(pins, KTP)
     assert app.wait_idle(10)
-    time.sleep(0.1)
+    clock.now += 0.1
     press(pins, KTP)  # still within the lockout after the ticket came out
     assert app.wait_idle(10)
     assert [r["label"] for r in ticket_rows(hub.database)] == ["A001"]
     printed = parse(device.output)
     assert printed.qr_prints == 1 and len(printed.cuts) == 1
     assert "busy" in [n.kind for n in app.notices]
-    time.sleep(0.5)
+    clock.now += 0.5
     press(pins, KTP)  # the next citizen
     assert app.wait_idle(10)
     assert [r["label"] for r in ticket_rows(hub.database)] == ["A001", "A002"]
@@ -287,7 +295,7 @@ def test_touch_menu_kiosk_greys_out_a_full_service(broker, make_kiosk, tmp_path)
         assert app.notices[-1].number == "A001"
         assert wait_until(lambda: not menu.view().tile("ktp").enabled)  # quota used up
         assert menu.view().tile("ktp").badge == "KUOTA HABIS"
-        time.sleep(0.15)  # the 'take your ticket' notice has gone
+        assert wait_until(lambda: menu.view().notice is None, 2)  # 'take your ticket' has gone
         assert menu.tap(centre) is None
         assert app.wait_idle(1) and len(ticket_rows(site.hub.database)) == 1
         image = menu.save_png(tmp_path / "menu.png")
@@ -320,16 +328,6 @@ def test_priority_pattern_reaches_the_ticket(hub, make_kiosk, pins) -> None:
     assert [(r["label"], r["priority"]) for r in rows] == [("A001", "disabled"), ("B001", None)]
     text = " ".join(parse(device.output).texts())
     assert text.count("PRIORITAS: Penyandang disabilitas") == 1
-
-
-class ManualClock:
-    """The kiosk's clock, moved by the test (the priority window, notices, lockout)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _centre(tile) -> tuple[int, int]:
@@ -586,7 +584,7 @@ def test_a_hub_that_does_not_trust_its_clock_says_so_on_the_kiosk(site, make_kio
         )
         assert parse(device.output).qr_prints == 0
         synced[0] = True  # NTP has set the clock (the hub looks at every issue and every 5 s)
-        time.sleep(0.15)  # the refusal notice has gone
+        assert wait_until(lambda: menu.view().notice is None, 2)  # the refusal notice has gone
         assert menu.tap((tile.rect[0] + 5, tile.rect[1] + 5)).key == "ktp"
         assert app.wait_idle(10) and app.notices[-1].number == "A002"
         assert wait_until(lambda: menu.view().banner is None)

@@ -7,20 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.presses import PressGate, PrioritySelector
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.timing import ManualClock
 
 
 def test_chatter_is_ignored_and_a_press_while_busy_is_dropped() -> None:
-    clock = Clock()
+    clock = ManualClock()
     gate = PressGate(bounce_s=0.05, lockout_s=1.0, clock=clock)
     assert gate.offer("ktp") == "accept" and gate.busy
     clock.now += 0.01
@@ -36,7 +27,7 @@ def test_chatter_is_ignored_and_a_press_while_busy_is_dropped() -> None:
 
 
 def test_bounce_window_follows_the_last_edge() -> None:
-    clock = Clock()
+    clock = ManualClock()
     gate = PressGate(bounce_s=0.05, lockout_s=0.0, clock=clock)
     assert not gate.chatter("priority")
     for _ in range(5):  # a button chattering for 100 ms
@@ -48,7 +39,7 @@ def test_bounce_window_follows_the_last_edge() -> None:
 
 @given(st.lists(st.floats(min_value=0.0, max_value=0.9), min_size=1, max_size=30))
 def test_any_burst_during_one_ticket_gives_one_accept(gaps: list[float]) -> None:
-    clock = Clock()
+    clock = ManualClock()
     gate = PressGate(bounce_s=0.05, lockout_s=1.0, clock=clock)
     verdicts = []
     for gap in gaps:
@@ -58,7 +49,7 @@ def test_any_burst_during_one_ticket_gives_one_accept(gaps: list[float]) -> None
 
 
 def test_priority_button_steps_through_categories_and_expires() -> None:
-    clock = Clock()
+    clock = ManualClock()
     priority = PrioritySelector(window_s=15.0, clock=clock)
     assert priority.current() is None
     assert priority.press() == "elderly"
@@ -75,7 +66,7 @@ def test_priority_button_steps_through_categories_and_expires() -> None:
 
 
 def test_touch_choice_toggles_and_rejects_unknown_categories() -> None:
-    priority = PrioritySelector(clock=Clock())
+    priority = PrioritySelector(clock=ManualClock())
     assert priority.choose("child") == "child"
     assert priority.choose("child") is None
     assert priority.current() is None

@@ -19,6 +19,7 @@ from protocol.site import Printer, load_site
 from tests.conftest import EXAMPLE
 from tests.kiosk.conftest import JammedPrinter, PrinterServer
 from tests.kiosk.escpos_bytes import parse
+from tests.timing import wait_until
 
 SITE = load_site(EXAMPLE)
 TM_T20II = Printer(connection="dummy", profile="TM-T20II")
@@ -196,7 +197,7 @@ def test_network_printer_prints_and_reports_paper(printer_server) -> None:
     assert printer.can_query
     printer.close()
     expected = render(LAYOUT, spec)
-    assert _wait_for(lambda: expected in bytes(server.received))
+    assert wait_until(lambda: expected in bytes(server.received))
     server.status = b"\x1e"  # near end of the roll
     assert printer.status() == "paper_low"
     printer.close()
@@ -223,7 +224,7 @@ def test_silent_printer_status_is_bounded_and_printing_goes_on(printer_server) -
     assert time.monotonic() - started < 1.5  # far below the connection timeout of 3 s
     assert printer.print_ticket(LAYOUT) == "ok"
     printer.close()
-    assert _wait_for(lambda: b"H007" in bytes(server.received))
+    assert wait_until(lambda: b"H007" in bytes(server.received))
 
 
 class ScriptedStatusPrinter(Dummy):
@@ -311,12 +312,3 @@ def test_paper_status_bytes() -> None:
     assert parse_paper_status(b"\x1e") == "paper_low"
     assert parse_paper_status(b"\x72") == "paper_out"
     assert parse_paper_status(b"\x7e") == "paper_out"
-
-
-def _wait_for(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
