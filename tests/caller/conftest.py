@@ -33,16 +33,6 @@ PINS = {
 }
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, step: float = 0.01) -> Any:
-    """Poll `predicate` until it returns something truthy or `timeout` passes; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step)
-
-
 @dataclass
 class Rig:
     """A caller box on MockFactory pins with a recording display, on a real bus."""
@@ -58,11 +48,11 @@ class Rig:
     def press(self, button: str, idle: bool = True, fresh: bool = True) -> None:
         """Press and release a button as an officer would; wait for the answer by default.
 
-        `fresh` first lets the button's debounce window pass, so the press counts as a new
-        one; `fresh=False` presses at once (a double press, a bounce)."""
+        `fresh` first moves the box's clock past the button's debounce window, so the press
+        counts as a new one; `fresh=False` presses at once (a double press, a bounce)."""
         if fresh and button in self.last_press:
             wait = self.last_press[button] + self.box.debounce_s + 0.02 - self.box.clock()
-            time.sleep(max(0.0, wait))
+            self.skew[0] += max(0.0, wait)
         self.last_press[button] = self.box.clock()
         pin = self.pins.pin(PINS[button])
         pin.drive_low()

@@ -18,8 +18,9 @@ from protocol import messages as m
 from protocol.brokers import Mosquitto
 from protocol.mqtt import Bus, Incoming
 from protocol.site import Site
-from tests.caller.conftest import Rig, wait_for
+from tests.caller.conftest import Rig
 from tests.conftest import make_site
+from tests.timing import wait_until
 
 
 def issue(hub: HubService, service: str, count: int) -> list[str]:
@@ -54,7 +55,7 @@ def watch(bus: Bus, topic_filter: str, model: type[m.Message]) -> queue.Queue:
 def rig03(hub: HubService, bus_for: Callable[[str], Bus], make_rig: Callable[..., Rig]) -> Rig:
     """caller-03 (counter 3: ktp, one transfer target 'kk') with its retained state received."""
     rig = make_rig(hub.site, bus_for("caller-03"), officer="Siti")
-    assert wait_for(lambda: rig.box.state is not None), "no retained counter state from the hub"
+    assert wait_until(lambda: rig.box.state is not None), "no retained counter state from the hub"
     return rig
 
 
@@ -66,7 +67,7 @@ def test_display_is_right_after_a_reboot(
     assert hub.submit(m.CallNext(device="hub", counter=3)).ok
     # The box starts after all that happened: the retained state tells it everything.
     rig = make_rig(hub.site, bus_for("caller-03"))
-    assert wait_for(lambda: rig.display.text == "A001 -> Loket 3|Menunggu: 2"), rig.display.text
+    assert wait_until(lambda: rig.display.text == "A001 -> Loket 3|Menunggu: 2"), rig.display.text
     assert rig.pin_states("led_ready")[-1] is True
     assert rig.pin_states("led_fault")[-1] is False
 
@@ -74,7 +75,7 @@ def test_display_is_right_after_a_reboot(
 def test_every_officer_button(rig03: Rig, hub: HubService) -> None:
     issue(hub, "ktp", 3)
     box = rig03.box
-    assert wait_for(lambda: box.state and box.waiting == 3)
+    assert wait_until(lambda: box.state and box.waiting == 3)
     assert rig03.display.text == "Loket 3 - Tutup|Menunggu: 3"
 
     rig03.press("open_close")
@@ -83,10 +84,10 @@ def test_every_officer_button(rig03: Rig, hub: HubService) -> None:
 
     rig03.clear_states()
     rig03.press("next")
-    assert wait_for(lambda: box.waiting == 2)
+    assert wait_until(lambda: box.waiting == 2)
     assert (box.state.ticket, box.state.call_seq) == ("A001", 1)
     assert rig03.display.text == "A001 -> Loket 3|Menunggu: 2"
-    assert wait_for(lambda: True in rig03.pin_states("buzzer"), 2)  # a short beep
+    assert wait_until(lambda: True in rig03.pin_states("buzzer"), 2)  # a short beep
 
     rig03.press("recall")
     assert (box.state.ticket, box.state.call_seq) == ("A001", 2)
@@ -101,7 +102,7 @@ def test_every_officer_button(rig03: Rig, hub: HubService) -> None:
     rig03.press("transfer")  # one target (kk): a press transfers
     assert box.state.ticket is None
     assert rig03.display.text == "Loket 3 - Buka|A002 dialihkan"
-    assert wait_for(lambda: hub.queue.by_label("A002").service == "kk")
+    assert wait_until(lambda: hub.queue.by_label("A002").service == "kk")
 
     rig03.press("open_close")
     assert not box.state.open
@@ -118,7 +119,7 @@ def test_refusals_get_feedback_and_change_nothing(rig03: Rig, hub: HubService) -
     rig03.press("next")  # counter closed
     assert rig03.outcomes[-1] == ("next", "refused", "counter_closed")
     assert rig03.display.text == "Loket 3 - Tutup|Loket tutup"
-    assert wait_for(lambda: rig03.pin_states("led_fault").count(True) >= 2, 2)
+    assert wait_until(lambda: rig03.pin_states("led_fault").count(True) >= 2, 2)
     rig03.press("open_close")
     rig03.press("recall")  # nothing called yet
     assert rig03.outcomes[-1] == ("recall", "refused", "no_ticket")
@@ -146,8 +147,8 @@ def test_next_pressed_twice_within_the_debounce_window_calls_once(
         ("next", "ok", ""),
     ]
     # The hub saw one call: the retained state a newcomer receives says so.
-    assert wait_for(lambda: hub.queue.counters[3].call_seq == 1)
-    assert rig03.box.state.ticket == "A001" and wait_for(lambda: rig03.box.waiting == 2)
+    assert wait_until(lambda: hub.queue.counters[3].call_seq == 1)
+    assert rig03.box.state.ticket == "A001" and wait_until(lambda: rig03.box.waiting == 2)
     rig03.press("next")  # after the window (the helper waits it out), a press again
     assert rig03.box.state.ticket == "A002"
 
@@ -157,7 +158,7 @@ def test_transfer_with_several_targets_is_chosen_then_confirmed(
 ) -> None:
     issue(hub, "ktp", 2)
     rig = make_rig(hub.site, bus_for("caller-01"), officer="Budi")  # targets: akta, pindah
-    assert wait_for(lambda: rig.box.state is not None)
+    assert wait_until(lambda: rig.box.state is not None)
     rig.press("open_close")
     rig.press("next")
     call_seq = rig.box.state.call_seq
@@ -171,7 +172,7 @@ def test_transfer_with_several_targets_is_chosen_then_confirmed(
     assert rig.outcomes[-1][:2] == ("next", "ok")
     assert rig.box.state.ticket is None and rig.box.state.call_seq == call_seq
     assert rig.display.text == "Loket 1 - Buka|A001 dialihkan"
-    assert wait_for(lambda: hub.queue.by_label("A001").service == "pindah")
+    assert wait_until(lambda: hub.queue.by_label("A001").service == "pindah")
 
     # Another button cancels a choice; nothing is sent.
     rig.press("next")
@@ -316,7 +317,7 @@ def test_no_answer_from_the_hub_is_a_fault_and_a_press_meanwhile_is_not_sent(
         assert rig.box.wait_idle(5)
         assert rig.outcomes[-1] == ("next", "fault", "timeout")
         assert rig.display.text == "Loket 3|Hub tdk menjawab"
-        assert wait_for(lambda: rig.pin_states("led_fault")[-2:] == [True, False], 6)
+        assert wait_until(lambda: rig.pin_states("led_fault")[-2:] == [True, False], 6)
         assert len(commands) == 1
     finally:
         bus.stop()
@@ -334,10 +335,10 @@ def test_next_while_the_broker_is_down_is_a_fault_and_never_sent_later(
         rig = make_rig(site, bus, officer="Siti")
         issue(hub, "ktp", 3)
         rig.press("open_close")
-        assert rig.box.state.open and wait_for(lambda: rig.box.waiting == 3)
+        assert rig.box.state.open and wait_until(lambda: rig.box.waiting == 3)
 
         own_broker.stop()
-        assert wait_for(lambda: not bus.connected, 5)
+        assert wait_until(lambda: not bus.connected, 5)
         assert rig.pin_states("led_fault")[-1] is True and rig.pin_states("led_ready")[-1] is False
         assert rig.display.text == "Loket 3 - Buka|Tidak terhubung"
         started = time.monotonic()
@@ -351,8 +352,8 @@ def test_next_while_the_broker_is_down_is_a_fault_and_never_sent_later(
         time.sleep(1.5)  # ample time for anything queued to arrive (nothing should)
         assert hub.queue.counters[3].call_seq == 0
         assert all(t.status == "waiting" for t in hub.queue.tickets.values())
-        assert wait_for(lambda: rig.pin_states("led_ready")[-1] is True)
-        assert rig.box.state.ticket is None and wait_for(lambda: rig.box.waiting == 3)
+        assert wait_until(lambda: rig.pin_states("led_ready")[-1] is True)
+        assert rig.box.state.ticket is None and wait_until(lambda: rig.box.waiting == 3)
         # The box works again: the next press calls, exactly once.
         rig.press("next")
         assert rig.box.state.ticket == "A001" and hub.queue.counters[3].call_seq == 1
@@ -371,7 +372,7 @@ def test_bad_retained_state_is_ignored(broker: Mosquitto, make_rig: Callable[...
         topic = publisher.topics.counter_state(3)
         good = m.CounterState(seq=10, counter=3, open=True, call_seq=1, ticket="A005", waiting=4)
         publisher.publish(topic, good, retain=True)  # as the hub does: there for a late subscriber
-        assert wait_for(lambda: rig.display.text == "A005 -> Loket 3|Menunggu: 4")
+        assert wait_until(lambda: rig.display.text == "A005 -> Loket 3|Menunggu: 4")
         for garbage in (
             b"not json",
             b'{"v": 1, "seq": 11}',
@@ -383,7 +384,7 @@ def test_bad_retained_state_is_ignored(broker: Mosquitto, make_rig: Callable[...
             publisher.publish(topic, garbage)
         newer = good.model_copy(update={"seq": 14, "ticket": "A006", "waiting": 3})
         publisher.publish(topic, newer)
-        assert wait_for(lambda: rig.box.state == newer)
+        assert wait_until(lambda: rig.box.state == newer)
         assert rig.display.history[-1] == ["A006 -> Loket 3 ", "Menunggu: 3     "]
         assert all("B001" not in " ".join(lines) for lines in rig.display.history)
         assert all("A004" not in " ".join(lines) for lines in rig.display.history)
@@ -399,7 +400,7 @@ def test_four_row_display_shows_waiting_per_service(
     issue(hub, "kk", 1)
     assert hub.submit(m.OpenCounter(device="hub", counter=1, officer="Budi")).ok
     rig = make_rig(hub.site, bus_for("caller-01"), display=FakeCharDisplay(20, 4))
-    assert wait_for(
+    assert wait_until(
         lambda: rig.display.text == "Loket 1 - Buka|Menunggu: 3|A:2 B:1|Petugas: Budi"
     ), rig.display.text
 
@@ -411,16 +412,16 @@ def test_a_counter_the_admin_reassigns_shows_and_calls_its_new_services(
     issue(hub, "skck", 1)
     assert hub.submit(m.OpenCounter(device="hub", counter=1, officer="Budi")).ok
     rig = make_rig(hub.site, bus_for("caller-01"), display=FakeCharDisplay(20, 4))
-    assert wait_for(
+    assert wait_until(
         lambda: rig.display.text == "Loket 1 - Buka|Menunggu: 2|A:2 B:0|Petugas: Budi"
     ), rig.display.text
     assign = m.AssignCounter(device="hub", counter=1, services=("skck", "ktp"), by="Kepala")
     assert hub.submit(assign).ok
-    assert wait_for(
+    assert wait_until(
         lambda: rig.display.text == "Loket 1 - Buka|Menunggu: 3|H:1 A:2|Petugas: Budi"
     ), rig.display.text
     rig.press("next")
-    assert wait_for(lambda: rig.box.state and rig.box.state.ticket is not None)
+    assert wait_until(lambda: rig.box.state and rig.box.state.ticket is not None)
     assert rig.box.state.ticket == "A001"  # oldest first across the counter's services
 
 
@@ -463,17 +464,17 @@ def test_display_failure_is_reported_and_the_box_keeps_working(
     statuses = watch(watcher, watcher.topics.status("caller-03"), m.DeviceStatus)
     display = FailingDisplay()
     rig = make_rig(hub.site, bus_for("caller-03"), display=display, officer="Siti")
-    assert wait_for(lambda: rig.box.state is not None)
+    assert wait_until(lambda: rig.box.state is not None)
     rig.press("open_close")
     display.broken = True
     rig.press("next")
     assert rig.outcomes[-1] == ("next", "ok", "") and rig.box.state.ticket == "A001"
-    assert wait_for(lambda: True in rig.pin_states("buzzer"), 2)  # feedback without the LCD
-    assert wait_for(lambda: _health(statuses) == "error")
+    assert wait_until(lambda: True in rig.pin_states("buzzer"), 2)  # feedback without the LCD
+    assert wait_until(lambda: _health(statuses) == "error")
     display.broken = False
     rig.press("next")
     assert display.text == "A002 -> Loket 3|Menunggu: 0"
-    assert wait_for(lambda: _health(statuses) == "ok")
+    assert wait_until(lambda: _health(statuses) == "ok")
 
 
 def _health(statuses: queue.Queue) -> str | None:
@@ -508,10 +509,10 @@ def test_next_held_up_by_a_frozen_broker_is_never_applied_late(
             rig.press("next")
             assert rig.outcomes[-1] == ("next", "fault", "timeout")
             assert rig.display.text == "Loket 3 - Buka|Hub tdk menjawab"
-            time.sleep(site.hub.command_max_age_s + 0.5)
+            time.sleep(site.hub.command_max_age_s + 0.5)  # the held NEXT grows old
         finally:
             own_broker.process.send_signal(signal.SIGCONT)
-        assert wait_for(
+        assert wait_until(
             lambda: any("stale" in str(getattr(r, "error", "")) for r in caplog.records), 5
         ), "the held NEXT never reached the hub"
         assert hub.queue.counters[3].call_seq == 0

@@ -10,8 +10,9 @@ from gpiozero.pins.mock import MockFactory
 
 from caller.buttons import OFFICER_BUTTONS, RATING_BUTTONS, CallerPanel, PanelError
 from protocol.site import CallerDevice
-from tests.caller.conftest import PINS, wait_for
+from tests.caller.conftest import PINS
 from tests.conftest import make_site
+from tests.timing import wait_until
 
 
 def example_box() -> CallerDevice:
@@ -42,7 +43,7 @@ def test_leds_and_buzzer(pins: MockFactory) -> None:
     panel.light("busy", True)  # no busy LED on this box: nothing happens, nothing fails
     panel.beep(2, on_s=0.01, off_s=0.01)
     panel.blink("fault", 1, on_s=0.01, off_s=0.01)
-    assert wait_for(lambda: len(buzzer.states) >= 5 and len(fault.states) >= 3, 2)
+    assert wait_until(lambda: len(buzzer.states) >= 5 and len(fault.states) >= 3, 2)
     assert [s.state for s in buzzer.states[:5]] == [False, True, False, True, False]
     assert [s.state for s in fault.states[:3]] == [False, True, False]
     panel.close()
