@@ -309,7 +309,7 @@ def main() -> None:
         if not args.only_burst:
             bench_redraw(site)
         hub = subprocess.Popen(
-            [sys.executable, "-c", PYTHON_MAIN, "hub", "--site", str(site_file)],
+            [sys.executable, "-c", PYTHON_MAIN, "hub", "--site", str(site_file), "--first-start"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:

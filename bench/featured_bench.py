@@ -78,7 +78,7 @@ def main() -> None:
             "[hub]\n", f'[hub]\nmedia_url = "http://127.0.0.1:{web_port}"\n', 1
         )
         site = parse_site(text, str(ROOT / "examples" / "bench-site.toml"))
-        hub = HubService(site).start()
+        hub = HubService(site, first_start=True).start()
         app = create_app(hub)
         app.extensions["mpp_users"].add("kepala", "Kepala MPP", "admin", PASSWORD)
         web = WebServer(app, "127.0.0.1", web_port).start()

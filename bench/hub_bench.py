@@ -348,6 +348,7 @@ def main() -> None:
                 "hub",
                 "--site",
                 str(site_file),
+                "--first-start",
                 "--log-level",
                 "WARNING",
             ],

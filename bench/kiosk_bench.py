@@ -71,7 +71,8 @@ def main() -> None:
         text = site_text(broker.port, Path(tmp) / "hub.sqlite", "kiosk")
         (Path(tmp) / "site.toml").write_text(text)
         site = parse_site(text)
-        hub_args = ["hub", "--site", str(Path(tmp) / "site.toml"), "--log-level", "ERROR"]
+        site_file = str(Path(tmp) / "site.toml")
+        hub_args = ["hub", "--site", site_file, "--first-start", "--log-level", "ERROR"]
         hub = subprocess.Popen(
             [sys.executable, "-c", "from protocol.cli import main; main()", *hub_args],
             cwd=ROOT,

@@ -147,7 +147,7 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker:
         site = bench_site(broker.port, Path(tmp) / "hub.sqlite")
-        service = HubService(site).start()
+        service = HubService(site, first_start=True).start()
         app = create_app(service)
         app.extensions["mpp_users"].add("kepala", "Kepala", "supervisor", PASSWORD)
         server = WebServer(app, "127.0.0.1", 0).start()

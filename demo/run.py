@@ -92,7 +92,7 @@ class DemoSite:
         if (EXAMPLE.parent / "umkm").is_dir():
             shutil.copytree(EXAMPLE.parent / "umkm", self.workdir / "umkm", dirs_exist_ok=True)
         self.site = site = parse_site(text, str(site_file))
-        self.hub = HubService(site).start()
+        self.hub = HubService(site, first_start=True).start()
         users = UserStore(site.hub.database)
         try:
             if users.get(DEMO_LOGIN[0]) is None:

@@ -291,7 +291,7 @@ class Simulation:
     def run(self) -> dict[str, Any]:
         """Play the day and return the report (also written to the work directory)."""
         cfg = self.config
-        self.hub = HubService(self.site, clock=self.clock).start()
+        self.hub = HubService(self.site, clock=self.clock, first_start=True).start()
         devices = [d for d in self.site.devices if not d.startswith("tv-")] + ["tv-01"]
         for device in devices:
             self.buses[device] = Bus.for_device(self.site, device)

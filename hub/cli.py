@@ -31,6 +31,13 @@ log = logging.getLogger("mpp.hub")
     default=None,
     help="SQLite file (default: hub.database of the inventory).",
 )
+@click.option(
+    "--first-start",
+    is_flag=True,
+    help="Create the database if it is missing or empty: once, on the site's first start. "
+    "Without it (or the provisioning's DATABASE.first-start file beside it) the hub refuses "
+    "to start on a missing or empty database, as on a disk that is not mounted.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--no-web", is_flag=True, help="Do not serve the web app.")
 @click.option(
@@ -51,11 +58,17 @@ def command(
     database: str | None,
     log_level: str,
     *,
+    first_start: bool,
     no_web: bool,
     add_user: str | None,
     role: str,
 ) -> None:
-    """Run the hub: queue on SQLite, MQTT service, retained state, and the web app."""
+    """Run the hub: queue on SQLite, MQTT service, retained state, and the web app.
+
+    At start the database is checked (PRAGMA quick_check): a damaged one is refused (restore
+    the daily backup, see docs/reliability.md); a missing or empty one is made only with
+    --first-start. The hub exits with status 1 if its worker stops (systemd restarts it).
+    """
     from hub.service import HubService
     from protocol import systemd
     from protocol.mqtt import Bus
@@ -64,10 +77,13 @@ def command(
     try:
         site = load_site(site_file)
         if add_user is not None:
-            _add_user(database or site.hub.database, add_user, role)
+            _add_user(database or site.hub.database, add_user, role, first_start)
             return
         service = HubService(
-            site, database=database, bus=Bus.for_device(site, "hub", **systemd.broker_login("hub"))
+            site,
+            database=database,
+            bus=Bus.for_device(site, "hub", **systemd.broker_login("hub")),
+            first_start=first_start,
         ).start()
     except (InventoryError, MppError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -98,20 +114,23 @@ def command(
     )
     systemd.notify("READY=1")
     pacer = systemd.WatchdogPacer()
-    while not stop.wait(1.0):
+    while not stop.wait(1.0) and service.failed is None:
         if service.alive():  # a stuck worker stops the pings: systemd restarts the hub
             pacer.ping(time.monotonic())
     if web is not None:
         web.stop()
     service.stop()
+    if service.failed is not None:  # a dead worker answers nothing: exit, systemd restarts
+        raise click.ClickException(f"the hub stopped: {service.failed}")
 
 
-def _add_user(database: str, username: str, role: str) -> None:
+def _add_user(database: str, username: str, role: str, first_start: bool) -> None:
     """Create a staff account from the terminal (the first admin has no web page to do it)."""
     from hub.store import Store
     from hub.web.users import UserStore
 
-    Store(database).close()  # the database and its tables exist before the first start
+    # The database and its tables exist before the first start (checked like a start).
+    Store(database, first_start=first_start).close()
     name = click.prompt("Full name", default=username)
     password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     users = UserStore(database)

@@ -16,6 +16,7 @@ e.g. time.monotonic(); `now` when not given), and durations never go below 0.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import time
@@ -817,9 +818,7 @@ class Queue:
         self.complaint_streak[key] = streak
         limit = self.site.hub.complaint_alert_after
         if streak and streak % limit == 0:
-            alert = AlertRaised(
-                f"complaints-{number}-{_slug(key)}-{round(now)}", number, key, streak, now
-            )
+            alert = AlertRaised(complaint_alert_id(number, key, now), number, key, streak, now)
             self.changes.alerts.append(alert)
             self._event("alert_raised", now, counter=number, officer=key, detail=alert.id)
         return rating
@@ -965,6 +964,8 @@ def _insert_in_order(queued: dict[int, Ticket], ticket: Ticket) -> None:
         queued[ticket.id] = ticket
 
 
-def _slug(text: str) -> str:
-    out = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
-    return out[:20] or "x"
+def complaint_alert_id(counter: int, officer: str, at: float) -> str:
+    """The id of a complaints alert: within the protocol's 40 characters of [a-z0-9_-] for
+    any officer name (the name itself is in the alert's text), distinct per officer."""
+    digest = hashlib.sha256(officer.encode()).hexdigest()[:8]
+    return f"complaints-{counter}-{round(at)}-{digest}"

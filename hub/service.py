@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue as queues
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +29,7 @@ from hub.clock import ClockTrust, ntp_synchronized
 from hub.outbox import Outbox
 from hub.presence import PresenceLog
 from hub.rules import Changes, Queue, Refused, Sound, Ticket
-from hub.store import Store
+from hub.store import DatabaseDamaged, Store, StoreError, damaged_text, storage_fault
 from hub.survey import record_survey
 from protocol import messages as m
 from protocol.errors import BadMessage
@@ -44,15 +45,31 @@ TICK_S = 5.0
 POLL_FAILED_PAUSE_S = 0.1  # after an unexpected error from the broker connection
 POLL_S = 1.0  # longest wait for the broker between looks at the clock (keepalive, tick)
 MAX_BATCH = 64
+RESUME_FREE_BYTES = 1024 * 1024  # a full disk is usable again once this much is free
 REQUEST_MEMORY_S = 3 * 86400
 
 
 @dataclass
 class _Work:
-    kind: str  # "mqtt" | "local" | "status" | "republish" | "featured"
+    kind: str  # "mqtt" | "local" | "status" | "republish" | "featured" | "storage_alert"
     incoming: Incoming | None = None
     command: m.Command | None = None
     future: Future[Any] | None = None
+    # A command's, read before anything that can fail (`_parse`): every reply echoes it.
+    request_id: str = ""
+    device: str = HUB_DEVICE
+    data: dict[str, Any] | None = None  # the JSON object of an MQTT command
+    bad: BadMessage | None = None  # why its payload could not even be read
+
+
+@dataclass
+class _Fault:
+    """A storage fault in progress: since when, what, how many commands it refused."""
+
+    since: float
+    code: str
+    damaged: bool = False
+    refused: int = 0
 
 
 @dataclass
@@ -75,10 +92,18 @@ class _Dirty:
         )
 
 
-def _request_id(work: _Work) -> str:
-    if work.command is not None:
-        return work.command.request_id
-    return ""
+STORAGE_ALERT_ID = "storage"  # the retained alert while the database cannot be written
+# What a citizen or officer reads when the hub cannot store (kiosk notice, caller box, web).
+STORAGE_TEXT = {
+    "storage_full": {
+        "id": "Sistem antrian tidak dapat menyimpan (disk penuh). Coba lagi sebentar lagi.",
+        "en": "The queue system cannot store right now (disk full). Please try again shortly.",
+    },
+    "storage_error": {
+        "id": "Sistem antrian tidak dapat menyimpan. Coba lagi sebentar lagi.",
+        "en": "The queue system cannot store right now. Please try again shortly.",
+    },
+}
 
 
 FeaturedSource = Callable[[], Mapping[str, Sequence[m.FeaturedSlide]]]
@@ -105,9 +130,12 @@ class HubService:
         steady: Callable[[], float] = time.monotonic,
         clock_synced: Callable[[], bool | None] = ntp_synchronized,
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(16),
+        first_start: bool = False,
     ) -> None:
         self.site = site
         self.database = Path(database or site.hub.database)
+        # A missing or empty database is made only when asked (hub.store.check_database).
+        self.first_start = first_start
         self.bus = bus or Bus.for_device(site, HUB_DEVICE)
         self.clock = clock  # the wall clock: stamps, the day, opening hours (it may step)
         self.steady = steady  # never steps: the hold on unprinted tickets
@@ -131,15 +159,38 @@ class HubService:
         self.outbox: Outbox | None = None
         self._presence = PresenceLog()
         self.started = threading.Event()
+        # Set while the database cannot be written: commands are refused with its code, and
+        # a write is tried again before each batch and every tick (hub.store.StoreError).
+        self.storage_fault: StoreError | None = None
+        self._fault: _Fault | None = None
+        self._damage_reported: str | None = None  # what the daily integrity check found
+        # Why the worker stopped for good (the process then exits; systemd restarts it).
+        self.failed: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, wait_connected: float | None = 10.0) -> HubService:
-        """Open the database, restore the queue, connect, republish all retained state."""
-        self.store = Store(self.database)
-        self._reload()
+        """Check and open the database, restore the queue, connect, republish all retained
+        state. Raises StoreError when the database is missing, empty or damaged."""
+        self.store = Store(
+            self.database, first_start=self.first_start, backups=self.site.hub.backup_dir
+        )
+        try:
+            self._reload()
+        except Exception as exc:  # quick_check passed, yet the rows cannot be read
+            self.store.close()
+            fault = storage_fault(exc, self.database)
+            raise fault or DatabaseDamaged(
+                damaged_text(self.database, f"the queue cannot be loaded: {exc!r}")
+            ) from None
         midnight = self.site.day_start(self.queue.day) if self.queue.day else 0.0
         self.trust.committed(max(self.store.last_committed_at(), midnight))
         self._check_clock(self.clock())
+        try:
+            self._roll_to_today(self.clock())
+            with self.store.transaction():  # can it write? (a full disk: say so at once)
+                self.store.set_seq(self.seq)
+        except StoreError as exc:  # the hub starts, refusing commands until it can write
+            self._storage_failed(exc, self._dirty_mark())
         self._presence = PresenceLog.load(self.store.conn)
         if self.site.region is not None and self.site.region.upload:
             self.outbox = Outbox(self.site, self.database, self.bus, clock=self.clock)
@@ -148,6 +199,8 @@ class HubService:
         # with a clean session nothing is kept while not; it spares a PUBACK per command.
         self.bus.subscribe(topics.all_of("command"), self._on_command, qos=0)
         self.bus.subscribe(topics.all_of("status"), self._on_status)
+        # A storage alert an earlier process left retained, its fault over: cleared.
+        self.bus.subscribe(topics.alert(STORAGE_ALERT_ID), self._on_storage_alert)
         self.bus.on_connection_change(self._on_connection)
         self.bus.start_polled()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
@@ -177,8 +230,10 @@ class HubService:
     def alive(self, within_s: float = 3 * TICK_S) -> bool:
         """True while the worker thread runs and went round its loop recently."""
         worker = self._worker
-        return bool(worker and worker.is_alive()) and (
-            time.monotonic() - self._last_loop < within_s
+        return (
+            self.failed is None
+            and bool(worker and worker.is_alive())
+            and time.monotonic() - self._last_loop < within_s
         )
 
     def on_change(self, listener: Callable[[str, Any], None]) -> None:
@@ -206,6 +261,10 @@ class HubService:
     def _on_status(self, incoming: Incoming) -> None:
         self._put(_Work("status", incoming=incoming))
 
+    def _on_storage_alert(self, incoming: Incoming) -> None:
+        if incoming.payload:
+            self._put(_Work("storage_alert"))
+
     def _on_connection(self, connected: bool) -> None:
         # On every (re)connect: screens resync from exactly what the database holds.
         if connected:
@@ -226,6 +285,8 @@ class HubService:
 
     def submit(self, command: m.Command, timeout: float = 10.0) -> m.Reply:
         """Apply a command from inside the hub process (web caller, admin): same path."""
+        if self.failed is not None:
+            return self._error_reply(command.request_id, "internal", "the hub has stopped")
         future: Future[m.Reply] = Future()
         self._put(_Work("local", command=command, future=future))
         return future.result(timeout)
@@ -233,9 +294,18 @@ class HubService:
     # -- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         self.started.set()
+        try:
+            self._loop()
+        except BaseException as exc:
+            log.critical("the hub's worker stopped on an unexpected error", exc_info=True)
+            self._fatal(f"the worker stopped on an unexpected error: {exc!r}")
+        if self.failed is not None:
+            self._abandon()
+
+    def _loop(self) -> None:
         next_tick = time.monotonic() + TICK_S
         stopping = False
-        while not stopping:
+        while not stopping and self.failed is None:
             self._last_loop = time.monotonic()
             busy = self._dirty.any() or not self._inbox.empty()
             try:
@@ -259,57 +329,108 @@ class HubService:
                     self._handle_status(work.incoming)
                 elif work.kind == "republish":
                     self._publish_all()
+                elif work.kind == "storage_alert" and self._fault is None:
+                    self._dirty.cleared_alerts.append(STORAGE_ALERT_ID)
                 elif work.kind == "featured_republish":
                     self._publish_featured(changed=False)
                 elif work.kind == "featured" and work.future is not None:
-                    work.future.set_result(self._publish_featured(changed=True))
+                    mark = self._dirty_mark()
+                    try:
+                        work.future.set_result(self._publish_featured(changed=True))
+                    except StoreError as exc:
+                        self._storage_failed(exc, mark)
+                        work.future.set_exception(exc)
             self._publish_dirty()
             if time.monotonic() >= next_tick:
                 self._tick()
                 next_tick = time.monotonic() + TICK_S
 
     def _commands(self, works: list[_Work]) -> None:
-        """Apply commands in one transaction; on any failure, one by one, isolating it."""
+        """Apply commands and answer each, only once what it changed is committed."""
         if not works:
             return
-        assert self.store is not None
-        self._roll_to_today(self.clock())  # no command acts on yesterday's tickets
-        try:
-            with self.store.transaction():
-                replies = [self._one(work) for work in works]
-                self.store.set_seq(self.seq)
-        except Exception:
-            log.exception("command batch failed; retrying one by one from the database state")
-            self._reload()
-            replies = []
-            for work in works:
-                try:
-                    with self.store.transaction():
-                        replies.append(self._one(work))
-                        self.store.set_seq(self.seq)
-                except Exception:
-                    log.exception("command failed; nothing was changed")
-                    self._reload()
-                    replies.append(self._error_reply(_request_id(work), "internal", "hub error"))
+        for work in works:
+            self._parse(work)
+        replies = self._decide(works)
         # The new state goes out before the replies: whoever gets a reply can rely on the
         # retained state (and the web's snapshot) already showing its effect.
         self._publish_dirty()
         for work, reply in zip(works, replies, strict=True):
-            try:
-                if work.future is not None:
-                    work.future.set_result(reply)
-                elif work.incoming is not None:
-                    device = self.bus.topics.parse(work.incoming.topic)[1]["device"]  # type: ignore[index]
-                    # Always the device's own reply topic: a payload's reply_to must not steer
-                    # the hub's writes to other topics.
-                    self.bus.publish(
-                        self.bus.topics.reply(device),
-                        reply,
-                        qos=TOPIC["reply"].qos,
-                        correlation=work.incoming.correlation,
-                    )
-            except Exception:  # one unsendable reply must not stop the queue
-                log.exception("reply not sent", extra={"request_id": reply.request_id})
+            self._send_reply(work, reply)
+
+    def _parse(self, work: _Work) -> None:
+        """Read a command's request id (and device, and JSON) before anything can fail."""
+        if work.command is not None:
+            work.request_id = work.command.request_id
+            return
+        assert work.incoming is not None
+        work.device = self.bus.topics.parse(work.incoming.topic)[1]["device"]  # type: ignore[index]
+        try:
+            work.data = m.decode_json(work.incoming.payload)
+        except BadMessage as exc:
+            work.bad = exc
+            return
+        work.request_id = m.request_fields(work.data)[0] or ""
+
+    def _decide(self, works: list[_Work]) -> list[m.Reply]:
+        """One reply per command: all in one transaction (group commit); after a failure of
+        their own (a bug), each alone; when the storage fails, none applied, each told so."""
+        assert self.store is not None
+        if self.storage_fault is not None and not self._recover():
+            return [self._storage_refusal(work) for work in works]
+        mark = self._dirty_mark()
+        try:
+            self._roll_to_today(self.clock())  # no command acts on yesterday's tickets
+            with self.store.transaction():
+                replies = [self._one(work) for work in works]
+                self.store.set_seq(self.seq)
+            return replies  # committed: only now may anyone be told
+        except StoreError as exc:
+            self._storage_failed(exc, mark)
+            return [self._storage_refusal(work) for work in works]
+        except Exception:
+            log.exception("command batch failed; applying its commands one by one")
+            self._undo(mark)
+        return [self._alone(work) for work in works]
+
+    def _alone(self, work: _Work) -> m.Reply:
+        """Apply one command in its own transaction; its reply (given after the COMMIT)."""
+        assert self.store is not None
+        if self.storage_fault is not None:
+            return self._storage_refusal(work)
+        mark = self._dirty_mark()
+        try:
+            self._roll_to_today(self.clock())
+            with self.store.transaction():
+                reply = self._one(work)
+                self.store.set_seq(self.seq)
+            return reply
+        except StoreError as exc:
+            self._storage_failed(exc, mark)
+            return self._storage_refusal(work)
+        except Exception:
+            log.exception(
+                "command failed; nothing was changed",
+                extra={"device": work.device, "request_id": work.request_id},
+            )
+            self._undo(mark)
+            return self._error_reply(work.request_id, "internal", "hub error")
+
+    def _send_reply(self, work: _Work, reply: m.Reply) -> None:
+        try:
+            if work.future is not None:
+                work.future.set_result(reply)
+            elif work.incoming is not None:
+                # Always the device's own reply topic: a payload's reply_to must not steer the
+                # hub's writes to other topics.
+                self.bus.publish(
+                    self.bus.topics.reply(work.device),
+                    reply,
+                    qos=TOPIC["reply"].qos,
+                    correlation=work.incoming.correlation,
+                )
+        except Exception:  # one unsendable reply must not stop the queue
+            log.exception("reply not sent", extra={"request_id": reply.request_id})
 
     def _one(self, work: _Work) -> m.Reply:
         """The reply to one command (applied inside the caller's transaction)."""
@@ -319,15 +440,15 @@ class HubService:
             assert work.incoming is not None
             device, kind = self.bus.topics.parse(work.incoming.topic)[1].values()  # type: ignore[index]
             command = None
-        request_id = _request_id(work)
+        request_id = work.request_id
         try:
             if command is None:
-                data = m.decode_json(work.incoming.payload)  # type: ignore[union-attr]
-                request_id = m.request_fields(data)[0] or ""
+                if work.bad is not None:
+                    raise work.bad
                 model = m.COMMANDS.get(kind)
                 if model is None:
                     raise BadMessage("unknown_kind", f"{kind!r} is not a command kind")
-                command = m.decode(model, data)
+                command = m.decode(model, work.data)  # type: ignore[arg-type]
             reply = self._execute(command, device, kind)
         except BadMessage as exc:
             log.warning(
@@ -667,6 +788,8 @@ class HubService:
         assert self.store is not None
         for payload in self.store.open_alerts():
             self._dirty.alerts.append(m.Alert.model_validate(payload))
+        if self._fault is not None:
+            self._dirty.alerts.append(self._storage_alert())
         self._publish_dirty()
         self._publish_featured(changed=False)
 
@@ -729,7 +852,15 @@ class HubService:
         assert self.store is not None
         now = self.clock()
         self._check_clock(now)
-        self._roll_to_today(now)
+        if self.storage_fault is not None:
+            self._recover()  # also with no command coming: the alert and health clear
+        if self.storage_fault is None:
+            mark = self._dirty_mark()
+            try:
+                self._roll_to_today(now)
+            except StoreError as exc:
+                self._storage_failed(exc, mark)
+        self._report_damage_found(now)
         for code in self.site.services:
             flags = (self.queue.service_open(code, now) is None, self.queue.quota_left(code))
             if self._last_service_flags.get(code) != flags:
@@ -737,13 +868,187 @@ class HubService:
         self._publish_dirty()
 
     def _reload(self) -> None:
-        """(Re)build the in-memory queue from the database and roll it to today."""
+        """(Re)build the in-memory queue and seq from exactly what the database holds."""
         assert self.store is not None
         self.queue = Queue(self.site)
         self.store.load(self.queue)
         self.queue.resume_holds(self.clock(), self.steady())
         self.seq = self.store.seq()
-        self._roll_to_today(self.clock())
+
+    # -- when the database cannot be written -----------------------------------------------
+    def _dirty_mark(self) -> tuple[int, int]:
+        """Where the alerts waiting to be published end now (see `_undo`)."""
+        return len(self._dirty.alerts), len(self._dirty.cleared_alerts)
+
+    def _undo(self, mark: tuple[int, int]) -> None:
+        """After a transaction that was not committed: memory as the database holds it again
+        (queue, seq), and nothing of it published (alerts raised or cleared since `mark`)."""
+        del self._dirty.alerts[mark[0] :]
+        del self._dirty.cleared_alerts[mark[1] :]
+        try:
+            self._reload()
+        except Exception as exc:
+            log.critical("the queue could not be read back from the database", exc_info=True)
+            self._fatal(f"the queue could not be read back from the database: {exc}")
+
+    def _storage_failed(self, exc: StoreError, mark: tuple[int, int]) -> None:
+        """A write failed for the storage's sake: undo it in memory, refuse until it works."""
+        self._undo(mark)
+        damaged = isinstance(exc, DatabaseDamaged)
+        if damaged:  # never written again: `mpp hub` exits, and its restart checks it
+            log.critical("hub database damaged", extra={"error": str(exc)})
+            self._fatal(str(exc))
+        if self._fault is None or (damaged and not self._fault.damaged):
+            log.error(
+                "hub database cannot be written: commands are refused until it can",
+                extra={"database": str(self.database), "code": exc.code, "error": str(exc)},
+            )
+            self._fault = _Fault(self.clock(), exc.code, damaged=damaged)
+            self._dirty.alerts.append(self._storage_alert())
+            self._set_storage_health(exc.code, str(exc))
+        self.storage_fault = exc
+
+    def _storage_refusal(self, work: _Work) -> m.Reply:
+        """The answer to a command not applied because the database cannot be written; a
+        repeat of one applied before still gets its first answer (reading still works)."""
+        fault = self.storage_fault
+        assert fault is not None
+        if self._fault is not None:
+            self._fault.refused += 1
+        if work.request_id and self.store is not None and self.failed is None:
+            try:
+                stored = self.store.reply_for(work.device, work.request_id)
+            except sqlite3.Error:
+                stored = None
+            if stored is not None:
+                return m.decode(m.Reply, stored).model_copy(update={"hub_time": self.clock()})
+        return self._error_reply(
+            work.request_id, fault.code, m.ERROR_CODES[fault.code], STORAGE_TEXT.get(fault.code)
+        )
+
+    def _recover(self) -> bool:
+        """Try to store the fault's alert: once that is committed, the fault is over (the
+        alert stays, as a record, until acknowledged). True when recovered."""
+        if self.failed is not None or self._fault is None:
+            return False
+        assert self.store is not None
+        if self._fault.code == "storage_full" and self.store.free_bytes() < RESUME_FREE_BYTES:
+            return False  # a few free bytes let a small write through, not the next batch
+        record = self._storage_alert(ended=self.clock())
+        try:
+            with self.store.transaction():
+                self.store.save_alert(
+                    record.id, record.kind, record.raised_at, record.model_dump(mode="json")
+                )
+        except StoreError as exc:
+            self.storage_fault = exc
+            return False
+        log.warning(
+            "hub database writable again; commands are applied",
+            extra={"database": str(self.database), "refused": self._fault.refused},
+        )
+        self.storage_fault, self._fault = None, None
+        self._dirty.alerts.append(record)
+        self._dirty.cleared_alerts.append(STORAGE_ALERT_ID)
+        self._set_storage_health("ok", None)
+        return True
+
+    def _storage_alert(self, ended: float | None = None) -> m.Alert:
+        """The supervisors' alert of the current storage fault: while it lasts, the retained
+        `storage` alert (it cannot be stored); once `ended`, a record kept until acknowledged."""
+        fault = self._fault
+        assert fault is not None
+        since = self.site.local_now(fault.since).strftime("%H:%M")
+        full = fault.code == "storage_full"
+        what_id = "Disk server antrian penuh" if full else "Database server antrian gagal ditulis"
+        what_en = "The queue server's disk is full" if full else "The queue server cannot write"
+        if fault.damaged:
+            text = m.Text(
+                id=f"Database server antrian rusak (sejak {since}): hub berhenti dan tidak "
+                "menulisnya lagi. Pulihkan cadangan harian (docs/reliability.md).",
+                en=f"The queue server's database is damaged (since {since}): the hub stopped "
+                "and writes nothing more to it. Restore the daily backup (docs/reliability.md).",
+            )
+        elif ended is None:
+            text = m.Text(
+                id=f"{what_id} sejak {since}: tiket dan panggilan ditolak. Kosongkan ruang disk "
+                f"di server ({self.database.parent}); antrian berjalan lagi dengan sendirinya.",
+                en=f"{what_en} since {since}: tickets and calls are refused. Free disk space on "
+                f"the server ({self.database.parent}); the queue resumes by itself.",
+            )
+        else:
+            until = self.site.local_now(ended).strftime("%H:%M")
+            text = m.Text(
+                id=f"{what_id} {since}-{until}: {fault.refused} perintah ditolak (tidak ada yang "
+                "tersimpan, perangkat diberi tahu). Sudah normal; periksa ruang disk server.",
+                en=f"{what_en} {since}-{until}: {fault.refused} commands refused (none stored, "
+                "devices told). Working again; check the server's disk space.",
+            )
+        return m.Alert(
+            id=STORAGE_ALERT_ID if ended is None else f"{STORAGE_ALERT_ID}-{round(fault.since)}",
+            kind="storage",
+            raised_at=fault.since,
+            text=text,
+            device=HUB_DEVICE,
+        )
+
+    def _report_damage_found(self, now: float) -> None:
+        """The daily backup's integrity check found damage: tell the supervisors, once."""
+        assert self.store is not None
+        found = self.store.backup.damaged
+        if found is None or found == self._damage_reported:
+            return
+        self._damage_reported = found
+        alert = m.Alert(
+            id=f"database-check-{round(now)}",
+            kind="storage",
+            raised_at=now,
+            device=HUB_DEVICE,
+            text=m.Text(
+                id="Pemeriksaan harian menemukan kerusakan pada database server antrian "
+                f"({found[:120]}). Hubungi teknisi: pulihkan cadangan terakhir yang baik "
+                "(docs/reliability.md).",
+                en="The daily check found damage in the queue server's database "
+                f"({found[:120]}). Call a technician: restore the last good backup "
+                "(docs/reliability.md).",
+            ),
+        )
+        try:
+            with self.store.transaction():
+                self.store.save_alert(alert.id, alert.kind, now, alert.model_dump(mode="json"))
+        except StoreError:
+            log.exception("alert not stored; published all the same")
+        self._dirty.alerts.append(alert)
+
+    def _set_storage_health(self, state: str, detail: str | None) -> None:
+        """The hub's own presence says whether its database disk works."""
+        health = {"ok": "ok", "storage_full": "full"}.get(state, "error")
+        try:
+            self.bus.set_health(storage=health, detail=detail[:200] if detail else None)
+        except Exception:  # the broker's trouble must not stop the queue
+            log.exception("hub health not published")
+
+    def _fatal(self, reason: str) -> None:
+        """Stop for good: refuse everything, end the worker; `mpp hub` then exits, so systemd
+        restarts it (and the start checks the database)."""
+        if self.failed is None:
+            self.failed = reason
+            self.storage_fault = self.storage_fault or StoreError(reason)
+
+    def _abandon(self) -> None:
+        """The worker has stopped for good: answer what waits in the inbox in this process."""
+        while True:
+            try:
+                work = self._inbox.get_nowait()
+            except queues.Empty:
+                return
+            if work is None or work.future is None or work.future.done():
+                continue
+            if work.kind == "local" and work.command is not None:
+                reply = self._error_reply(work.command.request_id, "internal", "hub stopped")
+                work.future.set_result(reply)
+            else:
+                work.future.set_exception(StoreError(f"the hub has stopped: {self.failed}"))
 
     def _roll_to_today(self, now: float) -> None:
         """At the first moment of a new local day: expire leftovers, restart numbering. The

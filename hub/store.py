@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from hub.backup import DailyBackup, copies
 from hub.rules import WAITING, Changes, CounterNow, Queue, Sound, Ticket
 from protocol.errors import MppError
 
@@ -141,6 +143,10 @@ CREATE INDEX IF NOT EXISTS survey_day ON survey_responses (day);
 TICKET_COLUMNS = [f.name for f in fields(Ticket) if f.metadata.get("stored", True)]
 QUEUE_KEYS = "sequence"  # meta 'queue_keys': what tickets.queue_key holds
 COUNTER_COLUMNS = [f.name for f in fields(CounterNow)]
+# Beside the database, this file allows a missing or empty database to be created, once (the
+# hub's provisioning writes it; `mpp hub --first-start` does the same).
+FIRST_START_SUFFIX = ".first-start"
+WAL_LIMIT_BYTES = 16 * 1024 * 1024  # past this, a checkpoint waits for one quiet moment
 
 
 def _row(obj: object, columns: list[str]) -> tuple[Any, ...]:
@@ -148,7 +154,124 @@ def _row(obj: object, columns: list[str]) -> tuple[Any, ...]:
 
 
 class StoreError(MppError, RuntimeError):
-    """The hub database cannot be opened or written."""
+    """The hub database cannot be opened or written; `code` is the reply's error code."""
+
+    code = "storage_error"
+
+
+class StorageFull(StoreError):
+    """The disk holding the hub database is full: the transaction was not stored."""
+
+    code = "storage_full"
+
+
+class DatabaseMissing(StoreError):
+    """The hub database is missing or empty, and no first start was asked for."""
+
+
+class DatabaseDamaged(StoreError):
+    """The hub database fails SQLite's checks: it is never written."""
+
+
+# SQLite's primary result codes (sqlite3.h) that say the storage failed, not our statement.
+_FULL = (sqlite3.SQLITE_FULL,)
+_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_STORAGE = (
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_NOMEM,
+    sqlite3.SQLITE_PROTOCOL,
+)
+
+
+def storage_fault(exc: BaseException, path: Path) -> StoreError | None:
+    """The StoreError an SQLite error means (None: not the storage's fault, e.g. a
+    constraint our code broke)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None:
+        return None
+    primary = code & 0xFF
+    if primary in _FULL:
+        return StorageFull(
+            f"the disk holding the hub database {path} is full ({exc}); nothing was stored. "
+            f"Free space there (`df -h {path.parent}`): the hub resumes by itself"
+        )
+    if primary in _DAMAGED:
+        return DatabaseDamaged(damaged_text(path, str(exc)))
+    if primary in _STORAGE:
+        return StoreError(f"the hub database {path} cannot be written ({exc}); nothing was stored")
+    return None
+
+
+def backup_dir_for(path: Path, configured: str | Path | None = None) -> Path:
+    """Where the daily backups of the database at `path` go (default: `backups` beside it)."""
+    return Path(configured) if configured else path.parent / "backups"
+
+
+def damaged_text(path: Path, detail: str, backups: Path | None = None) -> str:
+    """What a technician reads when the database is damaged: what and how to restore."""
+    backups = backups or backup_dir_for(path)
+    found = copies(path, backups)
+    newest = f"the newest is {found[-1]}" if found else f"none found in {backups}"
+    return (
+        f"the hub database {path} is damaged ({detail}); the hub will not write to it. "
+        f"Restore the latest daily backup ({newest}): stop the hub, move {path.name} and its "
+        f"-wal and -shm files aside (keep them), copy the backup to {path}, start the hub. "
+        "See docs/reliability.md, 'Restoring the hub database'"
+    )
+
+
+def check_database(path: Path, first_start: bool, backups: Path | None = None) -> bool:
+    """Refuse a database that must not be written (DatabaseMissing, DatabaseDamaged);
+    True when a new one is to be made (a first start, asked for)."""
+    marker = path.with_name(path.name + FIRST_START_SUFFIX)
+    first_start = first_start or marker.exists()
+    how = (
+        "If this is the site's first start, run `mpp hub --first-start` once (see "
+        "docs/provisioning.md); otherwise restore the latest backup (docs/reliability.md)"
+    )
+    if not path.parent.is_dir():
+        if first_start:
+            return True
+        raise DatabaseMissing(
+            f"the hub database's directory {path.parent} does not exist. Is the disk that "
+            f"holds it mounted (`findmnt --target {path.parent}`)? Is hub.database right? {how}"
+        )
+    if not path.exists() or path.stat().st_size == 0:
+        if first_start:
+            return True
+        state = "missing" if not path.exists() else "empty (0 bytes)"
+        raise DatabaseMissing(
+            f"the hub database {path} is {state}: the hub will not start a new queue on its "
+            f"own (numbering would start again at 001). Is the disk that holds it mounted "
+            f"(`findmnt --target {path.parent}`)? Is hub.database right? {how}"
+        )
+    try:
+        # Read-only: a damaged database is never written, not even by this check.
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            ours = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tickets'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        fault = storage_fault(exc, path)
+        if fault is not None and not isinstance(fault, DatabaseDamaged):
+            raise type(fault)(f"cannot check the hub database {path}: {exc}") from None
+        raise DatabaseDamaged(damaged_text(path, f"SQLite: {exc}", backups)) from None
+    if problems != ["ok"]:
+        detail = "quick_check: " + "; ".join(problems[:3])
+        raise DatabaseDamaged(damaged_text(path, detail, backups))
+    if ours is None:
+        if first_start:
+            return True
+        raise DatabaseMissing(f"{path} holds no hub tables: is hub.database right? {how}")
+    return False
 
 
 def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
@@ -169,25 +292,52 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
 
 
 class Store:
-    """Reads and writes the queue's state; used from the hub's one worker thread."""
+    """Reads and writes the queue's state; used from the hub's one worker thread.
 
-    def __init__(self, path: str | Path) -> None:
+    Opening checks the database first (`check_database`): a missing or empty one is made only
+    on a first start, a damaged one is refused. A thread of its own checkpoints the WAL and
+    keeps a daily backup (hub.backup).
+    """
+
+    def __init__(
+        self, path: str | Path, *, first_start: bool = False, backups: str | Path | None = None
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.backups = backup_dir_for(self.path, backups)
+        created = check_database(self.path, first_start, self.backups)
+        if created:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = connect(self.path)
-        self.conn.executescript(SCHEMA)
-        # No checkpoint inside a command's COMMIT (SQLite's default, every 1000 pages, puts a
-        # write + fsync of the database file in front of one unlucky reply): a thread of its
-        # own copies the WAL into the database file, off the command path (WAL mode lets the
-        # worker keep committing meanwhile).
-        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            self.conn.executescript(SCHEMA)
+            # No checkpoint inside a command's COMMIT (SQLite's default, every 1000 pages, puts
+            # a write + fsync of the database file in front of one unlucky reply): a thread of
+            # its own copies the WAL into the database file, off the command path (WAL mode
+            # lets the worker keep committing meanwhile).
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            # Once a checkpoint has caught up, the next commit cuts the WAL file back to this.
+            self.conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        except sqlite3.Error as exc:
+            self.conn.close()
+            raise storage_fault(exc, self.path) or StoreError(
+                f"cannot prepare the hub database {self.path}: {exc}"
+            ) from None
         self.commits_since_checkpoint = 0
+        self.wal_peak_bytes = 0
+        try:
+            self._migrate_queue_keys()
+        except StoreError:
+            self.conn.close()
+            raise
+        if created:
+            log.warning("new hub database created (first start)", extra={"database": str(path)})
+        self.path.with_name(self.path.name + FIRST_START_SUFFIX).unlink(missing_ok=True)
+        self.backup = DailyBackup(self.path, self.backups)
         self._closing = threading.Event()
         self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="hub-checkpoint", daemon=True
+            target=self._upkeep_loop, name="hub-checkpoint", daemon=True
         )
         self._checkpointer.start()
-        self._migrate_queue_keys()
 
     def close(self) -> None:
         """Stop checkpointing and close the connection."""
@@ -195,18 +345,46 @@ class Store:
         self._checkpointer.join(5)
         self.conn.close()
 
-    def _checkpoint_loop(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
+    def free_bytes(self) -> int:
+        """Free space on the database's disk for this process (0 when it cannot be read)."""
+        try:
+            stat = os.statvfs(self.path.parent)
+        except OSError:
+            return 0
+        return stat.f_bavail * stat.f_frsize
+
+    def wal_bytes(self) -> int:
+        """The WAL file's size now (0 when there is none)."""
+        try:
+            return self.path.with_name(self.path.name + "-wal").stat().st_size
+        except OSError:
+            return 0
+
+    def _upkeep_loop(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
         conn = connect(self.path)
+        # The checkpoint below that waits for a quiet moment holds writers off while it waits
+        # for readers: never long (a reply waits at most about this).
+        conn.execute("PRAGMA busy_timeout=20")
         try:
             while not self._closing.wait(every_s):
                 if self.commits_since_checkpoint:
                     self.commits_since_checkpoint = 0
-                    try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    except sqlite3.Error as exc:  # e.g. a full disk: the next round retries
-                        log.error("WAL checkpoint failed", extra={"error": str(exc)})
+                    self._checkpoint(conn)
+                self.backup.run()
         finally:
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL into the database file; when writers never let a checkpoint catch up
+        (sustained load) and the WAL outgrew WAL_LIMIT_BYTES, restart it from its start."""
+        wal = self.wal_bytes()
+        self.wal_peak_bytes = max(self.wal_peak_bytes, wal)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if wal > WAL_LIMIT_BYTES:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        except sqlite3.Error as exc:  # e.g. a full disk: the next round retries
+            log.error("WAL checkpoint failed", extra={"error": str(exc)})
 
     def _migrate_queue_keys(self) -> None:
         """Databases written before queue places came from the queue's own sequence hold wall
@@ -237,14 +415,31 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error.
+
+        Raises StoreError (StorageFull...) when the storage failed: then nothing of the
+        transaction is in the database (SQLite has rolled it back, or this did).
+        """
+        try:
+            if self.conn.in_transaction:  # a ROLLBACK that failed before
+                self.conn.execute("ROLLBACK")
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise storage_fault(exc, self.path) or exc from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            # A failed COMMIT (a full disk...) may have been rolled back by SQLite already.
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error as again:
+                    log.error("ROLLBACK failed", extra={"error": str(again)})
+            fault = storage_fault(exc, self.path)
+            if fault is not None:
+                raise fault from exc
             raise
-        self.conn.execute("COMMIT")
         self.commits_since_checkpoint += 1
 
     # -- requests (idempotency) ----------------------------------------------------------

@@ -136,7 +136,7 @@ EXAMPLES: dict[str, m.Message] = {
     ),
     "ack": m.EventAck(site=SITE, acked=48212, at=1795420863.4),
     "alert": m.Alert(
-        id="complaints-3-siti",
+        id="complaints-3-1795420900-5c2b6a41",
         kind="consecutive_complaints",
         raised_at=1795420900.0,
         counter=3,
@@ -237,6 +237,12 @@ def render() -> str:
         add(f"| `{kind}` | {', '.join(COMMAND_ROLES[kind])} | {_fields(model)} |")
     add("")
     add("## Error codes (in `reply.error.code`)\n")
+    add(
+        "Every reply, `internal` included, carries its command's `request_id` (empty only when "
+        "the payload held no well-formed one). A reply is sent only after what the command "
+        "changed is committed to the hub's database; `storage_full` and `storage_error` mean "
+        "nothing of it was stored: the same request (same `request_id`) may be sent again.\n"
+    )
     add("| code | meaning |")
     add("|---|---|")
     for code, meaning in m.ERROR_CODES.items():

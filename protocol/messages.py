@@ -70,6 +70,10 @@ ERROR_CODES: dict[str, str] = {
     "cancelled": "the device cancelled this request before the hub received it",
     "clock_unsynced": "the hub's clock is not trustworthy yet (not NTP-synchronised, and behind "
     "its last record): no tickets until it is; try again later",
+    "storage_full": "the hub's disk is full: nothing was stored; send the same request again "
+    "later (the hub resumes by itself when space is freed)",
+    "storage_error": "the hub could not write its database: nothing was stored; send the same "
+    "request again later",
     "internal": "the hub failed to apply the command; nothing was changed",
 }
 
@@ -439,6 +443,7 @@ class Health(Part):
     detail: ShortText | None = None
     audio: Literal["ok", "muted", "error"] | None = None
     lcd: Literal["ok", "error"] | None = None
+    storage: Literal["ok", "full", "error"] | None = None  # the hub's database disk
 
 
 class DeviceStatus(Message):
@@ -457,7 +462,7 @@ class Alert(Message):
     """Something a supervisor must see, retained until acknowledged."""
 
     id: Code
-    kind: Literal["consecutive_complaints", "printer", "device_offline"]
+    kind: Literal["consecutive_complaints", "printer", "device_offline", "storage"]
     raised_at: float
     text: Text
     counter: int | None = None

@@ -199,6 +199,9 @@ class HubSettings(Model):
     """Queue rules and hub process settings."""
 
     database: str = "mpp-hub.sqlite"
+    # Where the daily copies of the database go (unset: a `backups` directory beside it); a
+    # second disk keeps them when the first one fails.
+    backup_dir: str | None = None
     call_policy: Literal["oldest_first", "counter_order"] = "oldest_first"
     priority_ratio: int = Field(default=2, ge=1, le=20)
     transfer_placement: Literal["after_first_call", "front", "back"] = "after_first_call"

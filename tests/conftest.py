@@ -101,7 +101,7 @@ def site(broker: Mosquitto, tmp_path: Path) -> Site:
 @pytest.fixture
 def hub(site: Site) -> Iterator[HubService]:
     """A running hub for `site`: real SQLite file, real broker, real clock."""
-    service = HubService(site).start()
+    service = HubService(site, first_start=True).start()
     yield service
     service.stop()
 

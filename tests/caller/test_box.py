@@ -277,7 +277,7 @@ def test_stale_press_and_closed_rating_window_get_feedback(
 ) -> None:
     site = make_site(broker.port, always_open=True, database=tmp_path / "hub.sqlite")
     ahead = [0.0]
-    hub = HubService(site, clock=lambda: time.time() + ahead[0]).start()
+    hub = HubService(site, clock=lambda: time.time() + ahead[0], first_start=True).start()
     bus = Bus.for_device(site, "caller-03")
     try:
         assert bus.start(wait=5)
@@ -328,7 +328,7 @@ def test_next_while_the_broker_is_down_is_a_fault_and_never_sent_later(
     own_broker: Mosquitto, tmp_path: Path, make_rig: Callable[..., Rig]
 ) -> None:
     site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     bus = Bus.for_device(site, "caller-03")
     try:
         assert bus.start(wait=5)
@@ -496,7 +496,7 @@ def test_next_held_up_by_a_frozen_broker_is_never_applied_late(
     site = make_site(
         own_broker.port, always_open=True, database=tmp_path / "hub.sqlite", command_max_age_s=1
     )
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     bus = Bus.for_device(site, "caller-03")
     try:
         assert bus.start(wait=5)

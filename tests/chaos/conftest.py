@@ -20,11 +20,12 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -84,10 +85,17 @@ def chaos_site_text(
 class HubProcess:
     """`mpp hub` in its own process (no web app), restartable, killable like a power cut."""
 
-    def __init__(self, site_file: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        site_file: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        first_start: bool = True,
+    ) -> None:
         self.site_file = site_file
         self.log = log
         self.env = env  # e.g. a FakeClock's (tests/chaos/faketime.py)
+        self.first_start = first_start  # may make a missing database (`mpp hub --first-start`)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -95,7 +103,15 @@ class HubProcess:
         """Start the hub (its log appended to `log`)."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*HUB_COMMAND, "--site", str(self.site_file), "--no-web", "--log-level", "WARNING"],
+                [
+                    *HUB_COMMAND,
+                    "--site",
+                    str(self.site_file),
+                    "--no-web",
+                    "--log-level",
+                    "WARNING",
+                    *(["--first-start"] if self.first_start else []),
+                ],
                 cwd=ROOT,
                 stdout=out,
                 stderr=out,
@@ -372,6 +388,46 @@ def retained_dump(site: Site, settle_s: float = 0.5, timeout: float = 10.0) -> d
     finally:
         bus.stop()
     return got
+
+
+# -- a real small disk ---------------------------------------------------------------------------
+class SmallDisk:
+    """A real tmpfs of a few MB, mounted for one test: a disk that fills up."""
+
+    def __init__(self, path: Path, size: str) -> None:
+        self.path = path
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+        )
+
+    def resize(self, size: str) -> None:
+        """Grow (or shrink) the disk, as a technician freeing space would."""
+        subprocess.run(
+            ["mount", "-o", f"remount,size={size}", str(self.path)], check=True, capture_output=True
+        )
+
+    def free_bytes(self) -> int:
+        """Free space on the disk now."""
+        stat = os.statvfs(self.path)
+        return stat.f_bavail * stat.f_frsize
+
+    def unmount(self) -> None:
+        """Unmount (lazily: a process still holding a file lets go when it ends)."""
+        subprocess.run(["umount", "--lazy", str(self.path)], check=False, capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A real 2 MB tmpfs at tmp_path/disk (mounting needs root: CI runs as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a 2 MB tmpfs (the disk this test fills); CI runs as root")
+    path = tmp_path / "disk"
+    path.mkdir()
+    disk = SmallDisk(path, "2m")
+    yield disk
+    disk.unmount()
 
 
 # -- what the printers printed -------------------------------------------------------------------

@@ -139,7 +139,7 @@ def test_twenty_broker_restarts_under_load_lose_nothing_and_repeat_nothing(
     own_broker: Mosquitto, tmp_path: Path
 ) -> None:
     site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     rng = random.Random(3)
     kiosks: list[KioskRig] = []
     callers: list[CallerRig] = []

@@ -155,7 +155,7 @@ def test_presses_during_a_network_loss_call_no_one_later(link: Link, tmp_path: P
     device_port = free_port(link.host_ip)  # the broker's second listener, for the box
     with Mosquitto(extra=f"listener {device_port} {link.host_ip}") as broker:
         site = make_site(broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-        hub = HubService(site).start()
+        hub = HubService(site, first_start=True).start()
         watcher = Bus(site.site.id, "chaos-reply-watch", "hub", port=broker.port)
         replies = Replies({})
 
@@ -253,7 +253,9 @@ def test_a_next_in_flight_when_the_connection_drops_calls_someone_only_if_the_bo
     Who is back first decides what happens to that command, so both orders are played: the
     hub (next to the broker) reconnects quickly; one box reconnects after it, one before."""
     site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-    hub = HubService(site, bus=Bus.for_device(site, "hub", min_delay=0.2, max_delay=0.5)).start()
+    hub = HubService(
+        site, bus=Bus.for_device(site, "hub", min_delay=0.2, max_delay=0.5), first_start=True
+    ).start()
     rigs = [
         caller_rig(
             site, name, "Sari", bus=Bus.for_device(site, name, **delays), request_timeout_s=1.5

@@ -191,7 +191,7 @@ def test_reconnect_replays_retained_state_without_speaking_and_marks_offline(
     own_broker: Mosquitto, display_app: Factory, tmp_path: Path
 ) -> None:
     site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     buses: list[Bus] = []
     try:
         kiosk, caller = started_bus(site, "kiosk-3", buses), started_bus(site, "caller-03", buses)
@@ -249,7 +249,7 @@ def test_a_muted_zone_shows_the_call_and_says_nothing(
     )
     site = make_site(broker.port, text=text, always_open=True, database=tmp_path / "hub.sqlite")
     assert site.zones["lobby"].speech is False
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     buses: list[Bus] = []
     try:
         kiosk, caller = started_bus(site, "kiosk-3", buses), started_bus(site, "caller-03", buses)

@@ -27,7 +27,7 @@ class QueueMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
-        self.store = Store(Path(self.tmp.name) / "hub.sqlite")
+        self.store = Store(Path(self.tmp.name) / "hub.sqlite", first_start=True)
         self.q = Queue(SITE)
         self.now = START + 9 * 3600
         self.tokens = 0

@@ -223,7 +223,7 @@ def check(site, hub: HubService) -> None:
 def test_random_command_sequences_over_the_broker(broker, steps: list[tuple]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         site = make_site(broker.port, always_open=True, database=Path(tmp) / "hub.sqlite")
-        hub = HubService(site).start()
+        hub = HubService(site, first_start=True).start()
         devices = None
         try:
             devices = Devices(site)
@@ -231,7 +231,9 @@ def test_random_command_sequences_over_the_broker(broker, steps: list[tuple]) ->
             check(site, hub)
             hub.stop()
             forget_retained(site, devices.kiosk)  # as if the broker had restarted empty
-            hub = HubService(site).start()  # republishes everything from the database
+            hub = HubService(
+                site, first_start=True
+            ).start()  # republishes everything from the database
             check(site, hub)
         finally:
             if devices is not None:

@@ -22,7 +22,7 @@ DAY = date(2026, 11, 23)
 @pytest.fixture
 def played(site: Site) -> Iterator[tuple[Site, dict[str, m.TicketInfo], HubService]]:
     clock = Clock()
-    service = HubService(site, clock=clock).start()
+    service = HubService(site, clock=clock, first_start=True).start()
     try:
         tickets = play_day(service, clock)
         yield site, tickets, service
@@ -158,7 +158,7 @@ def test_survey_summary_by_service_and_agency(played) -> None:
 
 def test_alerts_listed_open_first(site: Site) -> None:
     clock = Clock()
-    service = HubService(site, clock=clock).start()
+    service = HubService(site, clock=clock, first_start=True).start()
     try:
         ok(service, m.OpenCounter(device="hub", counter=3, officer="Siti"))
         for i in range(3):
@@ -213,7 +213,7 @@ def test_bad_periods_are_refused(start: str, end: str) -> None:
 def test_bad_grouping_is_refused(site: Site, tmp_path) -> None:
     from hub.store import Store
 
-    Store(tmp_path / "empty.sqlite").close()
+    Store(tmp_path / "empty.sqlite", first_start=True).close()
     conn = connect(tmp_path / "empty.sqlite", readonly=True)
     with pytest.raises(r.ReportError):
         r.build_report(conn, site, r.Period.of("day", DAY), group="planet")

@@ -35,6 +35,7 @@ def start_hub(site_file: Path, log: Path) -> subprocess.Popen[bytes]:
                 "hub",
                 "--site",
                 str(site_file),
+                "--first-start",
                 "--log-level",
                 "WARNING",
             ],

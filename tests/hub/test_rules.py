@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.rules import (
     CALLED,
@@ -18,6 +21,7 @@ from hub.rules import (
     Queue,
     Refused,
     Sound,
+    complaint_alert_id,
     duration,
 )
 from hub.states import service_state
@@ -498,3 +502,12 @@ def test_the_day_never_rolls_back() -> None:
     assert (q.day, second.label, second.day) == ("2026-11-24", "A002", "2026-11-24")
     assert q.call_next(3, before_midnight + 1) is first and first.status == CALLED
     assert not q.take_changes().day  # no new day was started
+
+
+@given(counter=st.integers(1, 999), officer=st.text(max_size=60), at=st.floats(0, 4e9))
+def test_a_complaints_alert_id_fits_the_protocol_for_any_officer(
+    counter: int, officer: str, at: float
+) -> None:
+    alert_id = complaint_alert_id(counter, officer, at)
+    assert re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", alert_id), alert_id
+    assert complaint_alert_id(counter, officer + "x", at) != alert_id  # one per officer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -102,12 +103,12 @@ def test_repeated_request_id_applies_once(hub: HubService, bus_for, site: Site) 
 
 
 def test_repeat_after_restart_gets_the_first_reply(site: Site, bus_for) -> None:
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     kiosk = bus_for("kiosk-1")
     command = m.IssueTicket(device="kiosk-1", service="skck")
     first = kiosk.request(command, timeout=5)
     hub.stop()
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     try:
         assert kiosk.request(command, timeout=5) == first
         assert (
@@ -144,6 +145,75 @@ def test_an_error_from_the_broker_connection_does_not_stop_the_queue(
     assert hub.alive()
 
 
+def test_an_internal_error_echoes_the_request_id_and_changes_nothing(site: Site, bus_for) -> None:
+    broken: list[bool] = []
+
+    def token() -> str:
+        if broken:
+            raise RuntimeError("no randomness")  # an unforeseen failure inside a command
+        return secrets.token_urlsafe(16)
+
+    hub = HubService(site, new_token=token, first_start=True).start()
+    try:
+        kiosk = bus_for("kiosk-1")
+        assert raw_request(kiosk, "issue", m.encode(m.IssueTicket(device="kiosk-1", service="ktp")))
+        seq = hub.seq
+        broken.append(True)
+        command = m.IssueTicket(device="kiosk-1", service="ktp")
+        reply = raw_request(kiosk, command.kind, m.encode(command))
+        assert reply.error is not None and reply.error.code == "internal"
+        assert reply.request_id == command.request_id  # the device can match it
+        assert hub.seq == seq and hub.queue.last_number["ktp"] == 1
+        assert rows(site, "SELECT label FROM tickets") == [("A001",)]
+        broken.clear()
+        again = raw_request(kiosk, command.kind, m.encode(command))  # the same id, retried
+        assert again.ok and again.result["ticket"]["number"] == "A002"  # type: ignore[index]
+        assert hub.alive()
+    finally:
+        hub.stop()
+
+
+def test_a_worker_that_stops_is_reported_and_nothing_waits_for_it(hub: HubService, bus_for) -> None:
+    def breaks(kind: str, message: object) -> None:
+        raise RuntimeError("an unforeseen bug while publishing")
+
+    hub.on_change(breaks)
+    kiosk = bus_for("kiosk-1")
+    kiosk.publish(
+        kiosk.topics.command("kiosk-1", "issue"), m.IssueTicket(device="kiosk-1", service="ktp")
+    )
+    deadline = time.monotonic() + 5
+    while hub.failed is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hub.failed is not None and "unforeseen bug" in hub.failed
+    assert not hub.alive()  # the watchdog pings stop; `mpp hub` exits (systemd restarts it)
+    started = time.monotonic()
+    reply = hub.submit(m.IssueTicket(device="hub", service="ktp"))
+    assert reply.error is not None and reply.error.code == "internal"
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize(
+    "officer",
+    ["Muhammad Rizki Pratama", "Raden Ajeng " + "Kartini " * 6, "Ñoño Ñáñez", "李小龙"],
+)
+def test_a_complaints_alert_is_raised_for_any_officer_name(
+    hub: HubService, site: Site, officer: str
+) -> None:
+    officer = officer.strip()[:60]
+    assert hub.submit(m.OpenCounter(device="hub", counter=21, officer=officer)).ok
+    service = site.counters[21].services[0]
+    for _ in range(site.hub.complaint_alert_after):
+        assert hub.submit(m.IssueTicket(device="hub", service=service)).ok
+        assert hub.submit(m.CallNext(device="hub", counter=21)).ok
+        rated = hub.submit(m.Rate(device="hub", counter=21, score=1))
+        assert rated.ok, rated.error
+    alerts = hub.snapshot("alert")
+    assert [(a.kind, a.officer) for a in alerts] == [("consecutive_complaints", officer)]
+    assert rows(site, "SELECT COUNT(*) FROM ratings WHERE score = 1") == [(3,)]
+    assert rows(site, "SELECT id FROM alerts") == [(alerts[0].id,)]
+
+
 def test_a_late_repeat_of_an_applied_command_gets_its_first_reply(
     hub: HubService, bus_for, site: Site
 ) -> None:
@@ -165,7 +235,7 @@ def test_a_late_repeat_of_an_applied_command_gets_its_first_reply(
 def test_no_command_acts_on_yesterdays_tickets_after_local_midnight(site: Site, bus_for) -> None:
     midnight = datetime(2026, 11, 24, tzinfo=ZoneInfo(site.site.timezone)).timestamp()
     now = [midnight - 1]  # the hub's clock stands still unless the test moves it
-    hub = HubService(site, clock=lambda: now[0]).start()
+    hub = HubService(site, clock=lambda: now[0], first_start=True).start()
     try:
         kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
         kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
@@ -294,7 +364,7 @@ def test_hub_survives_garbage_and_keeps_serving(hub: HubService, bus_for) -> Non
 
 
 def test_restart_republishes_exactly_what_the_database_holds(site: Site, bus_for) -> None:
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
     for _ in range(3):
         kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
@@ -304,7 +374,7 @@ def test_restart_republishes_exactly_what_the_database_holds(site: Site, bus_for
     # Wipe the retained counter state, as if the broker had lost it.
     caller.publish(caller.topics.counter_state(3), b"", retain=True)
     assert caller.flush(5)
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     try:
         screen = bus_for("tv-lobby-2")
         counters = Watcher(screen, "counter_state", m.CounterState)
@@ -436,7 +506,7 @@ def test_featured_products_are_republished_after_the_broker_lost_them(
     own_broker: Mosquitto, tmp_path: Path
 ) -> None:
     site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     screen = Bus.for_device(site, "tv-entrance")
     try:
         hub.set_featured_source(lambda: {"entrance": (_slide("Amplang"),)})
@@ -459,7 +529,7 @@ def test_a_hub_started_without_its_broker_serves_the_web_and_connects_when_it_is
 ) -> None:
     site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
     own_broker.stop()
-    hub = HubService(site).start(wait_connected=0.5)
+    hub = HubService(site, first_start=True).start(wait_connected=0.5)
     screen = Bus.for_device(site, "tv-lobby-1")
     try:
         assert not hub.bus.connected and hub.alive()
@@ -478,7 +548,7 @@ def test_a_hub_started_without_its_broker_serves_the_web_and_connects_when_it_is
 
 
 def test_staff_changes_reach_devices_and_survive_a_restart(site: Site, bus_for) -> None:
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     kiosk, caller = bus_for("kiosk-1"), bus_for("caller-03")
     screen = bus_for("tv-lobby-2")
     counters = Watcher(screen, "counter_state", m.CounterState)
@@ -510,7 +580,7 @@ def test_staff_changes_reach_devices_and_survive_a_restart(site: Site, bus_for) 
         assert refused.value.code == "forbidden"
     finally:
         hub.stop()
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     try:
         caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Siti"), timeout=5)
         called = caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
@@ -531,7 +601,7 @@ def test_staff_changes_reach_devices_and_survive_a_restart(site: Site, bus_for) 
 def test_zone_sound_is_retained_for_every_zone_and_kept_across_restarts(
     site: Site, bus_for
 ) -> None:
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     screen = bus_for("tv-lobby-2")
     sounds = Watcher(screen, "zone_sound", m.ZoneSound)
     try:
@@ -550,7 +620,7 @@ def test_zone_sound_is_retained_for_every_zone_and_kept_across_restarts(
         assert unknown.error is not None and unknown.error.code == "unknown_zone"
     finally:
         hub.stop()
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     try:
         again = Watcher(bus_for("tv-canteen-1"), "zone_sound", m.ZoneSound)
         canteen = again.until(lambda s: s.zone == "canteen")

@@ -18,7 +18,7 @@ def count(site: Site) -> int:
 
 def test_one_response_per_served_ticket(site: Site) -> None:
     clock = Clock()
-    service = HubService(site, clock=clock).start()
+    service = HubService(site, clock=clock, first_start=True).start()
     try:
         tickets = play_day(service, clock)
         first = m.SubmitSurvey(

@@ -152,7 +152,7 @@ def test_hub_not_answering_prints_nothing_and_cancels_the_request(site, make_kio
     assert leds(pins)[2] == 1
     [cancel] = app.pending_reports  # the hub is down: the cancel waits
     assert isinstance(cancel, m.VoidTicket) and cancel.ticket_id is None
-    hub = HubService(site).start()  # the hub comes back
+    hub = HubService(site, first_start=True).start()  # the hub comes back
     try:
         assert wait_until(lambda: not app.pending_reports, timeout=10)
         logged = request_rows(hub.database)[cancel.cancels]
@@ -166,7 +166,7 @@ def test_broker_down_prints_nothing_and_the_press_is_never_sent_later(
     own_broker: Mosquitto, make_kiosk, pins, tmp_path: Path
 ) -> None:
     site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     try:
         device = Dummy(profile="default")
         app = make_kiosk(on_site=site, printer=dummy_printer(site, "kiosk-3", device))
@@ -256,7 +256,7 @@ def test_paper_out_voids_then_stops_asking_until_paper_is_loaded(
 
 def test_refusal_text_from_the_hub_is_shown(broker, make_kiosk, pins, tmp_path) -> None:
     site = quota_site(broker.port, tmp_path)
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     try:
         device = Dummy(profile="default")
         app = make_kiosk(on_site=site, printer=dummy_printer(site, "kiosk-3", device))
@@ -278,7 +278,7 @@ def test_refusal_text_from_the_hub_is_shown(broker, make_kiosk, pins, tmp_path) 
 
 def test_touch_menu_kiosk_greys_out_a_full_service(broker, make_kiosk, tmp_path) -> None:
     site = quota_site(broker.port, tmp_path)
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     menu = TouchMenu(site, tuple(site.services), size=(1080, 1920), notice_s=0.1)
     try:
         device = Dummy(profile="TM-T20II")
@@ -440,7 +440,7 @@ def test_void_waits_for_the_broker_and_reaches_the_hub(
     own_broker: Mosquitto, make_kiosk, pins, tmp_path: Path
 ) -> None:
     site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     try:
         device = JammedPrinter(profile="default", before_fail=own_broker.stop)
         app = make_kiosk(

@@ -58,7 +58,9 @@ def test_entrance_shows_inventory_products(client, hub: HubService) -> None:
     assert "Kopi Liberika Banjarbaru" in body
     assert client.get("/media/inventory/entrance/0").status_code == 404  # no such file here
     # images are found next to the inventory file they are named in
-    beside_example = HubService(hub.site.model_copy(update={"source": str(EXAMPLE)}))
+    beside_example = HubService(
+        hub.site.model_copy(update={"source": str(EXAMPLE)}), first_start=True
+    )
     app = create_app(beside_example)
     with app.test_client().get("/media/inventory/entrance/0") as image:
         assert image.status_code == 200 and image.data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -20,7 +20,7 @@ from tests.hub.web.conftest import PASSWORD, csrf, login
 @pytest.fixture
 def played_app(site: Site) -> Iterator[tuple[Flask, HubService, dict]]:
     clock = Clock()
-    service = HubService(site, clock=clock).start()
+    service = HubService(site, clock=clock, first_start=True).start()
     tickets = play_day(service, clock)
     ok(
         service,

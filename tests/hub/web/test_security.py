@@ -194,7 +194,7 @@ def test_session_cookie_flags(client, tmp_path, broker) -> None:
         'public_url = "http://192.168.10.2:8080"', 'public_url = "https://antrian.mpp.example"'
     )
     https_site: Site = make_site(broker.port, text=text)
-    app = create_app(HubService(https_site))  # not started: login needs no queue
+    app = create_app(HubService(https_site, first_start=True))  # not started: login needs no queue
     app.extensions["mpp_users"].add("root", "Root", "admin", PASSWORD)
     secure = app.test_client()
     response = secure.post(
