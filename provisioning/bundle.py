@@ -25,10 +25,11 @@ import shutil
 import tarfile
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from string import Template
 
 import protocol
+from hub.store import FIRST_START_SUFFIX
 from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site
 from protocol.systemd import BROKER_PASSWORD_CREDENTIAL
 from provisioning.inventory import (
@@ -48,6 +49,7 @@ PASSWORD_FILE = "broker-password"
 FIRSTBOOT = "firstboot.sh"
 PRINTER_RULES = "60-mpp-printer.rules"
 SERVICE_USER = "mpp"
+STATE_DIR = "/var/lib/mpp"  # the service's working directory (StateDirectory=mpp)
 ROLE_TITLES = {"kiosk": "kiosk", "caller": "caller box", "display": "display", "hub": "hub"}
 ROLE_GROUPS = {
     "kiosk": ("gpio", "lp", "dialout", "video", "render", "input"),
@@ -190,6 +192,17 @@ def render_udev_rule(site: Site, device: str) -> str | None:
 
 def _hardware_steps(site: Site, device: str) -> str:
     steps = ""
+    if device == "hub":
+        # The hub refuses a missing or empty database (an unmounted disk must not become a new
+        # queue numbered from 001); this file beside it allows the first start, once.
+        database = PurePosixPath(STATE_DIR) / site.hub.database
+        steps += f"""
+log "hub database {database}"
+install -d -m 0755 "$ROOT{database.parent}"
+if [ ! -s "$ROOT{database}" ]; then
+    date -u +%Y-%m-%dT%H:%M:%SZ > "$ROOT{database}{FIRST_START_SUFFIX}"
+fi
+"""
     if usb_printer(site, device) is not None:
         steps += f"""
 log "USB printer"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from hub.store import Store
 from protocol.site import parse_site
 from provisioning.bundle import BundleOptions, service_args, write_bundle
 from provisioning.cli import main
@@ -426,3 +427,40 @@ def test_exec_start_is_accepted_by_the_mpp_command(role: str, tmp_path: Path) ->
         assert command is not None, f"`mpp {role} {rest[0]}` does not exist"
         rest = rest[1:]
     command.make_context(role, rest)  # raises on an unknown or missing option
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="firstboot.sh installs files owned by root")
+def test_the_hubs_first_boot_allows_one_first_start(store: SiteSecrets, tmp_path: Path) -> None:
+    """The hub refuses a missing database (an unmounted disk) unless the file beside it says
+    this is the first start; first boot writes that file, only while there is no database."""
+    bundle = make(store, "hub", tmp_path / "boot")
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    for name in ("apt-get", "systemctl", "useradd", "groupadd", "usermod", "getent", "python3"):
+        (fakes / name).write_text(FAKE)
+        (fakes / name).chmod(0o755)
+    root = tmp_path / "root"
+    env = {
+        "PATH": f"{fakes}:/usr/bin:/bin",
+        "MPP_ROOT": str(root),
+        "FAKE_LOG": str(tmp_path / "log"),
+    }
+    database = root / "var" / "lib" / "mpp" / parse_site(example_text()).hub.database
+    marker = database.with_name(database.name + ".first-start")
+
+    def firstboot() -> None:
+        done = subprocess.run(
+            ["bash", str(bundle / "firstboot.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    firstboot()
+    assert marker.exists() and not database.exists()
+    Store(database).close()  # the hub's first start: made, the marker used up
+    assert database.stat().st_size > 0 and not marker.exists()
+    firstboot()  # run again by a technician: the database is there, no new first start
+    assert not marker.exists()
