@@ -42,7 +42,7 @@ class SiteTier:
         bus = Bus.for_device(
             self.site, "hub", username="hub", password=self.broker.passwords["hub"]
         )
-        return HubService(self.site, bus=bus)
+        return HubService(self.site, bus=bus, first_start=True)
 
 
 @dataclass

@@ -55,7 +55,7 @@ def outbox_site(broker: Mosquitto, tmp_path: Path, request) -> Site:
 
 
 def test_every_event_reaches_postgresql_once_and_matches(outbox_site, region, region_dsn) -> None:
-    hub = HubService(outbox_site).start()
+    hub = HubService(outbox_site, first_start=True).start()
     try:
         busy_period(hub, 60)
         hub.submit(m.CloseService(device="hub", service="ktp", by="admin"))
@@ -92,7 +92,7 @@ def test_every_event_reaches_postgresql_once_and_matches(outbox_site, region, re
 
 
 def test_a_batch_is_bounded_in_events_and_bytes(outbox_site, tmp_path) -> None:
-    hub = HubService(outbox_site).start()
+    hub = HubService(outbox_site, first_start=True).start()
     try:
         busy_period(hub, 40)
     finally:
