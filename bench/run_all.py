@@ -27,6 +27,7 @@ START, END = "<!-- bench/run_all.py: start -->", "<!-- bench/run_all.py: end -->
 # name -> (script, arguments, arguments with --quick)
 BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "hub": ("bench/hub_bench.py", [], ["--tickets", "2000", "--calls", "500"]),
+    "soak": ("bench/hub_soak.py", [], ["--cycles", "5000"]),
     "kiosk": ("bench/kiosk_bench.py", [], []),
     "caller": ("bench/caller_bench.py", [], []),
     "display": ("bench/display_bench.py", [], ["--idle", "20", "--calls", "10"]),

@@ -733,6 +733,8 @@ class HubService:
         try:
             with self.store.transaction():
                 self.store.add_event("presence", self.clock(), detail=detail)
+        except StoreError as exc:  # a full disk: the storage alert says it once
+            log.error("presence change not recorded", extra={"error": str(exc)})
         except Exception:  # a presence record must not stop the queue
             log.exception("presence change not recorded", extra={"device": status.device})
 

@@ -29,6 +29,7 @@ log = logging.getLogger("mpp.hub")
 # or CHECKPOINT_EVERY_S, whichever comes first (under sustained load the hub writes ~30 MB of
 # WAL a second here), and restarts a WAL that outgrew WAL_LIMIT_BYTES (see `_checkpoint`).
 UPKEEP_POLL_S = 0.1
+BACKUP_AFTER_START_S = 60.0  # the daily copy waits out the start (devices reconnecting)
 CHECKPOINT_EVERY_S = 1.0
 CHECKPOINT_COMMITS = 200
 
@@ -332,9 +333,13 @@ class Store:
         self.wal_peak_bytes = 0
         try:
             self._migrate_queue_keys()
-        except StoreError:
+        except (StoreError, sqlite3.Error) as exc:  # quick_check passed, yet it cannot be read
             self.conn.close()
-            raise
+            if isinstance(exc, StoreError):
+                raise
+            raise storage_fault(exc, self.path) or DatabaseDamaged(
+                damaged_text(self.path, f"SQLite: {exc}", self.backups)
+            ) from None
         if created:
             log.warning("new hub database created (first start)", extra={"database": str(path)})
         self.path.with_name(self.path.name + FIRST_START_SUFFIX).unlink(missing_ok=True)
@@ -371,7 +376,7 @@ class Store:
         # The RESTART checkpoint below holds writers off while it waits for readers to leave
         # the old WAL: never long (a reply waits at most about this).
         conn.execute("PRAGMA busy_timeout=20")
-        last = time.monotonic()
+        started = last = time.monotonic()
         try:
             while not self._closing.wait(UPKEEP_POLL_S):
                 commits = self.commits_since_checkpoint
@@ -381,7 +386,8 @@ class Store:
                     self.commits_since_checkpoint = 0
                     last = time.monotonic()
                     self._checkpoint(conn)
-                self.backup.run()
+                if time.monotonic() - started >= BACKUP_AFTER_START_S:
+                    self.backup.run()
         finally:
             conn.close()
 
