@@ -278,7 +278,7 @@ class RegionDemo:
         bridge = render_bridge(site, self.regional.bridge(site_id))
         broker = Mosquitto(broker_port, extra=bridge, workdir=top / "broker", own_session=True)
         broker.start()
-        hub = HubService(site).start()
+        hub = HubService(site, first_start=True).start()
         visitors = Visitors(hub, seed=index).start() if self.traffic else None
         return DemoSiteTier(site, broker, hub, visitors)
 

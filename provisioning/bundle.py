@@ -190,19 +190,22 @@ def render_udev_rule(site: Site, device: str) -> str | None:
     )
 
 
-def _hardware_steps(site: Site, device: str) -> str:
-    steps = ""
-    if device == "hub":
-        # The hub refuses a missing or empty database (an unmounted disk must not become a new
-        # queue numbered from 001); this file beside it allows the first start, once.
-        database = PurePosixPath(STATE_DIR) / site.hub.database
-        steps += f"""
+def first_start_steps(site: Site) -> str:
+    """The hub's first-boot lines that allow its first start: the hub refuses a missing or
+    empty database (an unmounted disk must not become a new queue numbered from 001), unless
+    this file beside it says so; written only while there is no database."""
+    database = PurePosixPath(STATE_DIR) / site.hub.database
+    return f"""
 log "hub database {database}"
 install -d -m 0755 "$ROOT{database.parent}"
 if [ ! -s "$ROOT{database}" ]; then
     date -u +%Y-%m-%dT%H:%M:%SZ > "$ROOT{database}{FIRST_START_SUFFIX}"
 fi
 """
+
+
+def _hardware_steps(site: Site, device: str) -> str:
+    steps = first_start_steps(site) if device == "hub" else ""
     if usb_printer(site, device) is not None:
         steps += f"""
 log "USB printer"
