@@ -563,7 +563,7 @@ def test_a_hub_that_does_not_trust_its_clock_says_so_on_the_kiosk(site, make_kio
     gets the hub's reason; once NTP synchronises the clock, tickets come out again."""
     clock = Clock(T0 + 3600)
     synced = [False]
-    first = HubService(site, clock=clock, clock_synced=lambda: synced[0]).start()
+    first = HubService(site, clock=clock, clock_synced=lambda: synced[0], first_start=True).start()
     assert first.submit(m.IssueTicket(device="hub", service="ktp")).ok  # recorded at 10:00
     first.stop()
     clock.now = T0  # back at 09:00: behind the record, and NTP has not synchronised it
