@@ -286,7 +286,7 @@ def offline_day(pg: LocalPostgres, visitors: int) -> None:
     broker.start()
     service = start(["region", "run", "--config", str(config), "--log-level", "WARNING"],
                     top / "region.log")  # fmt: skip
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     try:
         time.sleep(3)
         wan.cut()
@@ -446,7 +446,7 @@ def outbox_cost(pg: LocalPostgres, issues: int, rate: float, backlog: int, round
                                        quota=999, unprinted_hold_s=0)  # fmt: skip
                 if run == "with":
                     text += "\n[region]\n"
-                hub = HubService(parse_site(text)).start()
+                hub = HubService(parse_site(text), first_start=True).start()
                 service = None
                 try:
                     if run == "with":
