@@ -4,6 +4,7 @@ system, with a report and a chart)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -191,59 +192,77 @@ def demo(
         Path(out_dir).resolve(), broker_kind=broker, web_port=web_port, traffic=not quiet_site
     )
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo("starting the demo MPP ...")
-    site.start()
-    tv = None
-    if window if window is not None else has_screen():
-        tv = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "protocol.cli",
-                "display",
-                "--site",
-                str(site.workdir / "site.toml"),
-                "--device",
-                "tv-lobby-1",
-                "--windowed",
-                "--log-level",
-                "WARNING",
-            ]
-        )
-    assert site.site is not None
-    click.echo(f"broker: {site.broker_line}")
-    click.echo(
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal closed
+        signal.signal(signum, lambda *_: stop.set())
+    say("starting the demo MPP ...")
+    tv: subprocess.Popen[bytes] | None = None
+    try:
+        site.start()
+        if window if window is not None else has_screen():
+            tv = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "protocol.cli",
+                    "display",
+                    "--site",
+                    str(site.workdir / "site.toml"),
+                    "--device",
+                    "tv-lobby-1",
+                    "--windowed",
+                    "--log-level",
+                    "WARNING",
+                ]
+            )
+        _tell_where_to_look(site, tv is not None, quiet_site)
+        if sys.stdin.isatty():
+            say(TERMINAL_HELP)
+            threading.Thread(target=_terminal, args=(site, stop), daemon=True).start()
+        say("Ctrl-C stops everything.")
+        stop.wait(run_for)
+    finally:
+        # Stop first, then say so: whoever reads our output may be gone (`mpp demo | head`).
+        if tv is not None:
+            tv.terminate()
+            tv.wait(10)
+        site.stop()
+        say("stopped.")
+
+
+def _tell_where_to_look(site: object, window: bool, quiet_site: bool) -> None:
+    """The broker, the URLs, the login and where the tickets go."""
+    from demo.run import DemoSite
+
+    assert isinstance(site, DemoSite) and site.site is not None
+    say(f"broker: {site.broker_line}")
+    say(
         f"site: {site.site.site.name}; {len(site.kiosks)} kiosks, "
         f"{len(site.callers)} caller boxes (counters open with traffic: "
         f"{'yes' if not quiet_site else 'no'})"
     )
     for name, url in site.urls.items():
-        click.echo(f"  {name:<15} {url}")
-    click.echo(f"  {'dashboard login':<15} demo / demo-mpp")
-    click.echo(f"  {'printed tickets':<15} {site.tickets}")
-    click.echo(
+        say(f"  {name:<15} {url}")
+    say(f"  {'dashboard login':<15} demo / demo-mpp")
+    say(f"  {'printed tickets':<15} {site.tickets}")
+    say(
         "  lobby TV: "
         + (
             "a window on this desktop"
-            if tv
+            if window
             else "no desktop here: open the lobby screen URL above in a browser"
         )
     )
-    if sys.stdin.isatty():
-        click.echo(TERMINAL_HELP)
-        threading.Thread(target=_terminal, args=(site, stop), daemon=True).start()
-    click.echo("Ctrl-C stops everything.")
+
+
+def say(text: str) -> None:
+    """click.echo that outlives its reader (`mpp demo | head`): the demo goes on, and stops
+    cleanly, when nobody reads its output any more."""
     try:
-        stop.wait(run_for)
-    finally:
-        click.echo("stopping ...")
-        if tv is not None:
-            tv.terminate()
-            tv.wait(10)
-        site.stop()
-        click.echo("stopped.")
+        click.echo(text)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # later writes, and the exit's flush, go nowhere
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _terminal(site: object, stop: threading.Event) -> None:
@@ -280,21 +299,20 @@ def _region_demo(workdir: Path, sites: int, traffic: bool, run_for: float | None
     from demo.region import DEMO_LOGIN, RegionDemo
 
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo(
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
+    say(
         f"starting {sites} simulated MPPs and their region (PostgreSQL, Mosquitto x{sites + 1}) ..."
     )
     region = RegionDemo(workdir, sites=sites, traffic=traffic).start()
-    click.echo("regional web:")
+    say("regional web:")
     for name, url in region.urls.items():
-        click.echo(f"  {name:<18} {url}")
-    click.echo(f"  {'login':<18} {'/'.join(DEMO_LOGIN)}")
-    click.echo(f"files: {workdir} (region.toml, each site's site.toml and hub database)")
-    click.echo("Ctrl-C stops everything.")
+        say(f"  {name:<18} {url}")
+    say(f"  {'login':<18} {'/'.join(DEMO_LOGIN)}")
+    say(f"files: {workdir} (region.toml, each site's site.toml and hub database)")
+    say("Ctrl-C stops everything.")
     try:
         stop.wait(run_for)
     finally:
-        click.echo("stopping ...")
         region.stop()
-        click.echo("stopped.")
+        say("stopped.")

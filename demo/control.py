@@ -62,7 +62,8 @@ async function refresh() {
     const el = document.getElementById("lcd-" + device); if (el) el.textContent = lines.join("\\n");
   }
   document.getElementById("tickets").innerHTML =
-    state.tickets.map(t => `<a href="tickets/${t}" target="_blank"><img src="tickets/${t}" alt="${t}"></a>`).join("");
+    state.tickets.map(t => `<div class="card"><a href="tickets/${t.png}" target="_blank"><img src="tickets/${t.png}" alt="${t.png}"></a><br>` +
+      (t.page ? `<a href="${t.page}" target="_blank">Halaman tiket / ticket page</a>` : "") + `</div>`).join("");
 }
 setInterval(refresh, 1000); refresh();
 </script></body></html>"""
@@ -114,9 +115,10 @@ def create_control_app(
     @app.get("/state.json")
     def state() -> Any:
         pngs = sorted(tickets_dir.glob("*.png"), key=lambda p: p.stat().st_mtime)[-8:]
+        pages = {name: url for k in kiosks for name, url in k.printer.pages.items()}
         return jsonify(
             lcd={c.device_id: c.lcd.lines for c in callers},
-            tickets=[p.name for p in reversed(pngs)],
+            tickets=[{"png": p.name, "page": pages.get(p.name)} for p in reversed(pngs)],
         )
 
     @app.get("/tickets/<name>")

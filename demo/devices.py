@@ -19,7 +19,7 @@ from kiosk.app import KioskApp, offered_services
 from kiosk.buttons import KioskPanel
 from kiosk.preview import save_preview
 from kiosk.printer import TicketPrinter
-from kiosk.ticket import Block, Number
+from kiosk.ticket import Block, Number, Qr
 from protocol.mqtt import Bus
 from protocol.site import CallerDevice, KioskDevice, Pin, Site
 
@@ -29,23 +29,29 @@ PRESS_S = 0.05  # how long a simulated finger holds a button
 
 class PreviewPrinter(TicketPrinter):
     """A file printer that also saves each ticket as a PNG (what the citizen would hold),
-    drawn from the very bytes the printer was sent."""
+    drawn from the very bytes the printer was sent; `pages` maps each PNG's name to the
+    citizen's ticket page its QR code opens."""
 
     def __init__(self, *args: Any, png_dir: Path, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.png_dir = png_dir
         self._number = "ticket"
+        self._page: str | None = None
+        self.pages: dict[str, str] = {}
         png_dir.mkdir(parents=True, exist_ok=True)
 
     def print_ticket(self, layout: list[Block]) -> str:
         """Print as the real printer does (the PNG is drawn in `send`)."""
         self._number = next((b.text for b in layout if isinstance(b, Number)), "ticket")
+        self._page = next((b.payload for b in layout if isinstance(b, Qr)), None)
         return super().print_ticket(layout)
 
     def send(self, data: bytes) -> None:
         """Send the bytes to the file printer, then draw those bytes to a PNG."""
         super().send(data)
         path = self.png_dir / f"{time.strftime('%H%M%S')}-{self._number}.png"
+        if self._page is not None:
+            self.pages[path.name] = self._page
         save_preview(data, path, self.spec)
 
 

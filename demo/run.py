@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +31,26 @@ OPEN_COUNTERS = (1, 3, 5, 7, 10, 13, 16, 19, 22, 23)
 
 
 def port_or_free(port: int) -> int:
-    """`port` if nothing listens there on 127.0.0.1, else a free one."""
+    """`port` if nothing listens there on 127.0.0.1, else a free one (and a warning saying so).
+
+    Connections of an earlier run waiting in TIME_WAIT do not count: the web servers bind with
+    SO_REUSEADDR, and so does this probe."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
-        except OSError:
-            return free_port()
+        except OSError as exc:
+            other = free_port()
+            log.warning(
+                "port taken, using another",
+                extra={
+                    "port": port,
+                    "instead": other,
+                    "why": f"another program listens on 127.0.0.1:{port} ({exc.strerror}); "
+                    f"`ss -ltnp 'sport = :{port}'` shows which, or give --port",
+                },
+            )
+            return other
     return port
 
 
@@ -148,11 +163,10 @@ class DemoSite:
         """Stop everything, devices first, broker last."""
         if self.visitors is not None:
             self.visitors.stop()
-        for device in [*self.kiosks, *self.callers]:
-            try:
-                device.stop()
-            except Exception:
-                log.exception("stopping a demo device failed")
+        devices = [*self.kiosks, *self.callers]
+        if devices:  # together: each takes ~0.5 s (gpiozero joins its buttons' threads)
+            with ThreadPoolExecutor(len(devices), thread_name_prefix="demo-stop") as pool:
+                list(pool.map(_stop, devices))
         for server in self.servers:
             server.stop()
         if self.hub is not None:
@@ -161,6 +175,13 @@ class DemoSite:
             self.broker.close()
         self.kiosks, self.callers, self.servers = [], [], []
         self.hub = self.broker = self.visitors = None
+
+
+def _stop(device: DemoKiosk | DemoCaller) -> None:
+    try:
+        device.stop()
+    except Exception:
+        log.exception("stopping a demo device failed", extra={"device": device.device_id})
 
 
 def has_screen() -> bool:
