@@ -41,7 +41,8 @@ class WanLink:
         return self
 
     def cut(self) -> None:
-        """Drop every connection; new ones are closed at once until `restore()`."""
+        """Drop every connection; new ones are accepted and closed at once (a middlebox that
+        resets) until `restore()`; `close()` refuses them instead (a host unreachable)."""
         self.up = False
         with self._lock:
             for conn in self._conns:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from flask.testing import FlaskClient
 from psycopg_pool import ConnectionPool
 
 from protocol.ikm import ikm
 from region.config import parse_region
+from region.db import connect, create_schema
 from region.ingest import Ingestor
 from region.web import create_app
 from region.web.accounts import Accounts
@@ -32,12 +34,25 @@ name = "MPP Martapura"
 PASSWORD = "rahasia-panjang"
 
 
-@pytest.fixture
-def pool(region_dsn: str, region_conn) -> Iterator[ConnectionPool]:
-    ingest = Ingestor(region_conn)
-    ingest.ingest([catalog()] + [received(b) for b in batches(day_of_events(), 5)])
-    region_conn.execute("UPDATE links SET last_seen = %s", (T0 + 690,))
-    with ConnectionPool(region_dsn, min_size=1, max_size=4, open=True) as made:
+@pytest.fixture(scope="module")
+def web_dsn(postgres) -> Iterator[str]:
+    """One database for the module (the pages only read; each test adds distinct names)."""
+    with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE region_web")
+    dsn = postgres.dsn("region_web")
+    with connect(dsn) as conn:
+        create_schema(conn)
+        ingest = Ingestor(conn)
+        ingest.ingest([catalog()] + [received(b) for b in batches(day_of_events(), 5)])
+        conn.execute("UPDATE links SET last_seen = %s", (T0 + 690,))
+    yield dsn
+    with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS region_web WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def pool(web_dsn: str) -> Iterator[ConnectionPool]:
+    with ConnectionPool(web_dsn, min_size=1, max_size=4, open=True) as made:
         accounts = Accounts(made)
         for role in ("viewer", "supervisor", "admin"):
             accounts.add(role, role.title(), role, PASSWORD)
@@ -178,7 +193,7 @@ def test_admin_adds_accounts(client: FlaskClient) -> None:
     assert "rina" in client.get("/users").get_data(as_text=True)
 
 
-def test_mpp_region_web_serves_https_under_the_production_server(region_dsn: str, tmp_path) -> None:
+def test_mpp_region_web_serves_https_under_the_production_server(web_dsn: str, tmp_path) -> None:
     import os
     import ssl
     import subprocess
@@ -196,7 +211,7 @@ def test_mpp_region_web_serves_https_under_the_production_server(region_dsn: str
     config = tmp_path / "region.toml"
     config.write_text(
         CONFIG
-        + f'[database]\ndsn = "{region_dsn}"\n[web]\nport = {port}\n'
+        + f'[database]\ndsn = "{web_dsn}"\n[web]\nport = {port}\n'
         + f'tls_cert = "{tmp_path / "web.crt"}"\ntls_key = "{tmp_path / "web.key"}"\n'
         + 'public_url = "https://127.0.0.1"\n',
         encoding="utf-8",
