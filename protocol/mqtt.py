@@ -49,6 +49,7 @@ RECONNECT_POLL_S = 0.05  # how often a waiting request looks for a reconnect to 
 HUB_MIN_DELAY_S, HUB_MAX_DELAY_S = 0.05, 0.25
 POLLED_CONNECT_TIMEOUT_S = 1.0
 MAX_READS_PER_POLL = 64  # packets read in one `poll` (the hub commits what came together)
+MAX_RESTAMPS = 2  # a command refused as stale while its sender waits goes again, this often
 
 
 def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
@@ -108,6 +109,18 @@ class _Pending:
     lost: bool = False
     sent_at: float | None = None
 
+    def restart(self, sent_at: float | None) -> None:
+        """Wait afresh for the answer to the copy stamped `sent_at`."""
+        self.sent_at = sent_at
+        self.reply = None
+        self.done.clear()
+
+
+def _clock_refusal(pending: _Pending) -> bool:
+    """True for a `stale` refusal of the copy the device is still waiting for."""
+    reply = pending.reply
+    return bool(reply and reply.error and reply.error.code == "stale")
+
 
 class Bus:
     """A process's MQTT connection: presence, subscriptions, publishing and requests.
@@ -145,7 +158,7 @@ class Bus:
         self.boot_id = uuid.uuid4().hex[:12]
         self.started_at = time.time()
         self.health = m.Health()
-        self.clock_offset = 0.0  # hub clock minus ours, learnt from replies
+        self._hub_minus_steady: float | None = None  # hub clock - time.monotonic(), from replies
         self._handlers: list[tuple[str, int, Handler]] = []
         self._pending: dict[str, _Pending] = {}
         self._pending_lock = threading.Lock()
@@ -495,9 +508,39 @@ class Bus:
         self.publish(self.topics.status(self.device), self._status(online=True), retain=True)
 
     # -- requests --------------------------------------------------------------------
+    @property
+    def knows_hub_time(self) -> bool:
+        """True once a reply told this device the hub's clock."""
+        return self._hub_minus_steady is not None
+
+    @property
+    def clock_offset(self) -> float:
+        """The hub's clock minus this device's wall clock (0 while unknown)."""
+        if self._hub_minus_steady is None:
+            return 0.0
+        return self._hub_minus_steady + time.monotonic() - time.time()
+
+    @clock_offset.setter
+    def clock_offset(self, offset: float) -> None:
+        self._hub_minus_steady = offset + time.time() - time.monotonic()
+
     def hub_time(self) -> float:
-        """Now, on the hub's clock (as far as the last reply told us)."""
-        return time.time() + self.clock_offset
+        """Now, on the hub's clock (as the last reply told it; this device's own clock until
+        one did). Kept on the steady clock: this device's wall clock may step meanwhile."""
+        if self._hub_minus_steady is None:
+            return time.time()
+        return time.monotonic() + self._hub_minus_steady
+
+    def _stamp(self, command: m.Command, deadline: float) -> m.Command:
+        """`command` with the moments, on the hub's clock, it is sent and its sender gives up
+        (`deadline`, time.monotonic()): the hub never applies it after that, so a command
+        held up somewhere never acts after its device said it failed. Before any reply taught
+        this device the hub's clock, its own wall clock stands in for it (if that is behind,
+        the hub's `stale` refusal teaches it, and `request` sends again at once)."""
+        steady = time.monotonic()
+        now = self.hub_time()
+        expires = now + max(0.0, deadline - steady) + EXPIRY_GRACE_S
+        return command.model_copy(update={"sent_at": now, "expires_at": expires})
 
     def request(self, command: m.Command, timeout: float = 2.0, retries: int = 0) -> dict[str, Any]:
         """Send `command` to the hub and return its result.
@@ -505,24 +548,22 @@ class Bus:
         Retries reuse the same request id, so the hub applies the command once; so does the
         copy sent again after a reconnect while waiting. A dropped connection does not end the
         wait (the command may still reach the hub); the deadline does, after the time a reply
-        to a command the hub took at its deadline needs. Raises BrokerUnavailable (not
-        connected: nothing sent; or still not connected at the deadline), RequestTimeout, or
-        CommandRejected.
+        to a command the hub took at its deadline needs. A `stale` refusal that comes while
+        this device still waits can only mean its idea of the hub's clock was wrong (the hub's
+        clock stepped, or this device's estimate is old): the refusal taught it the hub's
+        clock, and the command goes again with new stamps (same request id). Raises
+        BrokerUnavailable (not connected: nothing sent; or still not connected at the
+        deadline), RequestTimeout, or CommandRejected.
         """
         if not self._connected.is_set():
             raise BrokerUnavailable(f"{self.device}: broker {self.host}:{self.port} not connected")
         reply_to = self.topics.reply(self.device)
-        now = self.hub_time()
+        started = time.monotonic()
+        budget = timeout * (retries + 1)
         # The deadline travels with the command: once the device stops waiting, the hub must
         # never apply it (a NEXT held up in a frozen broker must not call someone later).
-        command = command.model_copy(
-            update={
-                "reply_to": reply_to,
-                "sent_at": now,
-                "expires_at": now + timeout * (retries + 1) + EXPIRY_GRACE_S,
-            }
-        )
-        pending = _Pending(sent_at=command.sent_at)
+        sending = [self._stamp(command.model_copy(update={"reply_to": reply_to}), started + budget)]
+        pending = _Pending(sent_at=sending[0].sent_at)
         with self._pending_lock:
             self._pending[command.request_id] = pending
         props = None
@@ -530,22 +571,42 @@ class Bus:
             props = Properties(PacketTypes.PUBLISH)
             props.ResponseTopic = reply_to
             props.CorrelationData = command.request_id.encode()
-            props.MessageExpiryInterval = max(1, math.ceil(timeout * (retries + 1)))
+            props.MessageExpiryInterval = max(1, math.ceil(budget))
         topic = self.topics.command(self.device, command.kind)
 
         def send() -> None:
-            self.publish(topic, command, properties=props)
+            self.publish(topic, sending[0], properties=props)
 
-        started = time.monotonic()
+        end = started + budget + EXPIRY_GRACE_S + REPLY_MARGIN_S
+        restamps = 0
         try:
-            for attempt in range(retries + 1):
-                if attempt == 0 or self._connected.is_set():
+            attempt = 0
+            send()
+            while True:
+                last = attempt > retries  # every attempt sent: wait for a late reply only
+                until = end if last else started + timeout * (attempt + 1)
+                got = self._wait_reply(pending, until, None if last else send)
+                if (
+                    got
+                    and _clock_refusal(pending)
+                    and restamps < MAX_RESTAMPS
+                    and time.monotonic() < started + budget
+                ):
+                    restamps += 1
+                    sending[0] = self._stamp(sending[0], started + budget)
+                    log.warning(
+                        "refused as stale while waiting: the hub's clock differs from what this "
+                        "device knew; sending again",
+                        extra={"device": self.device, "request_id": command.request_id},
+                    )
+                    pending.restart(sending[0].sent_at)
                     send()
-                if self._wait_reply(pending, started + timeout * (attempt + 1), send):
+                    continue
+                if got or last:
                     break
-            else:
-                end = started + timeout * (retries + 1) + EXPIRY_GRACE_S + REPLY_MARGIN_S
-                self._wait_reply(pending, end, None)
+                attempt += 1
+                if attempt <= retries and self._connected.is_set():
+                    send()
             if pending.reply is None:
                 if pending.lost or not self._connected.is_set():
                     raise BrokerUnavailable(f"{self.device}: broker connection lost during request")
@@ -587,7 +648,7 @@ class Bus:
         except BadMessage as exc:
             log.warning("bad reply ignored", extra={"device": self.device, "error": str(exc)})
             return
-        self.clock_offset = reply.hub_time - time.time()
+        self._hub_minus_steady = reply.hub_time - time.monotonic()
         with self._pending_lock:
             pending = self._pending.get(reply.request_id)
         if pending is None or pending.reply is not None:

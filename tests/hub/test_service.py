@@ -640,3 +640,35 @@ def test_the_wal_is_checkpointed_off_the_command_path(hub: HubService, site: Sit
     with sqlite3.connect(f"file:{site.hub.database}?mode=ro", uri=True) as conn:
         busy, wal_frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert busy == 0 and wal_frames == copied  # everything is in the database file
+
+
+def test_a_device_is_never_refused_for_clock_disagreement_alone(site: Site, bus_for) -> None:
+    """Issue 23 item 6: a freshly started kiosk whose clock lags the hub's by a minute, and
+    the same kiosk after the hub's clock stepped an hour ahead (NTP), get their tickets: a
+    `stale` refusal that comes while the kiosk still waits can only mean its idea of the hub's
+    clock was wrong, so it sends the command again (same request id) with the clock the
+    refusal taught it, at once. Each is applied once."""
+    offset = [60.0]
+    hub = HubService(site, clock=lambda: time.time() + offset[0]).start()
+    kiosk = bus_for("kiosk-1")
+    sent: list[dict] = []
+    spy = bus_for("tv-lobby-1")
+    spy.subscribe(
+        spy.topics.command("kiosk-1", "issue"), lambda i: sent.append(json.loads(i.payload))
+    )
+    time.sleep(0.2)
+    try:
+        assert not kiosk.knows_hub_time
+        first = kiosk.request(m.IssueTicket(device="kiosk-1", service="skck"), timeout=2)
+        assert first["ticket"]["number"] == "H001" and kiosk.knows_hub_time
+        offset[0] += 3600  # the hub's clock is stepped an hour ahead
+        second = kiosk.request(m.IssueTicket(device="kiosk-1", service="skck"), timeout=2)
+        assert second["ticket"]["number"] == "H002"
+        for rid, step in ((sent[0]["request_id"], 60), (sent[-1]["request_id"], 3600)):
+            copies = [s for s in sent if s["request_id"] == rid]
+            assert len(copies) == 2  # refused as stale once, then sent with new stamps
+            assert step - 5 < copies[1]["sent_at"] - copies[0]["sent_at"] < step + 5
+            assert copies[1]["expires_at"] - copies[1]["sent_at"] <= 2 + 0.5
+    finally:
+        hub.stop()
+    assert rows(site, "SELECT label FROM tickets ORDER BY id") == [("H001",), ("H002",)]
