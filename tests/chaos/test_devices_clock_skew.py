@@ -30,10 +30,11 @@ from tests.chaos.conftest import (
     tickets,
     wait_hub,
 )
-from tests.chaos.device_rigs import kiosk_rig, wait_until
+from tests.chaos.device_rigs import kiosk_rig
 from tests.chaos.faketime import FakeClock
 from tests.conftest import ROOT, write_site
 from tests.kiosk.conftest import dummy_printer
+from tests.timing import wait_until
 
 LAG_S = 6.0  # beyond a kiosk's whole deadline (2 s x 2 tries + 0.5 s)
 PRESSES = 4
@@ -50,7 +51,7 @@ def test_a_fresh_kiosk_whose_clock_lags_the_hub_prints_its_first_ticket(
     )
     site = load_site(site_file)
     device = chaos_kiosk_id(0)
-    hub = HubService(site).start()
+    hub = HubService(site, first_start=True).start()
     clock = FakeClock(tmp_path / "kiosk-faketime.rc")
     clock.step(-LAG_S)  # the kiosk's clock is behind the hub's
     result = tmp_path / "kiosk.json"

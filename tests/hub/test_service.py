@@ -649,7 +649,7 @@ def test_a_device_is_never_refused_for_clock_disagreement_alone(site: Site, bus_
     clock was wrong, so it sends the command again (same request id) with the clock the
     refusal taught it, at once. Each is applied once."""
     offset = [60.0]
-    hub = HubService(site, clock=lambda: time.time() + offset[0]).start()
+    hub = HubService(site, clock=lambda: time.time() + offset[0], first_start=True).start()
     kiosk = bus_for("kiosk-1")
     sent: list[dict] = []
     spy = bus_for("tv-lobby-1")
