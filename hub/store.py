@@ -28,6 +28,7 @@ log = logging.getLogger("mpp.hub")
 # The upkeep thread looks every UPKEEP_POLL_S; it checkpoints after CHECKPOINT_COMMITS commits
 # or CHECKPOINT_EVERY_S, whichever comes first (under sustained load the hub writes ~30 MB of
 # WAL a second here), and restarts a WAL that outgrew WAL_LIMIT_BYTES (see `_checkpoint`).
+BUSY_TIMEOUT_MS = 10_000  # how long a connection waits for another's lock
 UPKEEP_POLL_S = 0.1
 BACKUP_AFTER_START_S = 60.0  # the daily copy waits out the start (devices reconnecting)
 CHECKPOINT_EVERY_S = 1.0
@@ -289,7 +290,9 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
                 f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False
             )
         else:
-            conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
     except sqlite3.Error as exc:
@@ -331,6 +334,7 @@ class Store:
             ) from None
         self.commits_since_checkpoint = 0
         self.wal_peak_bytes = 0
+        self._restart_due = False  # set by the upkeep thread, done by the worker
         try:
             self._migrate_queue_keys()
         except (StoreError, sqlite3.Error) as exc:  # quick_check passed, yet it cannot be read
@@ -396,15 +400,30 @@ class Store:
         sustained load the worker commits during every checkpoint, so the WAL is never wholly
         copied and never starts again from its beginning: once the file outgrew
         WAL_LIMIT_BYTES, a RESTART checkpoint takes the write lock for a moment (a few ms
-        measured), and the next commit cuts the file back (journal_size_limit)."""
+        measured), and the next commit cuts the file back (journal_size_limit). When the worker
+        never leaves it the lock, the worker restarts the WAL itself before its next
+        transaction (`transaction`)."""
         wal = self.wal_bytes()
         self.wal_peak_bytes = max(self.wal_peak_bytes, wal)
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             if wal > WAL_LIMIT_BYTES:
-                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+                busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+                self._restart_due = bool(busy)
         except sqlite3.Error as exc:  # e.g. a full disk: the next round retries
             log.error("WAL checkpoint failed", extra={"error": str(exc)})
+
+    def _restart_wal(self) -> None:
+        """RESTART checkpoint on the worker's own connection, between two transactions (the
+        upkeep thread could not get the write lock); waits at most 20 ms for readers."""
+        self._restart_due = False
+        try:
+            self.conn.execute("PRAGMA busy_timeout=20")
+            self.conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        except sqlite3.Error as exc:
+            log.error("WAL checkpoint failed", extra={"error": str(exc)})
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _migrate_queue_keys(self) -> None:
         """Databases written before queue places came from the queue's own sequence hold wall
@@ -440,6 +459,8 @@ class Store:
         Raises StoreError (StorageFull...) when the storage failed: then nothing of the
         transaction is in the database (SQLite has rolled it back, or this did).
         """
+        if self._restart_due:
+            self._restart_wal()
         try:
             if self.conn.in_transaction:  # a ROLLBACK that failed before
                 self.conn.execute("ROLLBACK")
