@@ -26,8 +26,9 @@ from hub.service import HubService
 from hub.store import DatabaseDamaged, DatabaseMissing
 from protocol import messages as m
 from protocol.site import Site, parse_site
-from tests.chaos.conftest import CommandTap, HubProcess, SmallDisk, wait_until
+from tests.chaos.conftest import CommandTap, HubProcess, SmallDisk
 from tests.conftest import site_text, write_site
+from tests.timing import wait_until
 
 TICKETS = 400
 PAGE_TYPES = {

@@ -19,14 +19,9 @@ import pytest
 from protocol import messages as m
 from protocol.mqtt import Bus, Incoming
 from protocol.site import Site, parse_site
-from tests.chaos.conftest import (
-    CommandTap,
-    HubProcess,
-    SmallDisk,
-    open_db,
-    wait_until,
-)
+from tests.chaos.conftest import CommandTap, HubProcess, SmallDisk, open_db
 from tests.conftest import write_site
+from tests.timing import wait_until
 
 MAX_PRESSES = 400  # 2 MB fill up after a few dozen tickets; the loop ends at the first refusals
 
