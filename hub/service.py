@@ -159,6 +159,7 @@ class HubService:
         self.outbox: Outbox | None = None
         self._presence = PresenceLog()
         self.started = threading.Event()
+        self._subscribed = threading.Event()  # the broker has our subscriptions (see start)
         # Set while the database cannot be written: commands are refused with its code, and
         # a write is tried again before each batch and every tick (hub.store.StoreError).
         self.storage_fault: StoreError | None = None
@@ -208,8 +209,11 @@ class HubService:
         self.started.wait(10)
         if self.outbox is not None:
             self.outbox.start()
-        if wait_connected is not None:
-            self.bus.wait_connected(wait_connected)
+        if wait_connected is not None and self.bus.wait_connected(wait_connected):
+            # Connected is not yet subscribed: a command sent now could pass the broker before
+            # the hub's SUBSCRIBE and be lost. Our own presence, published after it on the same
+            # connection, comes back once the subscriptions are in place.
+            self._subscribed.wait(wait_connected)
         log.info(
             "hub started",
             extra={"site": self.site.site.id, "database": str(self.database), "seq": self.seq},
@@ -259,6 +263,8 @@ class HubService:
             self._put(_Work("mqtt", incoming=incoming))
 
     def _on_status(self, incoming: Incoming) -> None:
+        if incoming.topic == self.bus.topics.status(HUB_DEVICE):
+            self._subscribed.set()
         self._put(_Work("status", incoming=incoming))
 
     def _on_storage_alert(self, incoming: Incoming) -> None:
