@@ -727,7 +727,8 @@ class HubService:
             log.warning("bad status ignored", extra={"topic": incoming.topic, "error": str(exc)})
             return
         self.fleet[status.device] = FleetEntry(status, self.clock())
-        self._record_presence(status)
+        if status.device in self.site.devices:  # the fleet's log: not tools or test clients
+            self._record_presence(status)
         for listener in self._listeners:
             listener("status", status)
 

@@ -21,6 +21,7 @@ from protocol.errors import CommandRejected
 from protocol.mqtt import Bus, Incoming
 from protocol.site import Site
 from tests.conftest import make_site
+from tests.timing import wait_until
 
 
 def rows(site: Site, sql: str, *args: object) -> list[tuple]:
@@ -672,3 +673,24 @@ def test_a_device_is_never_refused_for_clock_disagreement_alone(site: Site, bus_
     finally:
         hub.stop()
     assert rows(site, "SELECT label FROM tickets ORDER BY id") == [("H001",), ("H002",)]
+
+
+def test_presence_of_inventory_devices_is_logged_and_of_other_clients_not(
+    hub: HubService, site: Site, bus_for: Callable[[str], Bus]
+) -> None:
+    """The event log (and so the region's fleet view) holds the site's devices' presence only:
+    a tool or test client that announces itself is not a device of the site."""
+    stranger = Bus(site.site.id, "tool-dump", "display", port=site.broker.port)
+    assert stranger.start(wait=10)
+    stranger.stop()
+    kiosk = bus_for("kiosk-1")
+    assert wait_until(
+        lambda: rows(
+            site, "SELECT 1 FROM events WHERE kind = 'presence' AND detail LIKE 'kiosk-1 %'"
+        ),
+        10,
+    )
+    kiosk.stop()
+    details = [d for (d,) in rows(site, "SELECT detail FROM events WHERE kind = 'presence'")]
+    assert any(d.startswith("kiosk-1 online") for d in details), details
+    assert not any(d.startswith("tool-dump") for d in details), details
