@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import signal
 import threading
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from protocol.errors import InventoryError, MppError
 from protocol.logs import setup_logging
-from protocol.site import load_site
+from protocol.site import load_site, parse_site
+
+if TYPE_CHECKING:
+    from hub.service import HubService
 
 log = logging.getLogger("mpp.hub")
 
@@ -105,16 +111,26 @@ def command(
     # hub among other things must not have their objects frozen for good).
     gc.collect()
     gc.freeze()
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # `systemctl reload mpp-hub` (mpp-provision apply): read the inventory file again.
+    signal.signal(signal.SIGHUP, lambda *_: (reload.set(), stop.set()))
     where = f"; web {web.url}" if web else ""
     click.echo(
         f"hub running for {site.site.name}; database {service.database}{where}; Ctrl-C stops"
     )
     systemd.notify("READY=1")
     pacer = systemd.WatchdogPacer()
-    while not stop.wait(1.0) and service.failed is None:
+    while service.failed is None:
+        stopping = stop.wait(1.0)
+        if reload.is_set():
+            reload.clear()
+            stop.clear()
+            reload_inventory(service, site_file)
+            continue
+        if stopping:
+            break
         if service.alive():  # a stuck worker stops the pings: systemd restarts the hub
             pacer.ping(time.monotonic())
     if web is not None:
@@ -122,6 +138,28 @@ def command(
     service.stop()
     if service.failed is not None:  # a dead worker answers nothing: exit, systemd restarts
         raise click.ClickException(f"the hub stopped: {service.failed}")
+
+
+def reload_inventory(service: HubService, site_file: str) -> str | None:
+    """Give the running hub the inventory file as it is now; the refusal's reason, or None."""
+    try:
+        text = Path(site_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        version, reason = "?", f"{site_file}: cannot read it ({exc})"
+    else:
+        version = hashlib.sha256(text.encode()).hexdigest()[:12]  # as parse_site computes it
+        try:
+            site = parse_site(text, site_file)
+        except InventoryError as exc:
+            reason = str(exc).replace("\n", "; ")
+        else:
+            refused = service.reload_site(site)
+            if refused is None:
+                log.info("inventory reloaded", extra={"file": site_file, "version": version})
+            return refused
+    service.refuse_site(f"{version}: {reason}"[:200])
+    log.error("inventory not reloaded", extra={"file": site_file, "error": reason})
+    return reason
 
 
 def _add_user(database: str, username: str, role: str, first_start: bool) -> None:

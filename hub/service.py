@@ -52,6 +52,7 @@ REQUEST_MEMORY_S = 3 * 86400
 @dataclass
 class _Work:
     kind: str  # "mqtt" | "local" | "status" | "republish" | "featured" | "storage_alert"
+    # | "reload" | "refused"
     incoming: Incoming | None = None
     command: m.Command | None = None
     future: Future[Any] | None = None
@@ -60,6 +61,8 @@ class _Work:
     device: str = HUB_DEVICE
     data: dict[str, Any] | None = None  # the JSON object of an MQTT command
     bad: BadMessage | None = None  # why its payload could not even be read
+    site: Site | None = None  # "reload": the edited inventory
+    refusal: str | None = None  # "refused": why an inventory could not be read
 
 
 @dataclass
@@ -141,6 +144,7 @@ class HubService:
         self.steady = steady  # never steps: the hold on unprinted tickets
         self.trust = ClockTrust(synchronized=clock_synced)
         self.clock_ok = True  # as published: tickets are issued on this clock
+        self.config_refused: str | None = None  # why the latest inventory was refused
         self.new_token = new_token
         self.queue = Queue(site)
         self.store: Store | None = None
@@ -289,6 +293,19 @@ class HubService:
         self._put(_Work("featured", future=future))
         return future.result(timeout)
 
+    def reload_site(self, site: Site, timeout: float = 10.0) -> str | None:
+        """Swap in an edited inventory (`mpp-provision apply`) without dropping the queue: the
+        day's tickets, counters and settings stay. Returns why it was refused (the running
+        inventory then stays, and the site state says why), or None."""
+        future: Future[str | None] = Future()
+        self._put(_Work("reload", future=future, site=site))
+        return future.result(timeout)
+
+    def refuse_site(self, refusal: str) -> None:
+        """An inventory that could not even be read or validated: say so in the site state
+        ("VERSION: reason"); the running inventory stays."""
+        self._put(_Work("refused", refusal=refusal))
+
     def submit(self, command: m.Command, timeout: float = 10.0) -> m.Reply:
         """Apply a command from inside the hub process (web caller, admin): same path."""
         if self.failed is not None:
@@ -346,6 +363,11 @@ class HubService:
                     except StoreError as exc:
                         self._storage_failed(exc, mark)
                         work.future.set_exception(exc)
+                elif work.kind == "reload" and work.site is not None and work.future:
+                    work.future.set_result(self._swap_site(work.site))
+                elif work.kind == "refused":
+                    self.config_refused = work.refusal
+                    self._dirty.site = True
             self._publish_dirty()
             if time.monotonic() >= next_tick:
                 self._tick()
@@ -772,7 +794,10 @@ class HubService:
             self._publish(topics.zone_sound(zone), states.zone_sound(self.queue, zone, self.seq))
         if dirty.site:
             self._publish(
-                topics.site_state(), states.site_state(self.queue, self.seq, now, self.clock_ok)
+                topics.site_state(),
+                states.site_state(
+                    self.queue, self.seq, now, self.clock_ok, config_refused=self.config_refused
+                ),
             )
         for alert in dirty.alerts:
             self._publish(topics.alert(alert.id), alert)
@@ -875,6 +900,42 @@ class HubService:
             if self._last_service_flags.get(code) != flags:
                 self._dirty.services.add(code)
         self._publish_dirty()
+
+    def _swap_site(self, site: Site) -> str | None:
+        """The new inventory in place of the running one, with the queue rebuilt from the
+        database under it; or the reason it cannot be (nothing changed then)."""
+        old = self.site
+        reason = states.inventory_change_problem(old, site, self.queue)
+        if reason is None:
+            self.site = site
+            try:
+                self._reload()
+            except Exception as exc:  # the database's day does not fit the new inventory
+                log.exception("the new inventory does not fit the database; keeping the old one")
+                self.site = old
+                self._reload()
+                reason = f"today's database does not fit it ({type(exc).__name__}: {exc})"
+        if reason is not None:
+            self.config_refused = f"{site.version}: {reason}"[:200]
+            log.error("new inventory refused", extra={"version": site.version, "error": reason})
+            self._dirty.site = True
+            return reason
+        self.config_refused = None
+        if self.outbox is not None:
+            self.outbox.site = site
+        topics = self.bus.topics
+        gone = [topics.counter_state(n) for n in set(old.counters) - set(site.counters)]
+        gone += [topics.service_state(c) for c in set(old.services) - set(site.services)]
+        gone += [topics.zone_sound(z) for z in set(old.zones) - set(site.zones)]
+        for topic in gone:  # no screen keeps showing a counter or service that is no more
+            self.retained.pop(topic, None)
+            self.bus.publish(topic, b"", retain=True)
+        log.info(
+            "inventory reloaded",
+            extra={"version": site.version, "previous": old.version, "devices": len(site.devices)},
+        )
+        self._publish_all()
+        return None
 
     def _reload(self) -> None:
         """(Re)build the in-memory queue and seq from exactly what the database holds."""

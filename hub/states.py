@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hub.rules import Queue, duration
 from protocol import messages as m
+from protocol.site import Site
 
 RECENT_CALLS = 6
 
@@ -58,7 +59,9 @@ def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceSta
     )
 
 
-def site_state(queue: Queue, seq: int, now: float, clock_ok: bool = True) -> m.SiteState:
+def site_state(
+    queue: Queue, seq: int, now: float, clock_ok: bool = True, *, config_refused: str | None = None
+) -> m.SiteState:
     """The site summary with the latest calls (for canteen screens and dashboards), and
     whether the hub trusts its clock (it issues no tickets while it does not)."""
     calls = []
@@ -80,6 +83,7 @@ def site_state(queue: Queue, seq: int, now: float, clock_ok: bool = True) -> m.S
         day=queue.day,
         now=now,
         config_version=queue.site.version,
+        config_refused=config_refused,
         issued=sum(queue.issued_count.values()),
         served=sum(c.served_today for c in queue.counters.values()),
         waiting=sum(len(q) for q in queue.queued.values()),
@@ -114,3 +118,28 @@ def zone_sound(queue: Queue, zone: str, seq: int) -> m.ZoneSound:
         volume=sound.volume,
         number_reading=sound.number_reading,  # type: ignore[arg-type]
     )
+
+
+def inventory_change_problem(old: Site, new: Site, queue: Queue) -> str | None:
+    """Why the running hub cannot take `new` in place of `old` now, or None.
+
+    Today's tickets stay: a service that has tickets today, or a counter serving one, must
+    stay in the inventory until the day is over.
+    """
+    if new.site.id != old.site.id:
+        return f"site.id is {new.site.id!r}, the hub runs {old.site.id!r}; that is another site"
+    if new.region != old.region:
+        return "[region] changed: restart the hub for that (systemctl restart mpp-hub)"
+    removed = set(old.services) - set(new.services)
+    today: dict[str, int] = {}
+    for ticket in queue.tickets.values():
+        if ticket.service in removed:
+            today[ticket.service] = today.get(ticket.service, 0) + 1
+    if today:
+        listed = ", ".join(f"services.{code} ({n} tickets)" for code, n in sorted(today.items()))
+        return f"{listed}: has tickets today; remove it after closing time"
+    gone = set(old.counters) - set(new.counters)
+    busy = [n for n in gone if queue.counters[n].current is not None]
+    if busy:
+        return f"counters.{min(busy)}: is serving a ticket now; remove it when it is free"
+    return None

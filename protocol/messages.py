@@ -426,7 +426,10 @@ class SiteState(Message):
     seq: int
     day: str
     now: float
-    config_version: str
+    config_version: str  # the inventory the hub runs (its version: a hash of the file)
+    # Why the hub refused the latest inventory it was given ("VERSION: reason"); it keeps
+    # running config_version.
+    config_refused: ShortText | None = None
     issued: int
     served: int
     waiting: int

@@ -30,8 +30,9 @@ from string import Template
 
 import protocol
 from hub.store import FIRST_START_SUFFIX
-from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site
+from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site, parse_site
 from protocol.systemd import BROKER_PASSWORD_CREDENTIAL
+from provisioning.apply import record_bundle
 from provisioning.inventory import (
     DEVICE_DIR,
     BrokerAddress,
@@ -158,6 +159,8 @@ def render_unit(site: Site, device: str, options: BundleOptions) -> str:
         site_name=site.site.name,
         prefix=options.prefix,
         args=" ".join(service_args(role, device)),
+        # `mpp-provision apply` reloads the hub's inventory; the devices have no reload.
+        reload="ExecReload=/bin/kill -HUP $MAINPID\n" if role == "hub" else "",
         watchdog=options.watchdog_s,
         start_limit_interval=options.start_limit_interval_s,
         start_limit_burst=options.start_limit_burst,
@@ -277,6 +280,17 @@ def broker_address_for(device: str, store: SiteSecrets, site: Site) -> BrokerAdd
     return BrokerAddress(store.servers[0], port=layout.device_port, tls=True)
 
 
+def device_site_toml(inventory: Inventory, store: SiteSecrets, device: str) -> str:
+    """The inventory slice `device` runs (its bundle's site.toml)."""
+    site = inventory.site
+    return device_slice(inventory, device, broker_address_for(device, store, site))
+
+
+def slice_version(inventory: Inventory, store: SiteSecrets, device: str) -> str:
+    """The inventory version `device` reports when it runs its slice of `inventory`."""
+    return parse_site(device_site_toml(inventory, store, device), device).version
+
+
 def bundle_files(
     inventory: Inventory, store: SiteSecrets, device: str, options: BundleOptions
 ) -> dict[str, bytes]:
@@ -285,9 +299,7 @@ def bundle_files(
     store.check_site(site)
     role = role_of(site, device)
     files: dict[str, bytes] = {
-        SITE_FILE: device_slice(
-            inventory, device, broker_address_for(device, store, site)
-        ).encode(),
+        SITE_FILE: device_site_toml(inventory, store, device).encode(),
         CA_CERT: store.ca.cert_pem,
         PASSWORD_FILE: (store.password(device) + "\n").encode(),
         service_name(role): render_unit(site, device, options).encode(),
@@ -332,6 +344,8 @@ def write_bundle(
     `name` is the directory's name (default: the device id).
     """
     files = bundle_files(inventory, store, device, options)
+    if device != "hub":  # `apply` installs the hub's inventory itself
+        record_bundle(store, device, files[SITE_FILE].decode(), store.password(device))
     house = options.wheelhouse(role_of(inventory.site, device))
     wheels = house.wheels if house is not None else []
     out_dir.mkdir(parents=True, exist_ok=True)

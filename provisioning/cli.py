@@ -360,8 +360,8 @@ def _rewrite_broker(site: Site, store) -> None:
     written = rewrite_site_broker(site, store)
     if written:
         click.echo(
-            f"broker files rewritten in {written[0].parent}: copy passwd and acl to the site "
-            "server and reload: `sudo systemctl reload mosquitto` (clients stay connected)"
+            f"broker files rewritten in {written[0].parent}; next, on the site server: "
+            "`mpp-provision apply` (installs them, reloads the broker and the hub)"
         )
 
 
@@ -563,6 +563,112 @@ def write_boot(
     click.echo(f"eject the card, put it in {device} and power it on; `fleet` shows it online")
 
 
+# -- apply --------------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--hub-site",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="/etc/mpp/site.toml",
+    show_default=True,
+    help="The inventory file the hub runs (its unit's --site).",
+)
+@click.option(
+    "--broker-etc",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where Mosquitto reads its files (default: --etc of the last `broker` run).",
+)
+@click.option("--hub-pid", type=int, help="Send SIGHUP to this hub process (no systemd).")
+@click.option("--broker-pid", type=int, help="Send SIGHUP to this Mosquitto (no systemd).")
+@click.option(
+    "--web-unit",
+    default="mpp-web.service",
+    show_default=True,
+    help="The web app's unit, restarted if it runs ('' to leave it).",
+)
+@click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(1, 300))
+@pass_context
+def apply(
+    ctx: Context,
+    *,
+    hub_site: Path,
+    broker_etc: Path | None,
+    hub_pid: int | None,
+    broker_pid: int | None,
+    web_unit: str,
+    timeout: float,
+) -> None:
+    """Bring the inventory to the broker, the hub and the web; list bundles to make again."""
+    from provisioning import apply as steps
+    from provisioning.bundle import device_site_toml, slice_version
+    from provisioning.check import ERROR, readiness
+    from provisioning.fleet import Connection, FleetWatcher
+    from provisioning.site_broker import current_layout, rewrite_site_broker
+
+    inventory = ctx.inventory()
+    site = inventory.site
+    store = ctx.store(site)
+    errors = [f for f in readiness(inventory.text, inventory.source, store) if f.level == ERROR]
+    # Devices without an account yet are what this command is for: `init` below.
+    errors = [f for f in errors if not f.message.startswith("no broker account yet")]
+    if errors:
+        for finding in errors:
+            click.echo(f"  {finding}", err=True)
+        raise click.ClickException(f"{inventory.source} is not ready: nothing was changed")
+    if store.broker_settings() is None:
+        raise click.ClickException("run `mpp-provision broker` once first (the broker's files)")
+    report = store.init(site)
+    for name in report.new_accounts:
+        click.echo(f"{name}: new broker account")
+    for name in report.stale_accounts:
+        click.echo(f"{name}: not in the inventory; revoke it (mpp-provision revoke {name})")
+    written = rewrite_site_broker(site, store)
+    layout = current_layout(site, store)
+    targets = steps.Targets(
+        hub_site=hub_site,
+        broker_etc=broker_etc,
+        hub_pid=hub_pid,
+        broker_pid=broker_pid,
+        web_unit=web_unit or None,
+    )
+    etc = broker_etc or Path(layout.etc_dir)
+    changed = steps.install_broker_files(written[0].parent, etc) if written else []
+    click.echo(f"broker: {', '.join(changed) or 'no file'} changed in {etc}")
+    steps.reload_broker(targets)
+    click.echo("broker: reloaded (passwords and ACL)")
+    if steps.conf_changed(changed):
+        click.echo("broker: mosquitto.conf changed: `sudo systemctl restart mosquitto` for it")
+    expected = slice_version(inventory, store, "hub")
+    steps.install_hub_site(device_site_toml(inventory, store, "hub"), hub_site)
+    connection = Connection("127.0.0.1", layout.loopback_port, "monitor", store.password("monitor"))
+    with FleetWatcher(site, connection) as watcher:
+        steps.reload_hub(targets)
+        deadline = time.monotonic() + timeout
+        state = watcher.site_state
+        while time.monotonic() < deadline:
+            state = watcher.site_state
+            if state is not None and (
+                state.config_version == expected
+                or (state.config_refused or "").startswith(f"{expected}:")
+            ):
+                break
+            time.sleep(0.1)
+    if state is not None and state.config_refused and state.config_version != expected:
+        raise click.ClickException(f"hub: kept its inventory, refused {state.config_refused}")
+    if state is None or state.config_version != expected:
+        raise click.ClickException(
+            f"hub: did not say it runs {expected} within {timeout:g} s; see "
+            "`journalctl -u mpp-hub` (it keeps the inventory it runs)"
+        )
+    click.echo(f"hub: runs inventory version {expected}")
+    if steps.restart_web(targets):
+        click.echo(f"web: {web_unit} restarted")
+    stale = steps.stale_bundles(inventory, store)
+    for device, reason in stale.items():
+        click.echo(f"bundle to make again: {device} ({reason}): mpp-provision write-boot {device}")
+    if not stale:
+        click.echo("every device's bundle is up to date")
+
+
 # -- replace / revoke / rotate ------------------------------------------------------------
 @main.command()
 @click.argument("old")
@@ -582,7 +688,10 @@ def replace(ctx: Context, old: str, new: str) -> None:
     click.echo(f"{inventory.source}: [devices.{old}] is now [devices.{new}]")
     click.echo(f"{old}: broker account revoked; {new}: new account")
     _rewrite_broker(load_site(inventory.source), SiteSecrets.open(store.root))
-    click.echo(f"next: mpp-provision write-boot {new} BOOT_DIR ... for the new Pi")
+    click.echo(
+        f"next: `mpp-provision apply` (the running hub learns {new}), then "
+        f"`mpp-provision write-boot {new} BOOT_DIR ...` for the new Pi"
+    )
 
 
 @main.command()
@@ -659,10 +768,12 @@ def fleet(
 ) -> None:
     """Live table of every device's presence; exit 1 when a required device is offline."""
     from protocol.errors import BrokerUnavailable
-    from provisioning.fleet import Connection, FleetWatcher, down, render_table
+    from provisioning.bundle import slice_version
+    from provisioning.fleet import Connection, FleetWatcher, config_line, down, render_table
     from provisioning.site_broker import current_layout
 
-    site = ctx.inventory().site
+    inventory = ctx.inventory()
+    site = inventory.site
     store = ctx.store(site)
     layout = current_layout(site, store)
     if plain:
@@ -680,6 +791,7 @@ def fleet(
         raise click.BadParameter(
             f"not in the inventory: {', '.join(unknown)}", param_hint="--optional"
         )
+    expected = slice_version(inventory, store, "hub")
     watcher = FleetWatcher(site, connection, state_file=store.root / "fleet-seen.json")
     try:
         watcher.start(timeout=timeout)
@@ -693,6 +805,7 @@ def fleet(
             if watch and sys.stdout.isatty():
                 click.echo("\x1b[H\x1b[2J", nl=False)
             click.echo(render_table(site, entries, time.time()))
+            click.echo(config_line(watcher.site_state, expected))
             missing = down(entries, set(optional))
             if missing:
                 click.echo(f"OFFLINE: {', '.join(missing)}")

@@ -99,6 +99,7 @@ class FleetWatcher:
         self._last_message = 0.0
         self._subscribed = threading.Event()
         self._refused: str | None = None
+        self.site_state: m.SiteState | None = None  # the hub's latest: its inventory version
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=connection.username,
@@ -167,7 +168,7 @@ class FleetWatcher:
             self._refused = str(reason)
             client.disconnect()
             return
-        client.subscribe(self.topics.all_of("status"), qos=1)
+        client.subscribe([(self.topics.all_of("status"), 1), (self.topics.site_state(), 1)])
 
     def _on_subscribe(self, *_args: Any) -> None:
         with self._lock:
@@ -177,6 +178,12 @@ class FleetWatcher:
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         parsed = self.topics.parse(msg.topic)
         if parsed is None or not msg.payload:
+            return
+        if parsed[0] == "site_state":
+            try:
+                self.site_state = m.decode(m.SiteState, msg.payload)
+            except BadMessage as exc:
+                log.warning("bad site state ignored", extra={"error": str(exc)})
             return
         try:
             status = m.decode(m.DeviceStatus, msg.payload)
@@ -267,6 +274,18 @@ def _ago(moment: float, now: float, site: Site) -> str:
     if seconds < 7200:
         return f"{stamp} ({seconds // 60} min ago)"
     return f"{stamp} ({seconds // 3600} h ago)"
+
+
+def config_line(state: m.SiteState | None, expected: str) -> str:
+    """Which inventory the hub runs, against `expected` (the version of the hub's slice of the
+    inventory this command was given)."""
+    if state is None:
+        return "hub: no site state (is the hub running?)"
+    same = "as" if state.config_version == expected else "NOT the"
+    line = f"hub runs inventory version {state.config_version} ({same} given one: {expected})"
+    if state.config_refused:
+        line += f"\nhub REFUSED inventory {state.config_refused}"
+    return line
 
 
 def render_table(site: Site, entries: list[FleetEntry], now: float) -> str:

@@ -96,6 +96,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "dash.fleet": ("Perangkat", "Devices"),
     "dash.alerts": ("Peringatan", "Alerts"),
     "dash.waiting": ("Menunggu", "Waiting"),
+    "dash.config": ("Versi inventaris", "Inventory version"),
+    "dash.config_refused": ("Inventaris baru ditolak", "New inventory refused"),
     "dash.longest": ("Tunggu terlama", "Longest wait"),
     "dash.estimate": ("Perkiraan", "Estimate"),
     "dash.quota": ("Sisa kuota", "Quota left"),

@@ -75,3 +75,20 @@ def test_device_presence_reaches_the_dashboard(as_role, hub: HubService, bus_for
     body = client.get("/dashboard").get_data(as_text=True)
     row = body[body.index('id="dev-kiosk-2"') : body.index("</tr>", body.index('id="dev-kiosk-2"'))]
     assert "Daring" in row
+
+
+def test_dashboard_shows_the_inventory_version_and_a_refusal(as_role, hub: HubService) -> None:
+    client = as_role("supervisor")
+    body = client.get("/dashboard").get_data(as_text=True)
+    assert f'id="sum-config">{hub.site.version}<' in body
+    stream = EventReader(client.get("/dashboard/events", buffered=False))
+    try:
+        stream.until(lambda n, d: n == "hello")
+        hub.refuse_site("0123456789ab: site.toml: not valid TOML")
+        _, data = stream.until(
+            lambda n, d: n == "replace" and d["id"] == "summary" and "refused" in d["html"]
+        )
+        assert "Inventaris baru ditolak: 0123456789ab: site.toml: not valid TOML" in data["html"]
+        assert f'id="sum-config">{hub.site.version}<' in data["html"]  # the old one runs on
+    finally:
+        stream.close()
