@@ -69,6 +69,7 @@ def server() -> Iterator[SiteServer]:
         p.broker = broker
         hub = subprocess.Popen(
             [str(Path(sys.executable).parent / "mpp"), "hub", "--site", str(hub_site), "--no-web",
+             "--first-start",
              "--log-level", "WARNING"],
             cwd=hub_dir, env=env, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
