@@ -58,6 +58,53 @@ ROLE_GROUPS = {
     "display": ("video", "render", "audio", "input"),
     "hub": (),
 }
+# What each role's sandbox lets through beyond the common part of the unit: the device nodes
+# it drives (DevicePolicy=closed: nothing else), its socket families, and what Python's own
+# libraries need (ctypes callbacks write code at run time: no MemoryDenyWriteExecute where
+# pyttsx3 drives espeak-ng or SDL draws).
+ROLE_SANDBOX = {
+    "kiosk": (
+        "DevicePolicy=closed",
+        "ProtectClock=yes",
+        "DeviceAllow=char-gpiochip rw",  # buttons, LEDs, buzzer (lgpio)
+        "DeviceAllow=char-usb_device rw",  # a USB printer (libusb)
+        "DeviceAllow=char-ttyUSB rw",  # serial printers
+        "DeviceAllow=char-ttyACM rw",
+        "DeviceAllow=char-ttyS rw",
+        "DeviceAllow=char-ttyAMA rw",  # the Pi's own UART
+        "DeviceAllow=char-drm rw",  # the touchscreen: video (kmsdrm) and touch input
+        "DeviceAllow=char-fb rw",
+        "DeviceAllow=char-input r",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",  # libusb: udev events
+    ),
+    "caller": (
+        "DevicePolicy=closed",
+        "ProtectClock=yes",
+        "DeviceAllow=char-gpiochip rw",
+        "DeviceAllow=char-i2c rw",  # the LCD's backpack
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "MemoryDenyWriteExecute=yes",
+    ),
+    "display": (
+        "DevicePolicy=closed",
+        "ProtectClock=yes",
+        "DeviceAllow=char-drm rw",
+        "DeviceAllow=char-fb rw",
+        "DeviceAllow=char-alsa rw",  # the speaker
+        "DeviceAllow=char-input r",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",  # SDL: udev events
+    ),
+    "hub": (
+        # The hub reads (never sets) the kernel's NTP state with adjtimex (hub/clock.py), which
+        # ProtectClock= would forbid.
+        "SystemCallFilter=adjtimex",
+        "PrivateDevices=yes",
+        "ProcSubset=pid",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "MemoryDenyWriteExecute=yes",
+    ),
+}
+
 # Debian packages a role's machine needs; first boot installs only those the image lacks.
 # The python3-* among them are linked into the venv (nothing else of the system's Python is
 # visible there): the index has no lgpio wheel for Trixie's Python 3.13, and Debian's pygame
@@ -161,6 +208,7 @@ def render_unit(site: Site, device: str, options: BundleOptions) -> str:
         args=" ".join(service_args(role, device)),
         # `mpp-provision apply` reloads the hub's inventory; the devices have no reload.
         reload="ExecReload=/bin/kill -HUP $MAINPID\n" if role == "hub" else "",
+        sandbox="".join(f"{line}\n" for line in ROLE_SANDBOX[role]),
         watchdog=options.watchdog_s,
         start_limit_interval=options.start_limit_interval_s,
         start_limit_burst=options.start_limit_burst,
