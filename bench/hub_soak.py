@@ -137,24 +137,32 @@ def main() -> None:
         last = (progress[-1][0] - progress[-1 - tenth][0]) / (
             progress[-1][1] - progress[-1 - tenth][1]
         )
-        from hub.service import HubService
-
-        site = parse_site(text)
-        started = time.monotonic()
-        hub = HubService(site).start()
-        reply = hub.submit(m.IssueTicket(device="hub", service=lanes(site, 1)[0][1]))
-        restart_s = time.monotonic() - started
-        hub.stop()
-        assert reply.ok, reply.error
         print(f"cycles: {cycles} (issue + call + finish; {args.threads} threads)")
         print(f"WAL peak: {wal_peak / 1e6:.1f} MB; at the kill: {wal_at_kill / 1e6:.1f} MB")
         print(f"database: {database.stat().st_size / 1e6:.1f} MB")
         print(f"cycles/s: first tenth {first:.0f}, last tenth {last:.0f} ({last / first:.2f} x)")
-        print(f"restart after SIGKILL to the first answered command: {restart_s:.2f} s")
         figure("hub soak: WAL peak", round(wal_peak / 1e6, 1), "MB", target="< 64")
         figure("hub soak: cycles/s, first tenth", round(first), "/s")
         figure("hub soak: cycles/s, last tenth", round(last), "/s", target=">= 0.8 x first")
-        figure("hub soak: restart after SIGKILL", round(restart_s, 2), "s")
+        print(f"restart after SIGKILL to the first answered command: {restart(text):.2f} s")
+
+
+def restart(text: str) -> float:
+    """Seconds from opening the killed hub's database to its first answered command."""
+    from hub.service import HubService
+
+    site = parse_site(text)
+    started = time.monotonic()
+    # Its clock ran days ahead in the soak: trust it as if NTP said so (not the subject here).
+    hub = HubService(site, clock_synced=lambda: True).start()
+    try:
+        reply = hub.submit(m.IssueTicket(device="hub", service=lanes(site, 1)[0][1]))
+    finally:
+        hub.stop()
+    seconds = time.monotonic() - started
+    assert reply.ok, reply.error
+    figure("hub soak: restart after SIGKILL", round(seconds, 2), "s")
+    return seconds
 
 
 if __name__ == "__main__":
