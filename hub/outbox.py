@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from hub.bookings import booking_offer
 from hub.store import connect
 from protocol import messages as m
 from protocol.errors import BadMessage
@@ -37,6 +38,7 @@ LOST_AFTER_S = 3.0  # unacknowledged this long while the region answers: lost, s
 MAX_RESEND_S = 120.0  # the longest wait between sends without any answer from the region
 BATCH_BYTES = m.MAX_PAYLOAD_BYTES - 1024  # room for the batch's own fields
 FIRST_HEARTBEAT_S = 2.0  # until the region has answered once
+VIEW_EXPIRY_S = 30  # a queue view waiting in the bridge this long is superseded anyway
 
 EVENTS_SQL = (
     "SELECT e.id, e.at, e.kind, e.ticket, e.counter, e.service, e.officer, e.detail, "
@@ -63,6 +65,11 @@ def site_catalog(site: Site) -> m.SiteCatalog:
             for code, s in site.services.items()
         },
         counters=len(site.counters),
+        counter_names={
+            str(number): m.Text(id=site.counter_name(number), en=site.counter_name(number, "en"))
+            for number, counter in site.counters.items()
+            if counter.name is not None
+        },
     )
 
 
@@ -131,6 +138,10 @@ class Outbox:
         self._last_answer = time.monotonic()
         self._last_send = 0.0
         self._resend_after = self.link.resend_after_s
+        self._views: dict[str, m.QueueView] = {}  # the newest of each service
+        self._views_due: set[str] = set()
+        self._views_lock = threading.Lock()
+        self.views_sent = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,6 +162,29 @@ class Outbox:
         if self._thread is not None:
             self._thread.join(5)
 
+    def offer_view(self, view: m.QueueView) -> None:
+        """A service's queue changed (from the hub's worker): its public view goes up next,
+        superseding any not sent yet."""
+        with self._views_lock:
+            self._views[view.service] = view
+            self._views_due.add(view.service)
+        self._wake.set()
+
+    def _all_views_due(self) -> None:
+        with self._views_lock:
+            self._views_due = set(self._views)
+
+    def _send_views(self) -> None:
+        """The views not sent since they changed. They expire in the bridge's queue: after an
+        outage the newest go again (the region answering again makes them all due)."""
+        with self._views_lock:
+            due = [self._views[code] for code in sorted(self._views_due)]
+            self._views_due.clear()
+        expiry = self.bus.expiring(VIEW_EXPIRY_S)
+        for view in due:
+            self.bus.publish(self.bus.topics.queue_view(), view, properties=expiry)
+            self.views_sent += 1
+
     # -- inputs (on the bus's network thread: hand over, never block) -----------------------
     def _on_ack(self, incoming: Incoming) -> None:
         try:
@@ -166,6 +200,7 @@ class Outbox:
         if connected:
             self._rewind = True
             self._catalog_due = True
+            self._all_views_due()
             self._wake.set()
 
     # -- the thread ------------------------------------------------------------------------
@@ -192,6 +227,8 @@ class Outbox:
         if self._catalog_due:
             self._catalog_due = False
             self.bus.publish(self.bus.topics.catalog(), site_catalog(self.site), retain=True)
+            self.bus.publish(self.bus.topics.booking_offer(), booking_offer(self.site), retain=True)
+        self._send_views()
         self.head = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         if self.acked is None:
             if now - self._last_send >= min(FIRST_HEARTBEAT_S, self.link.heartbeat_s):
@@ -246,6 +283,8 @@ class Outbox:
         self._last_send = now
 
     def _take_ack(self, ack: m.EventAck, now: float) -> None:
+        if now - self._last_answer > 2 * self.link.heartbeat_s + LOST_AFTER_S:
+            self._all_views_due()  # the region was out of reach: it may lack the newest views
         self._last_answer = now
         self._resend_after = self.link.resend_after_s
         if self.acked is None:

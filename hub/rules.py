@@ -79,6 +79,7 @@ class Ticket:
     transfers: int = 0
     printed: bool = False
     officer: str | None = None
+    booking: str | None = None  # the booking code of a checked-in reservation
     issued_steady: float | None = field(
         default=None, compare=False, repr=False, metadata={"stored": False}
     )
@@ -247,7 +248,7 @@ class Queue:
         for t in self.tickets.values():
             code = t.issued_service
             self.last_number[code] = max(self.last_number.get(code, 0), t.number)
-            if t.status != VOIDED:
+            if t.status != VOIDED and not t.booking:  # bookings have their own quota
                 self.issued_count[code] = self.issued_count.get(code, 0) + 1
 
     def _event(self, kind: str, now: float, ticket: Ticket | None = None, **kw: object) -> None:
@@ -449,15 +450,25 @@ class Queue:
         token: str,
         lang: str = "id",
         steady: float | None = None,
+        booking: str | None = None,
     ) -> Ticket:
         """A new ticket: the service's prefix + 3 digits, numbered per service per day, placed
-        after every ticket in the queue. `steady`: the steady clock now (for the hold)."""
+        after every ticket in the queue. `steady`: the steady clock now (for the hold).
+        `booking`: a checked-in reservation's code: its seat was its quota (the walk-in quota
+        and the cut-off are not its), it still needs the service open and a number left."""
         self.roll_day(now)
         self._check_service(service)
         refusal = self.service_open(service, now)
-        if refusal is not None:
+        if refusal is not None and not (booking and refusal.code == "cutoff_passed"):
             raise refusal
-        if self.quota_left(service) <= 0:
+        if booking and self.last_number.get(service, 0) >= 999:
+            raise Refused(
+                "quota_reached",
+                f"{service} has used every ticket number today",
+                f"Nomor antrian {self._service_name(service)} hari ini sudah habis",
+                f"{self._service_name(service, 'en')} has no numbers left today",
+            )
+        if not booking and self.quota_left(service) <= 0:
             quota = self.daily_quota(service)
             raise Refused(
                 "quota_reached",
@@ -481,14 +492,18 @@ class Queue:
             token=token,
             source=device,
             lang=lang,
+            booking=booking,
             issued_steady=now if steady is None else steady,
         )
         self.next_id += 1
         self.tickets[ticket.id] = ticket
         self.last_number[service] = number
-        self.issued_count[service] = self.issued_count.get(service, 0) + 1
+        if not booking:
+            self.issued_count[service] = self.issued_count.get(service, 0) + 1
         self._touch(ticket)
         self._event("issued", now, ticket, detail=device)
+        if booking:
+            self._event("checked_in", now, ticket, detail=booking)
         if priority:
             self._event("priority_granted", now, ticket, detail=f"{priority} by {device}")
         return ticket
@@ -513,6 +528,12 @@ class Queue:
                 or (bool(t.priority) == bool(ticket.priority) and _queue_order(t) < mine)
             )
         )
+
+    def call_order(self, service: str) -> list[Ticket]:
+        """The service's waiting tickets in the order people_ahead counts them: each one's
+        index is its people_ahead (priority ones first, then the regular ones)."""
+        priority = list(self.queued_priority[service].values())
+        return priority + [t for t in self.queued[service].values() if not t.priority]
 
     def _open_counter(self, number: int) -> CounterNow:
         counter = self.counter(number)
@@ -728,7 +749,8 @@ class Queue:
                 "Ticket is already being served",
             )
         ticket.status = VOIDED
-        self.issued_count[ticket.issued_service] -= 1
+        if not ticket.booking:
+            self.issued_count[ticket.issued_service] -= 1
         self._touch(ticket)
         self._event("voided", now, ticket, detail=device)
         return ticket

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hub import states
+from hub import bookings, states
 from hub.clock import ClockTrust, ntp_synchronized
 from hub.outbox import Outbox
 from hub.presence import PresenceLog
+from hub.queue_view import queue_view
 from hub.rules import Changes, Queue, Refused, Sound, Ticket
 from hub.store import DatabaseDamaged, Store, StoreError, damaged_text, storage_fault
 from hub.survey import record_survey
@@ -197,6 +198,7 @@ class HubService:
         except StoreError as exc:  # the hub starts, refusing commands until it can write
             self._storage_failed(exc, self._dirty_mark())
         self._presence = PresenceLog.load(self.store.conn)
+        bookings.create_schema(self.store.conn)
         if self.site.region is not None and self.site.region.upload:
             self.outbox = Outbox(self.site, self.database, self.bus, clock=self.clock)
         topics = self.bus.topics
@@ -206,6 +208,8 @@ class HubService:
         self.bus.subscribe(topics.all_of("status"), self._on_status)
         # A storage alert an earlier process left retained, its fault over: cleared.
         self.bus.subscribe(topics.alert(STORAGE_ALERT_ID), self._on_storage_alert)
+        if self.site.region is not None:
+            self.bus.subscribe(topics.down_messages(), self._on_down)
         self.bus.on_connection_change(self._on_connection)
         self.bus.start_polled()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
@@ -275,10 +279,15 @@ class HubService:
         if incoming.payload:
             self._put(_Work("storage_alert"))
 
+    def _on_down(self, incoming: Incoming) -> None:
+        self._put(_Work("down", incoming=incoming))
+
     def _on_connection(self, connected: bool) -> None:
         # On every (re)connect: screens resync from exactly what the database holds.
         if connected:
             self._put(_Work("republish"))
+            if self.site.region is not None:
+                self._put(_Work("down"))  # tell the region how far its messages are applied
 
     def set_featured_source(self, source: FeaturedSource) -> None:
         """Where the featured products come from (the web admin's table): `source()` gives
@@ -368,6 +377,8 @@ class HubService:
                 elif work.kind == "refused":
                     self.config_refused = work.refusal
                     self._dirty.site = True
+                elif work.kind == "down":
+                    self._apply_down(work.incoming)
             self._publish_dirty()
             if time.monotonic() >= next_tick:
                 self._tick()
@@ -672,6 +683,8 @@ class HubService:
             case m.SubmitSurvey():
                 assert self.store is not None
                 return record_survey(self.store, self.site, command, now).model_dump()
+            case m.CheckIn():
+                return self._check_in(command, now)
             case _:
                 raise BadMessage("unknown_kind", f"no rule for {type(command).__name__}")
         number = command.counter  # type: ignore[attr-defined]
@@ -704,6 +717,59 @@ class HubService:
         ticket_id = m.IssueResult.model_validate(reply.result).ticket.id
         return self._ticket_result(self.queue.void(ticket_id, device, now))
 
+    def _check_in(self, command: m.CheckIn, now: float) -> dict[str, Any]:
+        """A booking code at a kiosk: an ordinary ticket joining the queue now, marked as a
+        reservation, or the same ticket again (see hub/bookings.py)."""
+        assert self.store is not None
+
+        def issue(service: str, code: str) -> Ticket:
+            if not self._check_clock(now):
+                raise Refused(
+                    "clock_unsynced", "the hub's clock is not trusted", *CLOCK_UNSYNCED.values()
+                )
+            return self.queue.issue(
+                service,
+                priority=None,
+                device=command.device,
+                now=now,
+                token=self.new_token(),
+                lang=command.lang,
+                steady=self.steady(),
+                booking=code,
+            )
+
+        ticket, reprint = bookings.check_in(
+            self.store.conn, self.queue, self.site, command, now=now, issue=issue
+        )
+        info = self._ticket_info(ticket).model_copy(update={"reprint": reprint})
+        return m.IssueResult(ticket=info).model_dump()
+
+    def _apply_down(self, incoming: Incoming | None) -> None:
+        """The region's messages (bookings, cancellations, surveys), each applied once in its
+        own transaction; the acknowledgement goes back after COMMIT. No message: only say how
+        far they are applied (after a reconnect)."""
+        assert self.store is not None
+        topics = self.bus.topics
+        now = self.clock()
+        try:
+            if incoming is None:
+                upto = bookings.applied_upto(self.store.conn)
+            else:
+                batch = m.decode(m.DownBatch, incoming.payload)
+                if batch.site != self.site.site.id:
+                    raise BadMessage("invalid", f"batch for site {batch.site!r}")
+                with self.store.transaction():
+                    upto = bookings.apply_batch(self.store, self.site, batch, now)
+        except BadMessage as exc:
+            log.warning("bad region message refused", extra={"error": str(exc)})
+            return
+        except Exception:  # the region's messages must not stop the queue; they come again
+            log.exception("region messages not applied; the region sends them again")
+            self._reload()
+            return
+        ack = m.DownAck(site=self.site.site.id, applied=upto, at=now)
+        self.bus.publish(topics.down_ack(), ack)
+
     def _ticket_info(self, ticket: Ticket) -> m.TicketInfo:
         ahead = self.queue.people_ahead(ticket)
         return m.TicketInfo(
@@ -715,6 +781,7 @@ class HubService:
             token=ticket.token,
             people_ahead=ahead,
             est_wait_s=self.queue.estimate(ticket.service, ahead),
+            booking=ticket.booking,
         )
 
     @staticmethod
@@ -790,6 +857,17 @@ class HubService:
             state = states.service_state(self.queue, code, self.seq, now)
             self._last_service_flags[code] = (state.open, state.quota_left)
             self._publish(topics.service_state(code), state)
+            if self.outbox is not None:
+                self.outbox.offer_view(
+                    queue_view(
+                        self.queue,
+                        self.site.site.id,
+                        code,
+                        seq=self.seq,
+                        now=now,
+                        open_now=state.open,
+                    )
+                )
         for zone in sorted(dirty.zones):
             self._publish(topics.zone_sound(zone), states.zone_sound(self.queue, zone, self.seq))
         if dirty.site:
@@ -892,6 +970,7 @@ class HubService:
             mark = self._dirty_mark()
             try:
                 self._roll_to_today(now)
+                self._expire_bookings(now)
             except StoreError as exc:
                 self._storage_failed(exc, mark)
         self._report_damage_found(now)
@@ -936,6 +1015,18 @@ class HubService:
         )
         self._publish_all()
         return None
+
+    def _expire_bookings(self, now: float) -> None:
+        """No-shows expire at the end of their check-in window; old bookings are deleted."""
+        assert self.store is not None
+        try:
+            with self.store.transaction():
+                expired = bookings.expire_no_shows(self.store, self.site, now)
+        except Exception:  # bookings must not stop the queue: the next tick tries again
+            log.exception("bookings not expired")
+            return
+        if expired:
+            log.info("bookings expired (no-shows)", extra={"count": len(expired)})
 
     def _reload(self) -> None:
         """(Re)build the in-memory queue and seq from exactly what the database holds."""

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     transfers INTEGER NOT NULL DEFAULT 0,
     printed INTEGER NOT NULL DEFAULT 0,
     officer TEXT,
+    booking TEXT,
     UNIQUE (issued_service, day, number)
 );
 CREATE INDEX IF NOT EXISTS tickets_day ON tickets (day, status);
@@ -320,6 +321,7 @@ class Store:
         self.conn = connect(self.path)
         try:
             self.conn.executescript(SCHEMA)
+            self._add_missing_columns()
             # No checkpoint inside a command's COMMIT (SQLite's default, every 1000 pages, puts
             # a write + fsync of the database file in front of one unlucky reply): a thread of
             # its own copies the WAL into the database file, off the command path (WAL mode
@@ -424,6 +426,12 @@ class Store:
             log.error("WAL checkpoint failed", extra={"error": str(exc)})
         finally:
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    def _add_missing_columns(self) -> None:
+        """Columns added since a database was made (CREATE TABLE IF NOT EXISTS leaves an
+        existing table as it was)."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(tickets)")}
+        if "booking" not in have:
+            self.conn.execute("ALTER TABLE tickets ADD COLUMN booking TEXT")
 
     def _migrate_queue_keys(self) -> None:
         """Databases written before queue places came from the queue's own sequence hold wall

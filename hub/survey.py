@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from hub.rules import DONE, Refused
 from hub.store import Store
 from protocol import messages as m
@@ -18,6 +20,21 @@ def record_survey(store: Store, site: Site, command: m.SubmitSurvey, now: float)
             "Tiket tidak ditemukan",
             "Ticket not found",
         )
+    record_for_ticket(store, site, ticket, command.scores, command.comment, now=now)
+    return m.SurveyResult(ticket=ticket["label"], service=ticket["service"])
+
+
+def record_for_ticket(
+    store: Store,
+    site: Site,
+    ticket: sqlite3.Row,
+    scores: tuple[int, ...],
+    comment: str,
+    *,
+    now: float,
+) -> None:
+    """Store a response for a ticket row (the hub's page, or the region's through `down/`),
+    or refuse having changed nothing: once per served ticket."""
     if ticket["status"] != DONE:
         raise Refused(
             "bad_state",
@@ -34,5 +51,4 @@ def record_survey(store: Store, site: Site, command: m.SubmitSurvey, now: float)
         )
     service = site.services.get(ticket["service"])
     agency = service.agency if service is not None else ""
-    store.save_survey(ticket, agency, command.scores, command.comment.strip(), now)
-    return m.SurveyResult(ticket=ticket["label"], service=ticket["service"])
+    store.save_survey(ticket, agency, scores, comment.strip(), now)

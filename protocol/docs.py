@@ -135,6 +135,51 @@ EXAMPLES: dict[str, m.Message] = {
         counters=30,
     ),
     "ack": m.EventAck(site=SITE, acked=48212, at=1795420863.4),
+    "queue_view": m.QueueView(
+        site=SITE,
+        service="ktp",
+        seq=8123,
+        at=1795420862.9,
+        open=True,
+        waiting=(48105, 48111, 48120),
+        est_wait_s=(0, 480, 960),
+        called=(m.CalledTicket(ticket=48101, counter=3, call_seq=57),),
+    ),
+    "booking_offer": m.BookingOffer(
+        site=SITE,
+        version="3f9a1c2b7d10",
+        days_ahead=7,
+        check_in_before_min=30,
+        check_in_after_min=15,
+        retention_days=90,
+        services={
+            "ktp": m.OfferService(
+                requirements=m.TextLines(id=("Fotokopi Kartu Keluarga",)),
+                bring=m.TextLines(id=("KK asli",)),
+                cost=m.Text(id="Gratis", en="Free"),
+                sessions=(
+                    m.OfferSession(
+                        days=("mon", "tue"), start="08:00", end="10:00", online_quota=10
+                    ),
+                ),
+            )
+        },
+    ),
+    "down_messages": m.DownBatch(
+        site=SITE,
+        after=41,
+        last=42,
+        messages=(
+            m.DownMessage(
+                id=42,
+                at=1795420800.0,
+                body=m.BookingMade(
+                    code="K7P3M9QX", service="ktp", day="2026-12-08", start="08:00", end="10:00"
+                ),
+            ),
+        ),
+    ),
+    "down_ack": m.DownAck(site=SITE, applied=42, at=1795420801.2),
     "alert": m.Alert(
         id="complaints-3-1795420900-5c2b6a41",
         kind="consecutive_complaints",

@@ -68,6 +68,13 @@ ERROR_CODES: dict[str, str] = {
     "rating_closed": "the rating window for this ticket has closed",
     "already_answered": "the satisfaction survey of this ticket has been answered already",
     "cancelled": "the device cancelled this request before the hub received it",
+    "unknown_booking": "no booking with that code at this site",
+    "other_site": "the booking is for another MPP",
+    "booking_cancelled": "the booking was cancelled",
+    "booking_expired": "the booking's check-in window has passed (a no-show)",
+    "wrong_day": "the booking is for another day",
+    "too_early": "the booking's check-in window has not opened yet",
+    "booking_used": "the booking's ticket has been served already",
     "clock_unsynced": "the hub's clock is not trustworthy yet (not NTP-synchronised, and behind "
     "its last record): no tickets until it is; try again later",
     "storage_full": "the hub's disk is full: nothing was stored; send the same request again "
@@ -307,6 +314,22 @@ class SubmitSurvey(Command):
     comment: Annotated[str, StringConstraints(max_length=1000)] = ""
 
 
+BOOKING_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed
+BOOKING_CODE_PATTERN = rf"^[{BOOKING_CODE_ALPHABET}]{{8}}$"
+BookingCode = Annotated[str, StringConstraints(pattern=BOOKING_CODE_PATTERN)]
+
+
+class CheckIn(Command):
+    """A booked citizen checks in at a kiosk (code scanned from the booking's QR, or typed):
+    the hub issues an ordinary ticket that joins the queue now, or gives the same ticket again
+    for a code already checked in. `site`: the site the scanned QR names (None when typed)."""
+
+    kind: ClassVar[str] = "check_in"
+    code: BookingCode
+    site: Code | None = None
+    lang: Literal["id", "en"] = "id"
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.kind: cls
     for cls in (
@@ -330,6 +353,7 @@ COMMANDS: dict[str, type[Command]] = {
         SetServiceLimits,
         SetZoneSound,
         SubmitSurvey,
+        CheckIn,
     )
 }
 
@@ -356,6 +380,8 @@ class TicketInfo(Part):
     token: str
     people_ahead: int
     est_wait_s: int
+    booking: str | None = None  # the booking code of a checked-in reservation (reservasi)
+    reprint: bool = False  # the same ticket again (a booking code scanned twice)
 
 
 class CallInfo(Part):
@@ -630,6 +656,152 @@ class SiteCatalog(Message):
     agencies: dict[Code, ShortText]
     services: dict[Code, CatalogService]
     counters: Annotated[int, Field(ge=0)]
+    counter_names: dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}$")], Text] = {}
+
+
+class TextLines(Part):
+    """User-facing lines in Indonesian and English (English empty: show the Indonesian)."""
+
+    id: tuple[ShortText, ...] = ()
+    en: tuple[ShortText, ...] = ()
+
+
+class OfferSession(Part):
+    """A bookable session of a service on some weekdays (times in the site's time zone)."""
+
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...]
+    start: ClockTime
+    end: ClockTime
+    online_quota: Annotated[int, Field(ge=1, le=999)]
+
+
+class OfferService(Part):
+    """What the region shows a citizen booking one service, and its sessions."""
+
+    requirements: TextLines = TextLines()
+    bring: TextLines = TextLines()
+    cost: Text
+    sessions: tuple[OfferSession, ...]
+
+
+class BookingOffer(Message):
+    """The site's online booking rules and bookable services (retained on `up/booking`;
+    sent again when the inventory changes). No bookable service: bookings are closed."""
+
+    site: SiteId
+    version: ShortText
+    days_ahead: Annotated[int, Field(ge=1, le=60)]
+    check_in_before_min: Annotated[int, Field(ge=0, le=240)]
+    check_in_after_min: Annotated[int, Field(ge=0, le=240)]
+    retention_days: Annotated[int, Field(ge=1, le=3650)]
+    closed_days: tuple[Day, ...] = ()  # reserved: holidays (none from the inventory yet)
+    services: dict[Code, OfferService] = {}
+
+
+class CalledTicket(Part):
+    """A ticket of the service at a counter now."""
+
+    ticket: int
+    counter: CounterNo
+    call_seq: int
+
+
+class QueueView(Message):
+    """The public view of one service's queue for the region's ticket pages (site -> region,
+    on `up/queue`; the newest `seq` wins). `waiting` holds ticket ids in the hub's call order,
+    so a ticket's index is its number of people ahead, and `est_wait_s` the hub's estimate at
+    that index; `called` the tickets at a counter. No personal data: ids only (the region
+    knows a ticket's label, service and token hash from its `issued` event). `more`: waiting
+    tickets beyond what fits one message."""
+
+    site: SiteId
+    service: Code
+    seq: Annotated[int, Field(ge=0)]
+    at: float = Field(allow_inf_nan=False)
+    open: bool
+    waiting: tuple[int, ...] = ()
+    est_wait_s: tuple[int, ...] = ()
+    called: tuple[CalledTicket, ...] = ()
+    more: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _parallel(self) -> QueueView:
+        if len(self.est_wait_s) != len(self.waiting):
+            raise ValueError("est_wait_s must give one estimate per waiting ticket")
+        return self
+
+
+class BookingMade(Part):
+    """A citizen booked a session online: the site keeps it for check-in on its day."""
+
+    kind: Literal["booking"] = "booking"
+    code: BookingCode
+    service: Code
+    day: Day
+    start: ClockTime
+    end: ClockTime
+    lang: Literal["id", "en"] = "id"
+
+
+class BookingCancelled(Part):
+    """A citizen cancelled a booking (by its link): it can no longer be checked in."""
+
+    kind: Literal["cancel"] = "cancel"
+    code: BookingCode
+
+
+class SurveyAnswered(Part):
+    """A citizen answered the satisfaction survey on the region's ticket page: the hub records
+    it as if answered on its own page (the ticket by id, checked against its token's hash)."""
+
+    kind: Literal["survey"] = "survey"
+    ticket: Annotated[int, Field(ge=1)]
+    token_sha256: Sha256Hex
+    scores: Annotated[
+        tuple[Score, ...], Field(min_length=SURVEY_ELEMENTS, max_length=SURVEY_ELEMENTS)
+    ]
+    comment: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+class DownMessage(Part):
+    """One message of the region to a site, numbered per site (applied once, in order)."""
+
+    id: Annotated[int, Field(ge=1)]
+    at: float = Field(allow_inf_nan=False)
+    body: Annotated[BookingMade | BookingCancelled | SurveyAnswered, Field(discriminator="kind")]
+
+
+MAX_DOWN_MESSAGES = 100
+
+
+class DownBatch(Message):
+    """The region's messages to one site with ids in (`after`, `last`], in order, on
+    `down/messages`; the hub applies each once and answers with a `DownAck`."""
+
+    site: SiteId
+    after: Annotated[int, Field(ge=0)]
+    last: Annotated[int, Field(ge=0)]
+    messages: Annotated[tuple[DownMessage, ...], Field(max_length=MAX_DOWN_MESSAGES)] = ()
+
+    @model_validator(mode="after")
+    def _numbered(self) -> DownBatch:
+        previous = self.after
+        for message in self.messages:
+            if message.id != previous + 1:
+                raise ValueError(f"message ids must follow {previous} one by one; got {message.id}")
+            previous = message.id
+        if previous != self.last:
+            raise ValueError(f"last is {self.last} but the messages end at {previous}")
+        return self
+
+
+class DownAck(Message):
+    """The site has applied (or refused for good) every region message up to `applied`: the
+    region sends from `applied` + 1 on. Sent after each batch and on every (re)connect."""
+
+    site: SiteId
+    applied: Annotated[int, Field(ge=0)]
+    at: float = Field(allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------

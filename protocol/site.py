@@ -238,11 +238,29 @@ class RegionLink(Model):
     """The [region] table: this site sends its history to a regional server (through the
     site broker's bridge, see docs/region.md). Without it nothing leaves the site."""
 
+    # The regional web as citizens reach it from the internet: with it, the ticket QR points
+    # to the region's public ticket page (the site server is never exposed to the internet).
+    public_url: str | None = None
     upload: bool = True
     batch_events: int = Field(default=200, ge=1, le=500)  # per batch (and at most 16 KiB)
     window_batches: int = Field(default=8, ge=1, le=64)  # sent ahead of the acknowledgement
     heartbeat_s: float = Field(default=10.0, ge=0.5, le=600)
     resend_after_s: float = Field(default=15.0, ge=1, le=3600)  # no acknowledgement: send again
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+
+class BookingSettings(Model):
+    """The [booking] table: how online bookings (reservasi) of this site work. The sessions
+    are per service ([services.ID.booking]); the region offers them, the site checks in."""
+
+    days_ahead: int = Field(default=7, ge=1, le=60)  # how far ahead a citizen may book
+    check_in_before_min: int = Field(default=30, ge=0, le=240)  # check-in opens before start
+    check_in_after_min: int = Field(default=15, ge=0, le=240)  # and closes after start
+    retention_days: int = Field(default=90, ge=1, le=3650)  # bookings older are deleted
 
 
 class WebSettings(Model):
@@ -302,6 +320,42 @@ class Agency(Model):
     short: str = Field(min_length=1, max_length=24)
 
 
+class BookingSession(Model):
+    """A session citizens may book online: on `days`, from `start` to `end`, with
+    `online_quota` seats. Walk-ins keep the service's own `daily_quota`: a booking never uses
+    it, nor does a walk-in use a booking's seat."""
+
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(min_length=1)
+    start: str
+    end: str
+    online_quota: int = Field(ge=1, le=999)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        parse_hhmm(value)
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> BookingSession:
+        if self.start >= self.end:
+            raise ValueError(f"session {self.start}-{self.end} ends before it starts")
+        return self
+
+    @property
+    def id(self) -> str:
+        """'08:00-10:00': a session is known by its times (unique per service and day)."""
+        return f"{self.start}-{self.end}"
+
+
+class ServiceBooking(Model):
+    """[services.ID.booking]: the service may be booked online (reservasi) in these sessions;
+    `bring`: what the citizen brings besides the requirements (shown with the booking)."""
+
+    sessions: tuple[BookingSession, ...] = Field(min_length=1)
+    bring: TextListIn = TextList()
+
+
 class Service(Model):
     """One public service with its published standard (standar pelayanan)."""
 
@@ -316,6 +370,7 @@ class Service(Model):
     daily_quota: int = Field(default=999, ge=1, le=999)
     cutoff: str | None = None
     avg_minutes: float = Field(default=10.0, gt=0, le=600)
+    booking: ServiceBooking | None = None
 
     @field_validator("cutoff")
     @classmethod
@@ -430,6 +485,9 @@ class KioskDevice(DeviceBase):
     buzzer: Pin | None = None
     printer: Printer | None = None
     screen: Screen | None = None
+    # A USB 2D barcode scanner for booking check-in: its input device (evdev), e.g.
+    # "/dev/input/by-id/usb-SCANNER-event-kbd"; without one, codes are typed on the screen.
+    scanner: str | None = None
 
 
 class CallerButtons(Model):
@@ -494,6 +552,7 @@ class Site(Model):
     broker: Broker = Broker()
     hub: HubSettings = HubSettings()
     region: RegionLink | None = None
+    booking: BookingSettings = BookingSettings()
     web: WebSettings = WebSettings()
     time_classes: dict[Slug, TimeClass] = Field(min_length=1)
     agencies: dict[Slug, Agency] = Field(min_length=1)
@@ -620,11 +679,34 @@ def cross_check(
     if not spans:
         problems.append('site.hours: the site is closed every day; add e.g. mon = "08:00-15:00"')
     for code, service in site.services.items():
+        problems.extend(_session_problems(code, service, hours))
         if spans and service.cutoff and not any(s[:5] < service.cutoff <= s[6:] for s in spans):
             problems.append(
                 f"services.{code}.cutoff: {service.cutoff} is outside the opening hours of "
                 "every day; set a cut-off within opening hours"
             )
+    return problems
+
+
+def _session_problems(code: str, service: Service, hours: OpeningHours) -> list[str]:
+    """Booking sessions must lie within the opening hours of each of their days, once each."""
+    problems: list[str] = []
+    booking = service.booking if isinstance(service, Service) else None
+    seen: set[tuple[str, str]] = set()
+    for i, session in enumerate(booking.sessions if booking else ()):
+        key = f"services.{code}.booking.sessions[{i}]"
+        for day in session.days:
+            span = getattr(hours, day, None)
+            if (day, session.id) in seen:
+                problems.append(f"{key}: {day} {session.id} is listed twice; list it once")
+            seen.add((day, session.id))
+            if span is None:
+                problems.append(f"{key}: the site is closed on {day}; remove {day!r} from days")
+            elif not (span[:5] <= session.start and session.end <= span[6:]):
+                problems.append(
+                    f"{key}: {session.id} on {day} is outside the opening hours ({span}); "
+                    "move the session within them"
+                )
     return problems
 
 

@@ -165,6 +165,50 @@ TOPICS: tuple[TopicSpec, ...] = (
         False,
         "The region has stored every event up to `acked`: the hub sends on from there.",
     ),
+    TopicSpec(
+        "queue_view",
+        "up/queue",
+        1,
+        False,
+        m.QueueView,
+        ("hub",),
+        ("region",),
+        False,
+        "A service's queue as citizens' ticket pages on the region show it (newest seq wins).",
+    ),
+    TopicSpec(
+        "booking_offer",
+        "up/booking",
+        1,
+        True,
+        m.BookingOffer,
+        ("hub",),
+        ("region",),
+        False,
+        "The site's bookable services and sessions, for the region's online booking.",
+    ),
+    TopicSpec(
+        "down_messages",
+        "down/messages",
+        1,
+        False,
+        m.DownBatch,
+        ("region",),
+        ("hub",),
+        False,
+        "Bookings, cancellations and survey answers from the region, numbered, applied once.",
+    ),
+    TopicSpec(
+        "down_ack",
+        "up/received",
+        1,
+        False,
+        m.DownAck,
+        ("hub",),
+        ("region",),
+        False,
+        "The hub has applied every region message up to `applied`: the region sends on from there.",
+    ),
 )
 TOPIC: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
 
@@ -191,6 +235,7 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = {
     "service_limits": ("hub",),
     "zone_sound": ("hub",),
     "survey": ("hub",),
+    "check_in": ("kiosk", "hub"),
 }
 assert set(COMMAND_ROLES) == set(m.COMMANDS), "every command kind needs its roles"
 
@@ -254,6 +299,22 @@ class Topics:
     def ack(self) -> str:
         """The region's acknowledgements of the outbox."""
         return self._build("ack")
+
+    def queue_view(self) -> str:
+        """The public view of a service's queue, to the region."""
+        return self._build("queue_view")
+
+    def booking_offer(self) -> str:
+        """The site's bookable services, to the region (retained)."""
+        return self._build("booking_offer")
+
+    def down_messages(self) -> str:
+        """The region's numbered messages to the site (bookings, cancellations, surveys)."""
+        return self._build("down_messages")
+
+    def down_ack(self) -> str:
+        """The hub's acknowledgement of the region's messages."""
+        return self._build("down_ack")
 
     # Filters for subscriptions ---------------------------------------------------------
     def all_of(self, name: str) -> str:
