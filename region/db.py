@@ -183,5 +183,9 @@ def dsn_hint(dsn: str) -> str:
 
 def create_schema(conn: psycopg.Connection) -> None:
     """Create every table that does not exist yet (idempotent)."""
+    from region import bookings, downlink
+
     with conn.transaction():
         conn.execute(SCHEMA)
+        conn.execute(bookings.SCHEMA)
+        conn.execute(downlink.SCHEMA)

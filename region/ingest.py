@@ -26,6 +26,7 @@ import psycopg
 from protocol import messages as m
 from protocol.errors import BadMessage
 from protocol.topics import ROOT, site_of
+from region import bookings
 from region import tickets as tk
 
 log = logging.getLogger("mpp.region")
@@ -357,6 +358,7 @@ class Ingestor:
                     raised.append((site, e.detail, e.at, e.counter, e.officer))
                 elif e.kind == "alert_acked" and e.detail:
                     acked.append((e.officer, e.at, site, e.detail))
+            bookings.site_events(cur, site, evs)
         changed = {k: t for k, t in tickets.items() if t is not None and t != original.get(k)}
         if changed:
             with cur.copy(

@@ -26,10 +26,13 @@ from pathlib import Path
 import psycopg
 
 from protocol import messages as m
+from protocol.errors import BadMessage
 from protocol.mqtt import Bus, Incoming
-from protocol.topics import Topics, every_site
+from protocol.topics import Topics, every_site, site_of
+from region import bookings, downlink
 from region.config import RegionConfig
 from region.db import RegionDbError, connect, create_schema, dsn_hint
+from region.downlink import Downlink
 from region.ingest import Ingestor, Received
 
 log = logging.getLogger("mpp.region")
@@ -39,6 +42,7 @@ GROUP_WAIT_S = 0.01  # after the first message, how long a group may wait for mo
 MAX_WAITING = 20000  # messages held while PostgreSQL is away; older ones are dropped (resent)
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
 CLIENT_ID = "region"
+PRUNE_EVERY_S = 3600.0
 
 
 def broker_password(config: RegionConfig) -> str | None:
@@ -81,6 +85,8 @@ class RegionService:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
         self._ingestor: Ingestor | None = None
+        self.downlink = Downlink(config.database.dsn, self.bus, clock=clock)
+        self._pruned_at = 0.0
         self.stored_groups = 0
         self.dropped = 0
         self.started = threading.Event()
@@ -91,9 +97,12 @@ class RegionService:
         self._open_db()
         self.bus.subscribe(every_site("events", self.root), self._on_message)
         self.bus.subscribe(every_site("catalog", self.root), self._on_message)
+        for row in downlink.SITE_ROWS:
+            self.bus.subscribe(every_site(row, self.root), self._on_message)
         self.bus.on_connection_change(self._on_connection)
         self._thread = threading.Thread(target=self._run, name="region-ingest", daemon=True)
         self._thread.start()
+        self.downlink.start()
         self.bus.start(wait=wait_connected)
         self.started.set()
         log.info(
@@ -105,6 +114,7 @@ class RegionService:
     def stop(self) -> None:
         """Store what has arrived, then disconnect."""
         self._stopping.set()
+        self.downlink.stop()
         self._inbox.put(None)
         if self._thread is not None:
             self._thread.join(10)
@@ -127,6 +137,7 @@ class RegionService:
     def _on_connection(self, connected: bool) -> None:
         if connected:
             self._hello.set()
+            self.downlink.rewind()
 
     # -- the ingest thread -----------------------------------------------------------------
     def _run(self) -> None:
@@ -134,6 +145,8 @@ class RegionService:
             if self._hello.is_set():
                 self._hello.clear()
                 self._tell_every_site()
+            if self.clock() - self._pruned_at > PRUNE_EVERY_S:
+                self._prune()
             try:
                 first = self._inbox.get(timeout=0.5)
             except queues.Empty:
@@ -154,6 +167,47 @@ class RegionService:
             if stopping:
                 return
 
+    def _prune(self) -> None:
+        """Bookings past each site's retention are deleted (hourly)."""
+        self._pruned_at = self.clock()
+        try:
+            if self._conn is None:
+                self._open_db()
+            assert self._conn is not None
+            deleted = bookings.prune(self._conn, self.clock(), self.config.region.timezone)
+        except (psycopg.Error, RegionDbError) as exc:
+            log.warning("bookings not pruned", extra={"error": str(exc)})
+            self._drop_db()
+            return
+        if deleted:
+            log.info("old bookings deleted", extra={"count": deleted})
+
+    def _store_site_messages(self, received: list[Received]) -> list[Received]:
+        """The sites' acknowledgements, queue views and booking offers (one transaction);
+        returns the rest, for ingest. Malformed ones are refused and logged."""
+        rest, acked = [], []
+        assert self._conn is not None
+        now = self.clock()
+        with self._conn.transaction():
+            for message in received:
+                found = site_of(message.topic, self.root)
+                if found is None or found[1] not in downlink.SITE_ROWS:
+                    rest.append(message)
+                    continue
+                try:
+                    site = downlink.handle(self._conn, found[0], found[1], message.payload, now)
+                except BadMessage as exc:
+                    log.warning(
+                        "malformed message refused; nothing stored",
+                        extra={"site": found[0], "topic": message.topic, "error": str(exc)},
+                    )
+                    continue
+                if site is not None:
+                    acked.append(site)
+        for site in acked:
+            self.downlink.wake(site)
+        return rest
+
     def _store(self, received: list[Received]) -> None:
         """Store a group, retrying while PostgreSQL is away; then acknowledge."""
         delay = RETRY_MIN_S
@@ -162,7 +216,8 @@ class RegionService:
                 if self._ingestor is None:
                     self._open_db()
                 assert self._ingestor is not None
-                acks = self._ingestor.ingest(received)
+                received = self._store_site_messages(received)
+                acks = self._ingestor.ingest(received) if received else {}
                 break
             except (psycopg.OperationalError, psycopg.InterfaceError, RegionDbError) as exc:
                 log.warning(
