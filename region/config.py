@@ -122,6 +122,12 @@ class Web(Model):
         return self
 
 
+class Booking(Model):
+    """Online booking on the regional web (the sessions come from each site's inventory)."""
+
+    per_address_per_hour: int = Field(default=10, ge=1, le=100000)  # booking attempts
+
+
 class SiteEntry(Model):
     """A site allowed to send to this region (it has an account on the regional broker)."""
 
@@ -136,6 +142,7 @@ class RegionConfig(Model):
     database: Database = Database()
     broker: Broker = Broker()
     web: Web = Web()
+    booking: Booking = Booking()
     sites: tuple[SiteEntry, ...] = ()
 
     @field_validator("sites")

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS queue_views (
     view jsonb NOT NULL,
     PRIMARY KEY (site, service)
 );
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS counter_names jsonb NOT NULL DEFAULT '{}';
 """
 
 

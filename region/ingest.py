@@ -154,10 +154,12 @@ class Ingestor:
         services = {code: s.model_dump(mode="json") for code, s in catalog.services.items()}
         self.conn.execute(
             "INSERT INTO sites (site, name, timezone, version, agencies, services, counters, "
-            "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (site) DO UPDATE "
+            "updated_at, counter_names) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (site) DO UPDATE "
             "SET name = excluded.name, timezone = excluded.timezone, version = excluded.version, "
             "agencies = excluded.agencies, services = excluded.services, "
-            "counters = excluded.counters, updated_at = excluded.updated_at",
+            "counters = excluded.counters, updated_at = excluded.updated_at, "
+            "counter_names = excluded.counter_names",
             (
                 catalog.site,
                 catalog.name,
@@ -167,6 +169,7 @@ class Ingestor:
                 json.dumps(services),
                 catalog.counters,
                 now,
+                json.dumps({k: v.model_dump() for k, v in catalog.counter_names.items()}),
             ),
         )
         self._catalogs[catalog.site] = _catalog_of(services)

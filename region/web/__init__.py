@@ -16,9 +16,17 @@ from psycopg_pool import ConnectionPool
 from werkzeug.exceptions import HTTPException
 
 from region.config import RegionConfig
-from region.web import auth, pages, reports, users
+from region.web import auth, booking, pages, public, reports, users
 from region.web.accounts import Accounts
-from region.web.security import CsrfError, LoginThrottle, check_access, check_csrf, csrf_token
+from region.web.live import ViewFeed
+from region.web.security import (
+    CsrfError,
+    LoginThrottle,
+    RateLimit,
+    check_access,
+    check_csrf,
+    csrf_token,
+)
 from region.web.security import headers as security_headers
 from region.web.texts import translate
 
@@ -39,15 +47,24 @@ def create_app(
         MAX_CONTENT_LENGTH=64 * 1024,
         CLOCK=time.time,
         REFRESH_S=15,
+        SSE_MAX_S=300.0,
+        SSE_KEEPALIVE_S=15.0,
     )
     app.config.update(overrides or {})
+    # Started by the first ticket page (the pool's database: one LISTEN connection).
+    feed = ViewFeed(
+        pool.conninfo, link_timeout_s=config.web.link_timeout_s, clock=app.config["CLOCK"]
+    )
     app.extensions["region"] = {
         "config": config,
         "pool": pool,
         "accounts": accounts,
         "throttle": LoginThrottle(),
+        "feed": feed,
+        "booking_limit": RateLimit(config.booking.per_address_per_hour, 3600.0),
+        "phone_key": accounts.meta_secret("phone_key"),
     }
-    for blueprint in (auth.bp, pages.bp, reports.bp, users.bp):
+    for blueprint in (auth.bp, pages.bp, reports.bp, users.bp, public.bp, booking.bp):
         app.register_blueprint(blueprint)
 
     @app.before_request

@@ -102,11 +102,14 @@ class Accounts:
 
     def secret_key(self) -> str:
         """The session-signing key, made once and kept in the database."""
+        return self.meta_secret("secret_key")
+
+    def meta_secret(self, name: str) -> str:
+        """A random secret made once and kept in the database (session key, phone hash key)."""
         with self.pool.connection() as conn:
             conn.execute(
-                "INSERT INTO web_meta (key, value) VALUES ('secret_key', %s) "
-                "ON CONFLICT (key) DO NOTHING",
-                (secrets.token_urlsafe(48),),
+                "INSERT INTO web_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                (name, secrets.token_urlsafe(48)),
             )
-            row = conn.execute("SELECT value FROM web_meta WHERE key = 'secret_key'").fetchone()
+            row = conn.execute("SELECT value FROM web_meta WHERE key = %s", (name,)).fetchone()
         return str(row[0])

@@ -134,3 +134,26 @@ class LoginThrottle:
         with self._lock:
             for key in keys:
                 self._failures.pop(key, None)
+
+
+class RateLimit:
+    """At most `limit` actions per `window_s` per key (a client address): bookings."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._times: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        """Count one action for `key`; False (not counted) when it is over the limit."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._times) > 100_000:
+                self._times.clear()
+            times = self._times.setdefault(key, deque())
+            while times and now - times[0] > self.window_s:
+                times.popleft()
+            if len(times) >= self.limit:
+                return False
+            times.append(now)
+            return True

@@ -85,6 +85,110 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "error.forbidden": ("Anda tidak berhak membuka halaman ini", "You may not open this page"),
     "error.not_found": ("Halaman tidak ditemukan", "Page not found"),
+    # Citizens' pages: the public ticket page and online booking (reservasi).
+    "pub.title": ("Layanan MPP Online", "MPP online services"),
+    "pub.privacy": (
+        "Kami tidak menyimpan data pribadi Anda; nomor ponsel hanya disimpan tersandi.",
+        "We keep no personal data; phone numbers are kept only in coded form.",
+    ),
+    "pub.back": ("Kembali ke reservasi", "Back to booking"),
+    "ticket.number": ("Nomor antrian", "Queue number"),
+    "ticket.booking": ("Reservasi", "Booking"),
+    "ticket.ahead": ("Antrian di depan Anda", "People ahead of you"),
+    "ticket.wait": ("Perkiraan waktu tunggu", "Estimated wait"),
+    "ticket.live": (
+        "Halaman ini memperbarui sendiri. Tetap dengarkan panggilan di MPP.",
+        "This page updates itself. Keep listening for the calls at the MPP.",
+    ),
+    "survey.title": ("Survei Kepuasan Masyarakat", "Satisfaction survey"),
+    "survey.comment": ("Saran atau masukan (boleh dikosongkan)", "Suggestions (optional)"),
+    "survey.submit": ("Kirim survei", "Send the survey"),
+    "survey.sent": (
+        "Terima kasih! Jawaban survei Anda diteruskan ke MPP.",
+        "Thank you! Your answers are on their way to the MPP.",
+    ),
+    "survey.done": ("Survei tiket ini sudah diisi. Terima kasih.", "Survey answered. Thank you."),
+    "survey.incomplete": ("Mohon jawab kesembilan pertanyaan.", "Please answer all nine."),
+    "survey.closed": (
+        "Survei hanya dapat diisi sekali, setelah Anda dilayani.",
+        "The survey can be answered once, after you have been served.",
+    ),
+    "book.title": ("Reservasi layanan MPP", "Book an MPP service"),
+    "book.intro": (
+        "Pilih layanan, tanggal dan sesi. Datang ke MPP dan pindai kode reservasi di kiosk "
+        "antrian saat waktu check-in; Anda akan mendapat nomor antrian biasa.",
+        "Choose a service, a date and a session. At the MPP, scan your booking code at the "
+        "queue kiosk during the check-in time; you get an ordinary queue number.",
+    ),
+    "book.step.service": ("Layanan", "Service"),
+    "book.step.day": ("Tanggal", "Date"),
+    "book.step.session": ("Sesi", "Session"),
+    "book.step.phone": ("Ponsel", "Phone"),
+    "book.none": ("Belum ada layanan yang dapat direservasi.", "No service can be booked yet."),
+    "book.no_days": ("Tidak ada jadwal dalam waktu dekat.", "No sessions soon."),
+    "book.left": ("Sisa kuota", "Seats left"),
+    "book.full": ("Penuh", "Full"),
+    "book.started": ("Sudah dimulai", "Started"),
+    "book.phone": ("Nomor ponsel", "Mobile number"),
+    "book.phone_note": (
+        "Satu reservasi per nomor ponsel per layanan per hari.",
+        "One booking per mobile number, per service, per day.",
+    ),
+    "book.submit": ("Buat reservasi", "Book"),
+    "book.limited": (
+        "Terlalu banyak percobaan dari jaringan Anda; coba lagi nanti.",
+        "Too many attempts from your network; try again later.",
+    ),
+    "book.refused.full": (
+        "Maaf, kuota sesi ini baru saja habis. Silakan pilih sesi lain.",
+        "Sorry, this session has just filled up. Please choose another.",
+    ),
+    "book.refused.twice": (
+        "Nomor ponsel ini sudah memiliki reservasi untuk layanan ini pada tanggal tersebut.",
+        "This mobile number already has a booking for this service on that day.",
+    ),
+    "book.refused.closed": (
+        "Sesi ini tidak dapat dipesan lagi.",
+        "This session can no longer be booked.",
+    ),
+    "book.refused.phone": (
+        "Nomor ponsel tidak valid. Tulis seperti 0812 3456 7890.",
+        "Not a valid mobile number. Write it like 0812 3456 7890.",
+    ),
+    "book.code": ("Kode reservasi", "Booking code"),
+    "book.status.active": ("Reservasi berlaku", "Booking confirmed"),
+    "book.status.cancelled": ("Dibatalkan", "Cancelled"),
+    "book.status.checked_in": ("Sudah check-in", "Checked in"),
+    "book.status.expired": ("Kedaluwarsa (tidak hadir)", "Expired (no-show)"),
+    "book.where": ("Tempat", "Where"),
+    "book.service": ("Layanan", "Service"),
+    "book.when": ("Jadwal", "When"),
+    "book.checkin": ("Waktu check-in", "Check-in time"),
+    "book.cost": ("Biaya", "Cost"),
+    "book.how": (
+        "Tunjukkan QR ini ke pemindai di kiosk antrian (atau ketik kodenya) pada waktu "
+        "check-in. Anda masuk antrian saat check-in.",
+        "Show this QR to the kiosk's scanner (or type the code) during the check-in time. "
+        "You join the queue when you check in.",
+    ),
+    "book.requirements": ("Persyaratan", "Requirements"),
+    "book.bring": ("Yang perlu dibawa", "What to bring"),
+    "book.calendar": ("Simpan ke kalender", "Add to calendar"),
+    "book.keep_link": (
+        "Simpan tautan halaman ini: dengan tautan ini Anda dapat membatalkan reservasi.",
+        "Keep this page's link: it lets you cancel the booking.",
+    ),
+    "book.cancel": ("Batalkan reservasi", "Cancel the booking"),
+    "book.cancelled": ("Reservasi dibatalkan.", "The booking is cancelled."),
+    "book.cancel.unknown": ("Tautan pembatalan tidak valid.", "Invalid cancel link."),
+    "book.cancel.not_active": (
+        "Reservasi ini tidak dapat dibatalkan lagi.",
+        "This booking can no longer be cancelled.",
+    ),
+    "book.cancel.started": (
+        "Sesi sudah dimulai; reservasi tidak dapat dibatalkan lagi.",
+        "The session has started; the booking can no longer be cancelled.",
+    ),
 }
 
 
