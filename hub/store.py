@@ -426,6 +426,7 @@ class Store:
             log.error("WAL checkpoint failed", extra={"error": str(exc)})
         finally:
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
     def _add_missing_columns(self) -> None:
         """Columns added since a database was made (CREATE TABLE IF NOT EXISTS leaves an
         existing table as it was)."""

@@ -50,7 +50,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def hub(booking_site: Site, clock: Clock) -> Iterator[HubService]:
-    service = HubService(booking_site, clock=clock, clock_synced=lambda: True).start()
+    service = HubService(
+        booking_site, clock=clock, clock_synced=lambda: True, first_start=True
+    ).start()
     yield service
     service.stop()
 
@@ -220,7 +222,7 @@ def test_no_shows_expire_at_the_end_of_their_window_and_free_no_seat(
 
 
 def test_bookings_past_the_retention_are_deleted(booking_site, tmp_path):
-    store = Store(tmp_path / "alone.sqlite")
+    store = Store(tmp_path / "alone.sqlite", first_start=True)
     bookings.create_schema(store.conn)
     with store.transaction():
         for code, day in (("OLDD2222", "2026-09-01"), ("KEEP3333", "2026-11-01")):
