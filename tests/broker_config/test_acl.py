@@ -57,6 +57,14 @@ def concrete_topics(t: Topics) -> list[str]:
             out.append(t.catalog())
         elif spec.name == "ack":
             out.append(t.ack())
+        elif spec.name == "queue_view":
+            out.append(t.queue_view())
+        elif spec.name == "booking_offer":
+            out.append(t.booking_offer())
+        elif spec.name == "down_messages":
+            out.append(t.down_messages())
+        elif spec.name == "down_ack":
+            out.append(t.down_ack())
         else:  # a new row must be added here, or the matrix silently skips it
             pytest.fail(f"topic row {spec.name!r} has no case in the matrix")
     return out
@@ -194,11 +202,12 @@ def test_policy_in_plain_words(matrix: dict) -> None:
         for user, codes in matrix["codes"].items()
     }
     kiosk_kinds = {k for k, roles in COMMAND_ROLES.items() if "kiosk" in roles}
-    # A kiosk only requests tickets (issue/printed/void) and publishes its own health.
+    # A kiosk only requests tickets (issue/printed/void, a booking's check-in) and publishes
+    # its own health.
     assert wrote["kiosk-1"] == {t.command("kiosk-1", k) for k in kiosk_kinds} | {
         t.status("kiosk-1")
     }
-    assert kiosk_kinds == {"issue", "printed", "void"}
+    assert kiosk_kinds == {"issue", "printed", "void", "check_in"}
     # A caller box only commands on its own id and publishes its own health.
     assert {tp for tp in wrote["caller-03"] if "/cmd/" in tp} == {
         t.command("caller-03", k) for k, roles in COMMAND_ROLES.items() if "caller" in roles
