@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(mosquitto mosquitto-clients espeak-ng sox chromium cloud-init systemd iproute2 postgresql
-    libfaketime python3-blinker)
+    libfaketime python3-blinker iptables)
 
 need_apt() {
     local missing=()
@@ -24,6 +24,7 @@ need_apt() {
         command -v ip >/dev/null || missing+=(iproute2)
         compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
         compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(libfaketime)
+        command -v iptables-legacy >/dev/null || missing+=(iptables)
         # A Debian Python package that first boot's test links into a venv (for python3-lgpio).
         [ -d /usr/lib/python3/dist-packages/blinker ] || missing+=(python3-blinker)
     fi

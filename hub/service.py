@@ -555,7 +555,8 @@ class HubService:
         self._authorise(command, device, kind)
         stored = self.store.reply_for(device, command.request_id)
         if stored is None:
-            self._check_fresh(command, now)
+            if not command.fate_report:  # a ticket's fate is news however late it comes
+                self._check_fresh(command, now)
         else:
             log.info(
                 "repeat request answered from the log",

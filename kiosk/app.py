@@ -485,7 +485,8 @@ class KioskApp:
     def _deliver(
         self, command: m.Command, retries: int | None = None
     ) -> tuple[bool, dict[str, Any] | None]:
-        """(delivered, result) of one report; not delivered: broker or hub unreachable."""
+        """(delivered, result) of one report; not delivered: broker or hub unreachable, or a
+        refusal after which the same report may still succeed (m.TRY_AGAIN_CODES)."""
         extra = {"device": self.device_id, "request_id": command.request_id, "kind": command.kind}
         tries = self.retries if retries is None else retries
         try:
@@ -494,6 +495,11 @@ class KioskApp:
             log.warning("report not delivered; kept for later", extra={**extra, "error": str(exc)})
             return False, None
         except CommandRejected as exc:
+            if exc.code in m.TRY_AGAIN_CODES:  # nothing was done: the report still has to go
+                log.warning(
+                    "report refused for now; kept for later", extra={**extra, "code": exc.code}
+                )
+                return False, None
             log.warning("report refused by the hub", extra={**extra, "code": exc.code})
             return True, None
 

@@ -83,6 +83,11 @@ ERROR_CODES: dict[str, str] = {
     "request again later",
     "internal": "the hub failed to apply the command; nothing was changed",
 }
+# Refusals after which the same request may still succeed: nothing was done, so a report
+# (printed, void) refused with one of these is kept and sent again, never counted as delivered.
+TRY_AGAIN_CODES = frozenset(
+    {"stale", "clock_unsynced", "storage_full", "storage_error", "internal"}
+)
 
 
 def new_request_id() -> str:
@@ -116,6 +121,9 @@ class Command(Message):
     """Common fields of every command. `kind` is the last topic level, not a field."""
 
     kind: ClassVar[str] = ""
+    # A report of what became of a ticket (printed, or not printed: void): it is never stale,
+    # the hub applies it once whenever it arrives (the ticket's fate does not expire).
+    fate_report: ClassVar[bool] = False
     request_id: RequestId = Field(default_factory=new_request_id)
     device: DeviceId
     reply_to: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -141,6 +149,7 @@ class TicketPrinted(Command):
     """A kiosk reports that a confirmed ticket came out of the printer."""
 
     kind: ClassVar[str] = "printed"
+    fate_report: ClassVar[bool] = True
     ticket_id: int
 
 
@@ -153,6 +162,7 @@ class VoidTicket(Command):
     """
 
     kind: ClassVar[str] = "void"
+    fate_report: ClassVar[bool] = True
     ticket_id: int | None = None
     cancels: RequestId | None = None
     reason: ShortText = ""

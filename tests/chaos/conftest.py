@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from protocol import messages as m
 from protocol.mqtt import Bus, Incoming
 from protocol.site import Site
+from tests.chaos.netns import Link, device_link
 from tests.conftest import ROOT, site_text
 from tests.kiosk.escpos_bytes import parse as parse_escpos
 
@@ -463,3 +464,10 @@ def stop_all(procs: Iterable[subprocess.Popen[Any]]) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    """A network namespace and veth pair of this test (root and iproute2 needed), removed after."""
+    with device_link() as made:
+        yield made

@@ -15,18 +15,13 @@ that the test takes down and up, while the hub and the broker stay on the host.
 
 from __future__ import annotations
 
-import ctypes
-import os
-import shutil
 import signal
-import subprocess
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -36,89 +31,16 @@ from protocol import messages as m
 from protocol.brokers import Mosquitto, free_port
 from protocol.mqtt import Bus, Incoming
 from tests.chaos.device_rigs import CallerRig, caller_rig, stored_calls
+from tests.chaos.netns import Link
 from tests.conftest import make_site
 from tests.timing import wait_until
 
-CLONE_NEWNET = 0x40000000
 CALLER = "caller-03"
 SHORT_LOSS_S = 4.0  # under the broker's keepalive limit: the TCP connection survives
 LONG_LOSS_MAX_S = 20.0  # until both ends gave the connection up (bounded)
 PRESS_EVERY_S = 1.2
 KEEPALIVE_S = 5  # the box's MQTT keepalive (the inventory's minimum)
 IN_FLIGHT_ROUNDS = 4
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Link:
-    """A network namespace for one device, joined to the host by a veth pair."""
-
-    namespace: str
-    host_side: str
-    device_side: str
-    host_ip: str
-    device_ip: str
-
-    def set(self, up: bool) -> None:
-        """Bring the device's end of the link up or down (down: nothing gets through)."""
-        ip("netns", "exec", self.namespace, "ip", "link", "set", self.device_side,
-           "up" if up else "down")  # fmt: skip
-
-    def run(self, make: Callable[[], T], timeout: float = 30.0) -> T:
-        """Call `make` on a thread inside the namespace; threads it starts (paho's network
-        loop) stay there, so every connection they open crosses the link."""
-        result: list[Any] = []
-
-        def enter_and_make() -> None:
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open(f"/var/run/netns/{self.namespace}", os.O_RDONLY)
-                try:
-                    if libc.setns(fd, CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), "setns into the test namespace failed")
-                finally:
-                    os.close(fd)
-                result.append(make())
-            except BaseException as exc:  # handed to the test thread
-                result.append(exc)
-
-        thread = threading.Thread(target=enter_and_make, name=f"in-{self.namespace}")
-        thread.start()
-        thread.join(timeout)
-        assert result, f"nothing made inside {self.namespace} within {timeout}s"
-        if isinstance(result[0], BaseException):
-            raise result[0]
-        return result[0]
-
-
-def ip(*args: str) -> None:
-    """Run one iproute2 command (AssertionError with its output if it fails)."""
-    done = subprocess.run(["ip", *args], check=False, capture_output=True, text=True, timeout=10)
-    assert done.returncode == 0, f"ip {' '.join(args)}: {done.stderr.strip()}"
-
-
-@pytest.fixture
-def link() -> Iterator[Link]:
-    """A namespace and veth pair of this test (root and iproute2 needed), removed after."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("a network namespace needs root and iproute2")
-    tag = os.getpid() % 100000
-    subnet = f"10.231.{tag % 250 + 1}"
-    made = Link(f"mpp-chaos-{tag}", f"mpph{tag}", f"mppn{tag}", f"{subnet}.1", f"{subnet}.2")
-    ip("netns", "add", made.namespace)
-    try:
-        ip("link", "add", made.host_side, "type", "veth", "peer", "name", made.device_side,
-           "netns", made.namespace)  # fmt: skip
-        ip("addr", "add", f"{made.host_ip}/30", "dev", made.host_side)
-        ip("link", "set", made.host_side, "up")
-        inside = ("netns", "exec", made.namespace, "ip")
-        ip(*inside, "addr", "add", f"{made.device_ip}/30", "dev", made.device_side)
-        ip(*inside, "link", "set", "lo", "up")
-        made.set(up=True)
-        yield made
-    finally:
-        for undo in (["link", "del", made.host_side], ["netns", "del", made.namespace]):
-            subprocess.run(["ip", *undo], check=False, capture_output=True, timeout=10)
 
 
 @dataclass

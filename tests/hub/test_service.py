@@ -694,3 +694,31 @@ def test_presence_of_inventory_devices_is_logged_and_of_other_clients_not(
     details = [d for (d,) in rows(site, "SELECT detail FROM events WHERE kind = 'presence'")]
     assert any(d.startswith("kiosk-1 online") for d in details), details
     assert not any(d.startswith("tool-dump") for d in details), details
+
+
+def test_reports_of_a_tickets_fate_are_applied_however_late(hub: HubService, bus_for) -> None:
+    """Issue 23 item 7: `printed` and `void` (also a cancel of an unanswered issue) are never
+    refused as stale: what became of a ticket is news whenever it comes, applied once."""
+    kiosk = bus_for("kiosk-1")
+    long_ago = {"sent_at": time.time() - 3600, "expires_at": time.time() - 3595}
+    a1, a2 = (
+        m.IssueResult.model_validate(
+            kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
+        ).ticket
+        for _ in range(2)
+    )
+    printed = m.TicketPrinted(device="kiosk-1", ticket_id=a1.id, **long_ago)
+    assert raw_request(kiosk, "printed", m.encode(printed)).ok
+    assert hub.queue.tickets[a1.id].printed
+    void = m.VoidTicket(device="kiosk-1", ticket_id=a2.id, reason="paper out", **long_ago)
+    assert raw_request(kiosk, "void", m.encode(void)).result["status"] == "voided"
+    unanswered = m.IssueTicket(device="kiosk-1", service="ktp")
+    cancel = m.VoidTicket(device="kiosk-1", cancels=unanswered.request_id, **long_ago)
+    assert raw_request(kiosk, "void", m.encode(cancel)).result["status"] == "cancelled"
+    late_issue = unanswered.model_copy(update={"sent_at": time.time()})
+    refused = raw_request(kiosk, "issue", m.encode(late_issue))
+    assert refused.error is not None and refused.error.code == "cancelled"
+    assert raw_request(kiosk, "printed", m.encode(printed)).ok  # a repeat: applied once
+    stale_issue = m.IssueTicket(device="kiosk-1", service="ktp", **long_ago)
+    stale = raw_request(kiosk, "issue", m.encode(stale_issue))  # a press is not a report
+    assert stale.error is not None and stale.error.code == "stale"

@@ -591,3 +591,59 @@ def test_a_hub_that_does_not_trust_its_clock_says_so_on_the_kiosk(site, make_kio
     finally:
         hub.stop()
         menu.close()
+
+
+class BusyHub(LateHub):
+    """A test peer that confirms tickets at once and refuses the first `printed` report of
+    each ticket with a code after which the same report may succeed (e.g. its disk is full)."""
+
+    def __init__(self, site: Site, code: str) -> None:
+        super().__init__(site, delay=0.0)
+        self.code = code
+        self.numbers = iter(range(1, 100))
+        self.refused: list[int] = []
+        self.printed: list[int] = []
+
+    def on_command(self, incoming: Incoming) -> None:
+        kind = incoming.topic.rsplit("/", 1)[1]
+        command = m.decode(m.COMMANDS[kind], m.decode_json(incoming.payload))
+        if isinstance(command, m.IssueTicket):
+            n = next(self.numbers)
+            ticket = m.TicketInfo(
+                id=n,
+                number=f"A{n:03d}",
+                service=command.service,
+                issued_at=time.time(),
+                token=f"token-{n:03d}",
+                people_ahead=0,
+                est_wait_s=0,
+            )
+            self.answer(command, m.IssueResult(ticket=ticket).model_dump())
+        elif isinstance(command, m.TicketPrinted) and command.ticket_id not in self.refused:
+            self.refused.append(command.ticket_id)
+            reply = m.Reply(
+                request_id=command.request_id,
+                ok=False,
+                hub_time=time.time(),
+                error=m.ErrorInfo(code=self.code, message="not now"),
+            )
+            self.bus.publish(self.bus.topics.reply(command.device), reply)
+        elif isinstance(command, m.TicketPrinted):
+            self.printed.append(command.ticket_id)
+            self.answer(command, {"ticket_id": command.ticket_id, "number": None, "status": "ok"})
+
+
+@pytest.mark.parametrize("code", sorted(m.TRY_AGAIN_CODES))
+def test_a_report_refused_for_now_is_kept_and_sent_again(site, make_kiosk, pins, code) -> None:
+    """Issue 23 item 7: a refusal after which the same report may succeed is not counted as
+    delivered (the kiosk counted every refusal as delivered: printed tickets stayed unprinted
+    in the hub, and were called, or held, as tickets nobody had)."""
+    peer = BusyHub(site, code)
+    try:
+        app = make_kiosk(printer=dummy_printer(site, "kiosk-3", Dummy(profile="default")))
+        press(pins, KTP)
+        assert app.wait_idle(10) and app.notices[-1].number == "A001"
+        assert peer.refused == [1]  # refused once, kept, and sent again (same request id)
+        assert wait_until(lambda: peer.printed == [1] and not app.pending_reports, timeout=10)
+    finally:
+        peer.stop()
