@@ -366,7 +366,7 @@ SELECT 'site-' || i, 'dev-' || d, d %% 17 <> 0, %(now)s
 FROM generate_series(1, %(sites)s) i, generate_series(1, 40) d;
 INSERT INTO alerts (site, id, raised_at, counter)
 SELECT 'site-' || i, 'a-' || i, %(now)s, 1 FROM generate_series(1, %(sites)s, 7) i;
-ANALYZE;
+VACUUM ANALYZE;
 """
 
 

@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     PRIMARY KEY (site, id)
 );
 CREATE INDEX IF NOT EXISTS tickets_day ON tickets (day, site);
-CREATE INDEX IF NOT EXISTS tickets_waiting ON tickets (site, day, issued_at)
+CREATE INDEX IF NOT EXISTS tickets_waiting ON tickets (day, site, issued_at)
     WHERE status = 'waiting';
 CREATE INDEX IF NOT EXISTS tickets_token ON tickets (token_sha256);
 CREATE TABLE IF NOT EXISTS daily (
@@ -110,6 +110,7 @@ CREATE TABLE IF NOT EXISTS counters (
     at double precision NOT NULL,
     PRIMARY KEY (site, number)
 );
+CREATE INDEX IF NOT EXISTS counters_open ON counters (site) WHERE open;
 CREATE TABLE IF NOT EXISTS devices (
     site text NOT NULL,
     device text NOT NULL,
@@ -118,6 +119,7 @@ CREATE TABLE IF NOT EXISTS devices (
     at double precision NOT NULL,
     PRIMARY KEY (site, device)
 );
+CREATE INDEX IF NOT EXISTS devices_offline ON devices (site) WHERE NOT online;
 CREATE TABLE IF NOT EXISTS alerts (
     site text NOT NULL,
     id text NOT NULL,
@@ -128,6 +130,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     acked_at double precision,
     PRIMARY KEY (site, id)
 );
+CREATE INDEX IF NOT EXISTS alerts_open ON alerts (site) WHERE acked_by IS NULL;
 CREATE TABLE IF NOT EXISTS ratings (
     site text NOT NULL,
     ticket bigint NOT NULL,
