@@ -34,6 +34,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "web": ("bench/web_bench.py", [], []),
     "featured": ("bench/featured_bench.py", [], ["--rounds", "3"]),
     "provisioning": ("bench/provision_bench.py", [], ["--runs", "1"]),
+    "region": ("bench/region_bench.py", [], ["--quick"]),
 }
 
 
