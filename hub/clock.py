@@ -13,7 +13,6 @@ already committed (a clock behind its own records is certainly wrong).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 from collections.abc import Callable
 
@@ -60,7 +59,9 @@ def ntp_synchronized() -> bool | None:
     clock synchronised: what `timedatectl show -p NTPSynchronized` reports, read directly
     (adjtimex(2), read-only) so it needs neither D-Bus nor systemd. None: cannot be known here."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # The C library the interpreter itself links: no ctypes.util.find_library, which
+        # runs `ldconfig -p` in a new process each time (the hub asks on every issue).
+        libc = ctypes.CDLL(None, use_errno=True)
         timex = _Timex()  # modes = 0: only read
         if libc.adjtimex(ctypes.byref(timex)) < 0:
             return None
