@@ -54,6 +54,7 @@ def test_wan_cut_during_a_busy_period_loses_nothing(rig: RegionRig) -> None:
     assert region_rows(rig.dsn, "SELECT acked = head FROM links WHERE site = 'bjb'") == [(True,)]
 
 
+@pytest.mark.slow
 def test_region_and_postgresql_restarts_lose_nothing(rig: RegionRig, postgres) -> None:
     tier = rig.add_site("bjb", region={"batch_events": 4, "window_batches": 1})
     hub = tier.hub().start()
@@ -112,6 +113,7 @@ def test_a_site_cannot_write_or_read_another_sites_topics(rig: RegionRig) -> Non
     assert assert_same_history(mtp.database, rig.dsn, "mtp") == events
 
 
+@pytest.mark.slow
 def test_hub_killed_mid_upload_sends_again_from_the_acknowledgement(rig: RegionRig) -> None:
     import os
     import signal
