@@ -3,7 +3,6 @@ system, with a report and a chart)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -32,6 +31,12 @@ from protocol.logs import setup_logging
 )
 @click.option("--seed", default=20261123, show_default=True)
 @click.option(
+    "--wait-target",
+    default=30.0,
+    show_default=True,
+    help="Waiting-time SLA: minutes from ticket to call.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
@@ -48,6 +53,7 @@ def simulate(
     kiosks: int,
     speed: str,
     seed: int,
+    wait_target: float,
     out_dir: str | None,
     broker: str,
 ) -> None:
@@ -69,6 +75,7 @@ def simulate(
         kiosks=kiosks,
         speed=pace,
         seed=seed,
+        wait_target_min=wait_target,
     )
     running, version, which = local_broker(broker)
     click.echo(f"broker: {which}")
@@ -98,18 +105,35 @@ def simulate(
 def format_report(result: dict) -> str:
     """The report as text for the terminal."""
     t, s, i = result["tickets"], result["system"], result["integrity"]
+    nexts, wait_sla = result["next_presses"], result["waiting_sla"]
+    target = f"{wait_sla['target_min']:g} min"
     lines = [
-        f"tickets: issued {t['issued']}, served {t['served']}, no-show {t['no_show']}, "
-        f"refused {json.dumps(t['refused'])}",
-        "waiting (minutes, p50/p90/max) per service:",
+        f"tickets: issued {t['issued']}, served {t['served']}, no-show {t['no_show']}; "
+        f"refused at the kiosk: {_counts(t['refused'])}",
+        f"NEXT presses: {nexts['calls']} called someone, {nexts['empty_queue']} found nobody "
+        f"waiting (not refusals: the officer looks again later)"
+        + (f", refused {_counts(nexts['refused'])}" if nexts["refused"] else ""),
     ]
+    if result["other_refusals"]:
+        lines.append(
+            "other refusals: "
+            + "; ".join(f"{kind} {_counts(c)}" for kind, c in result["other_refusals"].items())
+        )
+    lines.append(f"waiting until called (minutes, p50 / p90 / max; called within {target}):")
     for code, w in result["waiting_minutes"].items():
-        lines.append(f"  {code}: {w['p50']:.1f} / {w['p90']:.1f} / {w['max']:.1f}  (n={w['n']})")
+        lines.append(
+            f"  {code} {w['name']}: {w['p50']:.1f} / {w['p90']:.1f} / {w['max']:.1f}; "
+            f"{w['within_target'] * 100:.1f} % (n={w['n']})"
+        )
     sla = result["sla_compliance"]
     lines += [
-        f"SLA compliance (done within the service's time class): {sla * 100:.1f} %"
+        f"waiting-time SLA (called within {target}): {wait_sla['within'] * 100:.1f} % of "
+        f"{wait_sla['called']} called tickets"
+        if wait_sla["within"] is not None
+        else "waiting-time SLA: nobody was called",
+        f"completion SLA (done within the service's time class): {sla * 100:.1f} %"
         if sla is not None
-        else "SLA compliance: no finished tickets",
+        else "completion SLA: no finished tickets",
         f"wall time {s['wall_s']:.1f} s ({s['tickets_per_wall_s']:,.0f} tickets per wall second; "
         f"{s['commands']} commands; bench/hub_bench.py measures peak throughput)",
         f"press->reply ms p50/p99/max: {fmt(s['press_to_reply_ms'])}",
@@ -120,6 +144,11 @@ def format_report(result: dict) -> str:
         f"{i['tickets_called_at_two_counters']}",
     ]
     return "\n".join(lines)
+
+
+def _counts(codes: dict[str, int]) -> str:
+    """'quota_full 3, closed 1' or 'none'."""
+    return ", ".join(f"{code} {n}" for code, n in sorted(codes.items())) or "none"
 
 
 def fmt(summary: dict) -> str:

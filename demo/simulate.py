@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -67,7 +68,8 @@ class SimConfig:
     rating: float = 0.6
     utilisation: float = 0.85
     tick_s: float = 10.0
-    workers: int = 16
+    workers: int | None = None  # None: one per kiosk and counter, all of them at once
+    wait_target_min: float = 30.0  # the waiting-time SLA: called within this many minutes
 
 
 @dataclass
@@ -115,7 +117,7 @@ class Figures:
     reply_s: dict[str, list[float]] = field(default_factory=dict)
     state_s: list[float] = field(default_factory=list)
     issued: int = 0
-    refused: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, dict[str, int]] = field(default_factory=dict)  # command kind -> code -> n
     queue_samples: list[tuple[float, dict[str, int]]] = field(default_factory=list)
 
 
@@ -209,7 +211,8 @@ class Simulation:
             result = bus.request(command, timeout=15)
         except CommandRejected as exc:
             with self.lock:
-                self.figures.refused[exc.code] = self.figures.refused.get(exc.code, 0) + 1
+                codes = self.figures.refused.setdefault(command.kind, {})
+                codes[exc.code] = codes.get(exc.code, 0) + 1
             return None
         finally:
             elapsed = time.perf_counter() - started
@@ -225,6 +228,10 @@ class Simulation:
             self.seen_calls.setdefault((state.counter, state.call_seq), time.time())
 
     # -- behaviour -----------------------------------------------------------------------------
+    def _arrivals(self, visitors: list[Visitor]) -> None:
+        for visitor in visitors:  # one kiosk serves one citizen at a time
+            self._arrive(visitor)
+
     def _arrive(self, visitor: Visitor) -> None:
         command = m.IssueTicket(
             device=visitor.kiosk, service=visitor.service, priority=visitor.priority
@@ -244,6 +251,19 @@ class Simulation:
             self.by_label[ticket.number] = visitor
             self.figures.issued += 1
 
+    def _due(self, desk: Desk, now: float, waiting: dict[str, int]) -> bool:
+        """Whether the officer at `desk` has something to do at `now` (see `_desk`). An idle
+        officer presses NEXT when the box shows someone waiting (`waiting`: per service)."""
+        visitor = desk.current
+        if visitor is not None and visitor.no_show:
+            return (not desk.recalled and now - desk.called_at >= 60) or (
+                now - desk.called_at >= 180
+            )
+        if visitor is not None:
+            return now >= desk.busy_until
+        services = self.site.counters[desk.number].services
+        return now >= desk.next_try and any(waiting.get(code, 0) for code in services)
+
     def _desk(self, desk: Desk, now: float) -> None:
         device = f"caller-{desk.number:03d}"
         counter = desk.number
@@ -261,6 +281,7 @@ class Simulation:
             return
         if visitor is not None:
             if visitor.rates is not None:
+                # Before the NEXT: the hub rates the ticket being served (or just finished).
                 self._request(device, m.Rate(device=device, counter=counter, score=visitor.rates))
                 visitor.rates = None  # one rating per ticket, also after a transfer
             targets = self.site.counters[counter].transfer_to
@@ -301,7 +322,7 @@ class Simulation:
             if not self.buses[device].start(wait=15):
                 raise MppError(f"simulated {device} could not connect to the broker")
         wall_started = time.perf_counter()
-        pool = ThreadPoolExecutor(max_workers=cfg.workers)
+        pool = ThreadPoolExecutor(max_workers=cfg.workers or len(self.desks) + cfg.kiosks)
         try:
             for n in self.desks:
                 self._request(
@@ -310,6 +331,7 @@ class Simulation:
                 )
             pending = list(reversed(self.visitors))
             next_report = 0.0
+            waiting: dict[str, int] = {}  # per service, as the screens showed it last tick
             while self.clock.now < self.end:
                 tick_started = time.perf_counter()
                 now = self.clock.now
@@ -317,8 +339,12 @@ class Simulation:
                 while pending and pending[-1].arrives <= now:
                     visitor = pending.pop()
                     arrivals.setdefault(visitor.kiosk, []).append(visitor)
-                list(pool.map(lambda batch: [self._arrive(v) for v in batch], arrivals.values()))
-                list(pool.map(lambda desk, at=now: self._desk(desk, at), self.desks.values()))
+                # One step per tick, all at once: each kiosk's citizens in turn, each officer
+                # with something to do (the tick lasts as long as its longest chain of commands).
+                steps = [partial(self._arrivals, batch) for batch in arrivals.values()]
+                due = [d for d in self.desks.values() if self._due(d, now, waiting)]
+                steps += [partial(self._desk, desk, now) for desk in due]
+                list(pool.map(_call, steps))
                 waiting = {s.service: s.waiting for s in self.hub.snapshot("service_state")}  # type: ignore[attr-defined]
                 self.figures.queue_samples.append((now, waiting))
                 if time.perf_counter() >= next_report:
@@ -357,6 +383,7 @@ class Simulation:
             by_status[t["status"]] = by_status.get(t["status"], 0) + 1
         waits: dict[str, list[float]] = {}
         sla_ok = sla_all = 0
+        target = self.config.wait_target_min
         for t in tickets:
             if t["first_called_at"] is not None:
                 waits.setdefault(t["issued_service"], []).append(
@@ -382,6 +409,9 @@ class Simulation:
         ]
         issue_lat = self.figures.reply_s.get("issue", [])
         all_lat = [x for values in self.figures.reply_s.values() for x in values]
+        refused = {kind: dict(codes) for kind, codes in self.figures.refused.items()}
+        next_refused = refused.pop("next", {})
+        all_waits = [w for values in waits.values() for w in values]
         result = {
             "config": asdict(self.config),
             "tickets": {
@@ -389,11 +419,31 @@ class Simulation:
                 "served": by_status.get("done", 0),
                 "no_show": by_status.get("skipped", 0) + by_status.get("expired", 0),
                 "by_status": by_status,
-                "refused": self.figures.refused,
+                "refused": refused.pop("issue", {}),  # tickets a kiosk asked for and did not get
             },
+            "next_presses": {
+                "calls": len(self.sent_calls),
+                "empty_queue": next_refused.pop("queue_empty", 0),  # nobody waiting: no call
+                "refused": next_refused,
+            },
+            "other_refusals": refused,  # by command kind (rate, recall, skip, ...) and code
             "waiting_minutes": {
-                code: {"p50": _pct(v, 50), "p90": _pct(v, 90), "max": max(v), "n": len(v)}
+                code: {
+                    "name": self.site.services[code].name.id,
+                    "p50": _pct(v, 50),
+                    "p90": _pct(v, 90),
+                    "max": max(v),
+                    "n": len(v),
+                    "within_target": sum(w <= target for w in v) / len(v),
+                }
                 for code, v in sorted(waits.items())
+            },
+            "waiting_sla": {
+                "target_min": target,
+                "within": sum(w <= target for w in all_waits) / len(all_waits)
+                if all_waits
+                else None,
+                "called": len(all_waits),
             },
             "sla_compliance": sla_ok / sla_all if sla_all else None,
             "system": {
@@ -414,6 +464,10 @@ class Simulation:
         (self.workdir / "simulation.json").write_text(json.dumps(result, indent=2))
         queue_chart(self.figures.queue_samples, self.site, self.workdir / "queue-lengths.png")
         return result
+
+
+def _call(step: Callable[[], None]) -> None:
+    step()
 
 
 def _called_at_two_counters(db: sqlite3.Connection) -> int:
@@ -449,12 +503,15 @@ def _summary(seconds: list[float]) -> dict[str, float | None]:
 
 
 def queue_chart(samples: list[tuple[float, dict[str, int]]], site: Site, path: Path) -> None:
-    """A PNG line chart of people waiting over the day (total and the five busiest services)."""
-    from PIL import Image, ImageDraw
+    """A PNG line chart of people waiting over the day (total and the five busiest services),
+    with labelled axes and a legend in type readable on a laptop screen or a printed page."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    width, height, pad = 1200, 600, 60
+    width, height = 1200, 600
+    left, right, top, bottom = 100, 40, 70, 80
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
+    font, small = ImageFont.load_default(size=20), ImageFont.load_default(size=16)
     if not samples:
         image.save(path)
         return
@@ -463,34 +520,58 @@ def queue_chart(samples: list[tuple[float, dict[str, int]]], site: Site, path: P
     busiest = sorted(site.services, key=lambda c: -max(w.get(c, 0) for _, w in samples))[:5]
     t0, t1 = samples[0][0], samples[-1][0]
     span = max(t1 - t0, 1.0)
+    plot_w, plot_h = width - left - right, height - top - bottom
 
-    def xy(t: float, value: int) -> tuple[float, float]:
-        return pad + (t - t0) / span * (width - 2 * pad), height - pad - value / peak * (
-            height - 2 * pad
-        )
+    def xy(t: float, value: float) -> tuple[float, float]:
+        return left + (t - t0) / span * plot_w, top + plot_h - value / peak * plot_h
 
-    draw.line([(pad, pad), (pad, height - pad), (width - pad, height - pad)], fill="black", width=2)
-    for value in (0, peak // 2, peak):
+    step = _nice_step(peak / 5)
+    for value in range(0, peak + 1, step):  # value gridlines and labels
         _, y = xy(t0, value)
-        draw.line([(pad - 6, y), (pad, y)], fill="black")
-        draw.text((pad - 40, y - 6), str(value), fill="black")
+        draw.line([(left, y), (width - right, y)], fill="#dddddd")
+        draw.text((left - 10, y), str(value), fill="black", font=small, anchor="rm")
+    tz = site.site.tz
+    for hour_t in range(int(t0 // 3600 + 1) * 3600, int(t1) + 1, 3600):  # hours of the day
+        x, _ = xy(hour_t, 0)
+        draw.line([(x, top + plot_h), (x, top + plot_h + 6)], fill="black")
+        label = datetime.fromtimestamp(hour_t, tz).strftime("%H:%M")
+        draw.text((x, top + plot_h + 10), label, fill="black", font=small, anchor="mt")
+    draw.line([(left, top), (left, top + plot_h), (width - right, top + plot_h)], fill="black")
     colours = ["#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#d35400"]
-    series = [("total", "black", totals)] + [
-        (code, colours[i], [w.get(code, 0) for _, w in samples]) for i, code in enumerate(busiest)
+    series = [("Total", "black", totals)] + [
+        (f"{code} {site.services[code].name.id}", colours[i], [w.get(code, 0) for _, w in samples])
+        for i, code in enumerate(busiest)
     ]
     for i, (name, colour, values) in enumerate(series):
         points = [xy(t, v) for (t, _), v in zip(samples, values, strict=True)]
         if len(points) > 1:
-            draw.line(points, fill=colour, width=3 if name == "total" else 2)
-        draw.text((width - pad - 220, pad + 18 * i), f"{name}", fill=colour)
-    tz = site.site.tz
-    for hour_t in range(int(t0 // 3600 + 1) * 3600, int(t1), 3600):
-        x, _ = xy(hour_t, 0)
-        draw.line([(x, height - pad), (x, height - pad + 6)], fill="black")
-        draw.text(
-            (x - 14, height - pad + 10),
-            datetime.fromtimestamp(hour_t, tz).strftime("%H:%M"),
-            fill="black",
-        )
-    draw.text((pad, 20), f"Orang menunggu / people waiting (puncak {peak})", fill="black")
+            draw.line(points, fill=colour, width=3 if i == 0 else 2)
+        y = top + 10 + 24 * i  # legend, top right
+        draw.line([(width - right - 250, y), (width - right - 220, y)], fill=colour, width=3)
+        draw.text((width - right - 212, y), name, fill=colour, font=small, anchor="lm")
+    zone = datetime.fromtimestamp(t0, tz).strftime("%Z")
+    draw.text(
+        (left, 20),
+        f"Orang menunggu / people waiting, {site.site.name} (puncak / peak {peak})",
+        fill="black",
+        font=font,
+    )
+    draw.text(
+        (left + plot_w / 2, height - 25),
+        f"Jam / time of day ({zone})",
+        fill="black",
+        font=font,
+        anchor="mm",
+    )
+    axis = Image.new("RGB", (plot_h, 30), "white")  # the value axis' label, turned upright
+    ImageDraw.Draw(axis).text(
+        (plot_h / 2, 15), "Orang menunggu / people waiting", fill="black", font=font, anchor="mm"
+    )
+    image.paste(axis.rotate(90, expand=True), (8, top))
     image.save(path)
+
+
+def _nice_step(rough: float) -> int:
+    """1, 2, 5, 10, 20, 50, ... at least `rough`."""
+    magnitude = 10 ** max(0, math.floor(math.log10(max(rough, 1))))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)

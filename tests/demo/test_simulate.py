@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from demo.simulate import SimConfig, Simulation, plan_day
+from demo.cli import format_report
+from demo.simulate import SimConfig, Simulation, plan_day, queue_chart
 from protocol.brokers import Mosquitto
 from protocol.site import parse_site
 from protocol.synthetic import synthetic_site
@@ -37,6 +39,20 @@ def test_small_day_keeps_every_integrity_check(broker: Mosquitto, tmp_path: Path
     }
     tickets = result["tickets"]
     assert tickets["issued"] == 300
+    # NEXT on an empty queue is not a refused ticket: each has its own place in the report.
+    assert tickets["refused"] == {} and "queue_empty" not in json.dumps(result["other_refusals"])
+    nexts = result["next_presses"]
+    assert nexts["calls"] >= tickets["served"] and nexts["empty_queue"] >= 0
+    # Services are named; the waiting-time SLA is given per service and for the day.
+    waits = result["waiting_minutes"]
+    assert waits["s01"]["name"] == "Layanan 1" and 0 <= waits["s01"]["within_target"] <= 1
+    sla = result["waiting_sla"]
+    assert sla["target_min"] == 30 and sla["called"] == sum(w["n"] for w in waits.values())
+    within = sum(w["within_target"] * w["n"] for w in waits.values()) / sla["called"]
+    assert abs(sla["within"] - within) < 1e-9
+    text = format_report(result)
+    assert "s01 Layanan 1:" in text and "found nobody waiting" in text
+    assert "waiting-time SLA (called within 30 min)" in text
     assert tickets["served"] + tickets["no_show"] == 300
     assert 0 < tickets["no_show"] < 60
     assert result["system"]["press_to_reply_ms"]["p50"] is not None
@@ -46,3 +62,21 @@ def test_small_day_keeps_every_integrity_check(broker: Mosquitto, tmp_path: Path
         assert chart.size == (1200, 600)
         assert len(chart.getcolors(10000) or []) > 3  # lines were drawn, not a blank image
     assert (tmp_path / "simulation.json").exists()
+
+
+def test_the_chart_has_labelled_axes_in_readable_type(tmp_path: Path) -> None:
+    """Axis titles and a legend in 16-20 px type (Pillow's 11 px bitmap font was unreadable)."""
+    site = parse_site(synthetic_site(counters=10, services=5))
+    t0 = site.local_now(0).timestamp() + 9 * 3600
+    samples = [(t0 + 60 * i, {"s01": i % 40, "s02": i % 25}) for i in range(300)]
+    queue_chart(samples, site, tmp_path / "chart.png")
+    with Image.open(tmp_path / "chart.png") as chart:
+        grey = chart.convert("L")
+        # The value axis' title stands upright left of the labels; the time axis' under them.
+        left_band = grey.crop((0, 70, 18, 520))  # (the value labels start right of it)
+        bottom_band = grey.crop((300, 560, 900, 600))
+        assert left_band.getextrema()[0] < 100 and bottom_band.getextrema()[0] < 100
+        # Type is taller than the old bitmap font's ~11 px: measure the title's ink.
+        title = grey.crop((0, 0, 1200, 50)).point(lambda v: 255 if v < 128 else 0)
+        box = title.getbbox()
+        assert box is not None and box[3] - box[1] >= 14
