@@ -22,17 +22,9 @@ from display.errors import AudioError, SpeechError
 from display.renderer import MixerPlayer
 from display.speech_text import Phrase, call_phrase
 from tests.conftest import make_site
+from tests.timing import wait_until
 
 site = make_site()
-
-
-def wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 class Events:
@@ -54,7 +46,7 @@ def test_a_call_is_spoken_after_the_chime_and_cached(tmp_path: Path) -> None:
     try:
         phrase = call_phrase(site, "A012", 3)
         announcer.announce(Announcement((3, 1), phrase, volume=0.9))
-        assert wait_for(lambda: len(announcer.spoken) == 1)
+        assert wait_until(lambda: len(announcer.spoken) == 1, 20)
         spoken = announcer.spoken[0]
         assert spoken.error is None
         assert spoken.text == "Nomor antrian a dua belas, silakan menuju loket tiga"
@@ -87,7 +79,7 @@ def test_two_announcements_never_overlap(tmp_path: Path) -> None:
         announcer.announce(Announcement((3, 1), call_phrase(site, "A001", 3)))
         time.sleep(0.1)
         announcer.announce(Announcement((4, 1), call_phrase(site, "B001", 4)))
-        assert wait_for(lambda: len(announcer.spoken) == 2, 30)
+        assert wait_until(lambda: len(announcer.spoken) == 2, 30)
         first, second = announcer.spoken
         assert (first.key, second.key) == ((3, 1), (4, 1))
         assert second.started_at >= first.ended_at
@@ -154,7 +146,7 @@ def test_failed_synthesis_still_rings_the_chime(tmp_path: Path) -> None:
     try:
         odd = Phrase(lang="zz", text="?", shown="?", fragments=())
         announcer.announce(Announcement((9, 1), odd))
-        assert wait_for(lambda: len(announcer.spoken) == 1)
+        assert wait_until(lambda: len(announcer.spoken) == 1, 20)
         spoken = announcer.spoken[0]
         assert spoken.wavs == (announcer.chime,) and "no voice 'zz'" in (spoken.error or "")
         assert [e.kind for e in events.items] == ["started", "finished"]
@@ -182,7 +174,7 @@ def test_missing_speakers_are_reported_and_nothing_crashes(tmp_path: Path) -> No
     try:
         assert announcer.audio_ok is False
         announcer.announce(Announcement((3, 1), call_phrase(site, "A012", 3)))
-        assert wait_for(lambda: len(announcer.spoken) == 1)
+        assert wait_until(lambda: len(announcer.spoken) == 1, 20)
         assert "speakers unavailable" in (announcer.spoken[0].error or "")
         assert events.items[-1].kind == "finished" and events.items[-1].error
     finally:
@@ -264,7 +256,7 @@ def test_a_counters_superseded_call_is_never_spoken(tmp_path: Path) -> None:
         announcer.announce(Announcement((1, 1), call_phrase(site, "A001", 1)))
         announcer.announce(Announcement((3, 1), call_phrase(site, "A002", 3)))
         announcer.announce(Announcement((3, 2), call_phrase(site, "A003", 3)))  # NEXT again
-        assert wait_for(lambda: [e.kind for e in events.items].count("finished") == 3)
+        assert wait_until(lambda: [e.kind for e in events.items].count("finished") == 3, 20)
         assert [s.key for s in announcer.spoken] == [(1, 1), (3, 2)]
         assert [(d.key, d.reason) for d in announcer.dropped] == [((3, 1), "superseded")]
         dropped = [e for e in events.items if e.key == (3, 1)]
@@ -281,7 +273,7 @@ def test_an_opening_burst_of_30_calls_is_heard_while_it_is_news(tmp_path: Path) 
     try:
         for counter in range(1, 31):  # every counter presses NEXT at opening time
             announcer.announce(news(clock, counter, f"A{counter:03d}"))
-        assert wait_for(lambda: len(announcer.spoken) + len(announcer.dropped) == 30, 60)
+        assert wait_until(lambda: len(announcer.spoken) + len(announcer.dropped) == 30, 60)
         spoken, dropped = announcer.spoken, announcer.dropped
         first = spoken[0]
         assert not first.short and first.wavs[0] == announcer.chime  # the run starts in full
@@ -308,7 +300,7 @@ def test_a_call_alone_is_spoken_in_full_with_the_chime(tmp_path: Path) -> None:
     try:
         for counter in (4, 5):
             announcer.announce(news(clock, counter, f"B{counter:03d}"))
-            assert wait_for(lambda n=counter: len(announcer.spoken) == n - 3)
+            assert wait_until(lambda n=counter: len(announcer.spoken) == n - 3, 20)
             clock.now += 5.0  # a quiet moment between the calls
         assert [s.short for s in announcer.spoken] == [False, False]
         assert all(s.wavs[0] == announcer.chime for s in announcer.spoken)

@@ -36,6 +36,7 @@ from protocol.site import Site
 from tests.conftest import make_site
 from tests.display.conftest import Factory, png_pixels
 from tests.hub.web.conftest import PASSWORD, csrf, login
+from tests.timing import wait_until
 
 PRODUCT_RGB = (200, 30, 160)
 CAPTION = "Kerupuk Haruan Bu Sari"
@@ -119,15 +120,6 @@ def slide(url: str, sha: str, caption: str = CAPTION) -> m.FeaturedSlide:
     )
 
 
-def wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
-
-
 # -- the download ------------------------------------------------------------------------------
 def test_an_image_is_downloaded_once_checked_and_kept_by_its_hash(
     http: _Server, tmp_path: Path
@@ -139,7 +131,7 @@ def test_an_image_is_downloaded_once_checked_and_kept_by_its_hash(
     try:
         assert images.path(sha) is None
         images.want([slide(url, sha)])
-        assert wait(lambda: ready == [sha])
+        assert wait_until(lambda: ready == [sha])
         stored = images.path(sha)
         assert stored == tmp_path / "featured" / f"{sha}.png" and stored.read_bytes() == data
         images.want([slide(url, sha)])  # the same slides again (a republish): nothing fetched
@@ -209,7 +201,7 @@ def test_a_failed_download_is_retried_and_logged_once(
         images.start()
         try:
             images.want([slide(url, sha)])
-            assert wait(lambda: ready == [sha])
+            assert wait_until(lambda: ready == [sha])
         finally:
             images.close()
     assert len(http.hits) == 3 and images.failures == {}
@@ -231,7 +223,7 @@ def test_images_no_longer_shown_are_pruned_beyond_keep(http: _Server, tmp_path: 
             url, sha = serve(http, png((10 + i, 10)))
             shas.append(sha)
             images.want([slide(url, sha)])
-            assert wait(lambda n=i: len(ready) == n + 1)
+            assert wait_until(lambda n=i: len(ready) == n + 1)
             time.sleep(0.02)  # distinct modification times
         on_disk = {p.stem for p in (tmp_path / "featured").glob("*.png")}
         assert on_disk == {shas[1], shas[2]}  # shown now + the most recent other
@@ -371,7 +363,7 @@ def test_an_image_that_cannot_be_downloaded_shows_the_caption_panel(
         tv.run(until=slide_shows(tv, CAPTION, with_image=False), timeout=10)
         sha = tv.model.featured["entrance"].slides[0].image_sha256
         assert tv.images is not None
-        assert wait(lambda: sha in tv.images.failures)  # type: ignore[union-attr]
+        assert wait_until(lambda: sha in tv.images.failures)  # type: ignore[union-attr]
         tv.run(timeout=0.3)
     assert "cannot reach the hub's web app" in tv.images.failures[sha]
     assert any(r.getMessage().startswith("featured image not downloaded") for r in caplog.records)
