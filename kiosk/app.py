@@ -39,6 +39,7 @@ from kiosk.buttons import PRIORITY
 from kiosk.errors import KioskConfigError, KioskError, PaperOut, PrinterError, PrintFailed
 from kiosk.notices import Notice, notice, priority_notice
 from kiosk.presses import PressGate, PrioritySelector
+from kiosk.scanner import parse_scan
 from kiosk.ticket import ticket_layout
 from protocol import messages as m
 from protocol.errors import BadMessage, BrokerUnavailable, CommandRejected, RequestTimeout
@@ -60,11 +61,12 @@ def offered_services(site: Site, device: KioskDevice) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class _Job:
-    service: str
+    service: str  # "" for a check-in: the booking says which
     priority: str | None
     request_id: str
     pressed_at: float
     lang: str  # the ticket's language: the device's, or the one the citizen chose on screen
+    booking: tuple[str | None, str] | None = None  # a check-in: (site the QR names, code)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class KioskApp:
         if panel is not None:
             panel.on_press(self._on_panel_press)
         if menu is not None:
+            if any(service.booking for service in site.services.values()):
+                menu.on_check_in(self.check_in)  # the menu shows the check-in button
             menu.on_choose(self.press)
             menu.on_priority(self.choose_priority)
             menu.bind_priority(self.priority.armed)  # the screen shows what the ticket carries
@@ -184,6 +188,27 @@ class KioskApp:
         lang = self.menu.lang if self.menu is not None else self.lang
         job = _Job(service, self.priority.take(), m.new_request_id(), self.clock(), lang)
         self._jobs.put(job)
+        return verdict
+
+    def check_in(self, text: str) -> str:
+        """A booking's QR scanned or its code typed: 'accept' (the hub checks it in and the
+        ticket prints, or the citizen is told why not), 'busy', 'bounce', or 'invalid' (no
+        booking code in it; the citizen is told so, nothing is sent)."""
+        parsed = parse_scan(text)
+        if parsed is None:
+            log.info("scan is no booking code", extra={"device": self.device_id})
+            self._tell(notice("refused", "not_a_code"))
+            self._beep("refused")
+            return "invalid"
+        verdict = self.gate.offer("check_in")
+        if verdict == "busy":
+            self._tell(notice("busy"))
+            self._beep("busy")
+        if verdict != "accept":
+            return verdict
+        self._idle.clear()
+        lang = self.menu.lang if self.menu is not None else self.lang
+        self._jobs.put(_Job("", None, m.new_request_id(), self.clock(), lang, booking=parsed))
         return verdict
 
     def press_priority(self) -> str | None:
@@ -379,24 +404,36 @@ class KioskApp:
             self._set_printer_health(state, f"{state} before printing")
             self._fail(notice("printer", "paper_out" if state == "paper_out" else "printer"))
             return
-        command = m.IssueTicket(
-            request_id=job.request_id,
-            device=self.device_id,
-            service=job.service,
-            priority=job.priority,
-            lang=job.lang,
-        )
+        command: m.Command
+        if job.booking is not None:
+            command = m.CheckIn(
+                request_id=job.request_id,
+                device=self.device_id,
+                site=job.booking[0],
+                code=job.booking[1],
+                lang=job.lang,
+            )
+        else:
+            command = m.IssueTicket(
+                request_id=job.request_id,
+                device=self.device_id,
+                service=job.service,
+                priority=job.priority,
+                lang=job.lang,
+            )
         try:
             result = self.bus.request(command, timeout=self.request_timeout, retries=self.retries)
         except BrokerUnavailable as exc:
             log.warning("no ticket: broker unreachable", extra={**extra, "error": str(exc)})
             self._fail(notice("offline"), state="offline")
-            self._cancel_issue(job.request_id, "broker unreachable")
+            if job.booking is None:  # a check-in needs no cancel: scanning again is the same
+                self._cancel_issue(job.request_id, "broker unreachable")
             return
         except RequestTimeout as exc:
             log.warning("no ticket: hub did not answer", extra={**extra, "error": str(exc)})
             self._fail(notice("timeout"))
-            self._cancel_issue(job.request_id, "no answer in time")
+            if job.booking is None:
+                self._cancel_issue(job.request_id, "no answer in time")
             return
         except CommandRejected as exc:
             log.info("ticket refused by the hub", extra={**extra, "code": exc.code})
@@ -416,7 +453,7 @@ class KioskApp:
             return
         extra["ticket"] = ticket.number
         try:
-            if ticket.service != job.service:
+            if job.booking is None and ticket.service != job.service:
                 raise KioskError(
                     f"hub confirmed {ticket.number} for {ticket.service!r}, "
                     f"but {job.service!r} was pressed"
@@ -424,11 +461,12 @@ class KioskApp:
             layout = ticket_layout(self.site, ticket, job.lang)
             paper = self.printer.print_ticket(layout)
         except (PrinterError, KioskError) as exc:
-            self._void(ticket, exc, extra)
+            self._not_printed(ticket, exc, extra, job)
             return
         except Exception as exc:  # any other failure while printing: the ticket did not come out
             log.exception("unexpected printer failure", extra=extra)
-            self._void(ticket, PrintFailed(f"unexpected {type(exc).__name__}: {exc}"), extra)
+            failure = PrintFailed(f"unexpected {type(exc).__name__}: {exc}")
+            self._not_printed(ticket, failure, extra, job)
             return
         took_ms = round((self.clock() - job.pressed_at) * 1e3, 1)
         log.info("ticket printed", extra={**extra, "ms": took_ms})
@@ -441,6 +479,24 @@ class KioskApp:
             self.menu.set_banner(self._banner())
         self._beep("ok")
         self._send_pending()  # the hub answers again: reports kept while it did not go now
+
+    def _not_printed(
+        self, ticket: m.TicketInfo, exc: KioskError, extra: dict[str, Any], job: _Job
+    ) -> None:
+        """A walk-in's ticket that did not come out is voided; a booking's stays in the queue
+        (scanning the code again prints the same ticket)."""
+        if job.booking is None:
+            self._void(ticket, exc, extra)
+            return
+        log.error(
+            "checked-in ticket not printed; it stays in the queue, a new scan prints it",
+            extra={**extra, "error": str(exc)},
+        )
+        if isinstance(exc, PrinterError):
+            self._set_printer_health(exc.state, str(exc))
+        self._fail(notice("printer", "reprint", number=ticket.number), state="fault")
+        if self.menu is not None:
+            self.menu.set_banner(self._banner())
 
     def _void(self, ticket: m.TicketInfo, exc: KioskError, extra: dict[str, Any]) -> None:
         state = exc.state if isinstance(exc, PrinterError) else "error"

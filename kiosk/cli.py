@@ -83,7 +83,7 @@ def run(
     stop = threading.Event()  # before connecting: a SIGTERM at any moment stops cleanly
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    menu = panel = app = None
+    menu = panel = app = scanner = None
     try:
         printer = TicketPrinter.from_inventory(printer_spec)
         bus = Bus.for_device(site, device_id, **systemd.broker_login(device_id))
@@ -100,6 +100,10 @@ def run(
                 lang=spec.lang,
             )
         app = KioskApp(site, device_id, bus, printer, panel=panel, menu=menu).start()
+        if spec.scanner is not None:  # booking check-in by the USB 2D barcode scanner
+            from kiosk.scanner import Scanner
+
+            scanner = Scanner(spec.scanner, app.check_in).start()
     except MppError as exc:
         if panel is not None:
             panel.close()
@@ -114,6 +118,8 @@ def run(
             while not stop.wait(1.0):
                 pacer.ping(time.monotonic())
     finally:
+        if scanner is not None:
+            scanner.stop()
         app.stop()
         printer.close()
         if panel is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from kiosk.errors import KioskConfigError
 from kiosk.notices import Notice
-from protocol.messages import PRIORITIES, ServiceState
+from protocol.messages import BOOKING_CODE_ALPHABET, PRIORITIES, ServiceState
 from protocol.site import Site
 from protocol.texts import mark_text, priority_text, service_mark, time_class_text
 
@@ -53,6 +53,11 @@ WORDS: dict[str, dict[str, str]] = {
         "prev": "‹ Sebelumnya",
         "page": "Halaman {page} dari {pages}",
         "other_lang": "English",
+        "checkin": "Reservasi (check-in)",
+        "pad_title": "Ketik kode reservasi Anda (8 huruf/angka), atau pindai QR-nya",
+        "pad_ok": "OK",
+        "pad_del": "Hapus",
+        "pad_close": "Batal",
     },
     "en": {
         "choose": "Please choose a service",
@@ -64,6 +69,11 @@ WORDS: dict[str, dict[str, str]] = {
         "prev": "‹ Back",
         "page": "Page {page} of {pages}",
         "other_lang": "Bahasa Indonesia",
+        "checkin": "Booking (check-in)",
+        "pad_title": "Type your booking code (8 characters), or scan its QR",
+        "pad_ok": "OK",
+        "pad_del": "Delete",
+        "pad_close": "Cancel",
     },
 }
 
@@ -91,7 +101,8 @@ COLOURS = {
 class Tile:
     """A touchable area: a service, a priority category or a page button."""
 
-    key: str  # service code, "priority:<category>", "page:next", "page:prev", "lang:<code>"
+    key: str  # service code, "priority:<category>", "page:next", "page:prev", "lang:<code>",
+    # "checkin" (opens the code pad), "pad:<character>", "pad:del", "pad:ok", "pad:close"
     rect: tuple[int, int, int, int]  # x, y, width, height
     title: str
     lines: tuple[str, ...] = ()
@@ -156,10 +167,15 @@ def menu_view(
     banner: str | None = None,
     notice: Notice | None = None,
     languages: tuple[str, ...] = ("id",),
+    check_in: bool = False,
+    pad: str | None = None,
 ) -> MenuView:
     """Lay out the menu for a screen of `size`: header, service tiles (paged), the line that
-    explains priority (or names the armed category and the seconds left), the priority row."""
+    explains priority (or names the armed category and the seconds left), the priority row.
+    `check_in`: a button opens the booking code pad; `pad`: the pad is open with that typed."""
     lang = lang if lang in WORDS else "id"
+    if pad is not None:
+        return pad_view(site, size=size, lang=lang, typed=pad, banner=banner, notice=notice)
     width, height = size
     words = WORDS[lang]
     header_h = max(100, height // 14)
@@ -191,6 +207,11 @@ def menu_view(
         lang_w = max(200, width // 4)
         rect = (width - lang_w - GAP, GAP, lang_w, header_h - 2 * GAP)
         tiles.append(Tile(f"lang:{other}", rect, WORDS[lang]["other_lang"]))
+    if check_in:  # booked citizens check in here (or with the scanner)
+        right = tiles[-1].rect[0] if tiles else width
+        check_w = max(220, width // 4)
+        rect = (right - check_w - GAP, GAP, check_w, header_h - 2 * GAP)
+        tiles.append(Tile("checkin", rect, words["checkin"]))
     for i, code in enumerate(shown):
         row, col = divmod(i, columns)
         rect = (GAP + col * (tile_w + GAP), grid_top + row * (tile_h + GAP), tile_w, tile_h)
@@ -250,6 +271,57 @@ def menu_view(
     )
 
 
+PAD_COLUMNS = 8
+
+
+def pad_view(
+    site: Site,
+    *,
+    size: tuple[int, int],
+    lang: str,
+    typed: str,
+    banner: str | None = None,
+    notice: Notice | None = None,
+) -> MenuView:
+    """The booking code pad: the code's 32 characters, delete, OK (with 8 typed), cancel."""
+    width, height = size
+    words = WORDS[lang]
+    header_h = max(100, height // 14)
+    keys = BOOKING_CODE_ALPHABET
+    rows = math.ceil(len(keys) / PAD_COLUMNS)
+    key_w = (width - GAP * (PAD_COLUMNS + 1)) // PAD_COLUMNS
+    key_h = min(key_w, (height - header_h - 4 * GAP) // (rows + 3))
+    top = header_h + GAP + key_h + GAP  # a row for the typed code
+    tiles = [
+        Tile(
+            f"pad:{char}",
+            (GAP + (i % PAD_COLUMNS) * (key_w + GAP), top + (i // PAD_COLUMNS) * (key_h + GAP),
+             key_w, key_h),
+            char,
+            enabled=len(typed) < 8,
+        )
+        for i, char in enumerate(keys)
+    ]  # fmt: skip
+    y = top + rows * (key_h + GAP)
+    third = (width - 4 * GAP) // 3
+    tiles += [
+        Tile("pad:close", (GAP, y, third, key_h), words["pad_close"]),
+        Tile("pad:del", (2 * GAP + third, y, third, key_h), words["pad_del"], enabled=bool(typed)),
+        Tile("pad:ok", (3 * GAP + 2 * third, y, third, key_h), words["pad_ok"], len(typed) == 8),
+    ]
+    return MenuView(
+        size=size,
+        title=site.site.name,
+        subtitle=words["pad_title"],
+        tiles=tuple(tiles),
+        header_height=header_h,
+        banner=banner,
+        notice=notice,
+        lang=lang,
+        extra={"pad": typed, "pad_y": header_h + GAP, "pad_h": key_h},
+    )
+
+
 def tile_at(view: MenuView, pos: tuple[int, int]) -> Tile | None:
     """The selectable tile under a tap, or None (nothing there, or shown as unavailable)."""
     if view.notice is not None:
@@ -293,6 +365,8 @@ class TouchMenu:
         self._printed_shown = False  # a 'take your ticket' notice is up: its end ends a visit
         self._on_choose: Callable[[str], Any] | None = None
         self._on_priority: Callable[[str], Any] | None = None
+        self._on_check_in: Callable[[str], Any] | None = None
+        self._pad: str | None = None  # the booking code pad is open, with this typed
         self._lock = threading.Lock()
         self._states: dict[str, ServiceState] = {}
         self._notice: Notice | None = None
@@ -321,6 +395,11 @@ class TouchMenu:
     def on_choose(self, callback: Callable[[str], Any]) -> None:
         """Call `callback(service_code)` when a citizen taps an open service."""
         self._on_choose = callback
+
+    def on_check_in(self, callback: Callable[[str], Any]) -> None:
+        """Call `callback(code)` when a citizen types a booking code and taps OK (the menu
+        then shows the check-in button)."""
+        self._on_check_in = callback
 
     def on_priority(self, callback: Callable[[str], Any]) -> None:
         """Call `callback(category)` when a priority category is tapped."""
@@ -383,6 +462,8 @@ class TouchMenu:
                 else self._banner,
                 notice=self._notice,
                 languages=self.site.site.languages,
+                check_in=self._on_check_in is not None,
+                pad=self._pad,
             )
 
     def font(self, size: int, bold: bool = False) -> Any:
@@ -402,8 +483,8 @@ class TouchMenu:
         width, height = view.size
         surface.fill(COLOURS["background"])
         pg.draw.rect(surface, COLOURS["header"], (0, 0, width, view.header_height))
-        lang_tile = next((t for t in view.tiles if t.key.startswith("lang:")), None)
-        title_w = (lang_tile.rect[0] if lang_tile else width) - 4 * GAP
+        in_header = [t.rect[0] for t in view.tiles if t.key.startswith(("lang:", "checkin"))]
+        title_w = min(in_header, default=width) - 4 * GAP
         self._text(
             view.title,
             (GAP * 2, GAP),
@@ -422,18 +503,31 @@ class TouchMenu:
         )
         for tile in view.tiles:
             self._tile(tile)
-        self._hint(view)
-        label_y = view.extra["priority_y"]
-        self._text(
-            view.extra["priority_label"],
-            (GAP, label_y + view.extra["priority_h"] // 2 - 16),
-            width // 6 - GAP,
-            size=26,
-            bold=True,
-            colour=COLOURS["tile_text"],
-        )
+        if "pad" in view.extra:  # the booking code pad: the code typed so far, large
+            typed = " ".join(view.extra["pad"].ljust(8, "_"))
+            self._text(
+                typed,
+                (GAP, view.extra["pad_y"]),
+                width - 2 * GAP,
+                size=max(32, min(96, view.extra["pad_h"] - 16)),
+                bold=True,
+                colour=COLOURS["tile_text"],
+                centre=True,
+                record="pad",
+            )
+        else:
+            self._hint(view)
+            label_y = view.extra["priority_y"]
+            self._text(
+                view.extra["priority_label"],
+                (GAP, label_y + view.extra["priority_h"] // 2 - 16),
+                width // 6 - GAP,
+                size=26,
+                bold=True,
+                colour=COLOURS["tile_text"],
+            )
         if view.banner:
-            banner_h = view.extra["banner_h"]
+            banner_h = view.extra.get("banner_h", max(50, height // 32))
             pg.draw.rect(surface, COLOURS["banner"], (0, height - banner_h, width, banner_h))
             self._text(
                 view.banner,
@@ -457,7 +551,7 @@ class TouchMenu:
         border = COLOURS["tile_border"] if tile.enabled else COLOURS["closed_text"]
         pg.draw.rect(surface, border, tile.rect, width=3, border_radius=14)
         text_colour = COLOURS["tile_text"] if tile.enabled else COLOURS["closed_text"]
-        if tile.key.startswith(("priority:", "page:", "lang:")):
+        if tile.key.startswith(("priority:", "page:", "lang:", "pad:", "checkin")):
             size = self._fitting(tile.title, w - 16, max(22, min(32, h // 3)), True)
             top = y + (h - self.font(size, True).get_linesize()) // 2
             self._text(
@@ -612,7 +706,9 @@ class TouchMenu:
         tile = tile_at(view, pos)
         if tile is None:
             return None
-        if tile.key.startswith("lang:"):
+        if tile.key == "checkin" or tile.key.startswith("pad:"):
+            self._pad_tap(tile.key)
+        elif tile.key.startswith("lang:"):
             with self._lock:
                 self.lang = tile.key.split(":", 1)[1]
         elif tile.key.startswith("page:"):
@@ -624,6 +720,24 @@ class TouchMenu:
         elif self._on_choose is not None:
             self._on_choose(tile.key)
         return tile
+
+    def _pad_tap(self, key: str) -> None:
+        """The check-in button and the code pad's keys."""
+        code = None
+        with self._lock:
+            typed = self._pad or ""
+            if key == "checkin":
+                self._pad = ""
+            elif key == "pad:close":
+                self._pad = None
+            elif key == "pad:del":
+                self._pad = typed[:-1]
+            elif key == "pad:ok":
+                code, self._pad = typed, None
+            elif len(typed) < 8:
+                self._pad = typed + key.split(":", 1)[1]
+        if code is not None and self._on_check_in is not None:
+            self._on_check_in(code)
 
     def handle(self, event: Any) -> bool:
         """Process one pygame event; False when the window was closed."""

@@ -53,6 +53,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "id": "Layanan prioritas: {category}. Silakan pilih layanan.",
         "en": "Priority service: {category}. Please choose your service.",
     },
+    "not_a_code": {
+        "id": "Kode tidak dikenali. Pindai QR reservasi Anda atau ketik kodenya (8 huruf/angka).",
+        "en": "Code not recognised. Scan your booking's QR or type its code (8 characters).",
+    },
+    "reprint": {
+        "id": "Nomor {number} tercatat, tetapi tiket gagal dicetak. Pindai kode reservasi lagi "
+        "untuk mencetak ulang, atau hubungi petugas.",
+        "en": "Number {number} is in the queue, but the ticket could not be printed. Scan your "
+        "booking code again to reprint it, or ask the staff.",
+    },
     "error": {
         "id": "Terjadi gangguan. Tiket tidak dicetak. Silakan hubungi petugas.",
         "en": "Something went wrong. No ticket was printed. Please ask the staff.",

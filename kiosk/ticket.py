@@ -31,6 +31,8 @@ LABELS: dict[str, dict[str, str]] = {
         "time_class": "Waktu layanan",
         "cost": "Biaya",
         "scan": "Pindai untuk memantau antrian Anda",
+        "booking": "RESERVASI",
+        "code": "Kode",
     },
     "en": {
         "number": "QUEUE NUMBER",
@@ -40,6 +42,8 @@ LABELS: dict[str, dict[str, str]] = {
         "time_class": "Service time",
         "cost": "Cost",
         "scan": "Scan to follow your place in the queue",
+        "booking": "BOOKING",
+        "code": "Code",
     },
 }
 
@@ -106,8 +110,12 @@ Block = Text | Field | Number | Qr | Logo | Rule | Feed | Cut
 
 
 def ticket_url(site: Site, token: str) -> str:
-    """The citizen's ticket page on the hub, as the QR code carries it (token only, no names)."""
-    return f"{site.site.public_url.rstrip('/')}/t/{urllib.parse.quote(token, safe='')}"
+    """The citizen's ticket page, as the QR code carries it (token only, no names): on the
+    region's public address when the site has one (phones on mobile data reach it; the site
+    server stays on its LAN), else on the site's web app."""
+    base = site.region.public_url if site.region and site.region.public_url else None
+    base = base or site.site.public_url
+    return f"{base.rstrip('/')}/t/{urllib.parse.quote(token, safe='')}"
 
 
 def logo_path(site: Site) -> Path | None:
@@ -149,6 +157,8 @@ def ticket_layout(site: Site, ticket: TicketInfo, lang: str = "id") -> list[Bloc
     if ticket.priority:
         category = priority_text(ticket.priority, lang)
         blocks.append(Text(f"{words['priority']}: {category}", bold=True))
+    if ticket.booking:  # an ordinary ticket of the queue, marked as a checked-in reservation
+        blocks.append(Text(f"{words['booking']} · {words['code']} {ticket.booking}", bold=True))
     blocks += [
         Feed(),
         Text(f"{date_text(issued, lang)}  {issued:%H:%M} {issued.tzname() or ''}".rstrip()),

@@ -110,7 +110,7 @@ ROLE_SANDBOX = {
 # visible there): the index has no lgpio wheel for Trixie's Python 3.13, and Debian's pygame
 # uses the system SDL with the console (kmsdrm) driver.
 ROLE_PACKAGES = {
-    "kiosk": ("python3-lgpio", "libusb-1.0-0", "fonts-dejavu-core"),
+    "kiosk": ("python3-lgpio", "python3-evdev", "libusb-1.0-0", "fonts-dejavu-core"),
     "caller": ("python3-lgpio",),
     "display": ("python3-pygame", "espeak-ng", "fonts-dejavu-core"),
     "hub": (),

@@ -74,7 +74,7 @@ class Target:
 
 
 # Raspberry Pi OS (64-bit): Trixie has Python 3.13 and glibc 2.41, Bookworm 3.11 and 2.36.
-PI_SYSTEM = frozenset({"pygame"})
+PI_SYSTEM = frozenset({"pygame", "evdev"})
 TARGETS: dict[str, Target] = {
     "trixie": Target("3.13", "aarch64", (2, 41), PI_SYSTEM),
     "bookworm": Target("3.11", "aarch64", (2, 36), PI_SYSTEM),

@@ -26,7 +26,8 @@ def test_a_pi_role_gets_its_extra_only(software: Software, role: str) -> None:
     pi = role_requirements(software.package, role, TARGETS["trixie"])
     assert names(pi) == ROLE_PROJECTS[role]  # pygame: Debian's on a Pi
     here = names(role_requirements(software.package, role, this_machine()))
-    assert here - names(pi) == ({"pygame"} if role in ("kiosk", "display") else set())
+    debian = {"kiosk": {"pygame", "evdev"}, "display": {"pygame"}}  # Debian's on a Pi
+    assert here - names(pi) == debian.get(role, set())
     assert not here & {"amqtt", "cryptography", "pyyaml", "pytest", "mpp-antrian"}
 
 
