@@ -368,7 +368,6 @@ class Bus:
             filters[topic_filter] = max(qos, filters.get(topic_filter, 0))
         if filters:
             client.subscribe([(f, q) for f, q in filters.items()])
-        self._connected.set()
         self._connects += 1
         if self.presence:
             self.publish(self.topics.status(self.device), self._status(online=True), retain=True)
@@ -376,8 +375,11 @@ class Bus:
             "connected to broker",
             extra={"device": self.device, "broker": f"{self.host}:{self.port}"},
         )
+        # The listeners first: whoever waited for the connection (start(wait=...)) then finds
+        # what they handed over (a kiosk's "connected" step) ahead of anything it does next.
         for listener in self._listeners:
             listener(True)
+        self._connected.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         was = self._connected.is_set()
