@@ -21,6 +21,7 @@ from broker_config.acl import (
 from protocol.messages import COMMANDS
 from protocol.topics import COMMAND_ROLES, TOPIC, TOPICS, Topics
 from tests.broker_config.conftest import Probe, SiteBroker
+from tests.timing import wait_until
 
 # One device of each role takes part; a second device of the same role is the "other".
 SUBJECTS = {"kiosk-1": "kiosk", "caller-03": "caller", "tv-lobby-1": "display", HUB: HUB}
@@ -251,11 +252,7 @@ def test_retained_alert_reaches_monitor_not_display(
     for probe in (display, monitor):
         assert probe.connect()
         probe.subscribe(t.all_of("alert"))
-    deadline = time.monotonic() + 5
-    seen: list = []
-    while not seen and time.monotonic() < deadline:
-        seen = monitor.drain()
-        time.sleep(0.02)
+    seen = wait_until(monitor.drain, 5)
     assert seen and seen[0][2], "the monitor should get the retained alert"
     time.sleep(0.3)
     assert display.drain() == []
@@ -288,8 +285,5 @@ def test_a_will_on_another_devices_topic_is_never_delivered(
         reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
     )
     honest.client.loop_stop()
-    deadline, seen = time.monotonic() + 5, []
-    while not seen and time.monotonic() < deadline:
-        seen += [m for m in monitor.drain() if m[0] == t.status("caller-04")]
-        time.sleep(0.02)
+    seen = wait_until(lambda: [m for m in monitor.drain() if m[0] == t.status("caller-04")], 5)
     assert seen == [(t.status("caller-04"), b'{"online":false}', False)]

@@ -33,14 +33,13 @@ from protocol.brokers import Mosquitto
 from protocol.topics import Topics
 from tests.broker_config.conftest import Probe, SiteBroker, start_site_broker
 from tests.conftest import EXAMPLE, make_site
+from tests.timing import wait_until
 
 
 def test_broker_starts_and_reloads_without_error_or_warning(site_broker_running) -> None:
     sb: SiteBroker = site_broker_running
     sb.broker.reload()
-    deadline = time.monotonic() + 5
-    while "Reloading config" not in sb.broker.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "Reloading config" in sb.broker.log(), 5)
     log = sb.broker.log()
     assert "mosquitto version 2.0" in log and "running" in log and "Reloading config" in log
     assert trouble(log) == [], log
@@ -155,9 +154,7 @@ def test_bridge_carries_up_out_and_down_in_and_nothing_else(broker_dir: Path, pr
             probes += [hub, caller]
             assert hub.connect() and caller.connect()
             hub.subscribe(t.ack())
-            deadline = time.monotonic() + 10
-            while "bridge" not in sb.broker.log().lower() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: "bridge" in sb.broker.log().lower(), 10)
             time.sleep(0.3)  # the bridge's subscription to down/ at the region
             batch = json.dumps({"v": 1, "after": 0}).encode()
             hub.client.publish(t.events(), batch, qos=1).wait_for_publish(5)
@@ -165,14 +162,10 @@ def test_bridge_carries_up_out_and_down_in_and_nothing_else(broker_dir: Path, pr
             hub.client.publish(t.counter_state(3), state, qos=1, retain=True).wait_for_publish(5)
             caller.client.publish(t.command("caller-03", "next"), b"{}", qos=1).wait_for_publish(5)
             hub.client.publish(t.reply("caller-03"), b"{}", qos=1).wait_for_publish(5)
-            while remote.events() not in dict(received) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: remote.events() in dict(received), 10)
             ack = json.dumps({"v": 1, "acked": 1}).encode()
             watcher.publish(remote.ack(), ack, qos=1).wait_for_publish(5)
-            came_in = []
-            while not came_in and time.monotonic() < deadline:
-                came_in = [p for topic, p, _ in hub.drain() if topic == t.ack()]
-                time.sleep(0.05)
+            came_in = wait_until(lambda: [p for topic, p, _ in hub.drain() if topic == t.ack()], 10)
             time.sleep(0.3)
             watcher.loop_stop()
             watcher.disconnect()
