@@ -19,6 +19,7 @@ from protocol import messages as m
 from protocol.brokers import Mosquitto
 from protocol.errors import BrokerUnavailable, CommandRejected, RequestTimeout
 from protocol.mqtt import Bus, Incoming
+from tests.timing import wait_until
 
 SITE = "bus-test"
 
@@ -143,9 +144,7 @@ def test_no_broker_fails_at_once_and_sends_nothing_later(
     buses.append(kiosk)
     assert kiosk.start(wait=5)
     own_broker.stop()
-    deadline = time.monotonic() + 5
-    while kiosk.connected and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: not kiosk.connected, 5)
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable):
         kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=3)
