@@ -137,9 +137,7 @@ def test_an_error_from_the_broker_connection_does_not_stop_the_queue(
 
     hub.bus.poll = failing_once  # type: ignore[method-assign]
     hub.bus.wake()  # the worker leaves the poll it is in and calls the failing one
-    deadline = time.monotonic() + 5
-    while "broker connection poll failed" not in caplog.text and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: "broker connection poll failed" in caplog.text, 5)
     assert not faults and "broker connection poll failed" in caplog.text
     reply = kiosk.request(m.IssueTicket(device="kiosk-1", service="ktp"), timeout=5)
     assert reply["ticket"]["number"] == "A001"
@@ -183,9 +181,7 @@ def test_a_worker_that_stops_is_reported_and_nothing_waits_for_it(hub: HubServic
     kiosk.publish(
         kiosk.topics.command("kiosk-1", "issue"), m.IssueTicket(device="kiosk-1", service="ktp")
     )
-    deadline = time.monotonic() + 5
-    while hub.failed is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: hub.failed is not None, 5)
     assert hub.failed is not None and "unforeseen bug" in hub.failed
     assert not hub.alive()  # the watchdog pings stop; `mpp hub` exits (systemd restarts it)
     started = time.monotonic()
@@ -633,9 +629,7 @@ def test_zone_sound_is_retained_for_every_zone_and_kept_across_restarts(
 def test_the_wal_is_checkpointed_off_the_command_path(hub: HubService, site: Site) -> None:
     for _ in range(60):
         assert hub.submit(m.IssueTicket(device="hub", service="ktp")).ok
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and hub.store.commits_since_checkpoint:
-        time.sleep(0.02)
+    wait_until(lambda: not hub.store.commits_since_checkpoint, 5)
     assert hub.store.commits_since_checkpoint == 0  # the checkpoint thread took them
     time.sleep(0.2)
     with sqlite3.connect(f"file:{site.hub.database}?mode=ro", uri=True) as conn:
