@@ -62,26 +62,36 @@ fi
 echo "root says: $(in_root "$BASE" uname -m), $(in_root "$BASE" python3 --version)"
 
 IMAGE="$WORK/image-$SUITE"
-if [ ! -f "$IMAGE/.mpp-image-done" ]; then
-    step "the image: ${IMAGE_PACKAGES[*]} and a python3-lgpio stand-in (network on)"
+if [ ! -f "$IMAGE/.mpp-apt-done" ]; then
+    step "the image: ${IMAGE_PACKAGES[*]} (network on)"
     rm -rf "$IMAGE"
     cp -a "$BASE" "$IMAGE"
     cp /etc/resolv.conf "$IMAGE/etc/resolv.conf"
     in_root "$IMAGE" apt-get update -qq
     in_root "$IMAGE" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${IMAGE_PACKAGES[@]}" "${BUILD_PACKAGES[@]}" >"$WORK/image-apt.log"
+        "${IMAGE_PACKAGES[@]}" "${BUILD_PACKAGES[@]}" >"$WORK/image-apt.log" 2>&1
+    touch "$IMAGE/.mpp-apt-done"
+fi
+if [ ! -f "$IMAGE/.mpp-image-done" ]; then
+    step "the image: a python3-lgpio stand-in built from PyPI's lgpio 0.2.2.0 sources"
+    rm -rf "$IMAGE/tmp/lgpio"
     "$HERE/.venv/bin/python" -m pip download -q --no-deps --no-binary :all: lgpio==0.2.2.0 -d "$IMAGE/tmp/lgpio"
+    # The sources hold the C library (liblgpio, Raspberry Pi OS's liblgpio1) and the SWIG
+    # binding that links to it: both go into the package, where Raspberry Pi OS has them.
     in_root "$IMAGE" bash -ec '
         cd /tmp/lgpio && tar xzf lgpio-0.2.2.0.tar.gz && cd lgpio-0.2.2.0
-        python3 setup.py -q build_ext --inplace >/dev/null 2>&1
+        lib=/usr/lib/aarch64-linux-gnu
+        gcc -shared -fPIC -O2 -Isrc -o liblgpio.so.1 $(ls src/*.c | grep -v rgpiod) -lpthread -lrt -Wl,-soname,liblgpio.so.1
+        python3 setup.py -q build_ext --inplace -L. >/tmp/lgpio/build.log 2>&1 || { cat /tmp/lgpio/build.log; exit 1; }
         pkg=/tmp/python3-lgpio; dist=$pkg/usr/lib/python3/dist-packages
-        mkdir -p $pkg/DEBIAN $dist
+        mkdir -p $pkg/DEBIAN $dist $pkg$lib
         cp lgpio.py _lgpio*.so $dist/
+        cp liblgpio.so.1 $pkg$lib/ && ln -s liblgpio.so.1 $pkg$lib/liblgpio.so
         printf "Package: python3-lgpio\nVersion: 0.2.2.0-0mpp1\nArchitecture: arm64\nMaintainer: MPP arm64 check <root@localhost>\nDepends: python3\nDescription: lgpio for Python 3 (stand-in built by provisioning/arm64_check.sh)\n" > $pkg/DEBIAN/control
         dpkg-deb --build --root-owner-group $pkg /tmp/python3-lgpio.deb >/dev/null
         dpkg -i /tmp/python3-lgpio.deb >/dev/null
         python3 -c "import lgpio; print(\"python3-lgpio stand-in:\", lgpio.__file__)"'
-    in_root "$IMAGE" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --auto-remove "${BUILD_PACKAGES[@]}" >>"$WORK/image-apt.log"
+    in_root "$IMAGE" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --auto-remove "${BUILD_PACKAGES[@]}" >>"$WORK/image-apt.log" 2>&1
     rm -rf "$IMAGE/tmp/lgpio" "$IMAGE/tmp/python3-lgpio" "$IMAGE/tmp/python3-lgpio.deb"
     touch "$IMAGE/.mpp-image-done"
 fi
