@@ -13,10 +13,8 @@ already committed (a clock behind its own records is certainly wrong).
 from __future__ import annotations
 
 import ctypes
-import logging
+import functools
 from collections.abc import Callable
-
-log = logging.getLogger("mpp.hub")
 
 _STA_UNSYNC = 0x0040
 _MAX_ERROR_US = 16_000_000  # the kernel's NTP_PHASE_LIMIT: beyond it the clock is unsynchronised
@@ -54,16 +52,20 @@ class _Timex(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library the interpreter itself links, once: no ctypes.util.find_library, which
+    runs `ldconfig -p` in a new process each time (the hub asks on every issue)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def ntp_synchronized() -> bool | None:
     """True when the kernel says an NTP client (systemd-timesyncd, chrony, ntpd) keeps the
     clock synchronised: what `timedatectl show -p NTPSynchronized` reports, read directly
     (adjtimex(2), read-only) so it needs neither D-Bus nor systemd. None: cannot be known here."""
     try:
-        # The C library the interpreter itself links: no ctypes.util.find_library, which
-        # runs `ldconfig -p` in a new process each time (the hub asks on every issue).
-        libc = ctypes.CDLL(None, use_errno=True)
         timex = _Timex()  # modes = 0: only read
-        if libc.adjtimex(ctypes.byref(timex)) < 0:
+        if _libc().adjtimex(ctypes.byref(timex)) < 0:
             return None
     except (OSError, AttributeError):
         return None
