@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from broker_config.local import trouble
 from protocol.mqtt import Bus
 from provisioning.cli import main
 from tests.provisioning.conftest import Provisioned, provision
+from tests.timing import wait_until
 
 
 def device_bus(p: Provisioned, device: str, password: str | None = None) -> Bus:
@@ -50,10 +49,9 @@ def test_revoked_device_is_refused_by_the_real_broker(provisioned: Provisioned) 
         assert "broker files rewritten" in result.output
         assert "caller-05:" not in (provisioned.broker_dir / "passwd").read_text()
         provisioned.reload()
-        deadline = time.monotonic() + 5
-        while not lost and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert lost, "the revoked device's open session should be closed at reload"
+        assert wait_until(lambda: lost, 5), (
+            "the revoked device's open session should be closed at reload"
+        )
     finally:
         connected.stop()
     again = device_bus(provisioned, "caller-05", password=old_password)
@@ -125,10 +123,8 @@ def test_the_broker_logs_a_publish_its_acl_refuses(provisioned: Provisioned) -> 
         forbidden = caller.topics.command("caller-03", "issue")
         caller.publish(forbidden, b"{}", qos=1)
         assert provisioned.broker is not None
-        deadline = time.monotonic() + 5
-        while "Denied PUBLISH from caller-03" not in provisioned.broker.log():
-            assert time.monotonic() < deadline, provisioned.broker.log()[-2000:]
-            time.sleep(0.05)
+        denied_in_log = lambda: "Denied PUBLISH from caller-03" in provisioned.broker.log()  # noqa: E731
+        assert wait_until(denied_in_log, 5), provisioned.broker.log()[-2000:]
     finally:
         caller.stop()
     denied = [x for x in provisioned.broker.log().splitlines() if "Denied PUBLISH" in x]

@@ -16,6 +16,7 @@ from protocol.mqtt import Bus
 from provisioning.fleet import Connection, FleetEntry, FleetWatcher, down, render_table
 from tests.conftest import ROOT
 from tests.provisioning.conftest import Provisioned
+from tests.timing import wait_until
 
 
 def watcher_for(p: Provisioned, **kwargs) -> FleetWatcher:
@@ -56,13 +57,12 @@ def device_process(provisioned: Provisioned) -> Iterator:
 
 
 def wait_for(watcher: FleetWatcher, device: str, online: bool, limit: float = 10) -> FleetEntry:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        entry = next(e for e in watcher.entries() if e.device == device)
-        if entry.online is online:
-            return entry
-        time.sleep(0.05)
-    pytest.fail(f"{device} never became online={online}")
+    def entry() -> FleetEntry:
+        return next(e for e in watcher.entries() if e.device == device)
+
+    if not wait_until(lambda: entry().online is online, limit, step=0.05):
+        pytest.fail(f"{device} never became online={online}")
+    return entry()
 
 
 def test_device_goes_offline_when_its_last_will_fires(
