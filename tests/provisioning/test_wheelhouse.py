@@ -44,3 +44,16 @@ def test_targets_ask_pip_for_the_right_wheels() -> None:
     args = bookworm.pip_args()
     assert args[args.index("--abi") + 1] == "cp311"
     assert args[args.index("--python-version") + 1] == "3.11"
+
+
+def test_a_directory_of_wheels_is_enough(software: Software, here, tmp_path) -> None:
+    """--wheelhouse DIR: resolved from that directory alone, with no index at all."""
+    software.for_role("caller", (here,))  # the session's pool holds the caller's wheels now
+    offline = Software(software.package, tmp_path / "pool", source=software.pool)
+    house = offline.for_role("caller", (here,))
+    names = {w.name.split("-")[0].lower() for w in house.wheels}
+    assert {"mpp_antrian", "gpiozero", "rplcd", "smbus2", "pip"} <= names
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(Exception, match=r"no \.whl files"):
+        Software(software.package, tmp_path / "pool2", source=empty)
