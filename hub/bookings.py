@@ -25,6 +25,7 @@ from hub.rules import ACTIVE, Queue, Refused, Ticket
 from hub.store import Store
 from hub.survey import record_for_ticket
 from protocol import messages as m
+from protocol.funnel import FunnelRow, merge
 from protocol.site import Site, TextList, parse_hhmm
 from protocol.texts import cost_text, date_text
 
@@ -299,3 +300,25 @@ def booking_offer(site: Site) -> m.BookingOffer:
         retention_days=rules.retention_days,
         services=services,
     )
+
+
+def funnel(conn: sqlite3.Connection, first: str, last: str) -> list[FunnelRow]:
+    """The site's booking report for days `first`..`last` (YYYY-MM-DD): per day and service,
+    booked -> checked in -> called -> served, no-shows, and the walk-ins beside them."""
+    booked = conn.execute(
+        "SELECT '', b.day, b.service, count(*), count(b.ticket), "
+        "count(t.first_called_at), coalesce(sum(t.status = 'done'), 0), "
+        "coalesce(sum(b.status = 'expired'), 0) "
+        "FROM bookings b LEFT JOIN tickets t ON t.id = b.ticket "
+        "WHERE b.status != 'cancelled' AND b.day BETWEEN ? AND ? GROUP BY b.day, b.service",
+        (first, last),
+    ).fetchall()
+    walk_ins = conn.execute(
+        "SELECT '', day, issued_service, count(*), count(first_called_at), "
+        "coalesce(sum(status = 'done'), 0) FROM tickets WHERE booking IS NULL "
+        "AND status != 'voided' AND day BETWEEN ? AND ? "
+        "AND (day, issued_service) IN (SELECT day, service FROM bookings) "
+        "GROUP BY day, issued_service",
+        (first, last),
+    ).fetchall()
+    return merge((tuple(r) for r in booked), (tuple(r) for r in walk_ins))

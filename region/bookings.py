@@ -29,6 +29,7 @@ from psycopg import errors as pg_errors
 
 from protocol import messages as m
 from protocol.errors import MppError
+from protocol.funnel import FunnelRow, merge
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS booking_offers (
@@ -368,3 +369,31 @@ def prune(conn: psycopg.Connection, now: float, tz: str) -> int:
                 "DELETE FROM booking_seats WHERE site = %s AND day < %s", (site, keep_from)
             )
     return deleted
+
+
+def funnel(
+    conn: psycopg.Connection, first: date, last: date, site: str | None = None
+) -> list[FunnelRow]:
+    """The region's booking report: per site, day and service, booked -> checked in ->
+    called -> served, no-shows, and the walk-ins beside them (tickets without a booking)."""
+    args = {"first": first, "last": last, "site": site}
+    booked = conn.execute(
+        "SELECT b.site, b.day::text, b.service, count(*), count(b.ticket), "
+        "count(t.first_called_at), count(*) FILTER (WHERE t.status = 'done'), "
+        "count(*) FILTER (WHERE b.status = 'expired') "
+        "FROM bookings b LEFT JOIN tickets t ON t.site = b.site AND t.id = b.ticket "
+        "WHERE b.status != 'cancelled' AND b.day BETWEEN %(first)s AND %(last)s "
+        "AND (%(site)s::text IS NULL OR b.site = %(site)s) GROUP BY b.site, b.day, b.service",
+        args,
+    ).fetchall()
+    walk_ins = conn.execute(
+        "SELECT t.site, t.day::text, t.issued_service, count(*), count(t.first_called_at), "
+        "count(*) FILTER (WHERE t.status = 'done') FROM tickets t "
+        "WHERE t.day BETWEEN %(first)s AND %(last)s AND t.status != 'voided' "
+        "AND (%(site)s::text IS NULL OR t.site = %(site)s) "
+        "AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.site = t.site AND b.ticket = t.id) "
+        "AND (t.site, t.day, t.issued_service) IN (SELECT site, day, service FROM bookings) "
+        "GROUP BY t.site, t.day, t.issued_service",
+        args,
+    ).fetchall()
+    return merge(booked, walk_ins)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
 
+from hub import bookings
 from hub import reports as r
 from hub.web import base
 from hub.web.charts import bar_chart, heatmap
@@ -76,8 +78,18 @@ def index() -> Any:
     )
     hours = heatmap(report.heatmap, [d[:3] for d in DAYS[base.lang()]], title=base.t("rep.heatmap"))
     presets = {p: r.Period.of(p, _today()) for p in r.BUCKETS}
+    try:
+        booked = bookings.funnel(base.db(), str(period.start), str(period.end))
+    except sqlite3.OperationalError:  # a database no hub with bookings has opened yet
+        booked = []
     return render_template(
         "reports.html",
+        funnel=booked,
+        service_name=lambda code: (
+            base.site().services[code].name.get(base.lang())
+            if code in base.site().services
+            else code
+        ),
         report=report,
         error=error,
         chart=chart,

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, g, render_template, request
 
 from protocol.ikm import ELEMENTS
-from region import queries
+from region import bookings, queries
 from region.web import base
 from region.web.charts import bars
 from region.web.security import requires
@@ -43,9 +43,17 @@ def index() -> Any:
         [(f.label, f.wait_mean_s / 60 if f.wait_mean_s is not None else None) for f in rep.rows],
         title=base.t("chart.wait"),
     )
+    with base.db() as conn:
+        names = dict(conn.execute("SELECT site, name FROM sites").fetchall())
+        services = {
+            (site, code): spec["name"].get(g.lang) or spec["name"]["id"]
+            for site, specs in conn.execute("SELECT site, services FROM sites").fetchall()
+            for code, spec in specs.items()
+        }
+        booked = bookings.funnel(conn, period.start, period.end, _site())
     return render_template(
         "reports.html", rep=rep, chart=chart, sites=_sites(), minutes=base.minutes,
-        groups=queries.GROUPS,
+        groups=queries.GROUPS, funnel=booked, site_names=names, service_names=services,
     )  # fmt: skip
 
 

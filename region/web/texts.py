@@ -185,6 +185,20 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Reservasi ini tidak dapat dibatalkan lagi.",
         "This booking can no longer be cancelled.",
     ),
+    "funnel.title": (
+        "Reservasi: dipesan → check-in → dipanggil → dilayani",
+        "Bookings: booked → checked in → called → served",
+    ),
+    "funnel.note": (
+        "Per hari dan layanan; pengunjung tanpa reservasi (walk-in) di sampingnya.",
+        "Per day and service; walk-ins (no booking) beside them.",
+    ),
+    "funnel.day": ("Tanggal", "Day"),
+    "funnel.booked": ("Dipesan", "Booked"),
+    "funnel.checked_in": ("Check-in", "Checked in"),
+    "funnel.called": ("Dipanggil", "Called"),
+    "funnel.walk_ins": ("Walk-in", "Walk-ins"),
+    "funnel.walk_ins_served": ("Walk-in dilayani", "Walk-ins served"),
     "book.cancel.started": (
         "Sesi sudah dimulai; reservasi tidak dapat dibatalkan lagi.",
         "The session has started; the booking can no longer be cancelled.",

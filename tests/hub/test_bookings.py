@@ -253,3 +253,26 @@ def test_a_survey_answered_on_the_region_is_recorded_once_by_the_hub(hub, region
     assert rows(hub, "SELECT ticket, u1, u6 FROM survey_responses") == [(issued.id, 4, 2)]
     results = [r[0] for r in rows(hub, "SELECT result FROM region_messages ORDER BY id")]
     assert results == ["refused: unknown ticket", "recorded", "refused: already_answered"]
+
+
+def test_the_sites_report_counts_booked_checked_in_called_served_and_walk_ins(
+    hub, region, booking_site, clock
+):
+    region.send(booking_site, 0, [booked("AAAA2222"), booked("BBBB3333"), booked("CCCC4444")])
+    region.send(booking_site, 3, [m.BookingCancelled(code="CCCC4444")])
+    hub.submit(m.IssueTicket(device="hub", service="ktp"))  # a walk-in, A001
+    assert check_in(hub, "AAAA2222").ok  # A002
+    hub.submit(m.OpenCounter(device="hub", counter=1, officer="Siti"))
+    hub.submit(m.CallNext(device="hub", counter=1))  # A001
+    hub.submit(m.CallNext(device="hub", counter=1))  # A001 served, A002 called
+    hub.submit(m.Finish(device="hub", counter=1))
+    clock.now = T0 + 26 * 60  # BBBB3333 never came: a no-show at the next tick
+    assert wait_until(lambda: bookings_of(hub)["BBBB3333"][0] == "expired", 15)
+    conn = sqlite3.connect(f"file:{hub.database}?mode=ro", uri=True)
+    try:
+        [row] = bookings.funnel(conn, MONDAY, MONDAY)
+    finally:
+        conn.close()
+    assert (row.day, row.service) == (MONDAY, "ktp")
+    assert (row.booked, row.checked_in, row.called, row.served, row.no_shows) == (2, 1, 1, 1, 1)
+    assert (row.walk_ins, row.walk_ins_called, row.walk_ins_served) == (1, 1, 1)

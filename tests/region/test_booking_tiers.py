@@ -159,6 +159,12 @@ def test_book_check_in_with_the_wan_cut_follow_and_answer_the_survey(rig: Region
             ),
             30,
         )
+        # The region's report: booked -> checked in -> called -> served.
+        today = datetime.now(ZoneInfo(TZ)).date()
+        with connect(rig.dsn, autocommit=True) as conn:
+            [row] = bk.funnel(conn, today, today)
+        counts = (row.booked, row.checked_in, row.called, row.served, row.walk_ins)
+        assert (row.site, row.service, counts) == ("bjb", "ktp", (1, 1, 1, 1, 0))
     finally:
         hub.stop()
         region.stop()

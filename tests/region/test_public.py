@@ -18,6 +18,7 @@ from region import downlink
 from region.config import parse_region
 from region.ingest import Ingestor, Received
 from region.web import create_app
+from region.web.accounts import Accounts
 from tests.region.events import CATALOG, T0, batches, issued
 from tests.region.test_bookings import offer
 from tests.region.test_ingest import catalog, received, topic
@@ -222,3 +223,19 @@ def test_the_site_catalog_travels_to_the_ticket_pages(region_conn):
     Ingestor(region_conn).ingest([Received(topic("bjb", "catalog"), m.encode(named))])
     names = region_conn.execute("SELECT counter_names FROM sites WHERE site = 'bjb'").fetchone()[0]
     assert names == {"3": {"id": "Loket Prioritas", "en": "Priority desk"}}
+
+
+def test_the_reports_page_shows_the_booking_funnel(client, clock):
+    clock[0] = T0 - 3 * 3600
+    path = "/reservasi/bjb/ktp/2026-12-07/08:00-10:00"
+    client.post(path, data={"csrf_token": csrf(client, path), "phone": "081234567890"})
+    pool = client.application.extensions["region"]["pool"]
+    Accounts(pool).add("sup", "Sup", "supervisor", "rahasia-panjang")
+    token = csrf(client, "/login")
+    login = {"username": "sup", "password": "rahasia-panjang", "csrf_token": token}
+    assert client.post("/login", data=login).status_code == 302
+    page = client.get("/reports?start=2026-12-07&end=2026-12-07").get_data(as_text=True)
+    table = page.split('id="funnel"', 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r'<td class="num">(\d+)</td>', table)
+    assert "MPP Banjarbaru" in table and "KTP-el" in table
+    assert cells == ["1", "0", "0", "0", "0", "2", "0"]  # booked 1; walk-ins A005, A006
