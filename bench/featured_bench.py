@@ -27,18 +27,19 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from bench.common import line, machine, site_text  # noqa: E402
 from bench.figures import figure  # noqa: E402
+from demo.webserver import WebServer  # noqa: E402
 from display.announcer import RecordingAnnouncer  # noqa: E402
 from display.app import DisplayApp, layout_factory  # noqa: E402
 from display.featured import FeaturedImages  # noqa: E402
 from display.renderer import Renderer  # noqa: E402
 from display.video import VideoPlan  # noqa: E402
 from hub.service import HubService  # noqa: E402
-from hub.web import create_app  # noqa: E402
-from hub.web.server import WebServer  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.brokers import Mosquitto, free_port  # noqa: E402
 from protocol.mqtt import Bus  # noqa: E402
 from protocol.site import parse_site  # noqa: E402
+from web.app import close_app, create_app  # noqa: E402
+from web.hub_link import HubLink  # noqa: E402
 
 PASSWORD = "bench-password-1"
 
@@ -64,6 +65,11 @@ def csrf(client, url: str) -> str:
     return page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
 
 
+def fields(client, url: str) -> dict[str, str]:
+    """A form's hidden fields: CSRF token and a request id (each form is applied once)."""
+    return {"csrf_token": csrf(client, url), "request_id": m.new_request_id()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
@@ -79,7 +85,9 @@ def main() -> None:
         )
         site = parse_site(text, str(ROOT / "examples" / "bench-site.toml"))
         hub = HubService(site, first_start=True).start()
-        app = create_app(hub)
+        link = HubLink(site, Bus.for_device(site, "web"))
+        app = create_app(site, link)
+        link.start(wait=10)
         app.extensions["mpp_users"].add("kepala", "Kepala MPP", "admin", PASSWORD)
         web = WebServer(app, "127.0.0.1", web_port).start()
         renderer = Renderer(
@@ -112,6 +120,7 @@ def main() -> None:
                     "/admin/featured",
                     data={
                         "csrf_token": token,
+                        "request_id": m.new_request_id(),
                         "zone": "entrance",
                         "caption_id": caption,
                         "image": (io.BytesIO(data), "produk.png"),
@@ -141,19 +150,21 @@ def main() -> None:
                 product = app.extensions["mpp_featured"].all("entrance")[0]
                 admin.post(
                     f"/admin/featured/{product.id}/remove",
-                    data={"csrf_token": csrf(admin, "/admin/featured")},
+                    data=fields(admin, "/admin/featured"),
                 )
                 tv.run(until=lambda: not tv.model.featured["entrance"].slides, timeout=10)
             for i in range(m.MAX_FEATURED_SLIDES):
                 app.extensions["mpp_featured"].add(
                     "entrance", photo(64, 48, i), f"Kerupuk, amplang dan kain sasirangan khas {i}"
                 )
-            full = hub.publish_featured()
+            full = app.extensions["mpp_featured_out"].publish(changed=True)
             entrance = next(s for s in full if s.zone == "entrance")
             payload = len(m.encode(entrance))
         finally:
             tv.close()
             web.stop()
+            close_app(app)
+            link.stop()
             hub.stop()
         print(
             f"images: {args.width}x{args.height} photo-like PNG, "

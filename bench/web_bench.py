@@ -1,258 +1,312 @@
-"""Web app figures through the real stack: Mosquitto, the hub, its web server, headless Chromium.
+"""The web process under a crowd of phones: the real `mpp hub` and `mpp web` processes on a real
+Mosquitto, with 0 / 1,000 / 2,000 citizens' ticket pages holding a live stream open.
 
-Prints: dashboard page load (server response time over HTTP, and in Chromium from navigation to
-the live stream connected), and ticket-page update latency (a caller box sends NEXT over MQTT ->
-the citizen's page in Chromium shows the new position), with and without other ticket pages
-holding live streams open.
+For each crowd size it prints: a kiosk's `issue` -> reply p99 (the hub must not notice the
+crowd: goal within 1.2x of the figure with no pages), `/healthz` p99 (goal < 100 ms), the web
+process's RSS, and a caller's NEXT -> the new "people ahead" arriving on an open ticket page's
+stream p99 (goal < 500 ms). Then 200 connections that send a request head slowly for 60 s
+while `/healthz` and a ticket page are timed beside them.
 
-    .venv/bin/python bench/web_bench.py [--loads 40] [--updates 30] [--listeners 100]
+Each page's stream comes from its own loopback address (127.0.x.y), as phones on the Wi-Fi do;
+one thread reads them all (selectors). Every loop is bounded.
+
+    .venv/bin/python bench/web_bench.py [--pages 0,1000,2000] [--issues 200] [--updates 40]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import os
-import platform
+import contextlib
+import json
 import re
-import statistics
+import selectors
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import pct, site_text  # noqa: E402
+from bench.common import line, machine, pct, site_text  # noqa: E402
 from bench.figures import figure  # noqa: E402
-from hub.service import HubService  # noqa: E402
-from hub.web import create_app  # noqa: E402
-from hub.web.server import WebServer  # noqa: E402
 from protocol import messages as m  # noqa: E402
-from protocol.brokers import Mosquitto  # noqa: E402
+from protocol.brokers import Mosquitto, free_port  # noqa: E402
 from protocol.errors import CommandRejected  # noqa: E402
 from protocol.mqtt import Bus  # noqa: E402
 from protocol.site import parse_site  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-PASSWORD = "bench-password-1"
+AHEAD_RE = re.compile(rb'"people_ahead":(\d+)')
 
 
-def bench_site(port: int, database: Path):
-    """The example site on this broker (shared with the other benchmarks)."""
-    return parse_site(site_text(port, database, "web"), "bench-site.toml")
+def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """An `mpp` process of the site (its output to `log`)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "protocol.cli", *args], cwd=ROOT, stdout=out, stderr=out
+        )
 
 
-def login_cookie(base: str) -> str:
-    url = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    conn.request("GET", "/login")
-    page = conn.getresponse()
-    cookie = page.getheader("Set-Cookie", "").split(";")[0]
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())[1]
-    body = urllib.parse.urlencode({"username": "kepala", "password": PASSWORD, "csrf_token": token})
-    conn.request(
-        "POST",
-        "/login",
-        body,
-        {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
-    )
-    reply = conn.getresponse()
-    reply.read()
-    conn.close()
-    assert reply.status == 302, reply.status
-    return reply.getheader("Set-Cookie", "").split(";")[0]
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process."""
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) / 1024
+    return float("nan")
 
 
-def server_loads(base: str, cookie: str, count: int) -> tuple[list[float], int]:
-    url = urllib.parse.urlsplit(base)
-    times, size = [], 0
-    for _ in range(count):
-        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-        started = time.perf_counter()
-        conn.request("GET", "/dashboard", headers={"Cookie": cookie})
-        response = conn.getresponse()
-        body = response.read()
-        times.append((time.perf_counter() - started) * 1000)
-        size = len(body)
-        conn.close()
-        assert response.status == 200
-    return times, size
+def get(port: int, path: str, timeout: float = 10.0) -> tuple[float, bytes]:
+    """(seconds, response bytes) of one GET on a new connection."""
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return time.perf_counter() - started, data
 
 
-class Listeners:
-    """N ticket pages' live streams held open by plain HTTP clients (other citizens' phones)."""
+class Pages:
+    """`tokens`' ticket pages' live streams, each from its own loopback address, read by one
+    thread until `close()`."""
 
-    def __init__(self, base: str, tokens: list[str]) -> None:
-        url = urllib.parse.urlsplit(base)
-        self.conns = []
+    def __init__(self, port: int, tokens: list[str]) -> None:
+        self.sel = selectors.DefaultSelector()
+        self.socks: list[socket.socket] = []
         self.stop = threading.Event()
-        for token in tokens:
-            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-            conn.request("GET", f"/t/{token}/events")
-            response = conn.getresponse()
-            self.conns.append(conn)
-            threading.Thread(target=self._read, args=(response,), daemon=True).start()
+        self.opened = 0
+        for i, token in enumerate(tokens):
+            sock = socket.socket()
+            sock.bind((f"127.0.{10 + i // 250}.{1 + i % 250}", 0))
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            self.sel.register(sock, selectors.EVENT_WRITE, token)
+            self.socks.append(sock)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
 
-    def _read(self, response) -> None:
+    def _run(self) -> None:
         while not self.stop.is_set():
-            try:
-                if not response.read1(65536):
-                    return
-            except OSError:
-                return
+            for key, mask in self.sel.select(0.2):
+                sock = key.fileobj
+                try:
+                    if mask & selectors.EVENT_WRITE:
+                        request = f"GET /t/{key.data}/events HTTP/1.1\r\nHost: x\r\n\r\n"
+                        sock.send(request.encode())  # type: ignore[union-attr]
+                        self.sel.modify(sock, selectors.EVENT_READ, key.data)
+                    elif sock.recv(65536):  # type: ignore[union-attr]
+                        if key.data:
+                            self.opened += 1
+                            self.sel.modify(sock, selectors.EVENT_READ, "")
+                    else:
+                        self.sel.unregister(sock)
+                except OSError:
+                    self.sel.unregister(sock)
 
     def close(self) -> None:
         self.stop.set()
-        for conn in self.conns:
-            conn.close()
+        self.thread.join(5)
+        for sock in self.socks:
+            sock.close()
+        self.sel.close()
 
 
-def update_latency(
-    page, caller: Bus, server: WebServer, watched: m.TicketInfo, ahead: int, updates: int
-) -> list[float]:
-    page.goto(f"{server.url}/t/{watched.token}")
-    page.wait_for_function(
-        "document.getElementById('ticket').dataset.updated !== undefined", timeout=10000
-    )
-    latencies = []
-    for i in range(updates):
-        expected = ahead - i - 1
-        sent = time.time() * 1000
-        caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
-        page.wait_for_function(
-            f"(document.getElementById('people-ahead') || {{}}).textContent === '{expected}'",
-            timeout=10000,
-        )
-        shown = float(page.evaluate("Number(document.getElementById('ticket').dataset.updated)"))
-        latencies.append(shown - sent)
-    return latencies
+class Watch:
+    """One open ticket page's stream: when each people-ahead figure first arrived."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.sendall(f"GET /t/{token}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        self.seen: dict[int, float] = {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer = (buffer + chunk)[-200_000:]
+            for found in AHEAD_RE.finditer(buffer):
+                self.seen.setdefault(int(found[1]), time.monotonic())
+            buffer = buffer[-2000:]
+
+    def until(self, ahead: int, timeout: float = 10) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ahead in self.seen:
+                return self.seen[ahead]
+            time.sleep(0.002)
+        return None
+
+    def close(self) -> None:
+        self.sock.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--loads", type=int, default=40)
-    parser.add_argument("--updates", type=int, default=30)
-    parser.add_argument("--listeners", type=int, default=100)
-    args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-    )
-    print(f"load average before: {os.getloadavg()[0]:.2f}")
-    with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker:
-        site = bench_site(broker.port, Path(tmp) / "hub.sqlite")
-        service = HubService(site, first_start=True).start()
-        app = create_app(service)
-        app.extensions["mpp_users"].add("kepala", "Kepala", "supervisor", PASSWORD)
-        server = WebServer(app, "127.0.0.1", 0).start()
-        kiosk, caller = Bus.for_device(site, "kiosk-1"), Bus.for_device(site, "caller-03")
-        kiosk.start(wait=10)
-        caller.start(wait=10)
-        try:
-            caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Bench"), timeout=5)
-            # a busy morning: tickets for every service, some called
-            for code in list(site.services)[:10]:
-                for _ in range(15):
-                    kiosk.request(m.IssueTicket(device="kiosk-1", service=code), timeout=5)
-            cookie = login_cookie(server.url)
-            times, size = server_loads(server.url, cookie, args.loads)
-            print(
-                f"dashboard over HTTP ({size} bytes, {args.loads} loads): median {statistics.median(times):.1f} ms, p90 {pct(times, 90):.1f} ms"
-            )
-            figure("web: dashboard HTTP response, median", round(statistics.median(times), 1), "ms")
-            figure("web: dashboard HTTP response, p90", round(pct(times, 90), 1), "ms")
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-                context = browser.new_context(
-                    viewport={"width": 1366, "height": 900}, bypass_csp=True
-                )
-                context.add_cookies(
-                    [
-                        {
-                            "name": cookie.split("=")[0],
-                            "value": cookie.split("=", 1)[1],
-                            "url": server.url,
-                        }
-                    ]
-                )
-                page = context.new_page()
-                loads, lives = [], []
-                for _ in range(max(5, args.loads // 4)):
-                    started = time.perf_counter()
-                    page.goto(f"{server.url}/dashboard", wait_until="load")
-                    loads.append((time.perf_counter() - started) * 1000)
-                    page.wait_for_function(
-                        "document.getElementById('live-state').textContent === 'live'"
-                    )
-                    lives.append((time.perf_counter() - started) * 1000)
-                print(
-                    f"dashboard in Chromium ({len(loads)} loads): load event median {statistics.median(loads):.0f} ms, p90 {pct(loads, 90):.0f} ms; live stream connected median {statistics.median(lives):.0f} ms, p90 {pct(lives, 90):.0f} ms"
-                )
-                figure(
-                    "web: dashboard load in Chromium, median", round(statistics.median(loads)), "ms"
-                )
-                figure(
-                    "web: dashboard live in Chromium, median", round(statistics.median(lives)), "ms"
-                )
-                phone = browser.new_context(
-                    viewport={"width": 390, "height": 844}, bypass_csp=True
-                ).new_page()
-                for listeners in (0, args.listeners):
-                    drain(caller)
-                    # the watched ticket waits behind `updates + 1` fresh ktp tickets
-                    for _ in range(args.updates + 1):
-                        issue(kiosk)
-                    watched = issue(kiosk)
-                    pool = None
-                    if listeners:
-                        spare = [issue(kiosk, "kk") for _ in range(listeners)]
-                        pool = Listeners(server.url, [t.token for t in spare])
-                        time.sleep(1)
-                    lat = update_latency(
-                        phone, caller, server, watched, watched.people_ahead, args.updates
-                    )
-                    if pool:
-                        pool.close()
-                    print(
-                        f"ticket page update, NEXT over MQTT -> DOM ({listeners} other live ticket pages, {len(lat)} updates): median {statistics.median(lat):.0f} ms, p90 {pct(lat, 90):.0f} ms, max {max(lat):.0f} ms"
-                    )
-                    figure(
-                        f"web: ticket page update latency ({listeners} other pages), median",
-                        round(statistics.median(lat)),
-                        "ms",
-                    )
-                    figure(
-                        f"web: ticket page update latency ({listeners} other pages), p90",
-                        round(pct(lat, 90)),
-                        "ms",
-                    )
-                browser.close()
-        finally:
-            kiosk.stop()
-            caller.stop()
-            server.stop()
-            service.stop()
-
-
-def issue(kiosk: Bus, service: str = "ktp") -> m.TicketInfo:
-    """A ticket from the kiosk, over MQTT."""
-    reply = kiosk.request(m.IssueTicket(device="kiosk-1", service=service), timeout=5)
+def issue(kiosk: Bus, service: str) -> m.TicketInfo:
+    reply = kiosk.request(m.IssueTicket(device=kiosk.device, service=service), timeout=10)
     return m.IssueResult.model_validate(reply).ticket
 
 
 def drain(caller: Bus) -> None:
-    """Call every waiting ktp ticket so a round starts from an empty queue."""
-    for _ in range(1000):
+    """Call every waiting ticket at counter 3 (ktp) so a round starts from its empty queue."""
+    for _ in range(2000):
         try:
-            caller.request(m.CallNext(device="caller-03", counter=3), timeout=5)
+            caller.request(m.CallNext(device="caller-03", counter=3), timeout=10)
         except CommandRejected:  # queue_empty
             return
+
+
+def round_of(
+    pages: int, args: argparse.Namespace, port: int, web_pid: int, kiosks: list[Bus], caller: Bus
+) -> dict[str, float]:
+    """Every figure with `pages` ticket pages open."""
+    kiosk = kiosks[0]
+    codes = [c for c in args.services if c != "ktp"]
+    tokens = [issue(kiosks[i % 2], codes[i % len(codes)]).token for i in range(pages)]
+    crowd = Pages(port, tokens)
+    deadline = time.monotonic() + 120
+    while crowd.opened < pages and time.monotonic() < deadline:
+        time.sleep(0.2)
+    print(f"-- {pages} ticket pages: {crowd.opened} streams open; RSS {rss_mb(web_pid):.0f} MB")
+    out: dict[str, float] = {"open": crowd.opened, "rss": rss_mb(web_pid)}
+    replies = []
+    for i in range(args.issues):  # paced like a busy morning's kiosks, not a flood
+        started = time.perf_counter()
+        issue(kiosk, codes[i % len(codes)])
+        replies.append(time.perf_counter() - started)
+        time.sleep(0.05)
+    print(line(f"issue -> reply ({pages} pages)", replies))
+    out["issue_p99"] = pct(replies, 99) * 1000
+    health = [get(port, "/healthz")[0] for _ in range(args.health)]
+    print(line(f"/healthz ({pages} pages)", health))
+    out["health_p99"] = pct(health, 99) * 1000
+    drain(caller)
+    for _ in range(args.updates):
+        issue(kiosk, "ktp")
+    watched = issue(kiosk, "ktp")
+    watch = Watch(port, watched.token)
+    assert watch.until(watched.people_ahead) is not None, "the ticket page never showed"
+    updates = []
+    for i in range(args.updates):
+        sent = time.monotonic()
+        caller.request(m.CallNext(device="caller-03", counter=3), timeout=10)
+        shown = watch.until(watched.people_ahead - i - 1)
+        updates.append(10.0 if shown is None else shown - sent)
+        time.sleep(0.1)
+    watch.close()
+    print(line(f"NEXT -> people ahead on an open ticket page ({pages} pages)", updates))
+    out["update_p99"] = pct(updates, 99) * 1000
+    out["rss_after"] = rss_mb(web_pid)
+    crowd.close()
+    return out
+
+
+def slow_heads(port: int, token: str, seconds: float, count: int) -> None:
+    """`count` connections sending their request head a byte every 5 s for `seconds`, while
+    /healthz and a ticket page are timed beside them."""
+    base = [get(port, "/healthz")[0] for _ in range(50)]
+    print(line("/healthz before the slow heads", base))
+    socks = []
+    for i in range(count):
+        sock = socket.socket()
+        sock.bind((f"127.0.200.{1 + i % 250}", 0))
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", port))
+        sock.send(b"G")
+        socks.append(sock)
+    health, page, closed_by_server = [], [], 0
+    started = time.monotonic()
+    next_byte = started + 5
+    while time.monotonic() - started < seconds:
+        health.append(get(port, "/healthz")[0])
+        page.append(get(port, f"/t/{token}")[0])
+        if time.monotonic() >= next_byte:
+            for sock in socks:
+                with contextlib.suppress(OSError):
+                    sock.send(b"E")
+            next_byte += 5
+        time.sleep(0.1)
+    for sock in socks:
+        try:
+            sock.setblocking(False)
+            closed_by_server += sock.recv(100).startswith(b"HTTP/1.1 408")
+        except OSError:
+            pass
+        sock.close()
+    print(line(f"/healthz beside {count} slow request heads ({seconds:.0f} s)", health))
+    print(line(f"ticket page beside {count} slow request heads", page))
+    print(f"slow heads answered 408 and closed by the server: {closed_by_server}/{count}")
+    figure("web: /healthz p99 beside 200 slow heads", round(pct(health, 99) * 1000, 1), "ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", default="0,1000,2000")
+    parser.add_argument("--issues", type=int, default=200)
+    parser.add_argument("--health", type=int, default=200)
+    parser.add_argument("--updates", type=int, default=40)
+    parser.add_argument("--slow-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker:
+        work = Path(tmp)
+        port = free_port()
+        text = site_text(broker.port, work / "hub.sqlite", "web")
+        text = text.replace("port = 8080 ", f"port = {port} ", 1)
+        site_file = work / "site.toml"
+        site_file.write_text(text)
+        site = parse_site(text, str(site_file))
+        args.services = list(site.services)
+        hub = start(
+            ["hub", "--site", str(site_file), "--first-start", "--log-level", "WARNING"],
+            work / "hub.log",
+        )
+        web = start(["web", "--site", str(site_file), "--log-level", "WARNING"], work / "web.log")
+        kiosks = [Bus.for_device(site, d) for d in ("kiosk-1", "kiosk-2")]
+        caller = Bus.for_device(site, "caller-03")
+        try:
+            for bus in [*kiosks, caller]:
+                bus.start(wait=10)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
+                        if json.load(r)["ok"]:
+                            break
+                except OSError:
+                    time.sleep(0.2)
+            caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Bench"), 10)
+            results = {}
+            for pages in (int(p) for p in args.pages.split(",")):
+                results[pages] = round_of(pages, args, port, web.pid, kiosks, caller)
+                time.sleep(2)
+            for pages, got in results.items():
+                figure(f"web: issue -> reply p99, {pages} pages", round(got["issue_p99"], 1), "ms")
+                figure(f"web: /healthz p99, {pages} pages", round(got["health_p99"], 1), "ms")
+                figure(f"web: RSS, {pages} pages", round(got["rss"]), "MB")
+                figure(f"web: NEXT -> page p99, {pages} pages", round(got["update_p99"], 1), "ms")
+            base = results[min(results)]["issue_p99"]
+            for pages, got in results.items():
+                print(f"issue p99 with {pages} pages / with {min(results)}: "
+                      f"{got['issue_p99'] / base:.2f}x")  # fmt: skip
+            token = issue(kiosks[0], "kk").token
+            slow_heads(port, token, args.slow_seconds, 200)
+        finally:
+            for bus in [*kiosks, caller]:
+                bus.stop()
+            for proc in (web, hub):
+                proc.terminate()
+                proc.wait(20)
+        print(machine())
 
 
 if __name__ == "__main__":

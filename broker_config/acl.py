@@ -26,10 +26,11 @@ from protocol.site import ROLES
 from protocol.topics import COMMAND_ROLES, ROOT, TOPICS, TopicSpec
 
 HUB = "hub"
+WEB = "web"  # the site web process: staff commands, its own presence, reads state and presence
 MONITOR = "monitor"  # the technician's `mpp-provision fleet`: reads presence and state only
-RESERVED_USERS = (HUB, MONITOR)
+RESERVED_USERS = (HUB, WEB, MONITOR)
 SELF = "%u"  # placeholder for the client's own id inside generated rules
-ALL_ROLES: tuple[str, ...] = (*ROLES, MONITOR)
+ALL_ROLES: tuple[str, ...] = (*ROLES, WEB, MONITOR)
 
 
 class AclError(MppError, ValueError):
@@ -56,7 +57,9 @@ class Rule:
 
 def _levels(spec: TopicSpec, role: str, writing: bool) -> list[list[str]]:
     """Topic levels (one list per command kind) that `role` may write (or read) on a row."""
-    alone = (spec.publishers if writing else spec.subscribers) == (role,)
+    alone = (not writing and role in spec.reads_every_device) or (
+        spec.publishers if writing else spec.subscribers
+    ) == (role,)
     levels: list[str] = []
     kinds: list[str] = ["+"]
     for level in spec.template.split("/"):
@@ -129,7 +132,7 @@ def render_acl(site_id: str, users: Mapping[str, str]) -> str:
         "# Every client, on its own id only (%u = broker username = client id = device id):",
     ]
     out += [f"pattern {rule.access} {rule.topic}" for rule in shared_patterns(site_id)]
-    order = {role: i for i, role in enumerate((HUB, MONITOR, "kiosk", "caller", "display"))}
+    order = {role: i for i, role in enumerate((HUB, WEB, MONITOR, "kiosk", "caller", "display"))}
     for username in sorted(users, key=lambda name: (order[users[name]], name)):
         role = users[username]
         out += ["", f"# {role}", f"user {username}"]

@@ -12,6 +12,10 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +26,18 @@ from demo.site import EXAMPLE, demo_inventory
 from demo.traffic import Traffic
 from hub.service import HubService
 from protocol.brokers import EmbeddedBroker, Mosquitto, free_port
+from protocol.errors import MppError
 from protocol.site import Site, parse_site
 
 log = logging.getLogger("mpp.demo")
 
 DEMO_LOGIN = ("demo", "demo-mpp")
+
+
+class DemoError(MppError, RuntimeError):
+    """A part of the demo did not start (the message says which and where its log is)."""
+
+
 OPEN_COUNTERS = (1, 3, 5, 7, 10, 13, 16, 19, 22, 23)
 
 
@@ -66,6 +77,7 @@ class DemoSite:
     broker: Mosquitto | EmbeddedBroker | None = None
     broker_line: str = ""
     hub: HubService | None = None
+    web: subprocess.Popen[bytes] | None = None
     kiosks: list[DemoKiosk] = field(default_factory=list)
     callers: list[DemoCaller] = field(default_factory=list)
     servers: list = field(default_factory=list)
@@ -88,9 +100,8 @@ class DemoSite:
 
     def _start(self) -> None:
         from demo.control import create_control_app
-        from hub.web import create_app
-        from hub.web.server import WebServer
-        from hub.web.users import UserStore
+        from demo.webserver import WebServer
+        from web.users import UserStore
 
         self._clean()
         self.broker, version, self.broker_line = local_broker(self.broker_kind)
@@ -108,14 +119,15 @@ class DemoSite:
             shutil.copytree(EXAMPLE.parent / "umkm", self.workdir / "umkm", dirs_exist_ok=True)
         self.site = site = parse_site(text, str(site_file))
         self.hub = HubService(site, first_start=True).start()
-        users = UserStore(site.hub.database)
+        users = UserStore(site.web.database_path(site.hub.database))
         try:
             if users.get(DEMO_LOGIN[0]) is None:
                 users.add(DEMO_LOGIN[0], "Demo", "admin", DEMO_LOGIN[1])
         finally:
             users.close()
-        hub_web = WebServer(create_app(self.hub), "127.0.0.1", web_port).start()
-        self.servers.append(hub_web)
+        # The site web app is its own process, as on a site server (`mpp web`).
+        self.web = start_web(site_file, web_port, self.workdir / "web.log")
+        web_url = f"http://127.0.0.1:{web_port}"
         self.tickets.mkdir(parents=True, exist_ok=True)
         for device_id, spec in site.devices.items():
             if spec.role == "kiosk":
@@ -127,7 +139,7 @@ class DemoSite:
             self.kiosks,
             self.callers,
             self.tickets,
-            hub_url=hub_web.url,
+            hub_url=web_url,
             broker=self.broker_line,
             login="/".join(DEMO_LOGIN),
         )
@@ -135,9 +147,9 @@ class DemoSite:
         self.servers.append(control_web)
         self.urls = {
             "control": control_web.url,
-            "dashboard": f"{hub_web.url}/dashboard",
-            "lobby screen": f"{hub_web.url}/display/lobby",
-            "canteen screen": f"{hub_web.url}/display/canteen",
+            "dashboard": f"{web_url}/dashboard",
+            "lobby screen": f"{web_url}/display/lobby",
+            "canteen screen": f"{web_url}/display/canteen",
         }
         if self.traffic:
             self.visitors = Traffic(self.kiosks, self.callers).start()
@@ -145,7 +157,7 @@ class DemoSite:
     def _clean(self) -> None:
         """A demo starts from an empty day: the previous run's database and tickets go."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for name in ("hub.sqlite", "hub.sqlite-wal", "hub.sqlite-shm"):
+        for name in ("hub.sqlite", "hub.sqlite-wal", "hub.sqlite-shm", "web.log"):
             (self.workdir / name).unlink(missing_ok=True)
         shutil.rmtree(self.tickets, ignore_errors=True)
 
@@ -169,6 +181,14 @@ class DemoSite:
                 list(pool.map(_stop, devices))
         for server in self.servers:
             server.stop()
+        if self.web is not None:
+            self.web.terminate()
+            try:
+                self.web.wait(10)
+            except subprocess.TimeoutExpired:
+                self.web.kill()
+                self.web.wait()
+            self.web = None
         if self.hub is not None:
             self.hub.stop()
         if self.broker is not None:
@@ -182,6 +202,28 @@ def _stop(device: DemoKiosk | DemoCaller) -> None:
         device.stop()
     except Exception:
         log.exception("stopping a demo device failed", extra={"device": device.device_id})
+
+
+def start_web(site_file: Path, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+    """`mpp web` for the demo's site, once it answers its health check (its log: log_file)."""
+    with log_file.open("ab") as log_out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "protocol.cli", "web", "--site", str(site_file)],
+            stdout=log_out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the demo, which stops it in order
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DemoError(f"the web app did not start; see {log_file}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise DemoError(f"the web app did not answer on port {port} within 30 s; see {log_file}")
 
 
 def has_screen() -> bool:

@@ -55,9 +55,6 @@ def demo_inventory(
     )
     text = re.sub(r"(?m)^port = 8080 ", f"port = {web_port} ", text, count=1)
     text = re.sub(
-        r'(?m)^database = "mpp-web.sqlite"', f'database = "{workdir / "web.sqlite"}"', text
-    )
-    text = re.sub(
         r'(?m)^public_url = ".*?"', f'public_url = "http://127.0.0.1:{web_port}"', text, count=1
     )
     tickets = workdir / "tickets"

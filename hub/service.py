@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,7 @@ from protocol.topics import COMMAND_ROLES, TOPIC
 log = logging.getLogger("mpp.hub")
 
 HUB_DEVICE = "hub"
+WEB_DEVICE = "web"  # the site web process (`mpp web`): staff buttons, surveys
 TICK_S = 5.0
 POLL_FAILED_PAUSE_S = 0.1  # after an unexpected error from the broker connection
 POLL_S = 1.0  # longest wait for the broker between looks at the clock (keepalive, tick)
@@ -52,8 +53,8 @@ REQUEST_MEMORY_S = 3 * 86400
 
 @dataclass
 class _Work:
-    kind: str  # "mqtt" | "local" | "status" | "republish" | "featured" | "storage_alert"
-    # | "reload" | "refused"
+    kind: str  # "mqtt" | "local" | "status" | "republish" | "storage_alert" | "reload"
+    # | "refused" | "down"
     incoming: Incoming | None = None
     command: m.Command | None = None
     future: Future[Any] | None = None
@@ -110,9 +111,6 @@ STORAGE_TEXT = {
 }
 
 
-FeaturedSource = Callable[[], Mapping[str, Sequence[m.FeaturedSlide]]]
-
-
 @dataclass
 class FleetEntry:
     """The latest presence message of a device and when it arrived."""
@@ -160,7 +158,6 @@ class HubService:
         self._last_service_flags: dict[str, tuple[bool, int]] = {}
         self._last_loop = time.monotonic()
         self._listeners: list[Callable[[str, Any], None]] = []
-        self._featured_source: FeaturedSource | None = None
         self.outbox: Outbox | None = None
         self._presence = PresenceLog()
         self.started = threading.Event()
@@ -257,8 +254,12 @@ class HubService:
 
     def snapshot(self, name: str) -> list[m.Message]:
         """The latest published messages of one topic-table row (e.g. 'counter_state')."""
-        prefix = self.bus.topics.all_of(name).split("+")[0]
-        return [msg for topic, msg in list(self.retained.items()) if topic.startswith(prefix)]
+        topics = self.bus.topics
+        return [
+            msg
+            for topic, msg in list(self.retained.items())
+            if (topics.parse(topic) or ("",))[0] == name
+        ]
 
     # -- inputs ----------------------------------------------------------------------------
     def _put(self, work: _Work | None) -> None:
@@ -288,19 +289,6 @@ class HubService:
             self._put(_Work("republish"))
             if self.site.region is not None:
                 self._put(_Work("down"))  # tell the region how far its messages are applied
-
-    def set_featured_source(self, source: FeaturedSource) -> None:
-        """Where the featured products come from (the web admin's table): `source()` gives
-        {zone: slides}. They are published at once, and again on every reconnect."""
-        self._featured_source = source
-        self._put(_Work("featured_republish"))
-
-    def publish_featured(self, timeout: float = 10.0) -> list[m.FeaturedState]:
-        """The featured products changed: publish every zone's with a new `seq` (retained);
-        returns what was published once it has gone out (the web admin waits for it)."""
-        future: Future[list[m.FeaturedState]] = Future()
-        self._put(_Work("featured", future=future))
-        return future.result(timeout)
 
     def reload_site(self, site: Site, timeout: float = 10.0) -> str | None:
         """Swap in an edited inventory (`mpp-provision apply`) without dropping the queue: the
@@ -363,15 +351,6 @@ class HubService:
                     self._publish_all()
                 elif work.kind == "storage_alert" and self._fault is None:
                     self._dirty.cleared_alerts.append(STORAGE_ALERT_ID)
-                elif work.kind == "featured_republish":
-                    self._publish_featured(changed=False)
-                elif work.kind == "featured" and work.future is not None:
-                    mark = self._dirty_mark()
-                    try:
-                        work.future.set_result(self._publish_featured(changed=True))
-                    except StoreError as exc:
-                        self._storage_failed(exc, mark)
-                        work.future.set_exception(exc)
                 elif work.kind == "reload" and work.site is not None and work.future:
                     work.future.set_result(self._swap_site(work.site))
                 elif work.kind == "refused":
@@ -515,8 +494,8 @@ class HubService:
             raise BadMessage(
                 "device_mismatch", f"payload device {command.device!r} but topic device {device!r}"
             )
-        if device == HUB_DEVICE:
-            role = "hub"
+        if device in (HUB_DEVICE, WEB_DEVICE):
+            role = device
         elif device in self.site.devices:
             role = self.site.devices[device].role
         else:
@@ -858,6 +837,9 @@ class HubService:
             state = states.service_state(self.queue, code, self.seq, now)
             self._last_service_flags[code] = (state.open, state.quota_left)
             self._publish(topics.service_state(code), state)
+            self._publish(
+                topics.service_queue(code), states.service_queue(self.queue, code, self.seq)
+            )
             if self.outbox is not None:
                 self.outbox.offer_view(
                     queue_view(
@@ -904,44 +886,6 @@ class HubService:
         if self._fault is not None:
             self._dirty.alerts.append(self._storage_alert())
         self._publish_dirty()
-        self._publish_featured(changed=False)
-
-    def _publish_featured(self, changed: bool) -> list[m.FeaturedState]:
-        """Every zone's featured products, retained; `changed` gives them a new seq."""
-        if self._featured_source is None:
-            return []
-        assert self.store is not None
-        topics = [self.bus.topics.featured(zone) for zone in self.site.zones]
-        if not changed and all(topic in self.retained for topic in topics):
-            # A republish (reconnect) sends what went out, not what the table holds by now:
-            # new content goes out only with its new seq, from `publish_featured`.
-            again = [self.retained[topic] for topic in topics]
-            for topic, state in zip(topics, again, strict=True):
-                self._publish(topic, state)
-            return again  # type: ignore[return-value]
-        try:
-            slides = self._featured_source()
-        except Exception:  # the web's table must not stop the queue
-            log.exception("featured products not published: reading them failed")
-            return []
-        if changed:
-            with self.store.transaction():
-                self.seq += 1
-                self.store.set_seq(self.seq)
-        published = []
-        for zone in self.site.zones:
-            try:
-                state = m.FeaturedState(seq=self.seq, zone=zone, slides=tuple(slides.get(zone, ())))
-            except ValueError as exc:  # pydantic's ValidationError: e.g. too many slides
-                log.error(
-                    "featured products of a zone not published",
-                    extra={"zone": zone, "error": str(exc)},
-                )
-                continue
-            self._publish(self.bus.topics.featured(zone), state)
-            published.append(state)
-        log.info("featured products published", extra={"seq": self.seq, "changed": changed})
-        return published
 
     def _check_clock(self, now: float) -> bool:
         """Whether the wall clock may be believed now; a change goes out in the site state."""

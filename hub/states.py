@@ -59,6 +59,18 @@ def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceSta
     )
 
 
+def service_queue(queue: Queue, code: str, seq: int) -> m.ServiceQueue:
+    """Every waiting ticket of a service in call order with its estimated wait (the ticket
+    page's figures: people ahead is the position)."""
+    order = [t.id for t in queue.call_order(code)][: m.MAX_QUEUE_LISTED]
+    return m.ServiceQueue(
+        seq=seq,
+        service=code,
+        order=tuple(order),
+        est_wait_s=tuple(queue.estimate(code, ahead) for ahead in range(len(order))),
+    )
+
+
 def site_state(
     queue: Queue, seq: int, now: float, clock_ok: bool = True, *, config_refused: str | None = None
 ) -> m.SiteState:

@@ -59,6 +59,9 @@ EXAMPLES: dict[str, m.Message] = {
         daily_quota=150,
         cutoff="14:00",
     ),
+    "service_queue": m.ServiceQueue(
+        seq=812, service="ktp", order=(1290, 1207, 1301), est_wait_s=(0, 200, 400)
+    ),
     "site_state": m.SiteState(
         seq=812,
         day="2026-11-23",

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import uuid
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import (
@@ -32,7 +33,7 @@ VERSION = 1
 MAX_PAYLOAD_BYTES = 16 * 1024
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{8,64}$"
-_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+REQUEST_ID_RE = re.compile(REQUEST_ID_PATTERN)
 RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
@@ -454,6 +455,36 @@ class ServiceState(Message):
     open_counters: int = 0
     daily_quota: int = 0  # today's quota and last time for tickets (the admin may change them)
     cutoff: ClockTime | None = None
+
+
+MAX_QUEUE_LISTED = 1000  # a service takes at most 999 tickets a day (three-digit numbers)
+
+
+class ServiceQueue(Message):
+    """The waiting tickets of one service in the hub's call order, each with the hub's
+    estimated wait: a ticket's people ahead is its position. The citizen's ticket page shows
+    exactly these figures (one computation, at the queue authority)."""
+
+    seq: int
+    service: Code
+    order: Annotated[tuple[int, ...], Field(max_length=MAX_QUEUE_LISTED)] = ()  # ticket ids
+    est_wait_s: Annotated[tuple[int, ...], Field(max_length=MAX_QUEUE_LISTED)] = ()
+
+    @model_validator(mode="after")
+    def _same_length(self) -> ServiceQueue:
+        if len(self.order) != len(self.est_wait_s):
+            raise ValueError("order and est_wait_s must have one entry per waiting ticket")
+        return self
+
+    def position(self, ticket_id: int) -> tuple[int, int] | None:
+        """(people ahead, estimated wait in s) of a waiting ticket; None if it is not waiting
+        (or listed beyond MAX_QUEUE_LISTED)."""
+        index = self._positions.get(ticket_id)
+        return None if index is None else (index, self.est_wait_s[index])
+
+    @cached_property
+    def _positions(self) -> dict[int, int]:
+        return {ticket: i for i, ticket in enumerate(self.order)}
 
 
 class SiteState(Message):
@@ -930,5 +961,5 @@ def request_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
     """(request_id, reply_to) of a raw payload, if they look right, for answering bad input."""
     rid, reply_to = data.get("request_id"), data.get("reply_to")
     # Echo only a well-formed id: anything else (a lone surrogate...) could not even be sent.
-    rid_ok = isinstance(rid, str) and _REQUEST_ID.fullmatch(rid) is not None
+    rid_ok = isinstance(rid, str) and REQUEST_ID_RE.fullmatch(rid) is not None
     return (rid if rid_ok else None), (reply_to if isinstance(reply_to, str) else None)

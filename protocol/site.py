@@ -271,10 +271,17 @@ class WebSettings(Model):
     tls_port: int = Field(default=8443, ge=1, le=65535)  # https for staff, with tls_cert/key
     tls_cert: str | None = None  # the web's certificate from the site CA (mpp-provision init)
     tls_key: str | None = None
-    database: str = "mpp-web.sqlite"  # staff accounts, sessions, featured products
+    # Staff accounts, sessions, featured products; unset: mpp-web.sqlite beside the hub's.
+    database: str | None = None
     max_streams: int = Field(default=4000, ge=1, le=50000)
     max_streams_per_client: int = Field(default=12, ge=1, le=10000)
     keepalive_s: float = Field(default=15.0, ge=1, le=60)
+
+    def database_path(self, hub_database: str | Path) -> Path:
+        """The web's own database file."""
+        if self.database is not None:
+            return Path(self.database)
+        return Path(hub_database).with_name("mpp-web.sqlite")
 
     @model_validator(mode="after")
     def _tls_pair(self) -> WebSettings:

@@ -30,6 +30,8 @@ class TopicSpec:
     subscribers: tuple[str, ...]
     own_only: bool  # the {device} level must be the publishing/subscribing device itself
     about: str
+    # Roles that, on an own_only row, read every device's topic, not just their own.
+    reads_every_device: tuple[str, ...] = ()
 
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -39,7 +41,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         1,
         False,
         m.Command,
-        ("kiosk", "caller", "hub"),
+        ("kiosk", "caller", "hub", "web"),
         ("hub",),
         True,
         "A device asks the hub to do something; the kind is the last level.",
@@ -51,7 +53,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         False,
         m.Reply,
         ("hub",),
-        ("kiosk", "caller", "display", "hub"),
+        ("kiosk", "caller", "display", "hub", "web"),
         True,
         "The hub's answer to a command, to the device that sent it.",
     ),
@@ -62,7 +64,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         True,
         m.CounterState,
         ("hub",),
-        ("kiosk", "caller", "display", "hub"),
+        ("kiosk", "caller", "display", "hub", "web"),
         False,
         "What a counter shows now; call_seq grows with each call or recall.",
     ),
@@ -73,9 +75,21 @@ TOPICS: tuple[TopicSpec, ...] = (
         True,
         m.ServiceState,
         ("hub",),
-        ("kiosk", "caller", "display", "hub"),
+        ("kiosk", "caller", "display", "hub", "web"),
         False,
         "Queue of one service: waiting, estimate, quota left, open or closed.",
+    ),
+    TopicSpec(
+        "service_queue",
+        "service/{service}/queue",
+        1,
+        True,
+        m.ServiceQueue,
+        ("hub",),
+        ("web",),
+        False,
+        "Every waiting ticket of a service in the hub's call order with its estimated wait: "
+        "what a citizen's ticket page shows (people ahead = position).",
     ),
     TopicSpec(
         "site_state",
@@ -84,7 +98,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         True,
         m.SiteState,
         ("hub",),
-        ("kiosk", "caller", "display", "hub"),
+        ("kiosk", "caller", "display", "hub", "web"),
         False,
         "Summary of the site and the most recent calls.",
     ),
@@ -94,10 +108,11 @@ TOPICS: tuple[TopicSpec, ...] = (
         1,
         True,
         m.FeaturedState,
-        ("hub",),
-        ("display", "hub"),
+        ("web",),
+        ("display", "web"),
         False,
-        "The admin's featured products (UMKM) of a zone's slideshow; images are fetched over HTTP.",
+        "The admin's featured products (UMKM) of a zone's slideshow; images are fetched over "
+        "HTTP from the web app.",
     ),
     TopicSpec(
         "zone_sound",
@@ -106,7 +121,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         True,
         m.ZoneSound,
         ("hub",),
-        ("display", "hub"),
+        ("display", "hub", "web"),
         False,
         "How a zone's screens speak calls: on or off, volume, numbers as words or digits.",
     ),
@@ -116,10 +131,11 @@ TOPICS: tuple[TopicSpec, ...] = (
         1,
         True,
         m.DeviceStatus,
-        ("kiosk", "caller", "display", "hub"),
-        ("hub",),
+        ("kiosk", "caller", "display", "hub", "web"),
+        ("hub", "web"),
         True,
         "Presence and health of a device; its last will publishes online=false.",
+        ("hub", "web"),
     ),
     TopicSpec(
         "alert",
@@ -128,7 +144,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         True,
         m.Alert,
         ("hub",),
-        ("hub",),
+        ("hub", "web"),
         False,
         "An alert for supervisors, retained until acknowledged (then cleared).",
     ),
@@ -218,23 +234,23 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = {
     "issue": ("kiosk", "hub"),
     "printed": ("kiosk", "hub"),
     "void": ("kiosk", "hub"),
-    "next": ("caller", "hub"),
-    "recall": ("caller", "hub"),
-    "skip": ("caller", "hub"),
-    "call_skipped": ("caller", "hub"),
-    "transfer": ("caller", "hub"),
-    "finish": ("caller", "hub"),
-    "open": ("caller", "hub"),
-    "close": ("caller", "hub"),
+    "next": ("caller", "hub", "web"),
+    "recall": ("caller", "hub", "web"),
+    "skip": ("caller", "hub", "web"),
+    "call_skipped": ("caller", "hub", "web"),
+    "transfer": ("caller", "hub", "web"),
+    "finish": ("caller", "hub", "web"),
+    "open": ("caller", "hub", "web"),
+    "close": ("caller", "hub", "web"),
     "rate": ("caller", "hub"),
-    "revoke_priority": ("hub",),
-    "ack_alert": ("hub",),
-    "open_service": ("hub",),
-    "close_service": ("hub",),
-    "assign_counter": ("hub",),
-    "service_limits": ("hub",),
-    "zone_sound": ("hub",),
-    "survey": ("hub",),
+    "revoke_priority": ("hub", "web"),
+    "ack_alert": ("hub", "web"),
+    "open_service": ("hub", "web"),
+    "close_service": ("hub", "web"),
+    "assign_counter": ("hub", "web"),
+    "service_limits": ("hub", "web"),
+    "zone_sound": ("hub", "web"),
+    "survey": ("hub", "web"),
     "check_in": ("kiosk", "hub"),
 }
 assert set(COMMAND_ROLES) == set(m.COMMANDS), "every command kind needs its roles"
@@ -267,6 +283,10 @@ class Topics:
     def service_state(self, service: str) -> str:
         """Retained state of one service."""
         return self._build("service_state", service=service)
+
+    def service_queue(self, service: str) -> str:
+        """Retained waiting order (and estimates) of one service."""
+        return self._build("service_queue", service=service)
 
     def site_state(self) -> str:
         """Retained site summary."""

@@ -51,12 +51,19 @@ FIRSTBOOT = "firstboot.sh"
 PRINTER_RULES = "60-mpp-printer.rules"
 SERVICE_USER = "mpp"
 STATE_DIR = "/var/lib/mpp"  # the service's working directory (StateDirectory=mpp)
-ROLE_TITLES = {"kiosk": "kiosk", "caller": "caller box", "display": "display", "hub": "hub"}
+ROLE_TITLES = {
+    "kiosk": "kiosk",
+    "caller": "caller box",
+    "display": "display",
+    "hub": "hub",
+    "web": "web app",
+}
 ROLE_GROUPS = {
     "kiosk": ("gpio", "lp", "dialout", "video", "render", "input"),
     "caller": ("gpio", "i2c"),
     "display": ("video", "render", "audio", "input"),
     "hub": (),
+    "web": (),
 }
 # What each role's sandbox lets through beyond the common part of the unit: the device nodes
 # it drives (DevicePolicy=closed: nothing else), its socket families, and what Python's own
@@ -93,6 +100,14 @@ ROLE_SANDBOX = {
         "DeviceAllow=char-alsa rw",  # the speaker
         "DeviceAllow=char-input r",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",  # SDL: udev events
+    ),
+    # The web process serves http/https on the LAN; greenlets switch stacks, no JIT, but no
+    # MemoryDenyWriteExecute= (gevent's C core is not checked under it here).
+    "web": (
+        "PrivateDevices=yes",
+        "ProtectClock=yes",
+        "ProcSubset=pid",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
     ),
     "hub": (
         # The hub reads (never sets) the kernel's NTP state with adjtimex (hub/clock.py), which
@@ -181,7 +196,14 @@ ROLE_COMMANDS = {
     "caller": "caller --site {site} --device {device}",
     "display": "display --site {site} --device {device} --password-file %d/{credential}",
     "hub": "hub --site {site}",
+    "web": "web --site {site}",
 }
+# The site server's second service: the web app, its own process with its own broker account
+# and its https certificate from the site CA (in the hub's bundle).
+WEB = "web"
+WEB_PASSWORD_FILE = "web-broker-password"
+WEB_TLS_DIR = f"{DEVICE_DIR}/web"
+WEB_CERT_FILE, WEB_KEY_FILE = "web.crt", "web.key"
 
 
 def service_args(role: str, device: str) -> list[str]:
@@ -196,9 +218,10 @@ def service_args(role: str, device: str) -> list[str]:
 
 
 def render_unit(site: Site, device: str, options: BundleOptions) -> str:
-    """The systemd unit of one device (or of the hub)."""
-    role = role_of(site, device)
+    """The systemd unit of one device, of the hub, or of the web process ("web")."""
+    role = WEB if device == WEB else role_of(site, device)
     return _template("mpp-device.service.tmpl").substitute(
+        password_file=WEB_PASSWORD_FILE if role == WEB else PASSWORD_FILE,
         role=role,
         role_title=ROLE_TITLES[role],
         device=device,
@@ -317,7 +340,45 @@ def render_firstboot(site: Site, device: str, options: BundleOptions) -> str:
         install_software=_install_software(role, system_python, options),
         device_dir=DEVICE_DIR,
         hardware=_hardware_steps(site, device),
+        web=_web_steps() if role == "hub" else "",
+        web_secrets=_web_secrets() if role == "hub" else "",
+        secret_files=(
+            f' "$BUNDLE/{WEB_PASSWORD_FILE}" "$BUNDLE/{WEB_KEY_FILE}"' if role == "hub" else ""
+        ),
     )
+
+
+def _web_secrets() -> str:
+    """On the site server: the web process's broker password and TLS key leave the card first."""
+    return f"""
+log "web app: broker password and https key into {DEVICE_DIR}"
+if [ -f "$BUNDLE/{WEB_PASSWORD_FILE}" ]; then
+    install -m 0600 -o root -g root "$BUNDLE/{WEB_PASSWORD_FILE}" \\
+        "$ROOT{DEVICE_DIR}/{WEB_PASSWORD_FILE}"
+    rm -f "$BUNDLE/{WEB_PASSWORD_FILE}"
+fi
+install -d -m 0700 -o root -g root "$ROOT{WEB_TLS_DIR}"
+if [ -f "$BUNDLE/{WEB_KEY_FILE}" ]; then
+    install -m 0600 -o root -g root "$BUNDLE/{WEB_KEY_FILE}" "$ROOT{WEB_TLS_DIR}/{WEB_KEY_FILE}"
+    rm -f "$BUNDLE/{WEB_KEY_FILE}"
+fi
+"""
+
+
+def _web_steps() -> str:
+    """On the site server: the web process's certificate (its key readable by the service
+    user's group) and its service."""
+    return f"""
+log "web app: https certificate and {service_name(WEB)}"
+install -m 0644 "$BUNDLE/{WEB_CERT_FILE}" "$ROOT{WEB_TLS_DIR}/{WEB_CERT_FILE}"
+chgrp {SERVICE_USER} "$ROOT{WEB_TLS_DIR}" "$ROOT{WEB_TLS_DIR}/{WEB_KEY_FILE}"
+chmod 0750 "$ROOT{WEB_TLS_DIR}"
+chmod 0640 "$ROOT{WEB_TLS_DIR}/{WEB_KEY_FILE}"
+install -m 0644 "$BUNDLE/{service_name(WEB)}" "$ROOT/etc/systemd/system/{service_name(WEB)}"
+systemctl daemon-reload
+systemctl enable {service_name(WEB)}
+systemctl restart --no-block {service_name(WEB)}
+"""
 
 
 def broker_address_for(device: str, store: SiteSecrets, site: Site) -> BrokerAddress:
@@ -329,9 +390,16 @@ def broker_address_for(device: str, store: SiteSecrets, site: Site) -> BrokerAdd
 
 
 def device_site_toml(inventory: Inventory, store: SiteSecrets, device: str) -> str:
-    """The inventory slice `device` runs (its bundle's site.toml)."""
+    """The inventory slice `device` runs (its bundle's site.toml); the site server's also
+    names the web process's https certificate and key files."""
     site = inventory.site
-    return device_slice(inventory, device, broker_address_for(device, store, site))
+    web_tls = (f"{WEB_TLS_DIR}/{WEB_CERT_FILE}", f"{WEB_TLS_DIR}/{WEB_KEY_FILE}")
+    return device_slice(
+        inventory,
+        device,
+        broker_address_for(device, store, site),
+        web_tls=web_tls if role_of(site, device) == "hub" else None,
+    )
 
 
 def slice_version(inventory: Inventory, store: SiteSecrets, device: str) -> str:
@@ -356,6 +424,14 @@ def bundle_files(
     rule = render_udev_rule(site, device)
     if rule is not None:
         files[PRINTER_RULES] = rule.encode()
+    if role == "hub":  # the site server also runs the web process
+        web_tls = store.web_tls
+        files |= {
+            WEB_PASSWORD_FILE: (store.password(WEB) + "\n").encode(),
+            service_name(WEB): render_unit(site, WEB, options).encode(),
+            WEB_CERT_FILE: web_tls.cert_pem,
+            WEB_KEY_FILE: web_tls.key_pem,
+        }
     house = options.wheelhouse(role)
     if house is not None:
         files |= {name: text.encode() for name, text in house.requirements.items()}
@@ -374,7 +450,7 @@ def bundle_files(
     return files
 
 
-MODES = {PASSWORD_FILE: 0o600, FIRSTBOOT: 0o755}
+MODES = {PASSWORD_FILE: 0o600, WEB_PASSWORD_FILE: 0o600, WEB_KEY_FILE: 0o600, FIRSTBOOT: 0o755}
 
 
 def write_bundle(

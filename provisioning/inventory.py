@@ -55,8 +55,14 @@ class Inventory:
         return cls(text, source, site, data)
 
 
-def device_slice(inventory: Inventory, device: str, broker: BrokerAddress) -> str:
-    """The inventory as `device` needs it: every site table, only its own device entry."""
+def device_slice(
+    inventory: Inventory,
+    device: str,
+    broker: BrokerAddress,
+    web_tls: tuple[str, str] | None = None,
+) -> str:
+    """The inventory as `device` needs it: every site table, only its own device entry (the
+    site server's: with the web process's https certificate and key files, `web_tls`)."""
     site, source = inventory.site, inventory.source
     if device not in site.devices and device != "hub":
         raise ProvisioningError(
@@ -73,6 +79,8 @@ def device_slice(inventory: Inventory, device: str, broker: BrokerAddress) -> st
     else:
         broker_table.pop("ca_file", None)
     data["broker"] = broker_table
+    if web_tls is not None:
+        data["web"] = dict(data.get("web", {})) | {"tls_cert": web_tls[0], "tls_key": web_tls[1]}
     header = (
         f"Site inventory of {site.site.name} ({site.site.id}) for {device}.\n"
         f"Made by `mpp-provision bundle` from inventory version {site.version}: do not edit here;\n"

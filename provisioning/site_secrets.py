@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker_config.acl import HUB, MONITOR, RESERVED_USERS
+from broker_config.acl import HUB, MONITOR, RESERVED_USERS, WEB
 from broker_config.files import Account
 from broker_config.passwords import hash_password, new_password, verify_password
 from broker_config.tls import KeyPair, cert_hosts, make_ca, make_server_cert, server_hosts
@@ -32,6 +32,8 @@ SITE_FILE = "site.json"
 ACCOUNTS_FILE = "accounts.json"
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 SERVER_CERT, SERVER_KEY = "server.crt", "server.key"
+# The web process's https certificate (staff pages), for the same names as the broker's.
+WEB_CERT, WEB_KEY = "web.crt", "web.key"
 BROKER_SETTINGS = "broker.json"
 README = """\
 Secrets of MPP site {site}, made by `mpp-provision init`.
@@ -189,8 +191,17 @@ class SiteSecrets:
             write_private(self.root / SERVER_KEY, server.key_pem)
             write_private(server_cert, server.cert_pem, 0o644)
             report.issued_server_cert = True
+        web_cert = self.root / WEB_CERT
+        if (
+            report.created_ca
+            or not web_cert.exists()
+            or cert_hosts(web_cert.read_bytes()) != wanted
+        ):
+            web = make_server_cert(self.ca, self.servers)
+            write_private(self.root / WEB_KEY, web.key_pem)
+            write_private(web_cert, web.cert_pem, 0o644)
 
-        wanted_roles = {HUB: HUB, MONITOR: MONITOR} | {
+        wanted_roles = {HUB: HUB, WEB: WEB, MONITOR: MONITOR} | {
             d: dev.role for d, dev in site.devices.items()
         }
         for name, role in wanted_roles.items():
@@ -228,6 +239,15 @@ class SiteSecrets:
         return KeyPair(
             (self.root / SERVER_CERT).read_bytes(), (self.root / SERVER_KEY).read_bytes()
         )
+
+    @property
+    def web_tls(self) -> KeyPair:
+        """The web process's https certificate and key (made by `init`)."""
+        if not (self.root / WEB_CERT).exists():
+            raise ProvisioningError(
+                f"{self.root} has no {WEB_CERT}: run `mpp-provision init` again to make it"
+            )
+        return KeyPair((self.root / WEB_CERT).read_bytes(), (self.root / WEB_KEY).read_bytes())
 
     def password(self, name: str) -> str:
         """The broker password of account `name`."""

@@ -37,17 +37,24 @@ def limits(site: Site) -> Limits:
 def run(site_file: str, log_level: str) -> None:
     """Serve until SIGTERM or Ctrl-C."""
     from protocol.mqtt import Bus
-    from web.app import create_app
+    from web.app import close_app, create_app
+    from web.hub_link import HubLink
 
     setup_logging(log_level)
     try:
         site = load_site(site_file)
         bus = Bus.for_device(site, WEB_DEVICE, **systemd.broker_login(WEB_DEVICE))
-        bus.start()
-        app = create_app(site, bus)
+        link = HubLink(site, bus)
+        app = create_app(site, link)
+        link.start()  # after the app subscribed its listeners: nothing retained is missed
         server = WebServer(app, listeners(site), limits(site)).start()
     except (InventoryError, MppError) as exc:
         raise click.ClickException(str(exc)) from None
+    if site.web.tls_cert is None:
+        log.warning(
+            "staff pages are served over plain http: passwords and session cookies cross the "
+            "LAN in clear text; set web.tls_cert and web.tls_key (mpp-provision init makes them)"
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -57,4 +64,25 @@ def run(site_file: str, log_level: str) -> None:
     while not stop.wait(1.0):
         pacer.ping(time.monotonic())  # the loop turns only while the event loop is free
     server.stop()
-    bus.stop()
+    close_app(app)
+    link.stop()
+
+
+def add_account(site_file: str, username: str, role: str) -> None:
+    """Create a staff account from the terminal (the first admin has no web page to do it)."""
+    from web.users import AccountError, UserStore
+
+    try:
+        site = load_site(site_file)
+    except InventoryError as exc:
+        raise click.ClickException(str(exc)) from None
+    name = click.prompt("Full name", default=username)
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    users = UserStore(site.web.database_path(site.hub.database))
+    try:
+        user = users.add(username, name, role, password)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        users.close()
+    click.echo(f"account {user.username} ({user.role}) created")

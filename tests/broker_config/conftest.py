@@ -16,7 +16,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from broker_config.acl import HUB, MONITOR
+from broker_config.acl import HUB, MONITOR, WEB
 from broker_config.files import (
     CONF,
     Account,
@@ -107,7 +107,9 @@ def start_site_broker(
     """Generate every file for the example site (or `site`, whose broker port becomes the
     loopback listener's), install them and start the broker."""
     site = site or make_site()
-    roles = {HUB: HUB, MONITOR: MONITOR} | {d: dev.role for d, dev in site.devices.items()}
+    roles = {HUB: HUB, WEB: WEB, MONITOR: MONITOR} | {
+        d: dev.role for d, dev in site.devices.items()
+    }
     passwords = {user: f"pw-{user}-{i}" for i, user in enumerate(roles)}
     layout = BrokerLayout(
         etc_dir=str(top / "etc"),

@@ -12,6 +12,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from broker_config.acl import (
     HUB,
     MONITOR,
+    WEB,
     AclError,
     Rule,
     render_acl,
@@ -24,7 +25,13 @@ from tests.broker_config.conftest import Probe, SiteBroker
 from tests.timing import wait_until
 
 # One device of each role takes part; a second device of the same role is the "other".
-SUBJECTS = {"kiosk-1": "kiosk", "caller-03": "caller", "tv-lobby-1": "display", HUB: HUB}
+SUBJECTS = {
+    "kiosk-1": "kiosk",
+    "caller-03": "caller",
+    "tv-lobby-1": "display",
+    HUB: HUB,
+    WEB: WEB,
+}
 SUBJECTS[MONITOR] = MONITOR
 OTHERS = ("kiosk-2", "caller-04", "tv-lobby-2")
 
@@ -44,6 +51,8 @@ def concrete_topics(t: Topics) -> list[str]:
             out.append(t.counter_state(3))
         elif spec.name == "service_state":
             out.append(t.service_state("ktp"))
+        elif spec.name == "service_queue":
+            out.append(t.service_queue("ktp"))
         elif spec.name == "site_state":
             out.append(t.site_state())
         elif spec.name == "alert":
@@ -90,7 +99,7 @@ def expected(t: Topics, user: str, topic: str, access: str) -> bool:
     if access == "write" and "kind" in values and role not in COMMAND_ROLES[values["kind"]]:
         return False
     if spec.own_only and side != (role,):
-        return own
+        return own or (access == "read" and role in spec.reads_every_device)
     return True
 
 
@@ -218,16 +227,24 @@ def test_policy_in_plain_words(matrix: dict) -> None:
     # A display and the monitor only read (their own presence aside).
     assert wrote["tv-lobby-1"] == {t.status("tv-lobby-1")}
     assert wrote[MONITOR] == {t.status(MONITOR)}
-    # Only the hub writes state, replies and alerts, and reads commands.
+    # Only the hub writes queue state, replies and alerts, and reads commands.
     state = {
         t.counter_state(3),
         t.service_state("ktp"),
+        t.service_queue("ktp"),
         t.site_state(),
         t.alert("complaints-3"),
-        t.featured("entrance"),
     }
     for user in SUBJECTS:
         assert (state <= wrote[user]) == (user == HUB), user
+    # The web sends staff commands on its own id only, publishes its own presence and the
+    # featured products (its own table); it never issues tickets.
+    web_kinds = {k for k, roles in COMMAND_ROLES.items() if "web" in roles}
+    assert wrote[WEB] == {t.command(WEB, k) for k in web_kinds} | {
+        t.status(WEB),
+        t.featured("entrance"),
+    }
+    assert "issue" not in web_kinds and {t.featured("entrance")} & wrote[HUB] == set()
     readers_of_commands = {
         reader for reader, got in matrix["got"].items() if any("/cmd/" in tp for _, tp in got)
     }

@@ -108,7 +108,6 @@ class HubProcess:
                     *HUB_COMMAND,
                     "--site",
                     str(self.site_file),
-                    "--no-web",
                     "--log-level",
                     "WARNING",
                     *(["--first-start"] if self.first_start else []),

@@ -27,13 +27,12 @@ from flask.testing import FlaskClient
 
 from bench.figures import figure
 from hub.service import HubService
-from hub.web import create_app
 from kiosk.printer import TicketPrinter, _network_class
 from protocol.site import KioskDevice
 from tests.chaos.device_rigs import KioskRig, kiosk_rig, stored_tickets
-from tests.hub.web.conftest import login
 from tests.kiosk.escpos_bytes import parse
 from tests.timing import wait_until
+from tests.web.conftest import login, web_app
 
 KIOSK = "kiosk-3"
 STATUS_REQUEST = b"\x10\x04\x04"  # DLE EOT 4: paper sensor status
@@ -237,15 +236,11 @@ def loopback_printer() -> Iterator[LoopbackPrinter]:
 @pytest.fixture
 def dashboard(hub: HubService) -> Iterator[FlaskClient]:
     """The staff dashboard of the running hub, logged in as an officer."""
-    app = create_app(hub, {"SSE_KEEPALIVE_S": 0.2, "SSE_MAX_S": 3.0})
-    users = app.extensions["mpp_users"]
-    users.add("petugas", "Siti Petugas", "officer", "rahasia-123")
-    client = app.test_client()
-    login(client, "petugas")
-    yield client
-    app.extensions["mpp_live"].close()
-    users.close()
-    app.extensions["mpp_featured"].close()
+    with web_app(hub.site, hub, {"SSE_KEEPALIVE_S": 0.2, "SSE_MAX_S": 3.0}) as app:
+        app.extensions["mpp_users"].add("petugas", "Siti Petugas", "officer", "rahasia-123")
+        client = app.test_client()
+        login(client, "petugas")
+        yield client
 
 
 def dashboard_printer(client: FlaskClient, device: str) -> str | None:

@@ -22,21 +22,21 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+from demo.webserver import WebServer
 from display.app import DisplayApp
 from display.errors import ImageRefused
 from display.featured import FeaturedImages
 from display.renderer import BACKGROUNDS
 from hub.service import HubService
-from hub.web import create_app
-from hub.web.server import WebServer
 from protocol import messages as m
 from protocol.brokers import Mosquitto
 from protocol.mqtt import Bus
 from protocol.site import Site
 from tests.conftest import make_site
 from tests.display.conftest import Factory, png_pixels
-from tests.hub.web.conftest import PASSWORD, csrf, login
 from tests.timing import wait_until
+from tests.web.conftest import PASSWORD, form, login
+from tests.web.conftest import web_app as make_web_app
 
 PRODUCT_RGB = (200, 30, 160)
 CAPTION = "Kerupuk Haruan Bu Sari"
@@ -251,14 +251,11 @@ def site(broker: Mosquitto, tmp_path: Path, web_port: int) -> Site:
 
 @pytest.fixture
 def web_app(hub: HubService) -> Iterator[Flask]:
-    """The hub's web app with an admin account (not listening: see `web_server`)."""
-    app = create_app(hub)
-    users = app.extensions["mpp_users"]
-    users.add("admin", "Ani Admin", "admin", PASSWORD)
-    yield app
-    app.extensions["mpp_live"].close()
-    users.close()
-    app.extensions["mpp_featured"].close()
+    """The web app with an admin account, a client of the hub over MQTT (not listening: see
+    `web_server`)."""
+    with make_web_app(hub.site, hub) as app:
+        app.extensions["mpp_users"].add("admin", "Ani Admin", "admin", PASSWORD)
+        yield app
 
 
 @pytest.fixture
@@ -284,7 +281,7 @@ def upload(admin: FlaskClient, caption: str = CAPTION, data: bytes | None = None
     response = admin.post(
         "/admin/featured",
         data={
-            "csrf_token": csrf(admin, "/admin/featured"),
+            **form(admin, "/admin/featured"),
             "zone": "entrance",
             "caption_id": caption,
             "caption_en": "Snakehead fish crackers",
@@ -323,7 +320,8 @@ def test_a_product_the_admin_uploads_shows_on_the_entrance_tv_without_a_restart(
     assert tv.renderer.shown("slide").text("caption") in inventory
 
     upload(admin_client(web_app))
-    published = hub.retained[hub.bus.topics.featured("entrance")]
+    link = web_app.extensions["mpp_hub"]
+    published = link.retained[link.topics.featured("entrance")]
     assert isinstance(published, m.FeaturedState) and len(published.slides) == 1
     assert published.slides[0].image_url.startswith(f"http://127.0.0.1:{web_server.port}/")
     tv.run(until=slide_shows(tv, CAPTION, with_image=True), timeout=10)
@@ -345,8 +343,7 @@ def test_a_product_the_admin_uploads_shows_on_the_entrance_tv_without_a_restart(
     # The admin removes it: back to the inventory's products, still without a restart.
     admin = admin_client(web_app)
     product = web_app.extensions["mpp_featured"].all("entrance")[0]
-    token = csrf(admin, "/admin/featured")
-    assert admin.post(f"/admin/featured/{product.id}/remove", data={"csrf_token": token}).status_code == 302  # fmt: skip
+    assert admin.post(f"/admin/featured/{product.id}/remove", data=form(admin, "/admin/featured")).status_code == 302  # fmt: skip
     tv.run(until=lambda: tv.renderer.shown("slide").text("caption") in inventory, timeout=10)
     assert tv.model.featured["entrance"].seq > published.seq
 

@@ -14,7 +14,7 @@ def test_the_hub_refuses_a_missing_database_and_says_what_to_check(tmp_path: Pat
     database = tmp_path / "disk" / "hub.sqlite"
     (tmp_path / "disk").mkdir()  # a mount point whose disk is not mounted: empty
     site_file = write_site(tmp_path / "site.toml", database=database)
-    result = CliRunner().invoke(main, ["hub", "--site", str(site_file), "--no-web"])
+    result = CliRunner().invoke(main, ["hub", "--site", str(site_file)])
     assert result.exit_code == 1
     assert "is missing" in result.output and "findmnt" in result.output
     assert "mpp hub --first-start" in result.output

@@ -450,75 +450,26 @@ def test_void_needs_exactly_one_target(hub: HubService, bus_for) -> None:
     assert "exactly one of ticket_id or cancels" in reply.error.message
 
 
-def _slide(caption: str, sha: str = "c" * 64) -> m.FeaturedSlide:
-    return m.FeaturedSlide(
-        order=0,
-        caption=m.SlideCaption(id=caption),
-        image_url=f"http://127.0.0.1:8080/media/featured/{sha}.png",
-        image_sha256=sha,
-    )
-
-
-def test_featured_products_go_out_retained_with_a_new_seq_for_every_zone(
-    hub: HubService, bus_for, site: Site
-) -> None:
-    screen = bus_for("tv-entrance")
-    featured = Watcher(screen, "featured", m.FeaturedState)
-    products: dict[str, tuple[m.FeaturedSlide, ...]] = {"entrance": (_slide("Amplang"),)}
-    hub.set_featured_source(lambda: products)
-    first = featured.until(lambda s: s.zone == "entrance")
-    assert [s.caption.id for s in first.slides] == ["Amplang"]
-    seq = hub.seq
-    products["entrance"] += (_slide("Sasirangan", "d" * 64),)
-    published = hub.publish_featured()
-    assert sorted(s.zone for s in published) == sorted(site.zones)
-    assert {s.seq for s in published} == {seq + 1} and hub.seq == seq + 1
-    assert rows(site, "SELECT value FROM meta WHERE key = 'seq'") == [(str(seq + 1),)]
-    got = featured.until(lambda s: s.zone == "entrance" and len(s.slides) == 2)
-    assert got.seq == seq + 1
-    lobby = hub.retained[hub.bus.topics.featured("lobby")]
-    assert isinstance(lobby, m.FeaturedState) and lobby.slides == ()  # screens: the inventory's
-
-
-def test_a_failing_featured_source_stops_nothing(
-    hub: HubService, caplog: pytest.LogCaptureFixture
-) -> None:
-    def broken() -> dict:
-        raise OSError("disk gone")
-
-    hub.set_featured_source(broken)
-    assert hub.publish_featured() == []
-    assert any("featured products not published" in r.getMessage() for r in caplog.records)
-    # A zone with more slides than a message may carry is left out; the others go out.
-    hub.set_featured_source(lambda: {"entrance": (_slide("x"),) * (m.MAX_FEATURED_SLIDES + 1)})
-    published = hub.publish_featured()
-    assert (
-        "entrance" not in {s.zone for s in published} and len(published) == len(hub.site.zones) - 1
-    )
-    reply = hub.submit(m.OpenCounter(device="hub", counter=3, officer="Siti"))
-    assert reply.ok and hub.alive()
-
-
-def test_featured_products_are_republished_after_the_broker_lost_them(
-    own_broker: Mosquitto, tmp_path: Path
-) -> None:
-    site = make_site(own_broker.port, always_open=True, database=tmp_path / "hub.sqlite")
-    hub = HubService(site, first_start=True).start()
-    screen = Bus.for_device(site, "tv-entrance")
-    try:
-        hub.set_featured_source(lambda: {"entrance": (_slide("Amplang"),)})
-        hub.publish_featured()
-        assert screen.start(wait=10)
-        # Wipe the retained products, as if the broker had lost them, then restart it.
-        screen.publish(screen.topics.featured("entrance"), b"", retain=True)
-        assert screen.flush(5)
-        featured = Watcher(screen, "featured", m.FeaturedState)
-        own_broker.restart()
-        got = featured.until(lambda s: s.zone == "entrance", timeout=15)
-        assert [s.caption.id for s in got.slides] == ["Amplang"]
-    finally:
-        screen.stop()
-        hub.stop()
+def test_the_queue_order_with_estimates_is_published_for_ticket_pages(hub: HubService) -> None:
+    """The ticket page's people ahead and estimate come from the hub: priority first."""
+    first = m.IssueResult.model_validate(
+        hub.submit(m.IssueTicket(device="hub", service="ktp")).result
+    ).ticket
+    second = m.IssueResult.model_validate(
+        hub.submit(m.IssueTicket(device="hub", service="ktp")).result
+    ).ticket
+    urgent = m.IssueResult.model_validate(
+        hub.submit(m.IssueTicket(device="hub", service="ktp", priority="elderly")).result
+    ).ticket
+    state = hub.retained[hub.bus.topics.service_queue("ktp")]
+    assert isinstance(state, m.ServiceQueue)
+    assert state.order == (urgent.id, first.id, second.id)
+    assert state.position(urgent.id) == (0, 0) and urgent.people_ahead == 0
+    ahead, wait = state.position(second.id)  # type: ignore[misc]
+    assert ahead == 2 and wait == hub.queue.estimate("ktp", 2) > 0
+    assert [state.position(t.id)[0] for t in hub.queue.waiting("ktp")] == [  # type: ignore[index]
+        hub.queue.people_ahead(t) for t in hub.queue.waiting("ktp")
+    ]
 
 
 def test_a_hub_started_without_its_broker_serves_the_web_and_connects_when_it_is_up(

@@ -37,7 +37,7 @@ def test_parse_is_the_inverse_of_build() -> None:
 
 
 def test_table_is_consistent() -> None:
-    roles = {"kiosk", "caller", "display", "hub", "region"}
+    roles = {"kiosk", "caller", "display", "hub", "web", "region"}
     for spec in TOPICS:
         assert set(spec.publishers) <= roles and set(spec.subscribers) <= roles
         assert issubclass(spec.payload, m.Message)

@@ -68,7 +68,7 @@ def server() -> Iterator[SiteServer]:
     with site_broker(p.broker_dir, p.loopback_port) as broker, (top / "hub.log").open("wb") as log:
         p.broker = broker
         hub = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mpp"), "hub", "--site", str(hub_site), "--no-web",
+            [str(Path(sys.executable).parent / "mpp"), "hub", "--site", str(hub_site),
              "--first-start",
              "--log-level", "WARNING"],
             cwd=hub_dir, env=env, stdout=subprocess.DEVNULL, stderr=log,

@@ -36,7 +36,9 @@ EXPECTED = {
     "kiosk-4": COMMON | {"mpp-kiosk.service"},  # serial printer
     "caller-03": COMMON | {"mpp-caller.service"},
     "tv-canteen-1": COMMON | {"mpp-display.service"},
-    "hub": COMMON | {"mpp-hub.service"},
+    # The site server also runs the web process: its unit, broker password, https certificate.
+    "hub": COMMON
+    | {"mpp-hub.service", "mpp-web.service", "web-broker-password", "web.crt", "web.key"},
 }
 
 
@@ -99,16 +101,49 @@ def test_bundle_holds_exactly_its_files(
     assert set(manifest["files"]) == EXPECTED[device] - {"manifest.json"}
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest, name
-    # No key of the site and no other account's password, anywhere in the bundle.
-    others = {store.password(n) for n in store.accounts if n != device}
+    # No key of the site and no other account's password, anywhere in the bundle (the site
+    # server's own web process aside: its password and https key, nothing else).
+    own = {device, "web"} if device == "hub" else {device}
+    others = {store.password(n) for n in store.accounts if n not in own}
     for path in bundle.iterdir():
-        if path.is_dir():
+        if path.is_dir() or (device == "hub" and path.name == "web.key"):
             continue
         data = path.read_text()
         assert "PRIVATE KEY" not in data, path.name
         assert not any(password in data for password in others), path.name
     site = parse_site((bundle / "site.toml").read_text())
     assert list(site.devices) == ([device] if device != "hub" else list(site.devices))
+
+
+def test_the_site_server_runs_the_web_process_on_https_from_the_site_ca(
+    make: Make, store: SiteSecrets, tmp_path: Path
+) -> None:
+    import ssl
+
+    from broker_config.tls import cert_hosts
+
+    bundle = make(store, "hub", tmp_path)
+    unit = unit_sections((bundle / "mpp-web.service").read_text())
+    service = dict(unit["Service"])
+    assert service["ExecStart"] == "/opt/mpp/venv/bin/mpp web --site /etc/mpp/site.toml"
+    assert service["LoadCredential"] == "mpp-broker-password:/etc/mpp/web-broker-password"
+    assert service["Type"] == "notify" and service["LimitNOFILE"] == "65536"
+    assert (bundle / "web-broker-password").read_text().strip() == store.password("web")
+    assert stat.S_IMODE((bundle / "web.key").stat().st_mode) == 0o600
+    site = parse_site((bundle / "site.toml").read_text())
+    assert (site.web.tls_cert, site.web.tls_key) == ("/etc/mpp/web/web.crt", "/etc/mpp/web/web.key")
+    # The certificate is the site CA's, for the server's names, and matches its key.
+    assert cert_hosts((bundle / "web.crt").read_bytes()) == cert_hosts(store.server.cert_pem)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(bundle / "web.crt", bundle / "web.key")
+    check = ssl.create_default_context(cadata=store.ca.cert_pem.decode())
+    assert check.get_ca_certs()[0]["subject"]  # the CA loads; the chain is checked by
+    # tests/web/test_server.py against a live server.
+    script = (bundle / "firstboot.sh").read_text()
+    assert (
+        'rm -f "$BUNDLE/broker-password" "$BUNDLE/web-broker-password" "$BUNDLE/web.key"' in script
+    )
+    assert "systemctl enable mpp-web.service" in script
 
 
 def test_slice_points_devices_at_the_tls_listener(

@@ -134,7 +134,7 @@ def test_hub_killed_mid_upload_sends_again_from_the_acknowledgement(rig: RegionR
     credentials.mkdir()
     (credentials / "mpp-broker-password").write_text(tier.broker.passwords["hub"])
     env = dict(os.environ, CREDENTIALS_DIRECTORY=str(credentials))
-    command = [sys.executable, "-m", "protocol.cli", "hub", "--site", str(site_file), "--no-web"]
+    command = [sys.executable, "-m", "protocol.cli", "hub", "--site", str(site_file)]
     log = (tier.database.parent / "hub.log").open("ab")
     rig.region()
     tier.wan.restore()

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from broker_config.tls import make_ca, make_server_cert
+from hub.service import HubService
 from protocol.brokers import free_port
+from protocol.site import load_site
 from tests.conftest import ROOT, write_site
 from tests.timing import wait_until
 
@@ -108,6 +110,7 @@ def test_mpp_web_starts_and_answers_its_health_check(broker, tmp_path: Path) -> 
     port = free_port()
     site_file = write_site(tmp_path / "site.toml", broker.port, database=tmp_path / "hub.sqlite")
     site_file.write_text(site_file.read_text().replace("port = 8080 ", f"port = {port} ", 1))
+    hub = HubService(load_site(site_file), first_start=True).start()
     proc = subprocess.Popen(
         [sys.executable, "-m", "protocol.cli", "web", "--site", str(site_file)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -121,9 +124,11 @@ def test_mpp_web_starts_and_answers_its_health_check(broker, tmp_path: Path) -> 
             except OSError:
                 return False
 
-        assert wait_until(healthy, 30)
+        up = wait_until(healthy, 30)
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
+        hub.stop()
+    assert up, out
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}" in out
