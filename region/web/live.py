@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from protocol import messages as m
 from region import public
@@ -74,13 +75,15 @@ class ViewFeed:
 
     # -- for the pages -----------------------------------------------------------------------
     def view(
-        self, conn: psycopg.Connection, site: str, service: str
+        self, pool: ConnectionPool, site: str, service: str
     ) -> tuple[m.QueueView | None, dict[int, int]]:
-        """The latest view of a service and its {ticket id: place} (loaded once if need be)."""
+        """The latest view of a service and its {ticket id: place} (read from the database,
+        with a connection of `pool`, only the first time)."""
         key = (site, service)
         cached = self._views.get(key)
         if cached is None:
-            loaded = public.load_view(conn, site, service)
+            with pool.connection() as conn:
+                loaded = public.load_view(conn, site, service)
             if loaded is None:
                 return None, {}
             cached = (loaded[0], {t: i for i, t in enumerate(loaded[0].waiting)})
@@ -115,10 +118,11 @@ class ViewFeed:
                     conn = connect(self.dsn, autocommit=True)
                     conn.execute(f"LISTEN {VIEW_CHANNEL}")
                     self._forget_all()  # views that came while not listening are reloaded
-                keys = set()
-                for note in conn.notifies(timeout=0.5, stop_after=200):
-                    site, _, service = note.payload.partition("/")
-                    keys.add((site, service))
+                # The first notification ends the wait at once; those that came with it too.
+                notes = list(conn.notifies(timeout=0.5, stop_after=1))
+                if notes:
+                    notes += list(conn.notifies(timeout=0.001, stop_after=500))
+                keys = {tuple(note.payload.partition("/")[::2]) for note in notes}
                 for site, service in sorted(keys):
                     self._load(conn, site, service)
                 if time.monotonic() >= next_links:

@@ -106,8 +106,7 @@ def _state_in(app: Any, found: public.Found, lang: str) -> dict[str, Any]:
     """`_state` outside a request (the stream's generator runs after the view returned)."""
     region = app.extensions["region"]
     region["feed"].start()
-    with region["pool"].connection() as conn:
-        view, index = region["feed"].view(conn, found.site, found.service)
+    view, index = region["feed"].view(region["pool"], found.site, found.service)
     return public.ticket_state(
         found,
         view,
