@@ -14,8 +14,10 @@ process) shows it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,7 @@ from broker_config.region import REGION_USER, RegionLayout, render_region_broker
 from broker_config.tls import make_ca, make_server_cert
 from demo.postgres import LocalPostgres
 from demo.site import EXAMPLE, local_inventory
+from demo.wan import WanLink
 from hub.service import HubService
 from protocol import messages as m
 from protocol.brokers import Mosquitto, free_port, wait_for_port
@@ -177,12 +180,32 @@ class Visitors:
 
 @dataclass
 class DemoSiteTier:
-    """One simulated MPP: its broker (bridged to the region), its hub, its visitors."""
+    """One simulated MPP: its broker (bridged to the region over a cuttable WAN), its hub, its
+    visitors."""
 
     site: Site
     broker: Mosquitto
     hub: HubService
     visitors: Visitors | None
+    wan: WanLink
+
+
+def bookable_around_the_clock(text: str) -> str:
+    """The demo's bookings work at any hour: KTP in half-hour sessions all day, every day,
+    check-in from 45 minutes before (so the next session may be booked and checked in now)."""
+    days = '["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'
+    times = [f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 30)] + ["23:59"]
+    sessions = "".join(
+        f'    {{ days = {days}, start = "{a}", end = "{b}", online_quota = 10 }},\n'
+        for a, b in itertools.pairwise(times)
+    )
+    text = re.sub(
+        r"(\[services\.ktp\.booking\][^\n]*\n(?:bring = .*\n)?)sessions = \[\n(?:.*\n)*?\]\n",
+        lambda found: found[1] + "sessions = [\n" + sessions + "]\n",
+        text,
+        count=1,
+    )
+    return re.sub(r"(?m)^check_in_before_min = \d+", "check_in_before_min = 45", text, count=1)
 
 
 @dataclass
@@ -255,6 +278,7 @@ class RegionDemo:
             raise MppError(f"the regional web did not start; see {self.workdir / 'region-web.log'}")
         base = f"http://127.0.0.1:{port}"
         self.urls = {
+            "online booking (reservasi, public)": f"{base}/reservasi",
             "regional overview": f"{base}/",
             "reports": f"{base}/reports",
             "ikm": f"{base}/ikm",
@@ -272,15 +296,24 @@ class RegionDemo:
             site_id=site_id,
         )  # fmt: skip
         text = text.replace('name = "Mal Pelayanan Publik Kota Banjarbaru"', f'name = "{name}"', 1)
-        text += "\n[region]\n"
+        text = bookable_around_the_clock(text)
+        # The ticket QRs point to the region's public page (phones on mobile data reach it).
+        text += f'\n[region]\npublic_url = "http://127.0.0.1:{self.web_port}"\n'
+
         (top / "site.toml").write_text(text, encoding="utf-8")
         site = parse_site(text, str(top / "site.toml"))
-        bridge = render_bridge(site, self.regional.bridge(site_id))
+        assert self.regional.layout is not None
+        wan = WanLink(self.regional.layout.bridge_port).restore()
+        bridge = render_bridge(site, self.regional.bridge(site_id, wan.port))
         broker = Mosquitto(broker_port, extra=bridge, workdir=top / "broker", own_session=True)
         broker.start()
         hub = HubService(site, first_start=True).start()
         visitors = Visitors(hub, seed=index).start() if self.traffic else None
-        return DemoSiteTier(site, broker, hub, visitors)
+        return DemoSiteTier(site, broker, hub, visitors, wan)
+
+    def tier(self, site_id: str) -> DemoSiteTier:
+        """One of the demo's sites."""
+        return next(t for t in self.tiers if t.site.site.id == site_id)
 
     def _add_login(self, dsn: str) -> None:
         from psycopg_pool import ConnectionPool
@@ -303,6 +336,7 @@ class RegionDemo:
                 tier.visitors.stop()
             tier.hub.stop()
             tier.broker.close()
+            tier.wan.close()
         if self.service is not None:
             self.service.stop()
         if self.regional is not None:
