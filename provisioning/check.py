@@ -62,7 +62,17 @@ def readiness(
     except InventoryError as exc:
         return [_from_problem(problem) for problem in exc.problems]
     findings: list[Finding] = []
-    for check in (_services, _counters, _zones, _kiosks, _pins, _hours, _devices, _web_urls):
+    for check in (
+        _services,
+        _counters,
+        _zones,
+        _kiosks,
+        _pins,
+        _hours,
+        _devices,
+        _web_urls,
+        _region_url,
+    ):
         findings += check(site)
     # With secrets, the server's name is known from `init --server`; without, guess from [broker].
     findings += _broker(site) if store is None else _secrets(site, store)
@@ -388,6 +398,32 @@ def _web_urls(site: Site) -> list[Finding]:
                 )
             )
     return out
+
+
+def _region_url(site: Site) -> list[Finding]:
+    """With region.public_url the ticket QR points to the region: phones on mobile data must
+    reach it from the internet (not a LAN address), over https."""
+    url = site.region.public_url if site.region is not None else None
+    if url is None:
+        return []
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    fix = 'set public_url = "https://antrian.example.go.id" in [region] (the regional web)'
+    why = unreachable(host)
+    if why is None:
+        try:
+            if ipaddress.ip_address(host).is_private:
+                why = f"{host} is a private (LAN) address"
+        except ValueError:
+            pass
+    if why is not None:
+        return [Finding(ERROR, "region.public_url", f"{why}: phones on mobile data cannot "
+                        f"open the ticket QR; {fix}")]  # fmt: skip
+    if parts.scheme != "https":
+        return [Finding(WARNING, "region.public_url", f"{url} is not https: citizens' pages "
+                        "and booking forms travel unencrypted over the internet; serve the "
+                        "regional web with [web] tls_cert/tls_key")]  # fmt: skip
+    return []
 
 
 def _with_host(parts: urllib.parse.SplitResult, host: str) -> str:

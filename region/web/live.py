@@ -48,6 +48,7 @@ class ViewFeed:
         self.clock = clock
         self._views: dict[tuple[str, str], tuple[m.QueueView, dict[int, int]]] = {}
         self._generation: dict[tuple[str, str], int] = {}
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
         self._live: dict[str, bool] = {}
         self.last_seen: dict[str, float] = {}  # when the region last heard from each site
         self._cond = threading.Condition()
@@ -81,7 +82,12 @@ class ViewFeed:
         with a connection of `pool`, only the first time)."""
         key = (site, service)
         cached = self._views.get(key)
-        if cached is None:
+        if cached is not None:
+            return cached
+        with self._loading.setdefault(key, threading.Lock()):  # one load; the others wait
+            cached = self._views.get(key)
+            if cached is not None:
+                return cached
             with pool.connection() as conn:
                 loaded = public.load_view(conn, site, service)
             if loaded is None:

@@ -251,3 +251,18 @@ def test_check_before_init_with_secrets_set(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "no secrets in" in result.output and "READY" in result.output
     assert not secrets.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "level", "words"),
+    [
+        ("http://192.168.10.2:8090", ERROR, "private (LAN) address: phones on mobile data"),
+        ("http://127.0.0.1:8090", ERROR, "phones on mobile data cannot open the ticket QR"),
+        ("http://antrian.kalselprov.go.id", WARNING, "is not https"),
+    ],
+)
+def test_the_regions_public_address_must_reach_phones_on_mobile_data(url, level, words) -> None:
+    text = example_text() + f'\n[region]\npublic_url = "{url}"\n'
+    find(readiness(text, "site.toml"), level, "region.public_url", words)
+    fine = example_text() + '\n[region]\npublic_url = "https://antrian.kalselprov.go.id"\n'
+    assert [f for f in readiness(fine) if f.key == "region.public_url"] == []
