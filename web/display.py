@@ -42,6 +42,12 @@ def call_text(site: Site, ticket: str, counter: int, lang: str, reading: str = "
     return f"Nomor antrian {ticket_words(ticket, 'id', reading)}, silakan menuju {where}."  # type: ignore[arg-type]
 
 
+def utc_offset_minutes(site: Site, now: float) -> int:
+    """The site's offset from UTC now, in minutes (the TV's clock shows the site's time)."""
+    offset = site.local_now(now).utcoffset()
+    return round(offset.total_seconds() / 60) if offset is not None else 0
+
+
 def _zone(code: str) -> Any:
     zone = base.site().zones.get(code)
     if zone is None:
@@ -118,6 +124,7 @@ def screen(zone_code: str) -> Any:
         inventory_products=list(enumerate(zone.featured)) if zone.kind == "entrance" else [],
         screen_lang=_lang(zone),
         sound=zone_sound(service, zone_code),
+        utc_offset=utc_offset_minutes(site, service.clock()),
     )
 
 

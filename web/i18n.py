@@ -134,6 +134,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "dash.issued": ("Tiket hari ini", "Tickets today"),
     "dash.online": ("Daring", "Online"),
     "dash.offline": ("Luring", "Offline"),
+    "dash.live": ("Langsung", "Live"),
     "dash.printer": ("Printer", "Printer"),
     "dash.seen": ("Terakhir", "Last seen"),
     "dash.no_alerts": ("Tidak ada peringatan.", "No alerts."),

@@ -26,6 +26,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from web.hub_link import HubLink
 
 RESYNC = "resync"
+Wants = Callable[[str, Any], bool]
 RETRY_AFTER_S = 30
 Event = tuple[str, Any]
 
@@ -37,6 +38,7 @@ class Subscriber:
         self._queue: queue.Queue[Event] = queue.Queue(maxsize=size)
         self.closed = False
         self.client = ""
+        self.wants: Wants | None = None
 
     def offer(self, event: Event) -> None:
         """Queue an event without blocking; on overflow keep only a resync marker."""
@@ -92,11 +94,16 @@ class LiveFeed:
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
-            subscriber.offer((kind, message))
+            # A stream that says what it shows is woken only for that (a ticket page: its
+            # service and its ticket), not for every state of the site.
+            if subscriber.wants is None or subscriber.wants(kind, message):
+                subscriber.offer((kind, message))
 
-    def admit(self, client: str) -> Subscriber:
-        """A subscriber for one stream from `client` (its address), or StreamLimit."""
+    def admit(self, client: str, wants: Wants | None = None) -> Subscriber:
+        """A subscriber for one stream from `client` (its address), or StreamLimit; `wants`
+        picks the states it is given (None: all)."""
         subscriber = Subscriber(self.queue_size)
+        subscriber.wants = wants
         with self._lock:
             mine = self._per_client.get(client, 0)
             if len(self._subscribers) >= self.max_streams or mine >= self.max_per_client:
@@ -190,13 +197,15 @@ def response(
     initial: Callable[[], list[str]],
     update: Callable[[list[Event]], list[str]],
     config: Any,
+    *,
     cleanup: Callable[[], None] | None = None,
+    wants: Wants | None = None,
 ) -> Any:
     """The SSE response of a live view, or 503 + Retry-After when the stream limits are
     reached (checked before the response starts, so the browser gets a clear status)."""
     from flask import Response, request, stream_with_context
 
-    subscriber = feed.admit(request.remote_addr or "")
+    subscriber = feed.admit(request.remote_addr or "", wants)
 
     def body() -> Iterator[str]:
         try:

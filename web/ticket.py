@@ -127,6 +127,16 @@ def _relevant(events: list[Event], service_code: str, ticket_id: int) -> bool:
     return False
 
 
+def _figures(link: HubLink, code: str, ticket_id: int) -> tuple[Any, ...]:
+    """What a waiting ticket's page shows from the hub's state: its position and estimate,
+    the numbers now served; (None, ...) when the ticket is not in its queue's order."""
+    queue = link.retained.get(link.topics.service_queue(code))
+    state = link.retained.get(link.topics.service_state(code))
+    position = queue.position(ticket_id) if isinstance(queue, m.ServiceQueue) else None
+    serving = state.now_serving if isinstance(state, m.ServiceState) else ()
+    return position, serving
+
+
 @bp.get("/t/<token>/events")
 @public
 def events(token: str) -> Any:
@@ -136,12 +146,14 @@ def events(token: str) -> Any:
         abort(404)
     link, lang, ticket_id = base.hub(), base.lang(), row["id"]
     reader = base.stream_reader()
-    last: dict[str, str] = {}
+    last: dict[str, Any] = {}
 
     def render() -> list[str]:
         with reader as conn:
             fresh = conn.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
             view = ticket_view(conn, link, fresh, lang)
+        last.update(status=view.status, service=view.service)
+        last["figures"] = _figures(link, view.service, ticket_id)
         html = render_template("_ticket_body.html", view=view, token=token)
         if last.get("html") == html:
             return []
@@ -155,10 +167,20 @@ def events(token: str) -> Any:
         ]
 
     def update(batch: list[Event]) -> list[str]:
-        with reader as conn:
-            current = conn.execute(
-                "SELECT service FROM tickets WHERE id = ?", (ticket_id,)
-            ).fetchone()
-        return render() if _relevant(batch, current[0], ticket_id) else []
+        if not _relevant(batch, last.get("service", ""), ticket_id):
+            return []
+        # Thousands of pages follow a busy queue: a waiting ticket whose figures the hub did not
+        # change (a newcomer joined behind it) is not read nor rendered again.
+        if last.get("status") == "waiting":
+            figures = _figures(link, last["service"], ticket_id)
+            if figures[0] is not None and figures == last.get("figures"):
+                return []
+        return render()
 
-    return live.response(base.feed(), render, update, current_app.config)
+    return live.response(
+        base.feed(),
+        render,
+        update,
+        current_app.config,
+        wants=lambda kind, msg: _relevant([(kind, msg)], last.get("service", ""), ticket_id),
+    )

@@ -164,7 +164,7 @@ def test_dashboard_updates_without_reload(
     server, desktop, hub: HubService, bus_for, tmp_path
 ) -> None:
     log_in(desktop, server, "supervisor")
-    desktop.wait_for_function("document.getElementById('live-state').textContent === 'live'")
+    desktop.wait_for_function("document.getElementById('live-state').textContent === 'Langsung'")
     marker = desktop.evaluate("window.__marker = 42")
     assert marker == 42
     bus_for("kiosk-1").request(m.IssueTicket(device="kiosk-1", service="skck"), timeout=5)

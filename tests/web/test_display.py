@@ -64,4 +64,8 @@ def test_entrance_shows_inventory_products(client, hub: HubService) -> None:
         assert image.status_code == 200 and image.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get("/media/inventory/entrance/9").status_code == 404
     assert client.get("/display/nowhere").status_code == 404
-    assert "Soto Banjar" in client.get("/display/canteen").get_data(as_text=True)
+    canteen = client.get("/display/canteen?lang=en").get_data(as_text=True)
+    assert "Soto Banjar" in canteen
+    assert 'data-utc-offset="480"' in canteen  # the TV's clock shows WITA, the site's time
+    assert client.get("/dashboard").status_code == 302  # a TV's ?lang= is not remembered:
+    assert 'lang="id"' in client.get("/login").get_data(as_text=True)  # the next page is id

@@ -4,7 +4,7 @@
   var badge = document.getElementById("live-state");
   if (!badge) return;
   window.mppLive(badge.dataset.events, {
-    hello: function () { badge.textContent = "live"; },
+    hello: function () { badge.textContent = badge.dataset.live; },
     replace: function (data) {
       var fresh = window.mppReplace(data.id, data.html);
       if (fresh) fresh.classList.add("changed");
@@ -12,6 +12,6 @@
     }
   }, function (up) {
     badge.className = "pill " + (up ? "on" : "alarm");
-    badge.textContent = up ? "live" : "offline";
+    badge.textContent = up ? badge.dataset.live : badge.dataset.offline;
   });
 })();

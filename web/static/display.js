@@ -50,10 +50,13 @@
       if (window.speechSynthesis) window.speechSynthesis.speak(new SpeechSynthesisUtterance(""));
     });
   }
+  // The site's time, whatever time zone the TV is set to: the page carries the site's UTC
+  // offset in minutes (data-utc-offset).
+  var offset = Number(screen.dataset.utcOffset || 0);
   function tick() {
-    var d = new Date();
+    var d = new Date(Date.now() + offset * 60000);
     document.getElementById("clock").textContent =
-      String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+      String(d.getUTCHours()).padStart(2, "0") + ":" + String(d.getUTCMinutes()).padStart(2, "0");
   }
   tick(); setInterval(tick, 10000);
 })();
