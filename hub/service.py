@@ -266,6 +266,8 @@ class HubService:
         self._inbox.put(work)
         if self._worker is None or threading.get_ident() != self._worker.ident:
             self.bus.wake()  # from another thread (web app, stop): the worker may be polling
+        if self.failed is not None:
+            self._abandon()  # the worker stopped meanwhile: nobody else will answer it
 
     def _on_command(self, incoming: Incoming) -> None:
         if self.bus.topics.parse(incoming.topic) is not None:
