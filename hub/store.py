@@ -25,9 +25,10 @@ from hub.rules import WAITING, Changes, CounterNow, Queue, Sound, Ticket
 from protocol.errors import MppError
 
 log = logging.getLogger("mpp.hub")
-# The upkeep thread looks every UPKEEP_POLL_S; it checkpoints after CHECKPOINT_COMMITS commits
-# or CHECKPOINT_EVERY_S, whichever comes first (under sustained load the hub writes ~30 MB of
-# WAL a second here), and restarts a WAL that outgrew WAL_LIMIT_BYTES (see `_checkpoint`).
+# The upkeep thread looks every UPKEEP_POLL_S; it checkpoints after CHECKPOINT_COMMITS commits,
+# CHECKPOINT_EVERY_S or once the WAL outgrew WAL_LIMIT_BYTES, whichever comes first (under
+# sustained load the hub writes ~30 MB of WAL a second here), and restarts such a WAL (see
+# `_checkpoint`).
 BUSY_TIMEOUT_MS = 10_000  # how long a connection waits for another's lock
 UPKEEP_POLL_S = 0.1
 BACKUP_AFTER_START_S = 60.0  # the daily copy waits out the start (devices reconnecting)
@@ -386,8 +387,10 @@ class Store:
         try:
             while not self._closing.wait(UPKEEP_POLL_S):
                 commits = self.commits_since_checkpoint
-                if commits >= CHECKPOINT_COMMITS or (
-                    commits and time.monotonic() - last >= CHECKPOINT_EVERY_S
+                if commits and (
+                    commits >= CHECKPOINT_COMMITS
+                    or time.monotonic() - last >= CHECKPOINT_EVERY_S
+                    or self.wal_bytes() > WAL_LIMIT_BYTES
                 ):
                     self.commits_since_checkpoint = 0
                     last = time.monotonic()
