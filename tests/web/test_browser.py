@@ -324,3 +324,85 @@ def test_pages_keep_to_the_content_security_policy(server, browser, hub: HubServ
     context.close()
     violations = [p for p in problems if "Content Security Policy" in p]
     assert violations == []
+
+
+def test_staff_log_in_over_https_from_the_site_ca_and_log_out(
+    browser, hub: HubService, site, tmp_path
+) -> None:
+    """The real `mpp web`: http sends the login to https (the site CA's certificate), the
+    session cookie is Secure, and after logout the old cookie opens nothing."""
+    import ssl
+    import subprocess
+    import sys
+    import urllib.request
+
+    from broker_config.tls import make_ca, make_server_cert
+    from protocol.brokers import free_port
+    from tests.conftest import ROOT
+    from tests.timing import wait_until
+    from web.users import UserStore
+
+    ca = make_ca(site.site.id)
+    cert = make_server_cert(ca, ["127.0.0.1"])
+    (tmp_path / "web.crt").write_bytes(cert.cert_pem)
+    (tmp_path / "web.key").write_bytes(cert.key_pem)
+    port, tls_port = free_port(), free_port()
+    from tests.conftest import site_text
+
+    # The running test hub's site, with the web's listeners and certificate.
+    body = site_text(
+        site.broker.port, site_id=site.site.id, always_open=True, database=hub.database
+    )
+    body = body.replace("port = 8080 ", f"port = {port} ", 1).replace(
+        "tls_port = 8443", f"tls_port = {tls_port}", 1
+    )
+    body = body.replace(
+        '# tls_cert = "/etc/mpp/web/web.crt"', f'tls_cert = "{tmp_path / "web.crt"}"'
+    ).replace('# tls_key = "/etc/mpp/web/web.key"', f'tls_key = "{tmp_path / "web.key"}"')
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(body)
+    users = UserStore(hub.database.with_name("mpp-web.sqlite"))
+    users.add("kepala", "Kepala MPP", "supervisor", PASSWORD)
+    users.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "protocol.cli", "web", "--site", str(site_file)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        trusted = ssl.create_default_context(cadata=ca.cert_pem.decode())
+
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{tls_port}/healthz", context=trusted, timeout=2
+                ):
+                    return True
+            except OSError:
+                return False
+
+        assert wait_until(up, 30)  # the https listener's chain verifies with the site CA
+        # Chromium has no site CA installed here: it is told to accept the certificate, which
+        # the check above verified against the CA.
+        context = browser.new_context(ignore_https_errors=True)
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/login")
+        assert page.url.startswith(f"https://127.0.0.1:{tls_port}/login")
+        page.fill("input[name=username]", "kepala")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"https://127.0.0.1:{tls_port}/dashboard")
+        (cookie,) = [c for c in context.cookies() if c["name"] == "mpp_session"]
+        assert cookie["secure"] and cookie["httpOnly"]
+        page.click("form[action='/logout'] button")
+        page.wait_for_url(f"https://127.0.0.1:{tls_port}/login")
+        stolen = browser.new_context(ignore_https_errors=True)
+        stolen.add_cookies([cookie])
+        again = stolen.new_page()
+        again.goto(f"https://127.0.0.1:{tls_port}/dashboard")
+        assert "/login" in again.url  # the logged-out session opens nothing
+        stolen.close()
+        context.close()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out
