@@ -32,6 +32,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "lang.name.id": ("Bahasa Indonesia", "Indonesian"),
     "lang.name.en": ("Bahasa Inggris", "English"),
     "zone.kind.lobby": ("Ruang tunggu", "Lobby"),
+    "device.kiosk": ("Kios tiket", "Ticket kiosk"),
+    "device.caller": ("Pemanggil loket", "Caller box"),
+    "device.display": ("Layar TV", "TV screen"),
+    "device.hub": ("Server antrian", "Queue server"),
+    "device.web": ("Aplikasi web", "Web app"),
     "zone.kind.canteen": ("Kantin", "Canteen"),
     "zone.kind.entrance": ("Pintu masuk", "Entrance"),
     # staff accounts (admin)
