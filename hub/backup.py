@@ -1,8 +1,8 @@
 """Daily backup copies of the hub database, made with SQLite's backup API off the command path.
 
-The hub's upkeep thread runs `DailyBackup.run` once a second; it copies the database when there
-is no copy of today (local date) yet: one copy a day, made at the hub's start and after
-midnight (holding the whole previous day). Each copy gets the full `PRAGMA integrity_check`
+The hub's upkeep thread (hub.store) starts `DailyBackup.run` in a thread of its own when there
+is no copy of today (local date) yet: one copy a day, made a minute after the hub's start and
+after midnight (holding the whole previous day). Each copy gets the full `PRAGMA integrity_check`
 (too slow for every start, which runs quick_check): a copy failing it is kept aside as
 `*.damaged`, the older copies are kept, and `damaged` says what was found (the hub raises an
 alert). The newest KEEP good copies are kept.
