@@ -21,6 +21,7 @@ from protocol.errors import CommandRejected
 from protocol.mqtt import Bus, Incoming
 from protocol.site import Site
 from tests.conftest import make_site
+from tests.hub.test_store import index_misses_a_row
 from tests.timing import wait_until
 
 
@@ -667,3 +668,17 @@ def test_reports_of_a_tickets_fate_are_applied_however_late(hub: HubService, bus
     stale_issue = m.IssueTicket(device="kiosk-1", service="ktp", **long_ago)
     stale = raw_request(kiosk, "issue", m.encode(stale_issue))  # a press is not a report
     assert stale.error is not None and stale.error.code == "stale"
+
+
+def test_damage_the_daily_check_finds_raises_an_alert(hub: HubService, site: Site) -> None:
+    """The daily backup's integrity check (an index missing a row: quick_check passes) reaches
+    the supervisors as a retained alert that says to restore."""
+    assert hub.submit(m.IssueTicket(device="hub", service="ktp")).ok
+    index_misses_a_row(Path(site.hub.database), "tickets_day")
+    assert hub.store is not None and hub.store.backup.run() is None  # the copy fails the check
+    alert = wait_until(
+        lambda: next((a for a in hub.snapshot("alert") if a.id.startswith("database-check")), None),
+        timeout=15,  # the worker looks at every 5 s tick
+    )
+    assert alert is not None and alert.kind == "storage" and "cadangan" in alert.text.id
+    assert rows(site, "SELECT kind FROM alerts WHERE id = ?", alert.id) == [("storage",)]

@@ -122,7 +122,7 @@ def test_backups_keep_the_newest_and_set_a_damaged_copy_aside(tmp_path: Path) ->
     kept = backup.copies(path, backups)
     assert [p.name for p in kept] == ["hub-2026-01-03.sqlite", "hub-2026-01-04.sqlite", made.name]
     made.unlink()
-    _index_misses_a_row(path, "tickets_day")
+    index_misses_a_row(path, "tickets_day")
     assert _check(path, "quick_check") == "ok"  # what the start checks does not see this
     daily = backup.DailyBackup(path, backups)
     assert daily.run() is None
@@ -136,7 +136,7 @@ def _check(path: Path, pragma: str) -> str:
         return conn.execute(f"PRAGMA {pragma}").fetchone()[0]
 
 
-def _index_misses_a_row(path: Path, index: str) -> None:
+def index_misses_a_row(path: Path, index: str) -> None:
     """Make `index` disagree with its table, through SQLite: hidden from the schema while a
     row changes, then shown again as it was."""
     conn = sqlite3.connect(path, isolation_level=None)
