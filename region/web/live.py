@@ -49,6 +49,7 @@ class ViewFeed:
         self._views: dict[tuple[str, str], tuple[m.QueueView, dict[int, int]]] = {}
         self._generation: dict[tuple[str, str], int] = {}
         self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._changed: dict[tuple[str, str], threading.Event] = {}  # set at the next change
         self._live: dict[str, bool] = {}
         self.last_seen: dict[str, float] = {}  # when the region last heard from each site
         self._cond = threading.Condition()
@@ -70,7 +71,7 @@ class ViewFeed:
         """Stop listening."""
         self._stopping.set()
         with self._cond:
-            self._cond.notify_all()
+            self._bump(list(self._changed))
         if self._thread is not None:
             self._thread.join(5)
 
@@ -103,16 +104,15 @@ class ViewFeed:
 
     def wait(self, site: str, service: str, seen: int, timeout: float) -> int:
         """Wait until (site, service) changes after generation `seen`, or `timeout`; returns
-        the generation now."""
+        the generation now. Only that key's pages wake (an event per key: thousands of open
+        pages of other services sleep on)."""
         key = (site, service)
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._generation.get(key, 0) == seen and not self._stopping.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            return self._generation.get(key, 0)
+            if self._generation.get(key, 0) != seen or self._stopping.is_set():
+                return self._generation.get(key, 0)
+            changed = self._changed.setdefault(key, threading.Event())
+        changed.wait(timeout)
+        return self._generation.get(key, 0)
 
     # -- the listener ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -179,5 +179,6 @@ class ViewFeed:
         """Wake the pages of `keys` (caller holds the condition)."""
         for key in keys:
             self._generation[key] = self._generation.get(key, 0) + 1
-        if keys:
-            self._cond.notify_all()
+            changed = self._changed.pop(key, None)
+            if changed is not None:
+                changed.set()
