@@ -35,6 +35,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "featured": ("bench/featured_bench.py", [], ["--rounds", "3"]),
     "provisioning": ("bench/provision_bench.py", [], ["--runs", "1"]),
     "region": ("bench/region_bench.py", [], ["--quick"]),
+    "public": ("bench/public_page_bench.py", [], ["--quick"]),
 }
 
 
