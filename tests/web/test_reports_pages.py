@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -111,3 +113,29 @@ def test_alert_acknowledged_from_the_web(played_app) -> None:
     assert response.status_code == 302
     assert "Ditangani oleh Kepala MPP" in client.get("/alerts").get_data(as_text=True)
     assert not any(isinstance(a, m.Alert) for a in service.snapshot("alert"))
+
+
+def test_the_report_shows_bookings_beside_walk_ins(site: Site) -> None:
+    clock = Clock()
+    service = HubService(site, clock=clock, first_start=True).start()
+    try:
+        clock.at(0)
+        ok(service, m.IssueTicket(device="hub", service="ktp"))  # a walk-in
+        day = service.site.business_day(clock())
+        with sqlite3.connect(service.database, timeout=10) as conn:  # as down/ brings them
+            conn.executemany(
+                'INSERT INTO bookings (code, service, day, start, "end", status, received_at, '
+                "changed_at) VALUES (?, 'ktp', ?, ?, ?, 'active', 0, 0)",
+                [(code, day, f"{hour:02d}:00", f"{hour + 1:02d}:00")
+                 for code, hour in (("AAAA2222", 9), ("BBBB3333", 9))],
+            )  # fmt: skip
+        ok(service, m.CheckIn(device="hub", code="AAAA2222"))
+        with web_app(site, service) as app:
+            app.extensions["mpp_users"].add("kepala", "Kepala MPP", "supervisor", PASSWORD)
+            body = supervisor(app).get(f"/reports?start={day}&end={day}").get_data(as_text=True)
+    finally:
+        service.stop()
+    table = body.split('id="report-funnel"', 1)[1].split("</table>", 1)[0]
+    assert "Perekaman dan Cetak KTP-el" in table
+    cells = re.findall(r'<td class="num">(\d+)</td>', table)
+    assert cells == ["2", "1", "0", "0", "0", "1", "0"]  # booked, in, called, served, no-show
