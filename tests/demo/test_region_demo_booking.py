@@ -19,10 +19,12 @@ from escpos.printer import Dummy
 
 from demo.region import DEMO_LOGIN, RegionDemo
 from kiosk.app import KioskApp
+from kiosk.scanner import KeyDecoder
 from protocol import messages as m
 from protocol.brokers import free_port
 from protocol.mqtt import Bus
 from tests.kiosk.conftest import dummy_printer
+from tests.kiosk.test_checkin import key_events
 from tests.timing import wait_until
 
 SITE = "mpp-banjarbaru"
@@ -95,7 +97,10 @@ def test_book_check_in_offline_called_followed_and_surveyed_on_the_demo() -> Non
             Bus.for_device(tier.site, "kiosk-3"),
             dummy_printer(tier.site, "kiosk-3", raw),
         ).start(wait_connected=10)
-        assert kiosk.check_in(scanned) == "accept" and kiosk.wait_idle(10)
+        decoder = KeyDecoder()  # the scanner types the QR's text, as a USB keyboard does
+        typed = [decoder.feed(code, value) for code, value in key_events(scanned)]
+        assert typed[-2:] == [scanned, None]
+        assert kiosk.check_in(typed[-2]) == "accept" and kiosk.wait_idle(10)
         [ticket] = kiosk.printed
         assert ticket.booking == code and b"RESERVASI" in raw.output
         tier.wan.restore()
