@@ -143,7 +143,8 @@ class KioskApp:
         if panel is not None:
             panel.on_press(self._on_panel_press)
         if menu is not None:
-            if any(service.booking for service in site.services.values()):
+            bookable = any(service.booking for service in site.services.values())
+            if bookable and site.region is not None:  # bookings come from the region
                 menu.on_check_in(self.check_in)  # the menu shows the check-in button
             menu.on_choose(self.press)
             menu.on_priority(self.choose_priority)
