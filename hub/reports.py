@@ -17,8 +17,6 @@ check them by hand. Definitions (also in docs/web.md):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sqlite3
@@ -32,6 +30,7 @@ from hub.rules import SKIPPED, WAITING, duration
 from protocol.errors import MppError
 from protocol.ikm import IkmResult, ikm
 from protocol.site import Site
+from webcommon.export import csv_text
 
 Bucket = Literal["day", "week", "month"]
 Group = Literal["service", "agency", "counter"]
@@ -525,21 +524,8 @@ CSV_COLUMNS: tuple[tuple[str, Callable[[Stats], object]], ...] = (
 )
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}".rstrip("0").rstrip(".")
-    text = str(value)
-    # A spreadsheet runs cells starting with these as formulas (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def to_csv(stats: Iterable[Stats]) -> str:
     """Rows of Stats as CSV with a header line (UTF-8 text; seconds as numbers)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([name for name, _ in CSV_COLUMNS])
-    for row in stats:
-        writer.writerow([_cell(get(row)) for _, get in CSV_COLUMNS])
-    return out.getvalue()
+    return csv_text(
+        [name for name, _ in CSV_COLUMNS], ([get(row) for _, get in CSV_COLUMNS] for row in stats)
+    )

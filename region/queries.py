@@ -11,9 +11,7 @@ code as the hub's.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -23,6 +21,7 @@ import psycopg
 
 from protocol.errors import MppError
 from protocol.ikm import ELEMENTS, IkmResult, ikm
+from webcommon.export import csv_text
 
 Group = Literal["site", "agency", "service"]
 GROUPS: tuple[str, ...] = ("site", "agency", "service")
@@ -306,26 +305,6 @@ def ikm_by_unit(
         UnitIkm(key, label.get(key, key), row_site, ikm(responses))
         for (row_site, key), responses in sorted(groups.items())
     ]
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}".rstrip("0").rstrip(".")
-    text = str(value)
-    # A spreadsheet runs cells starting with these as formulas (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """CSV with a header line (UTF-8 text, CRLF), cells safe to open in a spreadsheet."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_cell(v) for v in row])
-    return out.getvalue()
 
 
 def report_csv(rep: Report) -> str:

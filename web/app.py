@@ -23,16 +23,9 @@ from web.featured import FeaturedPublisher, FeaturedStore
 from web.hub_link import HubLink
 from web.i18n import pick_lang, translate
 from web.live import LiveFeed
-from web.security import (
-    CsrfError,
-    LoginThrottle,
-    check_access,
-    check_csrf,
-    csrf_token,
-    needs_https,
-    security_headers,
-)
+from web.security import needs_https, security_headers
 from web.users import UserStore
+from webcommon.security import CsrfError, LoginThrottle, check_access, check_csrf, csrf_token
 
 log = logging.getLogger("mpp.web")
 

@@ -3,8 +3,6 @@ rating-pad results per officer, and alerts to acknowledge."""
 
 from __future__ import annotations
 
-import csv
-import io
 import sqlite3
 from datetime import date
 from typing import Any
@@ -17,9 +15,10 @@ from protocol import messages as m
 from protocol.ikm import ELEMENTS
 from protocol.texts import DAYS
 from web import base
-from web.charts import bar_chart, heatmap
 from web.hub_link import WEB_DEVICE
 from web.security import requires
+from webcommon.charts import bar_chart, heatmap
+from webcommon.export import csv_text
 
 bp = Blueprint("reports", __name__)
 
@@ -176,19 +175,18 @@ def ikm_csv() -> Any:
         return Response(error + "\n", status=400, mimetype="text/plain")
     service, agency = _ikm_filters()
     result = r.survey_summary(base.db(), period, service=service, agency=agency).result
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["element", "name", "nrr", "weighted_nrr"])
+    rows: list[list[object]] = []
     for i, element in enumerate(ELEMENTS):
         nrr = float(result.nrr[i]) if result.nrr else None
         figures = ["", ""] if nrr is None else [f"{nrr:.4f}", f"{nrr / 9:.4f}"]
-        writer.writerow([element.code, element.name.id, *figures])
-    writer.writerow(["respondents", result.respondents, "", ""])
-    writer.writerow(["ikm", result.value if result.value is not None else "", "", ""])
-    writer.writerow(["category", result.category.letter if result.category else "", "", ""])
+        rows.append([element.code, element.name.id, *figures])
+    rows.append(["respondents", result.respondents, "", ""])
+    rows.append(["ikm", result.value, "", ""])
+    rows.append(["category", result.category.letter if result.category else "", "", ""])
+    text = csv_text(["element", "name", "nrr", "weighted_nrr"], rows)
     name = f"ikm-{service or agency or 'semua'}-{period.start}-{period.end}.csv"
     return Response(
-        "\ufeff" + out.getvalue(),
+        "\ufeff" + text,
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -19,7 +19,9 @@ from region.config import RegionConfig
 from region.web import auth, booking, pages, public, reports, users
 from region.web.accounts import Accounts
 from region.web.live import ViewFeed
-from region.web.security import (
+from region.web.security import headers as security_headers
+from region.web.texts import translate
+from webcommon.security import (
     CsrfError,
     LoginThrottle,
     RateLimit,
@@ -27,8 +29,6 @@ from region.web.security import (
     check_csrf,
     csrf_token,
 )
-from region.web.security import headers as security_headers
-from region.web.texts import translate
 
 
 def create_app(

@@ -36,7 +36,7 @@ def login() -> Any:
         throttle = base.region()["throttle"]
         username = request.form.get("username", "").strip().lower()[:40]
         keys = (f"ip:{request.remote_addr}", f"user:{username}")
-        if throttle.blocked(*keys):
+        if throttle.blocked_for(*keys) > 0:
             return render_template("login.html", error=base.t("login.throttled")), 429
         user = base.region()["accounts"].check(username, request.form.get("password", ""))
         if user is None:

@@ -9,8 +9,8 @@ from flask import Blueprint, Response, g, render_template, request
 from protocol.ikm import ELEMENTS
 from region import bookings, queries
 from region.web import base
-from region.web.charts import bars
 from region.web.security import requires
+from webcommon.charts import bar_chart
 
 bp = Blueprint("reports", __name__)
 
@@ -39,8 +39,9 @@ def index() -> Any:
             rep = queries.report(conn, period, group=group, site=_site(), lang=g.lang)
     except queries.QueryError as exc:
         return render_template("error.html", message=f"{base.t('error.bad_period')}: {exc}"), 400
-    chart = bars(
-        [(f.label, f.wait_mean_s / 60 if f.wait_mean_s is not None else None) for f in rep.rows],
+    chart = bar_chart(
+        [(f.label, (f.wait_mean_s / 60 if f.wait_mean_s is not None else None,)) for f in rep.rows],
+        (base.t("chart.wait"),),
         title=base.t("chart.wait"),
     )
     with base.db() as conn:
