@@ -81,7 +81,8 @@ if [ ! -f "$IMAGE/.mpp-image-done" ]; then
     in_root "$IMAGE" bash -ec '
         cd /tmp/lgpio && tar xzf lgpio-0.2.2.0.tar.gz && cd lgpio-0.2.2.0
         lib=/usr/lib/aarch64-linux-gnu
-        gcc -shared -fPIC -O2 -Isrc -o liblgpio.so.1 $(ls src/*.c | grep -v rgpiod) -lpthread -lrt -Wl,-soname,liblgpio.so.1
+        gcc -shared -fPIC -O2 -Isrc -o liblgpio.so.1 src/*.c -lpthread -lrt -Wl,-soname,liblgpio.so.1
+        ln -sf liblgpio.so.1 liblgpio.so
         python3 setup.py -q build_ext --inplace -L. >/tmp/lgpio/build.log 2>&1 || { cat /tmp/lgpio/build.log; exit 1; }
         pkg=/tmp/python3-lgpio; dist=$pkg/usr/lib/python3/dist-packages
         mkdir -p $pkg/DEBIAN $dist $pkg$lib
