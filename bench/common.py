@@ -44,3 +44,28 @@ def machine() -> str:
         f"{platform.release()}, Python {platform.python_version()}; "
         f"load average {os.getloadavg()[0]:.2f}; {time.strftime('%Y-%m-%d %H:%M')}"
     )
+
+
+def cpu_seconds(*pids: int) -> float:
+    """CPU time (user + system, s) used so far by these processes, their live children and
+    the children they have reaped: the figure a loaded machine does not distort the way it
+    distorts wall time. A process that is gone counts 0."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            stats[int(entry.name)] = text[text.rindex(")") + 2 :].split()
+    parents = {pid: int(fields[1]) for pid, fields in stats.items()}
+    total = 0
+    for pid, fields in stats.items():
+        ancestor, seen = pid, 0
+        while ancestor not in pids and ancestor > 1 and seen < 64:
+            ancestor, seen = parents.get(ancestor, 0), seen + 1
+        if ancestor in pids:
+            utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
+            total += utime + stime + (cutime + cstime if pid in pids else 0)
+    return total / tick

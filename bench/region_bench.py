@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.cookiejar
+import os
 import random
 import re
 import shutil
@@ -32,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, pct
+from bench.common import cpu_seconds, machine, pct
 from bench.figures import figure
 from broker_config.files import render_bridge
 from broker_config.region import REGION_USER
@@ -231,12 +232,17 @@ def ingest_rate(pg: LocalPostgres, sites: int, tickets: int) -> None:
             sim.client.publish(sim.topics.catalog(), m.encode(catalog(sim.site)), qos=1,
                                retain=True).wait_for_publish(10)  # fmt: skip
         time.sleep(1)
+        processes = {"region service": [service.pid], "PostgreSQL": [pg.pid() or 0],
+                     "regional Mosquitto": [regional.broker.process.pid],  # type: ignore[union-attr]
+                     "50 simulated bridges (bench)": [os.getpid()]}  # fmt: skip
+        cpu_before = {name: cpu_seconds(*pids) for name, pids in processes.items()}
         started = time.monotonic()
         deadline = started + 600
         while time.monotonic() < deadline and not all(s.done.is_set() for s in sims):
             busy = [s.pump() for s in sims]
             time.sleep(0.002 if any(busy) else 0.02)
         wall = time.monotonic() - started
+        cpu = {name: cpu_seconds(*pids) - cpu_before[name] for name, pids in processes.items()}
         stored = sum(acked(dsn).values())
     finally:
         for sim in sims:
@@ -247,7 +253,13 @@ def ingest_rate(pg: LocalPostgres, sites: int, tickets: int) -> None:
         shutil.rmtree(top, ignore_errors=True)
     rate = stored / wall
     print(f"(a) {sites} sites, {total} events ({stored} acknowledged) in {wall:.1f} s: "
-          f"{rate:,.0f} events/s into PostgreSQL through the regional broker")  # fmt: skip
+          f"{rate:,.0f} events/s into PostgreSQL through the regional broker "
+          f"(load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+    for name, seconds in cpu.items():
+        print(f"(a) CPU of {name}: {seconds:.2f} s, {seconds / stored * 10000:.3f} s per 10,000 "
+              "events")  # fmt: skip
+    figure("region: ingest CPU time per 10,000 events (region service + PostgreSQL)",
+           round((cpu["region service"] + cpu["PostgreSQL"]) / stored * 10000, 3), "s")  # fmt: skip
     figure(f"region: ingest from {sites} sites through the broker", round(rate), "events/s",
            ">= 20000")  # fmt: skip
 

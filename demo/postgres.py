@@ -134,6 +134,12 @@ class LocalPostgres:
         """A libpq connection string for database `dbname` (TCP on loopback)."""
         return f"host=127.0.0.1 port={self.port} user={self.user} dbname={dbname}"
 
+    def pid(self) -> int | None:
+        """The postmaster's process id while the server runs (its backends are its children)."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        return None
+
     def log(self) -> str:
         """The server's log so far."""
         with contextlib.suppress(OSError):
