@@ -46,10 +46,10 @@ def machine() -> str:
     )
 
 
-def cpu_seconds(*pids: int) -> float:
-    """CPU time (user + system, s) used so far by these processes, their live children and
-    the children they have reaped: the figure a loaded machine does not distort the way it
-    distorts wall time. A process that is gone counts 0."""
+def cpu_seconds(*pids: int, children: bool = True) -> float:
+    """CPU time (user + system, s) used so far by these processes and (`children`) their
+    descendants, the reaped ones included: the figure a loaded machine does not distort the
+    way it distorts wall time. A process that is gone counts 0."""
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
@@ -63,9 +63,9 @@ def cpu_seconds(*pids: int) -> float:
     total = 0
     for pid, fields in stats.items():
         ancestor, seen = pid, 0
-        while ancestor not in pids and ancestor > 1 and seen < 64:
+        while children and ancestor not in pids and ancestor > 1 and seen < 64:
             ancestor, seen = parents.get(ancestor, 0), seen + 1
         if ancestor in pids:
             utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
-            total += utime + stime + (cutime + cstime if pid in pids else 0)
+            total += utime + stime + (cutime + cstime if pid in pids and children else 0)
     return total / tick
