@@ -944,8 +944,10 @@ def decode(model: type[M], payload: bytes | str | dict[str, Any]) -> M:
     if type(version) is not int or version != VERSION:  # true and 1.0 equal 1 in Python
         raise BadMessage("unsupported_version", f"v={version!r}; this hub speaks v={VERSION}")
     try:
-        # JSON's own types, strictly: "3" is no counter number and true is no 1.
-        message = model.model_validate_json(json.dumps(data), strict=True)
+        # JSON's own types, strictly: "3" is no counter number and true is no 1. The payload
+        # itself is validated (decode_json has checked it; writing it again cost a third).
+        raw = json.dumps(data) if isinstance(payload, dict) else payload
+        message = model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"

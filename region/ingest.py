@@ -17,8 +17,10 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -98,6 +100,26 @@ class Ingestor:
         conn.commit()
         conn.autocommit = True  # each `ingest` is then exactly one transaction, never a savepoint
         conn.execute(STAGING)
+        self._types = {
+            table: dict(
+                conn.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                    (table,),
+                ).fetchall()
+            )
+            for table in ("events", "stage_events", "tickets", "stage_tickets", "stage_daily")
+        }
+
+    @contextmanager
+    def _copy(
+        self, cur: psycopg.Cursor[Any], table: str, columns: Sequence[str]
+    ) -> Iterator[psycopg.Copy]:
+        """COPY in PostgreSQL's binary format (a fifth of the text format's cost per row),
+        with the column types the table has."""
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([self._types[table][c] for c in columns])
+            yield copy
 
     # -- entry point -------------------------------------------------------------------
     def ingest(self, received: Iterable[Received]) -> dict[str, int]:
@@ -105,7 +127,7 @@ class Ingestor:
         site that sent a batch (duplicates and heartbeats included), to publish after it."""
         now = self.clock()
         catalogs: list[m.SiteCatalog] = []
-        sites: dict[str, _Site] = defaultdict(_Site)
+        batches: dict[str, list[m.EventBatch]] = defaultdict(list)
         refused: dict[str, int] = defaultdict(int)
         for message in received:
             parsed = self._parse(message)
@@ -114,15 +136,42 @@ class Ingestor:
             elif isinstance(parsed, m.SiteCatalog):
                 catalogs.append(parsed)
             elif parsed is not None:
-                sites[parsed.site].batches.append(parsed)
+                batches[parsed.site].append(parsed)
+        try:
+            return self._transaction(catalogs, batches, refused, now, careful=False)
+        except psycopg.errors.UniqueViolation as exc:
+            # A row the acknowledgement and `ranges` say is new was there already: stored by
+            # something else than this code. Nothing of the group was kept; store it again,
+            # tolerating what is there.
+            log.warning(
+                "rows already stored beyond the acknowledgement; group stored again, skipping them",
+                extra={"sites": sorted(batches), "error": str(exc).strip()[:200]},
+            )
+            return self._transaction(catalogs, batches, refused, now, careful=True)
+
+    def _transaction(
+        self,
+        catalogs: list[m.SiteCatalog],
+        batches: dict[str, list[m.EventBatch]],
+        refused: dict[str, int],
+        now: float,
+        *,
+        careful: bool,
+    ) -> dict[str, int]:
+        """One transaction for a parsed group. Not `careful`: new events and tickets are
+        copied straight into their tables (the acknowledgement and `ranges` say which rows
+        exist); `careful`: through staging tables with ON CONFLICT, whatever is there."""
         with self.conn.transaction():
             for catalog in catalogs:
                 self._save_catalog(catalog, now)
             if refused:
                 self._count_refused(refused)
-            ready = {site: work for site, work in sites.items() if self._catalog(site, now)}
-            acks = self._store(ready, now) if ready else {}
-        return acks
+            ready = {
+                site: _Site(list(parts))
+                for site, parts in batches.items()
+                if self._catalog(site, now)
+            }
+            return self._store(ready, now, careful) if ready else {}
 
     # -- parsing -----------------------------------------------------------------------
     def _parse(self, message: Received) -> m.EventBatch | m.SiteCatalog | str | None:
@@ -198,7 +247,7 @@ class Ingestor:
             )
 
     # -- events ------------------------------------------------------------------------
-    def _store(self, sites: dict[str, _Site], now: float) -> dict[str, int]:
+    def _store(self, sites: dict[str, _Site], now: float, careful: bool) -> dict[str, int]:
         names = sorted(sites)
         cur = self.conn.cursor()
         cur.execute(
@@ -216,16 +265,23 @@ class Ingestor:
             "SELECT site, after, last FROM ranges WHERE site = ANY(%s)", (names,)
         ):
             pending[site].append((after, last))
-        # New events (beyond what each site has acknowledged) go in as they are, once.
-        with cur.copy(f"COPY stage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+        # New events go in as they are, once: beyond the acknowledgement and outside the
+        # ranges already held (those are stored; their events are still replayed from here).
+        target = "stage_events" if careful else "events"
+        with self._copy(cur, target, EVENT_COLUMNS) as copy:
             for site in names:
-                work, acked = sites[site], before[site]
+                work, acked, held = sites[site], before[site], pending[site]
                 for batch in work.batches:
+                    if batch.last <= acked:
+                        continue
                     for event in batch.events:
-                        if event.id > acked and event.id not in work.events:
-                            work.events[event.id] = event
-                            copy.write_row(_event_row(site, event))
-        cur.execute("INSERT INTO events SELECT * FROM stage_events ON CONFLICT DO NOTHING")
+                        i = event.id
+                        if i > acked and i not in work.events:
+                            work.events[i] = event
+                            if not held or careful or not _within(i, held):
+                                copy.write_row(_event_row(site, event))
+        if careful:
+            cur.execute("INSERT INTO events SELECT * FROM stage_events ON CONFLICT DO NOTHING")
         acks: dict[str, int] = {}
         to_apply: dict[str, list[m.OutboxEvent]] = {}
         link_rows = []
@@ -255,12 +311,15 @@ class Ingestor:
         if kept:
             cur.executemany("INSERT INTO ranges (site, after, last) VALUES (%s, %s, %s)", kept)
         if to_apply:
-            self._apply(cur, to_apply)
-        cur.executemany(
-            "UPDATE links SET acked = %s, head = GREATEST(head, %s), last_seen = %s, "
-            "last_event_at = COALESCE(%s, last_event_at), hub_time = %s, "
-            "batches = batches + %s WHERE site = %s",
-            link_rows,
+            self._apply(cur, to_apply, careful)
+        cur.execute(
+            "UPDATE links SET acked = u.acked, head = GREATEST(links.head, u.head), "
+            "last_seen = u.seen, last_event_at = COALESCE(u.event_at, links.last_event_at), "
+            "hub_time = u.hub_time, batches = links.batches + u.batches "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::float8[], %s::float8[], "
+            "%s::bigint[], %s::text[]) AS u(acked, head, seen, event_at, hub_time, batches, site) "
+            "WHERE links.site = u.site",
+            _columns(link_rows, 7),
         )
         return acks
 
@@ -285,7 +344,9 @@ class Ingestor:
         ]
 
     # -- derived state -----------------------------------------------------------------
-    def _apply(self, cur: psycopg.Cursor[Any], events: dict[str, list[m.OutboxEvent]]) -> None:
+    def _apply(
+        self, cur: psycopg.Cursor[Any], events: dict[str, list[m.OutboxEvent]], careful: bool
+    ) -> None:
         """Replay newly contiguous events on tickets, sums, counters, devices, alerts."""
         wanted = sorted(
             {
@@ -307,7 +368,9 @@ class Ingestor:
                 values["day"] = values["day"].isoformat()
                 tickets[(row[0], values["id"])] = tk.Ticket(**values)
         original = dict(tickets)
-        ratings, surveys, counters, devices, raised, acked = [], [], [], [], [], []
+        ratings, surveys, raised, acked = [], [], [], []
+        counters: dict[tuple[str, int], tuple[Any, ...]] = {}  # the last change of each
+        devices: dict[tuple[str, str], tuple[Any, ...]] = {}
         for site, evs in events.items():
             catalog = self._catalogs[site]
 
@@ -352,11 +415,23 @@ class Ingestor:
                             )
                         )
                 elif e.kind in ("opened", "closed") and e.counter is not None:
-                    counters.append((site, e.counter, e.kind == "opened", e.officer, e.at))
+                    counters[(site, e.counter)] = (
+                        site,
+                        e.counter,
+                        e.kind == "opened",
+                        e.officer,
+                        e.at,
+                    )
                 elif e.kind == "presence" and e.detail:
                     device, _, state = e.detail.partition(" ")
                     online, _, health = state.partition(" ")
-                    devices.append((site, device, online == "online", health or None, e.at))
+                    devices[(site, device)] = (
+                        site,
+                        device,
+                        online == "online",
+                        health or None,
+                        e.at,
+                    )
                 elif e.kind == "alert_raised" and e.detail:
                     raised.append((site, e.detail, e.at, e.counter, e.officer))
                 elif e.kind == "alert_acked" and e.detail:
@@ -364,15 +439,22 @@ class Ingestor:
             bookings.site_events(cur, site, evs)
         changed = {k: t for k, t in tickets.items() if t is not None and t != original.get(k)}
         if changed:
-            with cur.copy(
-                f"COPY stage_tickets (site, {', '.join(tk.TICKET_COLUMNS)}) FROM STDIN"
-            ) as copy:
-                for (site, _), ticket in changed.items():
-                    copy.write_row((site, *tk.row_of(ticket)))
-            cur.execute(
-                "INSERT INTO tickets SELECT * FROM stage_tickets "
-                f"ON CONFLICT (site, id) DO UPDATE SET {_TICKET_SET}"
-            )
+            # Tickets issued in this group are new rows; the others are changed in place.
+            new = {k: t for k, t in changed.items() if k not in original}
+            columns = ("site", *tk.TICKET_COLUMNS)
+            if new and not careful:
+                with self._copy(cur, "tickets", columns) as copy:
+                    for (site, _), ticket in new.items():
+                        copy.write_row(_ticket_row(site, ticket))
+            staged = changed if careful else {k: changed[k] for k in changed.keys() - new.keys()}
+            if staged:
+                with self._copy(cur, "stage_tickets", columns) as copy:
+                    for (site, _), ticket in staged.items():
+                        copy.write_row(_ticket_row(site, ticket))
+                cur.execute(
+                    "INSERT INTO tickets SELECT * FROM stage_tickets "
+                    f"ON CONFLICT (site, id) DO UPDATE SET {_TICKET_SET}"
+                )
             sums: dict[tuple[str, str, str], list[float]] = {}
             for (site, _), ticket in changed.items():
                 limits = self._catalogs[site].limit_s
@@ -383,14 +465,13 @@ class Ingestor:
                     target = sums.setdefault((site, day, service), [0.0] * len(tk.SUM_FIELDS))
                     for i, value in enumerate(values):
                         target[i] += value
-            with cur.copy(
-                f"COPY stage_daily (site, day, service, agency, {', '.join(tk.SUM_FIELDS)}) "
-                "FROM STDIN"
+            with self._copy(
+                cur, "stage_daily", ("site", "day", "service", "agency", *tk.SUM_FIELDS)
             ) as copy:
                 for (site, day, service), values in sums.items():
                     if any(values):
                         agency = self._catalogs[site].agency.get(service, "")
-                        copy.write_row((site, day, service, agency, *_sum_values(values)))
+                        copy.write_row((site, _date(day), service, agency, *_sum_values(values)))
             cur.execute(
                 f"INSERT INTO daily (site, day, service, agency, {', '.join(tk.SUM_FIELDS)}) "
                 f"SELECT site, day, service, max(agency), {_DAILY_SUMS} FROM stage_daily "
@@ -398,10 +479,11 @@ class Ingestor:
                 f"{_DAILY_SET}"
             )
         if ratings:
-            cur.executemany(
+            cur.execute(
                 "INSERT INTO ratings (site, ticket, day, service, counter, officer, score, at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                ratings,
+                "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::date[], %s::text[], "
+                "%s::integer[], %s::text[], %s::smallint[], %s::float8[]) ON CONFLICT DO NOTHING",
+                _columns(ratings, 8),
             )
         if surveys:
             cur.executemany(
@@ -410,24 +492,27 @@ class Ingestor:
                 surveys,
             )
         if counters:
-            cur.executemany(
-                "INSERT INTO counters (site, number, open, officer, at) VALUES (%s, %s, %s, %s, "
-                "%s) ON CONFLICT (site, number) DO UPDATE SET open = excluded.open, "
+            cur.execute(
+                "INSERT INTO counters (site, number, open, officer, at) "
+                "SELECT * FROM unnest(%s::text[], %s::integer[], %s::boolean[], %s::text[], "
+                "%s::float8[]) ON CONFLICT (site, number) DO UPDATE SET open = excluded.open, "
                 "officer = excluded.officer, at = excluded.at",
-                counters,
+                _columns(list(counters.values()), 5),
             )
         if devices:
-            cur.executemany(
-                "INSERT INTO devices (site, device, online, detail, at) VALUES (%s, %s, %s, %s, "
-                "%s) ON CONFLICT (site, device) DO UPDATE SET online = excluded.online, "
+            cur.execute(
+                "INSERT INTO devices (site, device, online, detail, at) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::text[], "
+                "%s::float8[]) ON CONFLICT (site, device) DO UPDATE SET online = excluded.online, "
                 "detail = excluded.detail, at = excluded.at",
-                devices,
+                _columns(list(devices.values()), 5),
             )
         if raised:
-            cur.executemany(
+            cur.execute(
                 "INSERT INTO alerts (site, id, raised_at, counter, officer) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                raised,
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::integer[], "
+                "%s::text[]) ON CONFLICT DO NOTHING",
+                _columns(raised, 5),
             )
         if acked:
             cur.executemany(
@@ -460,6 +545,16 @@ def advance(acked: int, ranges: Iterable[tuple[int, int]]) -> tuple[int, list[tu
     return upto, sorted({(a, b) for a, b in ranges if b > upto})
 
 
+def _within(event_id: int, ranges: list[tuple[int, int]]) -> bool:
+    """Whether the id lies in one of the ranges (after, last]."""
+    return any(after < event_id <= last for after, last in ranges)
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` column lists, for one INSERT ... SELECT FROM unnest(...)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
 def _used(acked: int, upto: int, ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """The ranges that lie within (acked, upto]."""
     return [(a, b) for a, b in set(ranges) if b > acked and b <= upto]
@@ -477,10 +572,22 @@ def _event_row(site: str, e: m.OutboxEvent) -> tuple[Any, ...]:
         e.officer,
         e.detail,
         e.label,
-        e.day,
+        None if e.day is None else _date(e.day),
         e.issued_service,
         e.token_sha256,
     )
+
+
+def _ticket_row(site: str, ticket: tk.Ticket) -> tuple[Any, ...]:
+    row = list(tk.row_of(ticket))
+    row[_TICKET_DAY] = _date(row[_TICKET_DAY])
+    return (site, *row)
+
+
+_TICKET_DAY = tk.TICKET_COLUMNS.index("day")
+
+
+_date = date.fromisoformat
 
 
 def _catalog_of(services: dict[str, Any]) -> Catalog:
