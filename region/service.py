@@ -185,15 +185,19 @@ class RegionService:
     def _store_site_messages(self, received: list[Received]) -> list[Received]:
         """The sites' acknowledgements, queue views and booking offers (one transaction);
         returns the rest, for ingest. Malformed ones are refused and logged."""
-        rest, acked = [], []
+        rest, acked, mine = [], [], []
         assert self._conn is not None
         now = self.clock()
+        for message in received:
+            found = site_of(message.topic, self.root)
+            if found is None or found[1] not in downlink.SITE_ROWS:
+                rest.append(message)
+            else:
+                mine.append((message, found))
+        if not mine:
+            return rest
         with self._conn.transaction():
-            for message in received:
-                found = site_of(message.topic, self.root)
-                if found is None or found[1] not in downlink.SITE_ROWS:
-                    rest.append(message)
-                    continue
+            for message, found in mine:
                 try:
                     site = downlink.handle(self._conn, found[0], found[1], message.payload, now)
                 except BadMessage as exc:
