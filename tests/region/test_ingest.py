@@ -134,3 +134,37 @@ def test_events_wait_for_the_site_catalog(region_conn) -> None:
     assert ingest.ingest([received(first)]) == {}
     assert table(region_conn, "SELECT count(*) FROM events") == [(0,)]
     assert ingest.ingest([catalog(), received(first)]) == {"bjb": 17}
+
+
+def test_a_held_range_sent_again_with_the_gap_filler_is_stored_once(region_conn, caplog) -> None:
+    ingest = Ingestor(region_conn)
+    parts = batches(day_of_events(), 6)  # (0,6] (6,12] (12,17]
+    assert ingest.ingest([catalog(), received(parts[1])]) == {"bjb": 0}
+    assert ingest.ingest([received(parts[0]), received(parts[1]), received(parts[2])]) == {
+        "bjb": 17
+    }
+    assert table(region_conn, "SELECT count(*), count(DISTINCT id) FROM events") == [(17, 17)]
+    assert table(region_conn, "SELECT sum(issued), sum(served) FROM daily") == [(4, 1)]
+    assert "stored again" not in caplog.text  # the straight path knew what was there
+
+
+def test_rows_stored_behind_the_ingests_back_are_skipped_not_doubled(region_conn, caplog) -> None:
+    ingest = Ingestor(region_conn)
+    parts = batches(day_of_events(), 5)
+    assert ingest.ingest([catalog(), received(parts[0])]) == {"bjb": 5}
+    # Events that neither the acknowledgement nor `ranges` account for.
+    region_conn.execute(
+        "INSERT INTO events (site, id, at, kind) VALUES ('bjb', 8, 0, 'rated'), "
+        "('bjb', 12, 0, 'issued')"
+    )
+    assert ingest.ingest([received(b) for b in parts[1:]]) == {"bjb": 17}
+    assert "stored again" in caplog.text
+    assert table(region_conn, "SELECT count(*), count(DISTINCT id) FROM events") == [(17, 17)]
+    tickets = table(region_conn, "SELECT * FROM tickets ORDER BY id")
+    sums = table(region_conn, "SELECT * FROM daily ORDER BY service")
+    assert [t[7] for t in tickets] == ["done", "skipped", "waiting", "voided"]
+    # The same as the straight path gives.
+    region_conn.execute("TRUNCATE events, tickets, daily, links, ratings, survey_responses")
+    ingest.ingest([received(b) for b in parts])
+    assert table(region_conn, "SELECT * FROM tickets ORDER BY id") == tickets
+    assert table(region_conn, "SELECT * FROM daily ORDER BY service") == sums
