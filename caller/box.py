@@ -48,6 +48,9 @@ RATING_SCORES: dict[str, int] = {
     "very_dissatisfied": 1,  # Tidak puas
 }
 OFFICER_ACTIONS = ("next", "recall", "skip", "transfer", "open_close")
+# What OPEN/CLOSE offers on an open counter (each press the next, NEXT confirms): closing,
+# or a break with its reason.
+LEAVE_OPTIONS: tuple[str, ...] = ("close", *m.BREAK_REASONS)
 # Refusals the officer can act on; any other error code is a fault (technician's business).
 REFUSALS = frozenset(
     {
@@ -59,6 +62,7 @@ REFUSALS = frozenset(
         "unknown_ticket",
         "already_rated",
         "rating_closed",
+        "paused",
     }
 )
 DEFAULT_OFFICER = "petugas"
@@ -69,6 +73,8 @@ OK_MESSAGES = {
     "transfer": "transferred",
     "open": "opened",
     "close": "closed",
+    "break": "break_started",
+    "end_break": "break_ended",
     "rate": "rated",
 }
 
@@ -131,13 +137,15 @@ class CallerBox:
     """One counter's caller box and rating pad.
 
     Officer buttons: NEXT calls the next ticket (finishing the current one; with nobody
-    waiting it just finishes it), RECALL calls the current ticket again, SKIP marks it a
-    no-show, TRANSFER sends it to a service of the counter's `transfer_to` list,
-    OPEN/CLOSE toggles the counter. With several transfer targets, each TRANSFER press shows
-    the next target and NEXT confirms; SKIP on an idle counter with no-shows likewise picks a
-    no-show to call back. Any other officer button, or `selection_timeout_s` without a
-    press, cancels the choice. Rating buttons send a Rate command (4 = Sangat puas ..
-    1 = Tidak puas); officer presses and ratings are independent of each other.
+    waiting it just finishes it; on a break it ends the break), RECALL calls the current
+    ticket again, SKIP marks it a no-show, TRANSFER sends it to a service of the counter's
+    `transfer_to` list, OPEN/CLOSE opens a closed counter, ends a break, or on an open counter
+    offers closing it or a break (istirahat, sholat, rapat, lainnya). With several transfer
+    targets, each TRANSFER press shows the next target and NEXT confirms; SKIP on an idle
+    counter with no-shows likewise picks a no-show to call back, and OPEN/CLOSE what to do.
+    Any other officer button, or `selection_timeout_s` without a press, cancels the choice.
+    Rating buttons send a Rate command (4 = Sangat puas .. 1 = Tidak puas); officer presses
+    and ratings are independent of each other.
     """
 
     def __init__(
@@ -293,6 +301,10 @@ class CallerBox:
             if button == "next":
                 if selection.button == "transfer":
                     return m.Transfer(**ids, service=selection.chosen)
+                if selection.button == "open_close":
+                    if selection.chosen == "close":
+                        return m.CloseCounter(**ids)
+                    return m.StartBreak(**ids, reason=selection.chosen)  # type: ignore[arg-type]
                 return m.CallSkipped(**ids, ticket=selection.chosen)
             self._record(button, "cancelled", "other_button")
             self._set_flash("cancelled")
@@ -319,7 +331,11 @@ class CallerBox:
             self._select(Selection("transfer", self.transfer_to, 0, until))
             return None
         if state is not None and state.open:
-            return m.CloseCounter(**ids)
+            if state.on_break is not None:
+                return m.EndBreak(**ids)
+            until = now + self.selection_timeout_s
+            self._select(Selection("open_close", LEAVE_OPTIONS, 0, until))
+            return None
         officer = self.officer or (state.officer if state else None) or DEFAULT_OFFICER
         return m.OpenCounter(**ids, officer=officer)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from protocol import messages as m
 from protocol.site import Site
-from protocol.texts import mark_text
+from protocol.texts import break_text, mark_text
 
 # Short texts (at most 16 characters) for feedback after a press: key -> (id, en).
 # Keys are the hub's refusal codes plus the box's own outcomes.
@@ -33,6 +33,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "transferred": ("{ticket} dialihkan", "{ticket} moved"),
     "opened": ("Loket dibuka", "Counter open"),
     "closed": ("Loket ditutup", "Counter closed"),
+    "break_started": ("Mulai istirahat", "Break started"),
+    "break_ended": ("Selamat bekerja", "Welcome back"),
+    "paused": ("Jeda layanan", "Service paused"),
     "rated": ("Terima kasih!", "Thank you!"),
     "queue_empty": ("Antrian kosong", "Queue empty"),
     "counter_closed": ("Loket tutup", "Counter closed"),
@@ -62,7 +65,7 @@ class Selection:
     Pressing the same button again moves to the next option; NEXT confirms.
     """
 
-    button: str  # "transfer" or "skip"
+    button: str  # "transfer", "skip" or "open_close"
     options: tuple[str, ...]
     index: int
     until: float  # clock time when the choice lapses
@@ -117,6 +120,12 @@ class Screen:
         if not state.open:
             word = "Closed" if self.en else "Tutup"
             return self._fitting(f"{name} - {word}", f"{name}: {word}", f"{name} {word.lower()}")
+        if state.on_break is not None:
+            word = break_text(state.on_break.reason, self.lang)
+            return self._fitting(f"{name} - {word}", f"{name}: {word}", word)
+        if state.ticket is None and state.pause is not None:
+            word = "Paused" if self.en else "Jeda"
+            return self._fitting(f"{name} - {word}", f"{name}: {word}")
         if state.ticket is None:
             word = "Open" if self.en else "Buka"
             return self._fitting(f"{name} - {word}", f"{name}: {word}", f"{name} {word.lower()}")
@@ -134,6 +143,14 @@ class Screen:
             return message("offline", self.lang)
         if view.state is None:
             return message("loading", self.lang)
+        back = view.state.on_break.until if view.state.on_break else None
+        if view.state.on_break is not None and back is None:
+            return "NEXT = back" if self.en else "NEXT = kembali"
+        if view.state.ticket is None and view.state.pause is not None:
+            back = view.state.pause.until
+        if back is not None:
+            at = self.site.local_now(back).strftime("%H:%M")
+            return f"Back at {at}" if self.en else f"Kembali {at}"
         waiting = view.state.waiting if view.waiting is None else view.waiting
         return f"{'Waiting' if self.en else 'Menunggu'}: {waiting}"
 
@@ -151,6 +168,12 @@ class Screen:
             title, lead = ("Transfer to", "To") if self.en else ("Alihkan ke", "Ke")
             service = self.site.services[selection.chosen]
             option = f"{service.prefix} {service.name.get(self.lang)}"
+        elif selection.button == "open_close":
+            title = "Choose" if self.en else "Pilih"
+            if selection.chosen == "close":
+                option = "Close counter" if self.en else "Tutup loket"
+            else:
+                option = break_text(selection.chosen, self.lang)
         else:
             title, lead = ("Call back", "Call") if self.en else ("Panggil lagi", "Panggil")
             option = selection.chosen

@@ -11,11 +11,19 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "banjarbaru.toml"
 
 
-def always_open(text: str) -> str:
-    """Every day 00:00-24:00 and no cut-offs, so a demo or a test works at any hour."""
+def always_open(text: str, pauses: bool = False) -> str:
+    """Every day 00:00-24:00 and no cut-offs, so a demo or a test works at any hour; the
+    pauses (e.g. Friday prayer) are kept only if `pauses`."""
     text = re.sub(r'(?m)^(mon|tue|wed|thu|fri|sat) = ".*"$', r'\1 = "00:00-24:00"', text)
     text = text.replace("# sun: closed", 'sun = "00:00-24:00"')
+    if not pauses:
+        text = without_pauses(text)
     return re.sub(r'(?m)^cutoff = ".*"\n', "", text)
+
+
+def without_pauses(text: str) -> str:
+    """The inventory without its [pauses.ID] tables."""
+    return re.sub(r"(?ms)^\[pauses\.[^\]]+\][^\n]*\n.*?(?=^\[|\Z)", "", text)
 
 
 def local_inventory(
@@ -27,11 +35,13 @@ def local_inventory(
     mqtt_version: int | None = None,
     quota: int | None = None,
     unprinted_hold_s: float | None = None,
+    pauses: bool = False,
 ) -> str:
     """An inventory rewired to run on this machine, open around the clock: broker port (and
     version), database file, optionally its own site id, every service's daily quota and the
-    hold on unprinted kiosk tickets (0 where load generators issue without printing)."""
-    text = always_open(text)
+    hold on unprinted kiosk tickets (0 where load generators issue without printing); its
+    pauses kept only if `pauses`."""
+    text = always_open(text, pauses=pauses)
     text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
     text = re.sub(r'(?m)^database = ".*"$', f'database = "{database}"', text, count=1)
     if site_id is not None:
@@ -49,9 +59,13 @@ def demo_inventory(
     text: str, workdir: Path, *, broker_port: int, mqtt_version: int, web_port: int
 ) -> str:
     """The example inventory rewired for a demo in `workdir`: local broker and hub, kiosk
-    printers writing files into workdir/tickets."""
+    printers writing files into workdir/tickets; its pauses (Friday prayer) kept."""
     text = local_inventory(
-        text, port=broker_port, database=workdir / "hub.sqlite", mqtt_version=mqtt_version
+        text,
+        port=broker_port,
+        database=workdir / "hub.sqlite",
+        mqtt_version=mqtt_version,
+        pauses=True,
     )
     text = re.sub(r"(?m)^port = 8080 ", f"port = {web_port} ", text, count=1)
     text = re.sub(

@@ -432,6 +432,60 @@ def ratings_by_officer(
 
 
 @dataclass(frozen=True)
+class BreakStats:
+    """An officer's breaks at one counter on one day: how many, how long, by reason."""
+
+    day: str
+    officer: str
+    counter: int
+    count: int
+    total_s: float
+    by_reason: dict[str, float]
+
+
+def breaks(conn: sqlite3.Connection, site: Site, period: Period) -> list[BreakStats]:
+    """Breaks that ended in the period, per day (of their start), officer and counter.
+
+    Each `break_ended` event holds the reason and the seconds it took (a break running at
+    midnight ends with the day)."""
+    start, end = period.epoch_bounds(site)
+    rows = conn.execute(
+        "SELECT at, counter, officer, detail FROM events WHERE kind = 'break_ended' "
+        "AND at >= ? AND at < ? ORDER BY id",
+        (start, end + 86400),  # a break that ended just after the last midnight
+    ).fetchall()
+    found: dict[tuple[str, str, int], list[tuple[str, float]]] = {}
+    for at, counter, officer, detail in rows:
+        reason, _, seconds = (detail or "").partition(",")
+        took = float(seconds or 0)
+        day = site.business_day(at - took)
+        if not period.start.isoformat() <= day <= period.end.isoformat():
+            continue
+        who = officer or f"({site.counter_name(counter)})"
+        found.setdefault((day, who, counter), []).append((reason, took))
+    out = []
+    for (day, who, counter), items in sorted(found.items()):
+        by_reason: dict[str, float] = {}
+        for reason, took in items:
+            by_reason[reason] = by_reason.get(reason, 0.0) + took
+        out.append(BreakStats(day, who, counter, len(items), sum(t for _, t in items), by_reason))
+    return out
+
+
+def breaks_csv(rows: Iterable[BreakStats], reasons: Sequence[str]) -> str:
+    """Break figures as CSV: one row per day, officer and counter; seconds per reason."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["day", "officer", "counter", "breaks", "total_s", *reasons])
+    for row in rows:
+        writer.writerow(
+            [_cell(v) for v in (row.day, row.officer, row.counter, row.count, row.total_s)]
+            + [_cell(row.by_reason.get(reason, 0.0)) for reason in reasons]
+        )
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
 class AlertRow:
     """An alert as stored, with who acknowledged it."""
 

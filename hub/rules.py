@@ -23,6 +23,7 @@ from datetime import time
 from itertools import takewhile
 
 from protocol.errors import MppError
+from protocol.pauses import PauseWindow, pause_now, pauses_now, wait_estimate
 from protocol.site import Site, parse_hhmm
 
 WAITING, CALLED, DONE, SKIPPED, VOIDED, EXPIRED = (
@@ -95,7 +96,11 @@ def duration(start: float | None, end: float | None) -> float | None:
 
 @dataclass
 class CounterNow:
-    """A counter's live state. `call_seq` only ever grows (announcements key on it)."""
+    """A counter's live state. `call_seq` only ever grows (announcements key on it).
+
+    `break_*`: the officer's break, if on one (reason, start, expected return); `idle_since`:
+    when it last became free to call (opened, a ticket finished or sent on, a break ended).
+    """
 
     number: int
     open: bool = False
@@ -106,6 +111,20 @@ class CounterNow:
     served_today: int = 0
     last_finished: int | None = None
     last_finished_at: float | None = None
+    break_reason: str | None = None
+    break_since: float | None = None
+    break_until: float | None = None
+    idle_since: float | None = None
+
+    @property
+    def on_break(self) -> bool:
+        """Whether the officer is on a break."""
+        return self.break_reason is not None
+
+    @property
+    def serving(self) -> bool:
+        """Open and not on a break: it takes calls."""
+        return self.open and not self.on_break
 
 
 @dataclass
@@ -201,6 +220,7 @@ class Queue:
         self.complaint_streak: dict[str, int] = {}
         self.rated: set[int] = set()
         self.recent_calls: list[tuple[int, int, int, float]] = []  # ticket, counter, seq, at
+        self.active_pauses: set[str] = set()  # the inventory's pauses in force (see update_pauses)
         self.next_id = 1
         self.order = 0.0  # the queue sequence reached: a new place in a queue comes after it
         self.changes = Changes()
@@ -274,6 +294,7 @@ class Queue:
                 self._touch(ticket)
                 self._event("expired", now, ticket)
         for counter in self.counters.values():
+            self._end_break(counter, now)
             counter.current = None
             counter.priority_streak = 0
             counter.served_today = 0
@@ -386,8 +407,37 @@ class Queue:
         return parse_hhmm(limits[1]) if limits[1] else None
 
     def open_counters(self, service: str) -> int:
-        """How many open counters serve `service` now."""
+        """How many open counters serve `service` now (those on a break included)."""
         return sum(1 for n in self.serving[service] if self.counters[n].open)
+
+    def serving_counters(self, service: str) -> int:
+        """How many open counters serve `service` now and are not on a break."""
+        return sum(1 for n in self.serving[service] if self.counters[n].serving)
+
+    def on_break(self, service: str) -> int:
+        """How many open counters of `service` have their officer on a break."""
+        return sum(1 for n in self.serving[service] if self.counters[n].on_break)
+
+    def break_return(self, service: str) -> float | None:
+        """The earliest expected return from a break among the counters of `service` (None
+        when none of its counters on a break gave a return time)."""
+        times = [
+            c.break_until
+            for n in self.serving[service]
+            if (c := self.counters[n]).open and c.on_break and c.break_until is not None
+        ]
+        return min(times, default=None)
+
+    def pause_of(self, service: str, now: float) -> PauseWindow | None:
+        """The inventory's pause of `service` in force at `now`, if any."""
+        return pause_now(self.site, service, now)
+
+    def counter_pause(self, number: int, now: float) -> PauseWindow | None:
+        """The pause holding every service counter `number` serves (it can call nobody)."""
+        found = [self.pause_of(code, now) for code in self.services_of(number)]
+        if not found or any(w is None for w in found):
+            return None
+        return min(found, key=lambda w: w.end)  # type: ignore[union-attr]
 
     def service_open(self, code: str, now: float) -> Refused | None:
         """None when tickets may be issued for `code` now, else the refusal to give."""
@@ -420,7 +470,20 @@ class Queue:
                 f"Pengambilan antrian {name_id} ditutup pukul {at}",
                 f"Tickets for {name_en} end at {at}",
             )
+        pause = self.pause_of(code, now)
+        if pause is not None and not pause.pause.issuing(code):
+            return self._paused(code, pause)
         return None
+
+    def _paused(self, code: str, pause: PauseWindow) -> Refused:
+        at = self.site.local_now(pause.end).strftime("%H:%M")
+        name = pause.pause.name
+        return Refused(
+            "paused",
+            f"service {code} is in pause {pause.id!r} until {at}",
+            f"{name.get('id')}: layanan {self._service_name(code)} dilanjutkan pukul {at}",
+            f"{name.get('en')}: {self._service_name(code, 'en')} resumes at {at}",
+        )
 
     def issued_today(self, service: str) -> int:
         """Tickets issued today for `service` (voided ones give their quota back)."""
@@ -432,12 +495,19 @@ class Queue:
         numbers_left = 999 - self.last_number.get(service, 0)
         return max(0, min(quota - self.issued_today(service), numbers_left))
 
-    def estimate(self, service: str, ahead: int) -> int:
-        """Seconds of waiting for someone with `ahead` people before them. With no counter of
-        the service open (before the officers log in, or all away) it is as if one were: a
-        citizen's ticket shows a time, and the service state says `open_counters` = 0."""
-        counters = max(1, self.open_counters(service))
-        return round(ahead * self.avg_service_s[service] / counters)
+    def estimate(self, service: str, ahead: int, now: float) -> int | None:
+        """Seconds of waiting for someone with `ahead` people before them, the inventory's
+        pauses counted (protocol.pauses.wait_estimate). None when no counter serves the
+        service now and none is expected back from a break: no time is promised then."""
+        return wait_estimate(
+            self.site,
+            service,
+            ahead=ahead,
+            avg_service_s=self.avg_service_s[service],
+            serving=self.serving_counters(service),
+            now=now,
+            resumes_at=self.break_return(service),
+        )
 
     # -- commands ----------------------------------------------------------------------
     def issue(
@@ -563,6 +633,7 @@ class Queue:
         ticket.status = DONE
         ticket.finished_at = now
         counter.current = None
+        counter.idle_since = now
         counter.served_today += 1
         counter.last_finished, counter.last_finished_at = ticket.id, now
         self._touch(ticket)
@@ -616,13 +687,18 @@ class Queue:
         device = self.site.devices.get(ticket.source)
         return device is None or device.role != "kiosk"
 
-    def _firsts(self, number: int, steady: float) -> tuple[Ticket | None, Ticket | None]:
+    def _firsts(
+        self, number: int, steady: float, now: float
+    ) -> tuple[Ticket | None, Ticket | None]:
         """The first callable priority ticket and the first callable regular one for counter
-        `number`, in the call policy's order (one pass over its services' queues)."""
+        `number`, in the call policy's order (one pass over its services' queues; services
+        in a pause are not called)."""
         by_counter_order = self.site.hub.call_policy == "counter_order"
         best: list[Ticket | None] = [None, None]  # regular, priority
         keys: list[tuple[int, float, int] | None] = [None, None]
         for order, code in enumerate(self.services_of(number)):
+            if self.site.pauses and self.pause_of(code, now) is not None:
+                continue
             rank = order if by_counter_order else 0
             for slot, in_order in ((1, self.queued_priority[code]), (0, self.queued[code])):
                 for t in in_order.values():
@@ -640,14 +716,19 @@ class Queue:
         `steady`: the steady clock now (for the hold on unprinted tickets; default `now`)."""
         self.roll_day(now)
         counter = self._open_counter(number)
-        priority, regular = self._firsts(number, now if steady is None else steady)
-        if counter.current is None and priority is None and regular is None:
+        priority, regular = self._firsts(number, now if steady is None else steady, now)
+        nothing = priority is None and regular is None
+        if counter.current is None and nothing and not counter.on_break:
+            pause = self.counter_pause(number, now)
+            if pause is not None:
+                raise self._paused(self.services_of(number)[0], pause)
             raise Refused(
                 "queue_empty",
                 f"nobody waits for counter {number}'s services",
                 "Tidak ada antrian menunggu",
                 "Nobody is waiting",
             )
+        self._end_break(counter, now)  # NEXT is the officer back at the counter
         self._finish_current(counter, now)
         self.changes.counters.add(number)
         if priority is None and regular is None:
@@ -671,7 +752,7 @@ class Queue:
         counter = self._open_counter(number)
         ticket = self._current(counter)
         ticket.status = SKIPPED
-        counter.current = None
+        counter.current, counter.idle_since = None, now
         self._touch(ticket)
         self.changes.counters.add(number)
         self._event("skipped", now, ticket, counter=number, officer=counter.officer)
@@ -689,6 +770,10 @@ class Queue:
                 f"Nomor {label} tidak ada di daftar terlewat",
                 f"{label} is not on the missed list",
             )
+        pause = self.pause_of(ticket.service, now)
+        if pause is not None:
+            raise self._paused(ticket.service, pause)
+        self._end_break(counter, now)
         self._finish_current(counter, now)
         return self._call(counter, ticket, now, "called_back")
 
@@ -716,7 +801,7 @@ class Queue:
         ticket.status = WAITING
         ticket.counter = None
         ticket.transfers += 1
-        counter.current = None
+        counter.current, counter.idle_since = None, now
         self._touch(ticket)
         self.changes.counters.add(number)
         self._event("transferred", now, ticket, counter=number, officer=counter.officer)
@@ -766,6 +851,9 @@ class Queue:
         """An officer is on duty here; the counter takes calls."""
         self.roll_day(now)
         counter = self.counter(number)
+        self._end_break(counter, now)
+        if not counter.open or counter.idle_since is None:
+            counter.idle_since = now
         counter.open, counter.officer = True, officer
         self.changes.counters.add(number)
         self.changes.services.update(self.services_of(number))
@@ -775,12 +863,80 @@ class Queue:
     def close_counter(self, number: int, now: float) -> CounterNow:
         """The officer is away: the current ticket is finished and no calls come here."""
         counter = self.counter(number)
+        self._end_break(counter, now)
         self._finish_current(counter, now)
         counter.open = False
         self.changes.counters.add(number)
         self.changes.services.update(self.services_of(number))
         self._event("closed", now, counter=number, officer=counter.officer)
         return counter
+
+    def start_break(
+        self, number: int, reason: str, now: float, minutes: int | None = None
+    ) -> CounterNow:
+        """The officer steps away: the current ticket is finished and no calls come here until
+        the break ends. `minutes`: the expected length (else the inventory's for the reason)."""
+        counter = self._open_counter(number)
+        self._end_break(counter, now)  # a new reason or return time replaces the break
+        self._finish_current(counter, now)
+        if minutes is None:
+            minutes = self.site.hub.break_minutes.get(reason)  # type: ignore[call-overload]
+        counter.break_reason, counter.break_since = reason, now
+        counter.break_until = now + minutes * 60 if minutes else None
+        self.changes.counters.add(number)
+        self.changes.services.update(self.services_of(number))
+        detail = reason if minutes is None else f"{reason},{minutes}"
+        self._event("break_started", now, counter=number, officer=counter.officer, detail=detail)
+        return counter
+
+    def end_break(self, number: int, now: float) -> CounterNow:
+        """The officer is back: the counter takes calls again."""
+        counter = self._open_counter(number)
+        if not counter.on_break:
+            raise Refused(
+                "bad_state",
+                f"counter {number} is not on a break",
+                f"Loket {number} tidak sedang istirahat",
+                f"Counter {number} is not on a break",
+            )
+        self._end_break(counter, now)
+        return counter
+
+    def _end_break(self, counter: CounterNow, now: float) -> None:
+        if not counter.on_break:
+            return
+        took = round(duration(counter.break_since, now) or 0)
+        self._event(
+            "break_ended",
+            now,
+            counter=counter.number,
+            officer=counter.officer,
+            detail=f"{counter.break_reason},{took}",
+        )
+        counter.break_reason = counter.break_since = counter.break_until = None
+        counter.idle_since = now
+        self.changes.counters.add(counter.number)
+        self.changes.services.update(self.services_of(counter.number))
+
+    def update_pauses(self, now: float) -> bool:
+        """Note the inventory's pauses that began or ended since the last look (events
+        `pause_started` / `pause_ended`; the states of the services and counters concerned
+        change). True when any did."""
+        current = {w.id: w for w in pauses_now(self.site, now)}
+        started = set(current) - self.active_pauses
+        ended = self.active_pauses - set(current)
+        for pause_id in sorted(started):
+            self._event("pause_started", now, detail=pause_id)
+        for pause_id in sorted(ended):
+            self._event("pause_ended", now, detail=pause_id)
+        changed = started | ended
+        for pause_id in changed:
+            pause = self.site.pauses.get(pause_id)
+            codes = [c for c in self.site.services if pause is None or pause.covers(c)]
+            self.changes.services.update(codes)
+            self.changes.counters.update(n for c in codes for n in self.serving[c])
+        self.active_pauses = set(current)
+        return bool(changed)
 
     def revoke_priority(self, ticket_id: int, by: str, now: float) -> Ticket:
         """A supervisor takes priority away; the ticket waits among the regular ones."""

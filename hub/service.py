@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hub import bookings, states
+from hub import alerts, bookings, states
 from hub.clock import ClockTrust, ntp_synchronized
 from hub.outbox import Outbox
 from hub.presence import PresenceLog
@@ -35,6 +35,7 @@ from hub.survey import record_survey
 from protocol import messages as m
 from protocol.errors import BadMessage
 from protocol.mqtt import Bus, Incoming
+from protocol.pauses import pauses_now
 from protocol.site import CallerDevice, KioskDevice, Site
 from protocol.texts import CLOCK_UNSYNCED
 from protocol.topics import COMMAND_ROLES, TOPIC
@@ -44,6 +45,7 @@ log = logging.getLogger("mpp.hub")
 HUB_DEVICE = "hub"
 WEB_DEVICE = "web"  # the site web process (`mpp web`): staff buttons, surveys
 TICK_S = 5.0
+WATCH_S = 1.0  # service-level alerts are looked at this often while commands change the queue
 POLL_FAILED_PAUSE_S = 0.1  # after an unexpected error from the broker connection
 POLL_S = 1.0  # longest wait for the broker between looks at the clock (keepalive, tick)
 MAX_BATCH = 64
@@ -54,7 +56,7 @@ REQUEST_MEMORY_S = 3 * 86400
 @dataclass
 class _Work:
     kind: str  # "mqtt" | "local" | "status" | "republish" | "storage_alert" | "reload"
-    # | "refused" | "down"
+    # | "refused" | "down" | "tick"
     incoming: Incoming | None = None
     command: m.Command | None = None
     future: Future[Any] | None = None
@@ -160,6 +162,9 @@ class HubService:
         self._listeners: list[Callable[[str, Any], None]] = []
         self.outbox: Outbox | None = None
         self._presence = PresenceLog()
+        self._alert_book = alerts.AlertBook()
+        self._watched = 0.0  # steady time of the last look at the service-level alerts
+        self._watch_due = False  # the queue changed since (looked at within WATCH_S)
         self.started = threading.Event()
         self._subscribed = threading.Event()  # the broker has our subscriptions (see start)
         # Set while the database cannot be written: commands are refused with its code, and
@@ -305,6 +310,13 @@ class HubService:
         ("VERSION: reason"); the running inventory stays."""
         self._put(_Work("refused", refusal=refusal))
 
+    def tick(self, timeout: float = 10.0) -> None:
+        """Look at the clock now, as the worker does every TICK_S: the day, opening hours,
+        pauses, service-level alerts (tests with an injected clock call it)."""
+        future: Future[None] = Future()
+        self._put(_Work("tick", future=future))
+        future.result(timeout)
+
     def submit(self, command: m.Command, timeout: float = 10.0) -> m.Reply:
         """Apply a command from inside the hub process (web caller, admin): same path."""
         if self.failed is not None:
@@ -360,7 +372,12 @@ class HubService:
                     self._dirty.site = True
                 elif work.kind == "down":
                     self._apply_down(work.incoming)
+                elif work.kind == "tick" and work.future is not None:
+                    self._tick()
+                    work.future.set_result(None)
             self._publish_dirty()
+            if self._watch_due and time.monotonic() - self._watched >= WATCH_S:
+                self._watch(self.clock())
             if time.monotonic() >= next_tick:
                 self._tick()
                 next_tick = time.monotonic() + TICK_S
@@ -563,8 +580,6 @@ class HubService:
             message = self._complaint_alert(alert)
             self.store.save_alert(alert.id, message.kind, alert.at, message.model_dump(mode="json"))
             self._dirty.alerts.append(message)
-        if isinstance(command, m.AckAlert) and reply.ok:
-            self._dirty.cleared_alerts.append(command.alert_id)
         self.store.save_reply(device, command.request_id, kind, now, m.encode(reply).decode())
         self.trust.committed(now)
         if changed:
@@ -627,6 +642,10 @@ class HubService:
                 q.open_counter(command.counter, command.officer, now)
             case m.CloseCounter():
                 q.close_counter(command.counter, now)
+            case m.StartBreak():
+                q.start_break(command.counter, command.reason, now, command.minutes)
+            case m.EndBreak():
+                q.end_break(command.counter, now)
             case m.Rate():
                 rating = q.rate(command.counter, command.score, now)
                 return m.RateResult(
@@ -636,15 +655,7 @@ class HubService:
                     score=rating.score,
                 ).model_dump()
             case m.AckAlert():
-                assert self.store is not None
-                if not self.store.ack_alert(command.alert_id, command.by, now):
-                    raise Refused(
-                        "bad_state",
-                        f"no open alert {command.alert_id!r}",
-                        "Peringatan tidak ditemukan atau sudah ditangani",
-                        "No such open alert",
-                    )
-                return m.AckResult(alert_id=command.alert_id).model_dump()
+                return self._ack_alert(command, now)
             case m.OpenService() | m.CloseService():
                 closed = isinstance(command, m.CloseService)
                 q.close_service(command.service, closed, now, command.by)
@@ -676,8 +687,27 @@ class HubService:
             else None
         )
         return m.CounterResult(
-            counter=states.counter_state(q, number, self.seq), call=call
+            counter=states.counter_state(q, number, self.seq, now), call=call
         ).model_dump()
+
+    def _ack_alert(self, command: m.AckAlert, now: float) -> dict[str, Any]:
+        """A supervisor saw an alert: a one-off one ends, a service-level one stays (with who
+        saw it) until its condition ends."""
+        assert self.store is not None
+        payload = self.store.ack_alert(command.alert_id, command.by, now)
+        if payload is None:
+            raise Refused(
+                "bad_state",
+                f"no open alert {command.alert_id!r} waiting for an acknowledgement",
+                "Peringatan tidak ditemukan atau sudah ditangani",
+                "No such open alert",
+            )
+        alert = m.Alert.model_validate(payload)
+        if alert.kind in m.CONDITION_ALERTS:
+            self._dirty.alerts.append(alert)
+        else:
+            self._dirty.cleared_alerts.append(alert.id)
+        return m.AckResult(alert_id=command.alert_id).model_dump()
 
     def _cancel(self, device: str, request_id: str, now: float) -> dict[str, Any]:
         """Void whatever an unanswered `issue` request created; if it has not arrived yet,
@@ -754,6 +784,7 @@ class HubService:
 
     def _ticket_info(self, ticket: Ticket) -> m.TicketInfo:
         ahead = self.queue.people_ahead(ticket)
+        pause = self.queue.pause_of(ticket.service, ticket.issued_at)
         return m.TicketInfo(
             id=ticket.id,
             number=ticket.label,
@@ -762,7 +793,8 @@ class HubService:
             issued_at=ticket.issued_at,
             token=ticket.token,
             people_ahead=ahead,
-            est_wait_s=self.queue.estimate(ticket.service, ahead),
+            est_wait_s=self.queue.estimate(ticket.service, ahead, ticket.issued_at),
+            resumes_at=pause.end if pause is not None else None,
             booking=ticket.booking,
         )
 
@@ -821,6 +853,7 @@ class HubService:
         self._dirty.counters |= counters
         self._dirty.services |= services
         self._dirty.site = True
+        self._watch_due = True  # the service-level alerts may have changed with them
         # Only the counters a command touched: a queue that grew or shrank is news on its
         # service's state, which every device that counts waiting people reads (one fact, one
         # topic); republishing every counter of the service would send a call's screens a
@@ -833,7 +866,8 @@ class HubService:
         now, topics = self.clock(), self.bus.topics
         for number in sorted(dirty.counters):
             self._publish(
-                topics.counter_state(number), states.counter_state(self.queue, number, self.seq)
+                topics.counter_state(number),
+                states.counter_state(self.queue, number, self.seq, now),
             )
         for code in sorted(dirty.services):
             state = states.service_state(self.queue, code, self.seq, now)
@@ -907,7 +941,8 @@ class HubService:
         return ok
 
     def _tick(self) -> None:
-        """Periodic: day rollover, services opening/closing with the clock, clock trust."""
+        """Periodic: day rollover, services opening/closing with the clock, clock trust,
+        pauses, service-level alerts."""
         assert self.store is not None
         now = self.clock()
         self._check_clock(now)
@@ -918,6 +953,7 @@ class HubService:
             try:
                 self._roll_to_today(now)
                 self._expire_bookings(now)
+                self._update_pauses(now)
             except StoreError as exc:
                 self._storage_failed(exc, mark)
         self._report_damage_found(now)
@@ -926,6 +962,78 @@ class HubService:
             if self._last_service_flags.get(code) != flags:
                 self._dirty.services.add(code)
         self._publish_dirty()
+        self._watch(now)
+
+    def _update_pauses(self, now: float) -> None:
+        """A pause of the inventory began or ended: record it and publish the states it
+        changes (with a new seq, so screens take them)."""
+        assert self.store is not None
+        if {w.id for w in pauses_now(self.site, now)} == self.queue.active_pauses:
+            return
+        with self.store.transaction():
+            self.queue.update_pauses(now)
+            changes = self.queue.take_changes()
+            self.seq += 1
+            self.store.set_seq(self.seq)
+            self.store.persist(self.queue, changes)
+        self._mark(changes.counters, changes.services)
+        log.info("pauses changed", extra={"pauses": sorted(self.queue.active_pauses)})
+
+    def _watch(self, now: float) -> None:
+        """Raise the service-level alerts whose condition began, clear those whose condition
+        ended (each stored, an event, and its retained topic)."""
+        assert self.store is not None
+        self._watched, self._watch_due = time.monotonic(), False
+        if self.storage_fault is not None:
+            return  # nothing can be recorded now; looked at again once it can
+        raised, cleared = self._alert_book.update(alerts.conditions(self.queue, now), now)
+        if not raised and not cleared:
+            return
+        messages = [self._condition_alert(alert_id, c, now) for alert_id, c in raised]
+        mark = self._dirty_mark()
+        try:
+            with self.store.transaction():
+                for alert in messages:
+                    payload = alert.model_dump(mode="json")
+                    self.store.save_alert(alert.id, alert.kind, now, payload)
+                    self.store.add_event(
+                        "alert_raised",
+                        now,
+                        service=alert.service,
+                        counter=alert.counter,
+                        officer=alert.officer,
+                        detail=alert.id,
+                    )
+                for alert_id in cleared:
+                    self.store.clear_alert(alert_id, now)
+        except StoreError as exc:  # e.g. a full disk: the book is read back from the store
+            self._storage_failed(exc, mark)
+            return
+        for alert in messages:
+            log.warning("alert raised", extra={"alert": alert.id, "text": alert.text.id})
+        self._dirty.alerts.extend(messages)
+        self._dirty.cleared_alerts.extend(cleared)
+        self._publish_dirty()
+
+    def _condition_alert(self, alert_id: str, condition: alerts.Condition, now: float) -> m.Alert:
+        counter = self.queue.counters.get(condition.counter) if condition.counter else None
+        return m.Alert(
+            id=alert_id,
+            kind=condition.kind,  # type: ignore[arg-type]
+            raised_at=now,
+            text=m.Text(**condition.text),
+            service=condition.service,
+            counter=condition.counter,
+            officer=counter.officer if counter is not None else None,
+        )
+
+    def _open_alert_book(self) -> alerts.AlertBook:
+        """The service-level alerts the store holds open."""
+        assert self.store is not None
+        found = (m.Alert.model_validate(p) for p in self.store.open_alerts())
+        return alerts.AlertBook(
+            {alerts.key_of(a): a.id for a in found if a.kind in m.CONDITION_ALERTS}
+        )
 
     def _swap_site(self, site: Site) -> str | None:
         """The new inventory in place of the running one, with the queue rebuilt from the
@@ -982,6 +1090,7 @@ class HubService:
         self.store.load(self.queue)
         self.queue.resume_holds(self.clock(), self.steady())
         self.seq = self.store.seq()
+        self._alert_book = self._open_alert_book()
 
     # -- when the database cannot be written -----------------------------------------------
     def _dirty_mark(self) -> tuple[int, int]:

@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from hub.rules import Queue, duration
+from hub.rules import CounterNow, Queue, duration
 from protocol import messages as m
+from protocol.pauses import PauseWindow, pauses_now
 from protocol.site import Site
 
 RECENT_CALLS = 6
 
 
-def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
-    """What counter `number` shows: its called ticket, call sequence, its services."""
+def pause_info(window: PauseWindow) -> m.PauseInfo:
+    """A pause in force, as states carry it."""
+    name = window.pause.name
+    return m.PauseInfo(
+        id=window.id,
+        name=m.Text(id=name.get("id"), en=name.get("en")),
+        since=window.start,
+        until=window.end,
+    )
+
+
+def break_info(counter: CounterNow) -> m.BreakInfo | None:
+    """The officer's break at a counter, if on one."""
+    if counter.break_reason is None or counter.break_since is None:
+        return None
+    return m.BreakInfo(
+        reason=counter.break_reason,  # type: ignore[arg-type]
+        since=counter.break_since,
+        until=counter.break_until,
+    )
+
+
+def counter_state(queue: Queue, number: int, seq: int, now: float) -> m.CounterState:
+    """What counter `number` shows: its called ticket, call sequence, its services, a break
+    or a pause."""
     counter = queue.counters[number]
     services = queue.services_of(number)
     ticket = queue.tickets.get(counter.current) if counter.current is not None else None
@@ -30,16 +54,20 @@ def counter_state(queue: Queue, number: int, seq: int) -> m.CounterState:
         served_today=counter.served_today,
         skipped=tuple(t.label for t in queue.skipped(services)),
         services=services,
+        on_break=break_info(counter),
+        pause=pause_info(p) if (p := queue.counter_pause(number, now)) else None,
     )
 
 
 def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceState:
-    """Queue of one service: waiting, estimate for a newcomer, quota, open or not."""
+    """Queue of one service: waiting, estimate for a newcomer, quota, open or not, counters
+    serving it, a pause."""
     waiting = queue.queued[code].values()
     called = (queue.tickets[c.current] for c in queue.counters.values() if c.current is not None)
     serving = sorted((t for t in called if t.service == code), key=lambda t: -(t.called_at or 0))
     number = queue.last_number.get(code)
     last = f"{queue.site.services[code].prefix}{number:03d}" if number else None
+    counters = queue.serving_counters(code)
     return m.ServiceState(
         seq=seq,
         service=code,
@@ -48,14 +76,19 @@ def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceSta
         priority_waiting=len(queue.queued_priority[code]),
         last_issued=last,
         now_serving=tuple(t.label for t in serving),
-        est_wait_s=queue.estimate(code, len(waiting)),
+        est_wait_s=queue.estimate(code, len(waiting), now),
         longest_wait_s=round(duration(min(t.issued_at for t in waiting), now) or 0)
         if waiting
         else 0,
         quota_left=queue.quota_left(code),
         open_counters=queue.open_counters(code),
+        serving_counters=counters,
+        on_break=queue.on_break(code),
+        resumes_at=queue.break_return(code) if not counters else None,
+        avg_service_s=round(queue.avg_service_s[code]),
         daily_quota=queue.daily_quota(code),
         cutoff=cutoff.strftime("%H:%M") if (cutoff := queue.cutoff(code)) else None,
+        pause=pause_info(p) if (p := queue.pause_of(code, now)) else None,
     )
 
 
@@ -101,6 +134,7 @@ def site_state(
         waiting=sum(len(q) for q in queue.queued.values()),
         recent_calls=tuple(calls),
         clock_ok=clock_ok,
+        pauses=tuple(pause_info(w) for w in pauses_now(queue.site, now)),
     )
 
 

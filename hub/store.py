@@ -17,12 +17,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from hub.backup import DailyBackup, copies
 from hub.rules import WAITING, Changes, CounterNow, Queue, Sound, Ticket
 from protocol.errors import MppError
+from protocol.messages import CONDITION_ALERTS
 
 log = logging.getLogger("mpp.hub")
 # The upkeep thread looks every UPKEEP_POLL_S; it checkpoints after CHECKPOINT_COMMITS commits,
@@ -73,7 +75,11 @@ CREATE TABLE IF NOT EXISTS counters (
     priority_streak INTEGER NOT NULL,
     served_today INTEGER NOT NULL,
     last_finished INTEGER,
-    last_finished_at REAL
+    last_finished_at REAL,
+    break_reason TEXT,
+    break_since REAL,
+    break_until REAL,
+    idle_since REAL
 );
 CREATE TABLE IF NOT EXISTS requests (
     device TEXT NOT NULL,
@@ -109,7 +115,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     raised_at REAL NOT NULL,
     payload TEXT NOT NULL,
     acked_by TEXT,
-    acked_at REAL
+    acked_at REAL,
+    cleared_at REAL
 );
 CREATE TABLE IF NOT EXISTS service_stats (
     service TEXT PRIMARY KEY,
@@ -340,6 +347,7 @@ class Store:
         self._restart_due = False  # set by the upkeep thread, done by the worker
         try:
             self._migrate_queue_keys()
+            self._add_columns()
         except (StoreError, sqlite3.Error) as exc:  # quick_check passed, yet it cannot be read
             self.conn.close()
             if isinstance(exc, StoreError):
@@ -476,6 +484,30 @@ class Store:
             log.warning(
                 "queue places renumbered from wall-clock times", extra={"tickets": len(rows)}
             )
+
+    def _add_columns(self) -> None:
+        """Columns added since a database was created (breaks and idle times of counters, when
+        an alert was cleared). One-off alerts acknowledged before alerts had `cleared_at`
+        ended with their acknowledgement."""
+        added = {
+            "counters": {
+                "break_reason": "TEXT",
+                "break_since": "REAL",
+                "break_until": "REAL",
+                "idle_since": "REAL",
+            },
+            "alerts": {"cleared_at": "REAL"},
+        }
+        with self.transaction():
+            for table, columns in added.items():
+                have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in have:
+                        self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                        if (table, name) == ("alerts", "cleared_at"):
+                            self.conn.execute(
+                                "UPDATE alerts SET cleared_at = acked_at WHERE acked_by IS NOT NULL"
+                            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -680,6 +712,23 @@ class Store:
         }
         queue.complaint_streak = self._complaint_streaks()
         queue.recent_calls = self._recent_calls(queue)
+        queue.active_pauses = self._active_pauses(queue)
+
+    def _active_pauses(self, queue: Queue) -> set[str]:
+        """The pauses whose start was recorded on the queue's day and their end not yet (the
+        hub's first look at the clock records the end of one that ended while it was down)."""
+        if not queue.day:
+            return set()
+        since = datetime.fromisoformat(queue.day).replace(tzinfo=queue.site.site.tz).timestamp()
+        active: set[str] = set()
+        rows = self.conn.execute(
+            "SELECT kind, detail FROM events WHERE at >= ? "
+            "AND kind IN ('pause_started', 'pause_ended') ORDER BY id",
+            (since,),
+        )
+        for kind, detail in rows:
+            (active.add if kind == "pause_started" else active.discard)(detail)
+        return active
 
     def _complaint_streaks(self) -> dict[str, int]:
         streaks: dict[str, int] = {}
@@ -755,16 +804,33 @@ class Store:
             (alert_id, kind, raised_at, json.dumps(payload)),
         )
 
-    def ack_alert(self, alert_id: str, by: str, at: float) -> bool:
-        """Mark an alert acknowledged; False if there is no open alert with that id."""
-        cursor = self.conn.execute(
-            "UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ? AND acked_by IS NULL",
-            (by, at, alert_id),
+    def ack_alert(self, alert_id: str, by: str, at: float) -> dict[str, Any] | None:
+        """Record who acknowledged an open alert (inside the command's transaction); it also
+        clears a one-off alert (a service-level one ends with its condition). Its payload with
+        `acked_by` and `acked_at`, or None if there is no open, unacknowledged alert with that
+        id."""
+        row = self.conn.execute(
+            "SELECT payload FROM alerts WHERE id = ? AND acked_by IS NULL AND cleared_at IS NULL",
+            (alert_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        payload = {**json.loads(row[0]), "acked_by": by, "acked_at": at}
+        ends = payload.get("kind") not in CONDITION_ALERTS
+        self.conn.execute(
+            "UPDATE alerts SET acked_by = ?, acked_at = ?, cleared_at = ?, payload = ? "
+            "WHERE id = ?",
+            (by, at, at if ends else None, json.dumps(payload), alert_id),
         )
-        if cursor.rowcount != 1:
-            return False
         self.add_event("alert_acked", at, officer=by, detail=alert_id)
-        return True
+        return payload
+
+    def clear_alert(self, alert_id: str, at: float) -> None:
+        """An alert's condition ended (inside the current transaction)."""
+        self.conn.execute(
+            "UPDATE alerts SET cleared_at = ? WHERE id = ? AND cleared_at IS NULL", (at, alert_id)
+        )
+        self.add_event("alert_cleared", at, detail=alert_id)
 
     def add_event(self, kind: str, at: float, **columns: object) -> None:
         """One row of the event log (inside the current transaction); columns: ticket,
@@ -776,8 +842,8 @@ class Store:
         )
 
     def open_alerts(self) -> list[dict[str, Any]]:
-        """Alerts not yet acknowledged, oldest first (payload dicts)."""
+        """Alerts not yet cleared, oldest first (payload dicts)."""
         rows = self.conn.execute(
-            "SELECT payload FROM alerts WHERE acked_by IS NULL ORDER BY raised_at"
+            "SELECT payload FROM alerts WHERE cleared_at IS NULL ORDER BY raised_at"
         ).fetchall()
         return [json.loads(row[0]) for row in rows]

@@ -18,7 +18,14 @@ from typing import Literal
 from kiosk.errors import KioskError
 from protocol.messages import TicketInfo
 from protocol.site import Site
-from protocol.texts import cost_text, date_text, priority_text, time_class_text, wait_text
+from protocol.texts import (
+    cost_text,
+    date_text,
+    priority_text,
+    resume_text,
+    time_class_text,
+    wait_text,
+)
 
 Align = Literal["left", "center", "right"]
 
@@ -164,7 +171,13 @@ def ticket_layout(site: Site, ticket: TicketInfo, lang: str = "id") -> list[Bloc
         Text(f"{date_text(issued, lang)}  {issued:%H:%M} {issued.tzname() or ''}".rstrip()),
         Rule(),
         Field(words["ahead"], str(ticket.people_ahead)),
+        # No estimate (no counter serves the service now) prints that instead of a time.
         Field(words["wait"], wait_text(ticket.est_wait_s, lang)),
+        *(
+            [Text(resume_text(site.local_now(ticket.resumes_at), lang), bold=True)]
+            if ticket.resumes_at is not None
+            else []
+        ),
         Field(words["time_class"], time_class_text(site.time_classes[service.time_class], lang)),
         Field(words["cost"], cost_text(service, lang)),
         Rule(),

@@ -67,6 +67,7 @@ ERROR_CODES: dict[str, str] = {
     "bad_state": "the ticket is not in a state that allows this command",
     "already_rated": "this ticket has been rated already",
     "rating_closed": "the rating window for this ticket has closed",
+    "paused": "the service (or every service of the counter) is in a pause of the inventory",
     "already_answered": "the satisfaction survey of this ticket has been answered already",
     "cancelled": "the device cancelled this request before the hub received it",
     "unknown_booking": "no booking with that code at this site",
@@ -232,6 +233,28 @@ class CloseCounter(CounterCommand):
     kind: ClassVar[str] = "close"
 
 
+# Why an officer steps away from an open counter; their names are in protocol.texts.
+BreakReason = Literal["istirahat", "sholat", "rapat", "lainnya"]
+BREAK_REASONS: tuple[str, ...] = get_args(BreakReason)
+
+
+class StartBreak(CounterCommand):
+    """The officer takes a break: the current ticket is finished, no calls come here until
+    the break ends (the next NEXT, `end_break`, OPEN or CLOSE). `minutes`: the expected length
+    (the return time screens show); unset: the inventory's `hub.break_minutes` for the reason,
+    if any."""
+
+    kind: ClassVar[str] = "break"
+    reason: BreakReason
+    minutes: Annotated[int, Field(ge=1, le=480)] | None = None
+
+
+class EndBreak(CounterCommand):
+    """The officer is back from a break; the counter takes calls again."""
+
+    kind: ClassVar[str] = "end_break"
+
+
 class Rate(CounterCommand):
     """A citizen pressed a rating-pad button (4 = Sangat puas .. 1 = Tidak puas)."""
 
@@ -355,6 +378,8 @@ COMMANDS: dict[str, type[Command]] = {
         Finish,
         OpenCounter,
         CloseCounter,
+        StartBreak,
+        EndBreak,
         Rate,
         RevokePriority,
         AckAlert,
@@ -390,7 +415,8 @@ class TicketInfo(Part):
     issued_at: float
     token: str
     people_ahead: int
-    est_wait_s: int
+    est_wait_s: int | None = None  # None: no counter serves the service now (none expected)
+    resumes_at: float | None = None  # a pause of the service in force: when it ends
     booking: str | None = None  # the booking code of a checked-in reservation (reservasi)
     reprint: bool = False  # the same ticket again (a booking code scanned twice)
 
@@ -420,6 +446,24 @@ class Reply(Message):
 # --------------------------------------------------------------------------------------
 # Retained state: hub -> everyone
 # --------------------------------------------------------------------------------------
+class BreakInfo(Part):
+    """An officer's break at a counter: why, since when, and the expected return if given."""
+
+    reason: BreakReason
+    since: float
+    until: float | None = None
+
+
+class PauseInfo(Part):
+    """A pause of the inventory's `[pauses]` in force now (e.g. Friday prayer): which, and
+    when it ends (hub clock, epoch seconds)."""
+
+    id: Code
+    name: Text
+    since: float
+    until: float
+
+
 class CounterState(Message):
     """What a counter shows now. `call_seq` grows with every call or recall at this counter."""
 
@@ -437,10 +481,18 @@ class CounterState(Message):
     served_today: int = 0
     skipped: tuple[TicketNumber, ...] = ()
     services: tuple[Code, ...] = ()  # served here now, in order (the admin may change them)
+    on_break: BreakInfo | None = None
+    pause: PauseInfo | None = None  # every service of the counter is in this pause
 
 
 class ServiceState(Message):
-    """Queue of one service now."""
+    """Queue of one service now.
+
+    `est_wait_s` is the wait of a newcomer, pauses included; None means no counter serves the
+    service now and none is expected back (every counter closed, or away without a return
+    time): say so instead of a time. `open` says whether kiosks issue tickets now (a pause may
+    let them go on issuing: `pause` set and `open` true).
+    """
 
     seq: int
     service: Code
@@ -449,10 +501,15 @@ class ServiceState(Message):
     priority_waiting: int = 0
     last_issued: TicketNumber | None = None
     now_serving: tuple[TicketNumber, ...] = ()
-    est_wait_s: int
+    est_wait_s: int | None = None
     longest_wait_s: int = 0
     quota_left: int
-    open_counters: int = 0
+    open_counters: int = 0  # open counters serving it, those on a break included
+    serving_counters: int = 0  # open and not on a break
+    on_break: int = 0  # open counters serving it whose officer is on a break
+    resumes_at: float | None = None  # none serving: the earliest expected return from a break
+    avg_service_s: int = 0  # the learnt average service time (estimates for a given place)
+    pause: PauseInfo | None = None
     daily_quota: int = 0  # today's quota and last time for tickets (the admin may change them)
     cutoff: ClockTime | None = None
 
@@ -504,6 +561,7 @@ class SiteState(Message):
     # False while the hub does not trust its clock (not NTP-synchronised and behind its last
     # record): it issues no tickets, and kiosks and screens say so.
     clock_ok: bool = True
+    pauses: tuple[PauseInfo, ...] = ()  # pauses in force now (site-wide or of some services)
 
 
 class Health(Part):
@@ -528,16 +586,36 @@ class DeviceStatus(Message):
     health: Health = Health()
 
 
+# Service-level alerts: raised once when their condition becomes true, cleared when it ends
+# (an acknowledgement records who saw it; the alert stays until its condition ends).
+CONDITION_ALERTS: tuple[str, ...] = ("long_wait", "no_counter", "idle_counter", "quota_nearly_used")
+AlertKind = Literal[
+    "consecutive_complaints",
+    "printer",
+    "device_offline",
+    "storage",
+    "long_wait",
+    "no_counter",
+    "idle_counter",
+    "quota_nearly_used",
+]
+
+
 class Alert(Message):
-    """Something a supervisor must see, retained until acknowledged."""
+    """Something a supervisor must see. One-off alerts (complaints) are retained until
+    acknowledged; service-level alerts (`CONDITION_ALERTS`) until their condition ends, and an
+    acknowledgement adds who saw it (`acked_by`, `acked_at`)."""
 
     id: Code
-    kind: Literal["consecutive_complaints", "printer", "device_offline", "storage"]
+    kind: AlertKind
     raised_at: float
     text: Text
     counter: int | None = None
     officer: str | None = None
     device: str | None = None
+    service: Code | None = None
+    acked_by: ShortText | None = None
+    acked_at: float | None = None
 
 
 MAX_FEATURED_SLIDES = 10  # per zone; keeps a FeaturedState far below MAX_PAYLOAD_BYTES

@@ -17,7 +17,7 @@ import re
 from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -34,11 +34,13 @@ from pydantic import (
 
 from protocol import toml_limits
 from protocol.errors import InventoryError
+from protocol.messages import BreakReason
 
 Lang = Literal["id", "en"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Pin = int | Annotated[str, StringConstraints(pattern=r"^(GPIO|BCM|BOARD|J8:|WPI)?[0-9A-Za-z:]+$")]
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = get_args(Weekday)
 HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 DURATION_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
 MAX_TEXT = 2000  # characters of one text (a ticket footer, a requirement line)
@@ -212,6 +214,9 @@ class HubSettings(Model):
     # A kiosk ticket not yet reported printed is not called for this long: after a hub crash
     # its kiosk may still cancel it (the citizen never got it); after that it is called anyway.
     unprinted_hold_s: float = Field(default=20.0, ge=0, le=600)
+    # Expected length of a break started from a caller box, by reason (minutes): screens show
+    # the return time; a reason not listed shows none. The web caller asks for the length.
+    break_minutes: dict[BreakReason, Annotated[int, Field(ge=1, le=480)]] = {}
     # The web app's address as the display Pis reach it (they download featured-product images
     # from it, and from nowhere else); unset: site.public_url.
     media_url: str | None = None
@@ -290,6 +295,66 @@ class WebSettings(Model):
         if self.tls_cert is not None and self.tls_port == self.port:
             raise ValueError("web: port and tls_port must differ")
         return self
+
+
+class AlertSettings(Model):
+    """The [alerts] table: when the supervisors' dashboard is told about service levels."""
+
+    # A citizen waiting longer than this (a service's own `wait_target_minutes` wins).
+    wait_target_minutes: int = Field(default=30, ge=1, le=600)
+    # A counter open and idle while its queue has waited this long.
+    idle_minutes: int = Field(default=10, ge=1, le=240)
+    # This share of a service's daily quota used before `quota_before` (local time).
+    quota_share: float = Field(default=0.9, gt=0, le=1)
+    quota_before: str = "12:00"
+
+    @field_validator("quota_before")
+    @classmethod
+    def _before(cls, value: str) -> str:
+        parse_hhmm(value)
+        return value
+
+
+class Pause(Model):
+    """A pause at set times, of the whole site or of some services (the `[pauses.ID]` tables),
+    e.g. the Friday prayer: counters take no calls, screens and kiosks say when service
+    resumes, estimates count it. `keep_issuing`: kiosks go on issuing for every paused service
+    (true), for none (false), or only for the services listed."""
+
+    name: TextIn
+    days: tuple[Weekday, ...] = Field(min_length=1)
+    time: str
+    services: tuple[str, ...] = ()  # empty: every service of the site
+    keep_issuing: bool | tuple[str, ...] = True
+
+    @field_validator("time")
+    @classmethod
+    def _span(cls, value: str) -> str:
+        match = HOURS_RE.fullmatch(value)
+        if not match or match[3] == "24":
+            raise ValueError(
+                f"{value!r} is not a time span within a day; write 'HH:MM-HH:MM', "
+                "e.g. '11:30-13:00'"
+            )
+        if (int(match[1]), int(match[2])) >= (int(match[3]), int(match[4])):
+            raise ValueError(f"{value!r} ends before it starts; put the start first")
+        return value
+
+    @property
+    def span(self) -> tuple[time, time]:
+        """(start, end) local times of day."""
+        start, end = self.time.split("-")
+        return parse_hhmm(start), parse_hhmm(end)
+
+    def covers(self, service: str) -> bool:
+        """Whether the pause stops `service`."""
+        return not self.services or service in self.services
+
+    def issuing(self, service: str) -> bool:
+        """Whether kiosks issue tickets for `service` during the pause."""
+        if isinstance(self.keep_issuing, bool):
+            return self.keep_issuing
+        return service in self.keep_issuing
 
 
 class TimeClass(Model):
@@ -378,6 +443,7 @@ class Service(Model):
     cutoff: str | None = None
     avg_minutes: float = Field(default=10.0, gt=0, le=600)
     booking: ServiceBooking | None = None
+    wait_target_minutes: int | None = Field(default=None, ge=1, le=600)  # else [alerts]'s
 
     @field_validator("cutoff")
     @classmethod
@@ -561,6 +627,8 @@ class Site(Model):
     region: RegionLink | None = None
     booking: BookingSettings = BookingSettings()
     web: WebSettings = WebSettings()
+    alerts: AlertSettings = AlertSettings()
+    pauses: dict[Slug, Pause] = {}
     time_classes: dict[Slug, TimeClass] = Field(min_length=1)
     agencies: dict[Slug, Agency] = Field(min_length=1)
     services: dict[Slug, Service] = Field(min_length=1)
@@ -608,6 +676,11 @@ class Site(Model):
     def day_start(self, day: str) -> float:
         """Epoch seconds of local midnight at the start of business day `day` (YYYY-MM-DD)."""
         return datetime.combine(date.fromisoformat(day), time(0), self.site.tz).timestamp()
+
+    def wait_target_s(self, service: str) -> int:
+        """How long a citizen of `service` may wait before the supervisors are alerted."""
+        own = self.services[service].wait_target_minutes
+        return 60 * (own if own is not None else self.alerts.wait_target_minutes)
 
 
 def cross_check(
@@ -679,6 +752,18 @@ def cross_check(
         if isinstance(device, CallerDevice):
             must_exist(f"{key}.counter", device.counter, site.counters, "counters")
         problems.extend(duplicate_pins(key, device))
+    for pause_id, pause in site.pauses.items():
+        for i, code in enumerate(pause.services or ()):
+            must_exist(f"pauses.{pause_id}.services[{i}]", code, site.services, "services")
+        if isinstance(pause.keep_issuing, tuple):
+            for i, code in enumerate(pause.keep_issuing):
+                key = f"pauses.{pause_id}.keep_issuing[{i}]"
+                must_exist(key, code, site.services, "services")
+                if code in site.services and pause.services is not None and not pause.covers(code):
+                    problems.append(
+                        f"{key}: {code!r} is not paused by pauses.{pause_id}; list it in its "
+                        "services or remove it here"
+                    )
     hours = site.site.hours if site.site is not None else None
     if hours is None:  # wrong itself: its problems are listed already
         return problems
@@ -857,6 +942,7 @@ TABLES: dict[str, type[Model] | None] = {
     "services": Service,
     "counters": Counter,
     "zones": Zone,
+    "pauses": Pause,
     "devices": None,  # by role
 }
 DEVICE_MODELS: dict[Any, type[Model]] = {

@@ -95,8 +95,11 @@ def cost_text(service: Service, lang: str = "id") -> str:
     return rupiah(service.cost)
 
 
-def wait_text(seconds: int, lang: str = "id") -> str:
-    """An estimated wait rounded for people: '± 15 menit', '± 1 jam 20 menit', 'tidak ada'."""
+def wait_text(seconds: int | None, lang: str = "id") -> str:
+    """An estimated wait rounded for people: '± 15 menit', '± 1 jam 20 menit', 'Tanpa antri';
+    no estimate (None: no counter serves the service now) says so instead of a time."""
+    if seconds is None:
+        return no_counter_text(lang)
     minutes = max(0, round(seconds / 60))
     if minutes == 0:
         return "No wait" if lang == "en" else "Tanpa antri"
@@ -114,3 +117,89 @@ def date_text(moment: datetime, lang: str = "id") -> str:
         f"{DAYS[lang][moment.weekday()]}, {moment.day} {MONTHS[lang][moment.month - 1]} "
         f"{moment.year}"
     )
+
+
+# Why an officer is away from an open counter (the caller box's and web caller's choices).
+BREAK_TEXT: dict[str, dict[str, str]] = {
+    "istirahat": {"id": "Istirahat", "en": "Break"},
+    "sholat": {"id": "Sholat", "en": "Prayer"},
+    "rapat": {"id": "Rapat", "en": "Meeting"},
+    "lainnya": {"id": "Lainnya", "en": "Other"},
+}
+# How screens say it after the counter's name ("Loket 3 - istirahat").
+BREAK_SHOWN: dict[str, dict[str, str]] = {
+    "istirahat": {"id": "istirahat", "en": "on a break"},
+    "sholat": {"id": "sholat", "en": "at prayer"},
+    "rapat": {"id": "rapat", "en": "in a meeting"},
+    "lainnya": {"id": "sedang keluar", "en": "away"},
+}
+
+
+def break_text(reason: str, lang: str = "id") -> str:
+    """'Istirahat' / 'Break': the choice an officer picks."""
+    return BREAK_TEXT.get(reason, {}).get(lang, reason)
+
+
+def counter_break_text(
+    counter_name: str, reason: str, back: datetime | None, lang: str = "id"
+) -> str:
+    """'Loket 3 - istirahat, kembali 12:30' / 'Counter 3 - on a break, back at 12:30'."""
+    text = f"{counter_name} - {BREAK_SHOWN.get(reason, {}).get(lang, reason)}"
+    if back is None:
+        return text
+    return text + (f", back at {back:%H:%M}" if lang == "en" else f", kembali {back:%H:%M}")
+
+
+def resume_text(at: datetime, lang: str = "id") -> str:
+    """'Layanan dilanjutkan pukul 13:00' / 'Service resumes at 13:00'."""
+    return (
+        f"Service resumes at {at:%H:%M}"
+        if lang == "en"
+        else f"Layanan dilanjutkan pukul {at:%H:%M}"
+    )
+
+
+def pause_text(name: str, until: datetime, issuing: bool, lang: str = "id") -> str:
+    """What a kiosk or a screen says during a pause: its name, when service resumes, and
+    whether tickets are still issued."""
+    if lang == "en":
+        tail = "tickets are still issued" if issuing else "tickets again from then"
+    else:
+        tail = "tiket tetap dapat diambil" if issuing else "tiket dapat diambil lagi pukul itu"
+    return f"{name}: {resume_text(until, lang).lower()}; {tail}"
+
+
+def no_counter_text(lang: str = "id") -> str:
+    """What replaces the waiting time when no counter serves a service now."""
+    if lang == "en":
+        return "No counter serves this now"
+    return "Belum ada loket yang melayani saat ini"
+
+
+# Texts of the service-level alerts (dashboard, screens); fields filled by the hub.
+ALERT_TEXT: dict[str, dict[str, str]] = {
+    "long_wait": {
+        "id": "{service}: {count} warga menunggu lebih dari {target} menit (terlama {longest} "
+        "menit)",
+        "en": "{service}: {count} waiting longer than {target} min (longest {longest} min)",
+    },
+    "no_counter": {
+        "id": "{service}: {count} warga menunggu, tidak ada loket yang buka",
+        "en": "{service}: {count} waiting and no counter open",
+    },
+    "idle_counter": {
+        "id": "{counter} ({officer}) buka tanpa memanggil lebih dari {minutes} menit, "
+        "antrian menunggu",
+        "en": "{counter} ({officer}) open without calling for over {minutes} min while "
+        "citizens wait",
+    },
+    "quota_nearly_used": {
+        "id": "{service}: {share}% kuota harian terpakai sebelum pukul {before} ({issued}/{quota})",
+        "en": "{service}: {share}% of the daily quota used before {before} ({issued}/{quota})",
+    },
+}
+
+
+def alert_text(kind: str, lang: str = "id", **values: object) -> str:
+    """The text of a service-level alert in `lang`."""
+    return ALERT_TEXT[kind][lang].format(**values)

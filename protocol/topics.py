@@ -144,9 +144,10 @@ TOPICS: tuple[TopicSpec, ...] = (
         True,
         m.Alert,
         ("hub",),
-        ("hub", "web"),
+        ("display", "hub", "web"),
         False,
-        "An alert for supervisors, retained until acknowledged (then cleared).",
+        "An alert for supervisors and any screen that shows them: a one-off one is retained "
+        "until acknowledged, a service-level one until its condition ends.",
     ),
     TopicSpec(
         "events",
@@ -242,6 +243,8 @@ COMMAND_ROLES: dict[str, tuple[str, ...]] = {
     "finish": ("caller", "hub", "web"),
     "open": ("caller", "hub", "web"),
     "close": ("caller", "hub", "web"),
+    "break": ("caller", "hub", "web"),
+    "end_break": ("caller", "hub", "web"),
     "rate": ("caller", "hub"),
     "revoke_priority": ("hub", "web"),
     "ack_alert": ("hub", "web"),

@@ -255,24 +255,27 @@ def test_policy_in_plain_words(matrix: dict) -> None:
         assert not foreign, (reader, foreign)
 
 
-def test_retained_alert_reaches_monitor_not_display(
+def test_retained_alert_reaches_monitor_and_screens_not_kiosks(
     site_broker_running: SiteBroker, probes
 ) -> None:
+    """Alerts are for supervisors and any screen that shows them (issue 22), not kiosks."""
     sb = site_broker_running
     t = Topics(sb.site.site.id)
     hub = Probe(sb, HUB)
     probes.append(hub)
     assert hub.connect()
     hub.client.publish(t.alert("retained-x"), b'{"v":1}', qos=1, retain=True).wait_for_publish(5)
-    display, monitor = Probe(sb, "tv-lobby-1"), Probe(sb, MONITOR)
-    probes += [display, monitor]
-    for probe in (display, monitor):
+    display, monitor, kiosk = Probe(sb, "tv-lobby-1"), Probe(sb, MONITOR), Probe(sb, "kiosk-1")
+    probes += [display, monitor, kiosk]
+    for probe in (display, monitor, kiosk):
         assert probe.connect()
         probe.subscribe(t.all_of("alert"))
-    seen = wait_until(monitor.drain, 5)
-    assert seen and seen[0][2], "the monitor should get the retained alert"
+    seen_monitor = wait_until(monitor.drain, 5)
+    assert seen_monitor and seen_monitor[0][2], "the monitor gets the retained alert"
+    seen_display = wait_until(display.drain, 5)
+    assert seen_display and seen_display[0][2], "a screen gets the retained alert"
     time.sleep(0.3)
-    assert display.drain() == []
+    assert kiosk.drain() == []
     hub.client.publish(t.alert("retained-x"), b"", qos=1, retain=True).wait_for_publish(5)
 
 

@@ -104,15 +104,48 @@ def test_every_officer_button(rig03: Rig, hub: HubService) -> None:
     assert rig03.display.text == "Loket 3 - Buka|A002 dialihkan"
     assert wait_until(lambda: hub.queue.by_label("A002").service == "kk")
 
-    rig03.press("open_close")
+    rig03.press("open_close")  # on an open counter: closing first, then the break reasons
+    assert rig03.display.text == "Pilih 1/5|Tutup loket"
+    rig03.press("next")
     assert not box.state.open
     assert rig03.display.text == "Loket 3 - Tutup|Loket ditutup"
-    assert [o[1] for o in rig03.outcomes] == ["ok"] * 7
+    assert [o[1] for o in rig03.outcomes] == ["ok"] * 6 + ["selecting", "ok"]
 
     # Feedback texts lapse; the display then shows the state again.
     rig03.skew[0] += box.flash_s
     box.tick()
     assert rig03.display.text == "Loket 3 - Tutup|Menunggu: 1"
+
+
+def test_a_break_is_chosen_on_the_lcd_and_the_next_press_ends_it(
+    rig03: Rig, hub: HubService
+) -> None:
+    issue(hub, "ktp", 2)
+    box = rig03.box
+    rig03.press("open_close")
+    rig03.press("next")  # A001
+    for shown in ("Pilih 1/5|Tutup loket", "Pilih 2/5|Istirahat", "Pilih 3/5|Sholat"):
+        rig03.press("open_close")
+        assert rig03.display.text == shown
+    rig03.press("next")  # confirm: a prayer break (the inventory: 20 minutes)
+    assert box.state.on_break is not None and box.state.on_break.reason == "sholat"
+    assert box.state.ticket is None  # A001 is finished
+    assert rig03.display.text == "Loket 3 - Sholat|Mulai istirahat"
+    rig03.skew[0] += box.flash_s
+    box.tick()
+    back = hub.site.local_now(box.state.on_break.until).strftime("%H:%M")
+    assert rig03.display.text == f"Loket 3 - Sholat|Kembali {back}"
+    rig03.press("next")  # back at the counter: the break ends and A002 is called
+    assert box.state.on_break is None and box.state.ticket == "A002"
+    rig03.press("open_close")
+    rig03.press("open_close")
+    rig03.press("next")  # istirahat, 30 minutes in the inventory
+    rig03.press("open_close")  # OPEN/CLOSE on a break: an explicit end
+    assert box.state.on_break is None and box.state.open
+    assert rig03.display.text == "Loket 3 - Buka|Selamat bekerja"
+    with sqlite3.connect(f"file:{hub.database}?mode=ro", uri=True) as db:
+        kinds = [r[0] for r in db.execute("SELECT detail FROM events WHERE kind LIKE 'break_s%'")]
+    assert kinds == ["sholat,20", "istirahat,30"]
 
 
 def test_refusals_get_feedback_and_change_nothing(rig03: Rig, hub: HubService) -> None:
@@ -240,6 +273,7 @@ def test_ratings_go_to_the_right_ticket_and_officer(rig03: Rig, hub: HubService)
     rig03.press("next")  # A002
     rig03.press("dissatisfied")
     rig03.press("open_close")  # Siti leaves (A002 is finished) ...
+    rig03.press("next")
     rig03.box.officer = "Budi"
     rig03.press("open_close")  # ... Budi takes over
     rig03.press("next")  # A003

@@ -115,3 +115,36 @@ def test_every_message_fits_sixteen_columns_in_both_languages() -> None:
 def test_unknown_code_is_named() -> None:
     assert message("quota_reached") == "Gagal: quota_reached"
     assert message("internal", "en") == "Failed: internal"
+
+
+def test_a_break_and_a_pause_show_with_the_return_time(site: Site) -> None:
+    back = 1795420862.0 + 1800  # hub clock; shown in the site's time zone
+    at = site.local_now(back).strftime("%H:%M")
+    away = state(ticket=None, on_break=m.BreakInfo(reason="istirahat", since=1795420862.0))
+    assert Screen(site, 3, "id", 16, 2).lines(View(away, True)) == ["Istirahat", "NEXT = kembali"]
+    assert Screen(site, 3, "id", 20, 2).lines(View(away, True))[0] == "Loket 3 - Istirahat"
+    timed = away.model_copy(update={"on_break": away.on_break.model_copy(update={"until": back})})
+    assert Screen(site, 3, "en", 16, 2).lines(View(timed, True)) == [
+        "Counter 3: Break",
+        f"Back at {at}",
+    ]
+    pause = m.PauseInfo(
+        id="jumat",
+        name=m.Text(id="Istirahat sholat Jumat", en="Friday prayer"),
+        since=0,
+        until=back,
+    )
+    paused = state(ticket=None, pause=pause)
+    assert Screen(site, 3, "id", 16, 2).lines(View(paused, True)) == [
+        "Loket 3 - Jeda",
+        f"Kembali {at}",
+    ]
+    serving = state(pause=pause)  # the citizen being served when the pause began
+    assert Screen(site, 3, "id", 16, 2).lines(View(serving, True))[0] == "A012 -> Loket 3"
+
+
+def test_open_close_on_an_open_counter_offers_closing_or_a_break(site: Site) -> None:
+    screen = Screen(site, 3, "id", 16, 4)
+    options = ("close", "istirahat", "sholat", "rapat", "lainnya")
+    lines = screen.lines(View(state(), True, selection=Selection("open_close", options, 3, 9.0)))
+    assert lines == ["Pilih 4/5", "Rapat", "NEXT = ya", "Lain = batal"]

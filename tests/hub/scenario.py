@@ -8,6 +8,8 @@ Timeline (seconds after 09:00 WITA, Monday 23 November 2026):
 1200 counter 3 calls A002                              1260  A002 skipped (no-show)
 1300 counter 3 calls B001                              1800  counter 3 finishes B001
 1810 rating 1 for B001
+ 500 Budi (counter 4) on a break (istirahat)            1400 his NEXT ends it (nobody waits)
+1900 Siti (counter 3) on a break (sholat, 20 min)       2500 she ends it
 """
 
 from __future__ import annotations
@@ -58,14 +60,18 @@ def play_day(service: HubService, clock: Clock) -> dict[str, m.TicketInfo]:
         (60, m.OpenCounter(device="hub", counter=4, officer="Budi")),
         (300, m.CallNext(device="hub", counter=4)),
         (400, m.Transfer(device="hub", counter=4, service="ktp")),
+        (500, m.StartBreak(device="hub", counter=4, reason="istirahat")),
         (600, m.CallNext(device="hub", counter=3)),
         (900, m.Finish(device="hub", counter=3)),
         (910, m.Rate(device="hub", counter=3, score=4)),
         (1200, m.CallNext(device="hub", counter=3)),
         (1260, m.Skip(device="hub", counter=3)),
         (1300, m.CallNext(device="hub", counter=3)),
+        (1400, m.CallNext(device="hub", counter=4)),
         (1800, m.Finish(device="hub", counter=3)),
         (1810, m.Rate(device="hub", counter=3, score=1)),
+        (1900, m.StartBreak(device="hub", counter=3, reason="sholat", minutes=20)),
+        (2500, m.EndBreak(device="hub", counter=3)),
     ]
     for offset, command in steps:
         clock.at(offset)

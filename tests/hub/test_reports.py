@@ -131,6 +131,25 @@ def test_ratings_per_officer(played) -> None:
     assert siti.mean == 2.5 and siti.satisfied_share == 0.5
 
 
+def test_breaks_per_officer_counter_and_day(played) -> None:
+    site, _, _ = played
+    conn = connect(site.hub.database, readonly=True)
+    try:
+        rows = r.breaks(conn, site, r.Period.of("day", DAY))
+        other_day = r.breaks(conn, site, r.Period.of("day", date(2026, 11, 24)))
+    finally:
+        conn.close()
+    assert [(b.officer, b.counter, b.day, b.count, b.total_s) for b in rows] == [
+        ("Budi", 4, "2026-11-23", 1, 900.0),
+        ("Siti", 3, "2026-11-23", 1, 600.0),
+    ]
+    assert rows[0].by_reason == {"istirahat": 900.0} and rows[1].by_reason == {"sholat": 600.0}
+    assert other_day == []
+    table = list(csv.reader(io.StringIO(r.breaks_csv(rows, ("istirahat", "sholat")))))
+    assert table[0] == ["day", "officer", "counter", "breaks", "total_s", "istirahat", "sholat"]
+    assert table[1] == ["2026-11-23", "Budi", "4", "1", "900", "900", "0"]
+
+
 def test_survey_summary_by_service_and_agency(played) -> None:
     site, tickets, service = played
     ok(

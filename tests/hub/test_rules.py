@@ -24,7 +24,7 @@ from hub.rules import (
     complaint_alert_id,
     duration,
 )
-from hub.states import service_state
+from hub.states import counter_state, service_state, site_state
 from protocol.site import Site
 from tests.conftest import example_text, make_site
 
@@ -244,9 +244,9 @@ def test_estimates_learn_from_service_times(site: Site, q: Queue) -> None:
     assert q.avg_service_s["skck"] == 600  # avg_minutes = 10 in the inventory
     tickets = [issue(q, "skck", now + i) for i in range(4)]
     assert q.people_ahead(tickets[3]) == 3
-    assert q.estimate("skck", 3) == 3 * 600  # one open counter (13) serves skck
+    assert q.estimate("skck", 3, now) == 3 * 600  # one open counter (13) serves skck
     q.open_counter(14, "y", now)
-    assert q.estimate("skck", 3) == 900  # two counters now
+    assert q.estimate("skck", 3, now) == 900  # two counters now
     q.call_next(13, now + 10)
     q.call_next(13, now + 10 + 120)  # first one took 2 minutes
     assert q.avg_service_s["skck"] < 600
@@ -511,3 +511,140 @@ def test_a_complaints_alert_id_fits_the_protocol_for_any_officer(
     alert_id = complaint_alert_id(counter, officer, at)
     assert re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", alert_id), alert_id
     assert complaint_alert_id(counter, officer + "x", at) != alert_id  # one per officer
+
+
+# -- breaks, pauses, honest estimates (issue 22; issue 18 item 4) ------------------------------
+FRI = "2026-11-27"  # a Friday: the example's Friday prayer pause runs 11:30-13:00
+
+
+def test_a_break_finishes_the_current_ticket_and_the_next_press_ends_it(
+    site: Site, q: Queue
+) -> None:
+    now = at(site, MON_9)
+    first, second = issue(q, "skck", now), issue(q, "skck", now + 1)
+    q.call_next(13, now + 10)
+    q.take_changes()
+    q.start_break(13, "istirahat", now + 60)
+    counter = q.counters[13]
+    assert first.status == DONE and counter.current is None
+    assert (counter.break_reason, counter.break_since) == ("istirahat", now + 60)
+    assert counter.break_until == now + 60 + 30 * 60  # the inventory's break_minutes
+    changes = q.take_changes()
+    assert [(e.kind, e.detail) for e in changes.events if e.kind.startswith("break")] == [
+        ("break_started", "istirahat,30")
+    ]
+    assert "skck" in changes.services  # its counters serving now changed
+    assert q.serving_counters("skck") == 0 and q.on_break("skck") == 1
+    with pytest.raises(Refused, match="no_ticket"):
+        q.recall(13, now + 70)
+    called = q.call_next(13, now + 600)  # NEXT: the officer is back, and calls
+    assert called is second and not counter.on_break
+    assert next((e.kind, e.detail) for e in q.take_changes().events) == (
+        "break_ended",
+        "istirahat,540",
+    )
+
+
+def test_a_break_ends_explicitly_on_open_and_close_and_never_twice(site: Site, q: Queue) -> None:
+    now = at(site, MON_9)
+    q.start_break(13, "rapat", now, minutes=45)
+    assert q.counters[13].break_until == now + 45 * 60
+    q.end_break(13, now + 300)
+    with pytest.raises(Refused, match="bad_state"):
+        q.end_break(13, now + 301)
+    q.start_break(13, "lainnya", now + 400)
+    assert q.counters[13].break_until is None  # no inventory length for "lainnya"
+    q.open_counter(13, "officer-13", now + 500)  # logging in again: back at the counter
+    assert not q.counters[13].on_break
+    q.start_break(13, "sholat", now + 600)
+    q.take_changes()
+    q.close_counter(13, now + 700)
+    kinds = [e.kind for e in q.take_changes().events]
+    assert kinds == ["break_ended", "closed"] and not q.counters[13].on_break
+    with pytest.raises(Refused, match="counter_closed"):
+        q.start_break(13, "istirahat", now + 800)
+
+
+def test_a_break_at_midnight_ends_with_the_day(site: Site, q: Queue) -> None:
+    q.start_break(13, "istirahat", at(site, "2026-11-23 23:50"))
+    q.take_changes()
+    q.roll_day(at(site, "2026-11-24 00:00"))
+    assert not q.counters[13].on_break
+    assert "break_ended" in [e.kind for e in q.take_changes().events]
+
+
+def test_with_no_counter_serving_there_is_no_estimate_and_a_return_time_gives_one(
+    site: Site, q: Queue
+) -> None:
+    now = at(site, MON_9)
+    for i in range(4):
+        issue(q, "paspor", now + i)  # counters 19 and 20: both closed
+    assert q.open_counters("paspor") == 0
+    assert q.estimate("paspor", 4, now) is None
+    state = service_state(q, "paspor", 1, now)
+    assert state.est_wait_s is None and state.serving_counters == 0
+    q.open_counter(19, "Rina", now)
+    assert q.estimate("paspor", 4, now) == 4 * 15 * 60
+    q.start_break(19, "lainnya", now)  # away, no return time: nobody serves it now
+    assert q.estimate("paspor", 4, now) is None
+    q.start_break(19, "istirahat", now, minutes=20)
+    assert q.estimate("paspor", 4, now) == 20 * 60 + 4 * 15 * 60  # from her return
+    state = service_state(q, "paspor", 2, now)
+    assert (state.resumes_at, state.on_break, state.open_counters) == (now + 1200, 1, 1)
+
+
+def test_counters_take_no_calls_during_the_friday_pause_and_kiosks_go_on_issuing(
+    site: Site, q: Queue
+) -> None:
+    before = at(site, f"{FRI} 11:20")
+    issue(q, "skck", before)
+    issue(q, "skck", before + 1)
+    q.call_next(13, before + 2)
+    assert q.update_pauses(before + 3) is False
+    q.take_changes()
+    during = at(site, f"{FRI} 11:45")
+    assert q.update_pauses(during) is True
+    changes = q.take_changes()
+    assert [(e.kind, e.detail) for e in changes.events] == [("pause_started", "jumat")]
+    assert {13, 14} <= changes.counters and "skck" in changes.services
+    ticket = issue(q, "skck", during)  # keep_issuing = true
+    assert ticket.label == "H003"
+    assert q.call_next(13, during) is None  # finishes the citizen being served, calls nobody
+    with pytest.raises(Refused, match="paused") as refused:
+        q.call_next(13, during + 60)
+    assert "13:00" in refused.value.text["id"] and "sholat Jumat" in refused.value.text["id"]
+    state = service_state(q, "skck", 5, during)
+    assert state.open and state.pause is not None and state.pause.id == "jumat"
+    assert state.pause.until == at(site, f"{FRI} 13:00")
+    assert counter_state(q, 13, 5, during).pause.id == "jumat"
+    assert [p.id for p in site_state(q, 5, during).pauses] == ["jumat"]
+    after = at(site, f"{FRI} 13:00")
+    q.take_changes()
+    assert q.update_pauses(after) is True
+    assert [e.kind for e in q.take_changes().events] == ["pause_ended"]
+    assert q.call_next(13, after).label == "H002"
+    assert counter_state(q, 13, 6, after).pause is None
+
+
+def test_estimates_count_the_pause(site: Site, q: Queue) -> None:
+    start = at(site, f"{FRI} 11:20")
+    # 2 ahead x 10 min at one counter: 10 min before the pause, 10 after it ends at 13:00
+    assert q.estimate("skck", 2, start) == 10 * 60 + 90 * 60 + 10 * 60
+    during = at(site, f"{FRI} 12:00")
+    assert q.estimate("skck", 0, during) == 60 * 60  # called when the pause ends
+    assert q.estimate("skck", 1, at(site, MON_9)) == 600  # no pause on Mondays
+
+
+def test_a_pause_that_stops_issuing_refuses_tickets_with_the_time_service_resumes() -> None:
+    text = example_text().replace("keep_issuing = true ", 'keep_issuing = ["ktp"] ')
+    site = make_site(text=text)
+    q = Queue(site)
+    during = at(site, f"{FRI} 12:00")
+    assert issue(q, "ktp", during).label == "A001"
+    with pytest.raises(Refused, match="paused") as refused:
+        issue(q, "skck", during)
+    assert refused.value.text["en"] == (
+        "Friday prayer break: Police clearance certificate (SKCK) resumes at 13:00"
+    )
+    assert service_state(q, "skck", 1, during).open is False
+    assert issue(q, "skck", at(site, f"{FRI} 13:00")).label == "H001"

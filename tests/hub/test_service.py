@@ -682,3 +682,137 @@ def test_damage_the_daily_check_finds_raises_an_alert(hub: HubService, site: Sit
     )
     assert alert is not None and alert.kind == "storage" and "cadangan" in alert.text.id
     assert rows(site, "SELECT kind FROM alerts WHERE id = ?", alert.id) == [("storage",)]
+
+
+# -- the officer's and supervisor's day (issue 22): breaks, pauses, alerts, on an injected clock
+def _clocked_hub(broker: Mosquitto, tmp_path: Path, when: str) -> tuple[HubService, list[float]]:
+    """A hub of the example site (its opening hours and pauses) whose clock stands still at
+    local time `when` unless the test moves it."""
+    site = make_site(broker.port, database=tmp_path / "hub.sqlite", unprinted_hold_s=0)
+    now = [datetime.fromisoformat(when).replace(tzinfo=ZoneInfo(site.site.timezone)).timestamp()]
+    return HubService(site, clock=lambda: now[0]).start(), now
+
+
+def test_a_break_from_the_caller_box_is_in_the_counter_state_until_it_ends(
+    hub: HubService, bus_for, site: Site
+) -> None:
+    caller = bus_for("caller-03")
+    counters = Watcher(bus_for("tv-lobby-1"), "counter_state", m.CounterState)
+    caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Siti"), timeout=5)
+    reply = caller.request(m.StartBreak(device="caller-03", counter=3, reason="sholat"), timeout=5)
+    on_break = m.CounterResult.model_validate(reply).counter.on_break
+    assert on_break is not None and on_break.reason == "sholat"
+    assert on_break.until == pytest.approx(on_break.since + 20 * 60)  # the inventory's length
+    shown = counters.until(lambda s: s.counter == 3 and s.on_break is not None)
+    assert shown.on_break == on_break and shown.open
+    caller.request(m.EndBreak(device="caller-03", counter=3), timeout=5)
+    assert counters.until(lambda s: s.counter == 3 and s.on_break is None).open
+    with pytest.raises(CommandRejected) as refused:
+        caller.request(m.EndBreak(device="caller-03", counter=3), timeout=5)
+    assert refused.value.code == "bad_state"
+    kinds = rows(site, "SELECT kind, counter, officer FROM events WHERE kind LIKE 'break%'")
+    assert kinds == [("break_started", 3, "Siti"), ("break_ended", 3, "Siti")]
+
+
+def test_service_level_alerts_are_raised_once_acknowledged_by_name_and_cleared(
+    broker: Mosquitto, tmp_path: Path, bus_for
+) -> None:
+    hub, now = _clocked_hub(broker, tmp_path, "2026-11-23 09:00")
+    site = hub.site
+    try:
+        screen = Bus.for_device(site, "tv-lobby-1")
+        screen.start(wait=10)
+        got: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        screen.subscribe(screen.topics.all_of("alert"), lambda i: got.put((i.topic, i.payload)))
+        hub.submit(m.IssueTicket(device="hub", service="paspor"))  # counters 19, 20: closed
+        topic, payload = got.get(timeout=5)  # within a second of the command, no tick needed
+        alert = m.decode(m.Alert, payload)
+        assert (alert.kind, alert.service, alert.acked_by) == ("no_counter", "paspor", None)
+        assert alert.text.id == "Paspor RI: 1 warga menunggu, tidak ada loket yang buka"
+        hub.tick()
+        hub.submit(m.IssueTicket(device="hub", service="paspor"))
+        hub.tick()
+        assert got.empty()  # raised once, however often the hub looks
+        ack = hub.submit(m.AckAlert(device="hub", alert_id=alert.id, by="Bu Sari"))
+        assert ack.ok
+        acked = m.decode(m.Alert, got.get(timeout=5)[1])
+        assert (acked.id, acked.acked_by, acked.acked_at) == (alert.id, "Bu Sari", now[0])
+        hub.submit(m.OpenCounter(device="hub", counter=19, officer="Rina"))
+        assert got.get(timeout=5) == (topic, b"")  # the condition ended: cleared
+        now[0] += 31 * 60  # half an hour later, nobody called yet at the open counter 19
+        hub.tick()
+        raised = {m.decode(m.Alert, got.get(timeout=5)[1]).kind for _ in range(2)}
+        assert raised == {"long_wait", "idle_counter"}
+        hub.submit(m.CallNext(device="hub", counter=19))
+        hub.submit(m.CallNext(device="hub", counter=19))  # both citizens called now
+        hub.tick()
+        cleared = [got.get(timeout=5)[1] for _ in range(2)]
+        assert cleared == [b"", b""] and hub.snapshot("alert") == []
+        screen.stop()
+    finally:
+        hub.stop()
+    events = rows(site, "SELECT kind, detail FROM events WHERE kind LIKE 'alert%' ORDER BY id")
+    assert [kind for kind, _ in events[:3]] == ["alert_raised", "alert_acked", "alert_cleared"]
+    assert {detail for _, detail in events[:3]} == {alert.id}
+    assert rows(site, "SELECT acked_by FROM alerts WHERE id = ?", alert.id) == [("Bu Sari",)]
+    assert rows(site, "SELECT COUNT(*) FROM alerts WHERE cleared_at IS NULL") == [(0,)]
+
+
+def test_open_alerts_survive_a_restart_and_are_not_raised_again(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    hub, now = _clocked_hub(broker, tmp_path, "2026-11-23 09:00")
+    hub.submit(m.IssueTicket(device="hub", service="paspor"))
+    hub.tick()
+    hub.stop()
+    hub = HubService(hub.site, clock=lambda: now[0]).start()
+    try:
+        hub.tick()
+        assert [a.kind for a in hub.snapshot("alert")] == ["no_counter"]  # republished
+    finally:
+        hub.stop()
+    assert rows(hub.site, "SELECT COUNT(*) FROM alerts") == [(1,)]
+
+
+def test_the_friday_pause_reaches_screens_and_kiosks_at_its_time(
+    broker: Mosquitto, tmp_path: Path, bus_for
+) -> None:
+    hub, now = _clocked_hub(broker, tmp_path, "2026-11-27 11:29")
+    site = hub.site
+    try:
+        screen = Bus.for_device(site, "tv-lobby-1")
+        screen.start(wait=10)
+        services = Watcher(screen, "service_state", m.ServiceState)
+        counters = Watcher(screen, "counter_state", m.CounterState)
+        summary = Watcher(screen, "site_state", m.SiteState)
+        hub.submit(m.OpenCounter(device="hub", counter=13, officer="Budi"))
+        hub.submit(m.IssueTicket(device="hub", service="skck"))
+        before = services.until(lambda s: s.service == "skck" and s.waiting == 1)
+        # a newcomer waits for 1 x 10 min of service: 1 min before the pause, 9 after it
+        assert before.pause is None and before.est_wait_s == 60 + 90 * 60 + 9 * 60
+        now[0] += 60  # 11:30: the Friday prayer pause begins
+        hub.tick()
+        paused = services.until(lambda s: s.service == "skck" and s.pause is not None)
+        assert paused.seq > before.seq and paused.open  # kiosks go on issuing
+        assert paused.pause.name.id == "Istirahat sholat Jumat"
+        assert paused.est_wait_s == 90 * 60 + 10 * 60  # counted from its end
+        assert counters.until(lambda s: s.counter == 13 and s.pause is not None).open
+        assert [p.id for p in summary.until(lambda s: bool(s.pauses)).pauses] == ["jumat"]
+        issued = m.IssueResult.model_validate(
+            hub.submit(m.IssueTicket(device="hub", service="skck")).result
+        ).ticket
+        assert issued.resumes_at == paused.pause.until and issued.est_wait_s == 90 * 60 + 600
+        assert issued.people_ahead == 1
+        refused = hub.submit(m.CallNext(device="hub", counter=13))
+        assert refused.error is not None and refused.error.code == "paused"
+        now[0] += 90 * 60  # 13:00
+        hub.tick()
+        assert services.until(lambda s: s.service == "skck" and s.pause is None).waiting == 2
+        assert hub.submit(m.CallNext(device="hub", counter=13)).ok
+        screen.stop()
+    finally:
+        hub.stop()
+    assert rows(site, "SELECT kind, detail FROM events WHERE kind LIKE 'pause%' ORDER BY id") == [
+        ("pause_started", "jumat"),
+        ("pause_ended", "jumat"),
+    ]

@@ -69,6 +69,21 @@ def test_indonesian_ticket_holds_what_the_citizen_needs() -> None:
     assert not any("PRIORITAS" in line for line in lines)
 
 
+def test_with_no_counter_serving_the_ticket_says_so_instead_of_a_time() -> None:
+    lines = texts(ticket_layout(SITE, info("paspor", est_wait_s=None), "id"))
+    assert "Perkiraan waktu tunggu: Belum ada loket yang melayani saat ini" in lines
+    lines = texts(ticket_layout(SITE, info("paspor", est_wait_s=None), "en"))
+    assert "Estimated wait: No counter serves this now" in lines
+
+
+def test_during_a_pause_the_ticket_says_when_service_resumes() -> None:
+    resumes = datetime(2026, 11, 27, 13, 0, tzinfo=ZoneInfo("Asia/Makassar")).timestamp()
+    lines = texts(ticket_layout(SITE, info("ktp", est_wait_s=5400, resumes_at=resumes), "id"))
+    assert "Perkiraan waktu tunggu: ± 1 jam 30 menit" in lines
+    assert "Layanan dilanjutkan pukul 13:00" in lines
+    assert not any("dilanjutkan" in line for line in texts(ticket_layout(SITE, info(), "id")))
+
+
 def test_english_ticket_and_free_service() -> None:
     lines = texts(ticket_layout(SITE, info("ktp", people_ahead=0, est_wait_s=0), "en"))
     assert "e-ID card (KTP-el) recording and printing" in lines

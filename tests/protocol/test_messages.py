@@ -35,6 +35,8 @@ def test_round_trip_of_every_command() -> None:
         "zone_sound": {"zone": "lobby", "speech": True, "volume": 0.5, "by": "admin"},
         "survey": {"token": "x" * 22, "scores": (4, 3, 4, 4, 3, 2, 4, 4, 3), "comment": "ok"},
         "check_in": {"code": "K7P3M9QX", "site": "mpp-banjarbaru"},
+        "break": {"counter": 3, "reason": "sholat", "minutes": 20},
+        "end_break": {"counter": 3},
     }
     assert set(samples) == set(m.COMMANDS)
     for kind, fields in samples.items():

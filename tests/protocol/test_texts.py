@@ -36,6 +36,8 @@ def test_cost() -> None:
 
 def test_wait() -> None:
     assert wait_text(0) == "Tanpa antri"
+    assert wait_text(None) == "Belum ada loket yang melayani saat ini"
+    assert wait_text(None, "en") == "No counter serves this now"
     assert wait_text(15 * 60) == "± 15 menit"
     assert wait_text(80 * 60) == "± 1 jam 20 menit"
     assert wait_text(120 * 60, "en") == "± 2 h"
