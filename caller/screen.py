@@ -169,7 +169,7 @@ class Screen:
             service = self.site.services[selection.chosen]
             option = f"{service.prefix} {service.name.get(self.lang)}"
         elif selection.button == "open_close":
-            title = "Choose" if self.en else "Pilih"
+            title, lead = ("Choose", "") if self.en else ("Pilih", "")
             if selection.chosen == "close":
                 option = "Close counter" if self.en else "Tutup loket"
             else:
@@ -183,7 +183,7 @@ class Screen:
             return [f"{title} {position}", option, confirm, cancel]
         # Two rows: the option with its position, then how to confirm or cancel.
         room = self.cols - len(position) - 1
-        choice = f"{lead} {option}" if len(lead) + 1 + len(option) <= room else option
+        choice = f"{lead} {option}" if lead and len(lead) + 1 + len(option) <= room else option
         first = f"{choice[:room]:<{room}} {position}"
         hint = self._fitting(
             *(

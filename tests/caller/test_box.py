@@ -105,7 +105,7 @@ def test_every_officer_button(rig03: Rig, hub: HubService) -> None:
     assert wait_until(lambda: hub.queue.by_label("A002").service == "kk")
 
     rig03.press("open_close")  # on an open counter: closing first, then the break reasons
-    assert rig03.display.text == "Pilih 1/5|Tutup loket"
+    assert rig03.display.text == "Tutup loket  1/5|NEXT=ya lain=tdk"
     rig03.press("next")
     assert not box.state.open
     assert rig03.display.text == "Loket 3 - Tutup|Loket ditutup"
@@ -124,9 +124,9 @@ def test_a_break_is_chosen_on_the_lcd_and_the_next_press_ends_it(
     box = rig03.box
     rig03.press("open_close")
     rig03.press("next")  # A001
-    for shown in ("Pilih 1/5|Tutup loket", "Pilih 2/5|Istirahat", "Pilih 3/5|Sholat"):
+    for shown in ("Tutup loket  1/5", "Istirahat    2/5", "Sholat       3/5"):
         rig03.press("open_close")
-        assert rig03.display.text == shown
+        assert rig03.display.text == f"{shown}|NEXT=ya lain=tdk"
     rig03.press("next")  # confirm: a prayer break (the inventory: 20 minutes)
     assert box.state.on_break is not None and box.state.on_break.reason == "sholat"
     assert box.state.ticket is None  # A001 is finished
