@@ -474,7 +474,7 @@ class KioskApp:
         self.printed.append(ticket)
         self._set_printer_health(paper if paper != "unknown" else "ok", None)
         self._report(m.TicketPrinted(device=self.device_id, ticket_id=ticket.id))
-        self._tell(notice("printed", number=ticket.number))
+        self._tell(self._printed_notice(ticket))
         self._indicate("ready")
         if self.menu is not None:
             self.menu.set_banner(self._banner())
@@ -498,6 +498,18 @@ class KioskApp:
         self._fail(notice("printer", "reprint", number=ticket.number), state="fault")
         if self.menu is not None:
             self.menu.set_banner(self._banner())
+
+    def _printed_notice(self, ticket: m.TicketInfo) -> Notice:
+        """'Take your ticket', and why the wait is open-ended when it is: no counter serves
+        the service now, or a pause (with the time service resumes)."""
+        if ticket.est_wait_s is None:
+            return notice("printed", "printed_no_counter", number=ticket.number)
+        state = self.states.get(ticket.service)
+        if ticket.resumes_at is not None and state is not None and state.pause is not None:
+            at = self.site.local_now(ticket.resumes_at).strftime("%H:%M")
+            pause = {"id": state.pause.name.id, "en": state.pause.name.en}
+            return notice("printed", "printed_paused", number=ticket.number, at=at, pause=pause)
+        return notice("printed", number=ticket.number)
 
     def _void(self, ticket: m.TicketInfo, exc: KioskError, extra: dict[str, Any]) -> None:
         state = exc.state if isinstance(exc, PrinterError) else "error"

@@ -26,7 +26,15 @@ from kiosk.errors import KioskConfigError
 from kiosk.notices import Notice
 from protocol.messages import BOOKING_CODE_ALPHABET, PRIORITIES, ServiceState
 from protocol.site import Site
-from protocol.texts import mark_text, priority_text, service_mark, time_class_text
+from protocol.texts import (
+    mark_text,
+    no_counter_text,
+    paused_until_text,
+    priority_text,
+    resume_text,
+    service_mark,
+    time_class_text,
+)
 
 log = logging.getLogger("mpp.kiosk")
 
@@ -149,7 +157,14 @@ def service_tile_text(
     if state is not None:
         lines.append(words["waiting"].format(n=state.waiting))
         mark = service_mark(state.open, state.quota_left)
-        if mark is not None:  # 'TUTUP' / 'KUOTA HABIS', as the TVs say it
+        if state.pause is not None:  # e.g. Friday prayer: say when service resumes
+            until = site.local_now(state.pause.until)
+            lines.append(resume_text(until, lang))
+            if not state.open:
+                enabled, badge = False, paused_until_text(until, lang).upper()
+        elif mark is None and state.est_wait_s is None:  # tickets, but nobody calls them now
+            lines.append(no_counter_text(lang))
+        if mark is not None and badge is None:  # 'TUTUP' / 'KUOTA HABIS', as the TVs say it
             enabled, badge = False, mark_text(mark, lang).upper()
     return service.name.get(lang), tuple(lines), enabled, badge
 

@@ -19,6 +19,16 @@ Level = Literal["info", "ok", "warn", "fault"]
 TEXTS: dict[str, dict[str, str]] = {
     "printing": {"id": "Mencetak tiket, mohon tunggu...", "en": "Printing your ticket..."},
     "printed": {"id": "Silakan ambil tiket Anda", "en": "Please take your ticket"},
+    "printed_no_counter": {
+        "id": "Silakan ambil tiket Anda. Belum ada loket yang melayani layanan ini saat ini; "
+        "nomor Anda dipanggil setelah loket dibuka.",
+        "en": "Please take your ticket. No counter serves this service right now; your "
+        "number is called once one opens.",
+    },
+    "printed_paused": {
+        "id": "Silakan ambil tiket Anda. {pause}: layanan dilanjutkan pukul {at}.",
+        "en": "Please take your ticket. {pause}: service resumes at {at}.",
+    },
     "busy": {
         "id": "Mohon tunggu, tiket sedang dicetak",
         "en": "Please wait, a ticket is being printed",
@@ -106,11 +116,16 @@ class Notice:
         return self.text.get(lang) or self.text["id"]
 
 
-def notice(kind: Kind, text_key: str | None = None, **values: str) -> Notice:
-    """A notice with one of the standard texts (`text_key` defaults to `kind`)."""
+def notice(kind: Kind, text_key: str | None = None, **values: str | dict[str, str]) -> Notice:
+    """A notice with one of the standard texts (`text_key` defaults to `kind`); a value may
+    be given per language ({'id': ..., 'en': ...})."""
     template = TEXTS[text_key or kind]
-    text = {lang: words.format(**values) for lang, words in template.items()}
-    return Notice(kind, text, number=values.get("number"))
+    text = {
+        lang: words.format(**{k: v[lang] if isinstance(v, dict) else v for k, v in values.items()})
+        for lang, words in template.items()
+    }
+    number = values.get("number")
+    return Notice(kind, text, number=number if isinstance(number, str) else None)
 
 
 def priority_notice(category: str) -> Notice:

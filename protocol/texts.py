@@ -140,32 +140,47 @@ def break_text(reason: str, lang: str = "id") -> str:
     return BREAK_TEXT.get(reason, {}).get(lang, reason)
 
 
-def counter_break_text(
-    counter_name: str, reason: str, back: datetime | None, lang: str = "id"
-) -> str:
-    """'Loket 3 - istirahat, kembali 12:30' / 'Counter 3 - on a break, back at 12:30'."""
-    text = f"{counter_name} - {BREAK_SHOWN.get(reason, {}).get(lang, reason)}"
-    if back is None:
-        return text
-    return text + (f", back at {back:%H:%M}" if lang == "en" else f", kembali {back:%H:%M}")
+def back_text(back: datetime, lang: str = "id") -> str:
+    """'kembali 12:30' / 'back at 12:30'."""
+    return f"back at {back:%H:%M}" if lang == "en" else f"kembali {back:%H:%M}"
+
+
+def counter_break_text(counter_name: str, reason: str, lang: str = "id") -> str:
+    """'Loket 3 - istirahat' / 'Counter 3 - on a break': a counter whose officer is away."""
+    return f"{counter_name} - {BREAK_SHOWN.get(reason, {}).get(lang, reason)}"
+
+
+def counter_paused_text(counter_name: str, lang: str = "id") -> str:
+    """'Loket 3 - jeda' / 'Counter 3 - paused': a counter whose services are in a pause."""
+    return f"{counter_name} - {'paused' if lang == 'en' else 'jeda'}"
+
+
+def until_text(until: datetime, lang: str = "id") -> str:
+    """'s.d. 13:00' / 'until 13:00'."""
+    return f"until {until:%H:%M}" if lang == "en" else f"s.d. {until:%H:%M}"
+
+
+def paused_until_text(until: datetime, lang: str = "id") -> str:
+    """'jeda s.d. 13:00' / 'paused until 13:00': a service in a pause."""
+    return f"{'paused' if lang == 'en' else 'jeda'} {until_text(until, lang)}"
 
 
 def resume_text(at: datetime, lang: str = "id") -> str:
     """'Layanan dilanjutkan pukul 13:00' / 'Service resumes at 13:00'."""
-    return (
-        f"Service resumes at {at:%H:%M}"
-        if lang == "en"
-        else f"Layanan dilanjutkan pukul {at:%H:%M}"
-    )
-
-
-def pause_text(name: str, until: datetime, issuing: bool, lang: str = "id") -> str:
-    """What a kiosk or a screen says during a pause: its name, when service resumes, and
-    whether tickets are still issued."""
     if lang == "en":
-        tail = "tickets are still issued" if issuing else "tickets again from then"
-    else:
-        tail = "tiket tetap dapat diambil" if issuing else "tiket dapat diambil lagi pukul itu"
+        return f"Service resumes at {at:%H:%M}"
+    return f"Layanan dilanjutkan pukul {at:%H:%M}"
+
+
+def pause_text(name: str, until: datetime, issuing: bool | None, lang: str = "id") -> str:
+    """What a kiosk or a screen says during a pause: its name, when service resumes, and
+    whether tickets are still issued (None: for some services only)."""
+    tails = {
+        True: ("tiket tetap dapat diambil", "tickets are still issued"),
+        False: ("tiket dapat diambil lagi pukul itu", "tickets again from then"),
+        None: ("sebagian layanan tetap menerima tiket", "some services still issue tickets"),
+    }
+    tail = tails[issuing][1 if lang == "en" else 0]
     return f"{name}: {resume_text(until, lang).lower()}; {tail}"
 
 

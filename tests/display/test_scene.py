@@ -225,3 +225,77 @@ def test_the_header_says_when_the_hub_does_not_trust_its_clock() -> None:
     assert offline["status"].text("mark") == "● Tidak terhubung"
     model.apply(summary.model_copy(update={"seq": 2}), NOW)
     assert build("lobby").build(model, NOW, {}, offline=False)["status"].items == ()
+
+
+def test_a_counter_on_a_break_shows_on_the_lobby_tv_with_its_return_time() -> None:
+    model = busy_model(site, NOW)
+    back = NOW + 1800
+    model.apply(
+        m.CounterState(
+            seq=950,
+            counter=3,
+            open=True,
+            call_seq=3,
+            waiting=2,
+            on_break=m.BreakInfo(reason="istirahat", since=NOW, until=back),
+        ),
+        NOW,
+    )
+    model.apply(
+        m.CounterState(
+            seq=951,
+            counter=4,
+            open=True,
+            call_seq=4,
+            waiting=2,
+            on_break=m.BreakInfo(reason="lainnya", since=NOW),
+        ),
+        NOW,
+    )
+    scene = build("lobby").build(model, NOW, {}, offline=False)
+    at = site.local_now(back).strftime("%H:%M")
+    tile = scene["counter-2"]
+    assert (tile.text("label"), tile.text("ticket")) == ("Loket 3 - istirahat", f"kembali {at}")
+    assert tile.background == "tile-closed"
+    away = scene["counter-3"]
+    assert (away.text("label"), away.text("ticket")) == ("Loket 4 - sedang keluar", "—")
+    english = build("lobby", lang="en").build(model, NOW, {}, offline=False)
+    assert english["counter-2"].text("label") == "Counter 3 - on a break"
+    assert english["counter-2"].text("ticket") == f"back at {at}"
+
+
+def test_the_friday_pause_is_on_every_screen_while_it_lasts() -> None:
+    model = busy_model(site, NOW)
+    until = NOW + 3600
+    pause = m.PauseInfo(
+        id="jumat",
+        name=m.Text(id="Istirahat sholat Jumat", en="Friday prayer break"),
+        since=NOW,
+        until=until,
+    )
+    for i, code in enumerate(site.services):
+        model.apply(
+            m.ServiceState(seq=960 + i, service=code, open=code != "skck", waiting=1,
+                           est_wait_s=4000, quota_left=50, pause=pause),
+            NOW,
+        )  # fmt: skip
+    model.apply(
+        m.CounterState(seq=990, counter=13, open=True, call_seq=13, waiting=1, pause=pause), NOW
+    )
+    at = site.local_now(until).strftime("%H:%M")
+    lobby = build("lobby").build(model, NOW, {}, offline=False)
+    notice = "Istirahat sholat Jumat: layanan dilanjutkan pukul " + at
+    # skck (a lobby service) stops issuing: the notice does not promise tickets for all
+    assert lobby["ticker"].text("text") == notice + "; sebagian layanan tetap menerima tiket"
+    tiles = {lobby[f"counter-{i}"].text("label"): lobby[f"counter-{i}"] for i in range(30)}
+    assert tiles["Loket 13 - jeda"].text("ticket") == f"s.d. {at}"
+    assert tiles["Loket 1"].text("ticket") == "A003"  # serving the citizen it called
+    names = [i.text for i in lobby["services"].items if i.part.startswith("name-")]
+    counts = [i.text for i in lobby["services"].items if i.part.startswith("count-")]
+    assert counts[names.index("H  SKCK")] == f"jeda s.d. {at}"
+    canteen = build("canteen").build(model, NOW, {}, offline=False)
+    assert canteen["panel"].text("heading").startswith("Istirahat sholat Jumat: layanan")
+    entrance = build("entrance", lang="en").build(model, NOW, {}, offline=False)
+    assert entrance["services"].text("heading").startswith("Friday prayer break: service resumes")
+    plain = build("lobby").build(busy_model(site, NOW), NOW, {}, offline=False)["ticker"]
+    assert " — Selesai maks." in plain.text("text")  # no pause: the service standards again

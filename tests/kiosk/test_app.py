@@ -86,6 +86,29 @@ def test_press_prints_the_confirmed_ticket_and_reports_it(hub, make_kiosk, pins)
     assert wait_until(lambda: "ktp" in app.states and app.states["ktp"].waiting == 1)
 
 
+def test_with_no_counter_open_the_kiosk_says_so_instead_of_a_waiting_time(
+    hub, make_kiosk, pins
+) -> None:
+    """Issue 18 item 4: it used to print '± 8 menit' and say only 'take your ticket'."""
+    device = Dummy(profile="default")
+    app = make_kiosk("kiosk-3", printer=dummy_printer(hub.site, "kiosk-3", device))
+    press(pins, KTP)  # counters 1-3 (ktp) are all closed
+    assert app.wait_idle(10)
+    told = app.notices[-1]
+    assert told.kind == "printed" and told.number == "A001"
+    assert "Belum ada loket yang melayani layanan ini saat ini" in told.get("id")
+    text = " ".join(" ".join(parse(device.output).texts()).split())  # 58 mm: lines wrap
+    assert "Perkiraan waktu tunggu: Belum ada loket yang melayani saat ini" in text
+    assert "menit" not in text
+    assert hub.submit(m.OpenCounter(device="hub", counter=3, officer="Siti")).ok
+    before = len(device.output)
+    press(pins, KTP)
+    assert wait_until(lambda: app.notices[-1].number == "A002") and app.wait_idle(10)
+    assert app.notices[-1].get("id") == "Silakan ambil tiket Anda"
+    later = " ".join(" ".join(parse(device.output[before:]).texts()).split())
+    assert "Perkiraan waktu tunggu: ± 8 menit" in later
+
+
 def test_double_press_yields_one_ticket(hub, make_kiosk, pins) -> None:
     device = Dummy(profile="default")
     clock = ManualClock()

@@ -6,15 +6,17 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from itertools import combinations
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
 
 from kiosk.menu import COLOURS, GAP, TouchMenu, menu_view, tile_at
 from kiosk.notices import notice
-from protocol.messages import ServiceState
+from protocol.messages import PauseInfo, ServiceState, Text
 from protocol.site import load_site, parse_site
 from tests.conftest import EXAMPLE, ROOT, example_text
 
@@ -64,6 +66,26 @@ def test_tiles_show_time_class_waiting_and_unavailable_services() -> None:
     english = menu_view(SITE, SERVICES, STATES, size=PORTRAIT, lang="en")
     assert english.tile("skck").badge == "CLOSED"
     assert english.tile("tanah").lines == ("BPN · Done within 3 days",)
+
+
+def test_tiles_say_when_no_counter_serves_a_service_and_when_a_pause_ends() -> None:
+    until = datetime(2026, 11, 27, 13, 0, tzinfo=ZoneInfo("Asia/Makassar")).timestamp()
+    pause = PauseInfo(id="jumat", name=Text(id="Istirahat sholat Jumat", en="Friday prayer"),
+                      since=until - 5400, until=until)  # fmt: skip
+    states = {
+        "paspor": state("paspor").model_copy(update={"est_wait_s": None}),
+        "ktp": state("ktp").model_copy(update={"pause": pause}),
+        "skck": state("skck", open_=False).model_copy(update={"pause": pause}),
+    }
+    view = menu_view(SITE, SERVICES, states, size=PORTRAIT, lang="id")
+    paspor = view.tile("paspor")
+    assert paspor.enabled and paspor.lines[-1] == "Belum ada loket yang melayani saat ini"
+    ktp = view.tile("ktp")  # keeps issuing during the pause
+    assert ktp.enabled and ktp.lines[-1] == "Layanan dilanjutkan pukul 13:00"
+    skck = view.tile("skck")
+    assert not skck.enabled and skck.badge == "JEDA S.D. 13:00"
+    english = menu_view(SITE, SERVICES, states, size=PORTRAIT, lang="en")
+    assert english.tile("paspor").lines[-1] == "No counter serves this now"
 
 
 def test_taps_on_unavailable_services_choose_nothing() -> None:
