@@ -34,7 +34,7 @@ def queue_view(
         at=now,
         open=open_now,
         waiting=tuple(t.id for t in shown),
-        est_wait_s=tuple(queue.estimate(service, ahead) for ahead in range(len(shown))),
+        est_wait_s=queue.estimates(service, len(shown), now),
         called=tuple(called),
         more=len(order) - len(shown),
     )

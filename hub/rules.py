@@ -23,7 +23,7 @@ from datetime import time
 from itertools import takewhile
 
 from protocol.errors import MppError
-from protocol.pauses import PauseWindow, pause_now, pauses_now, wait_estimate
+from protocol.pauses import PauseWindow, pause_now, pauses_now, wait_estimates
 from protocol.site import Site, parse_hhmm
 
 WAITING, CALLED, DONE, SKIPPED, VOIDED, EXPIRED = (
@@ -499,10 +499,17 @@ class Queue:
         """Seconds of waiting for someone with `ahead` people before them, the inventory's
         pauses counted (protocol.pauses.wait_estimate). None when no counter serves the
         service now and none is expected back from a break: no time is promised then."""
-        return wait_estimate(
+        return self.estimates(service, 1, now, first=ahead)[0]
+
+    def estimates(
+        self, service: str, places: int, now: float, first: int = 0
+    ) -> tuple[int | None, ...]:
+        """`estimate` for the places `first`, `first` + 1, ... of the queue (one walk)."""
+        return wait_estimates(
             self.site,
             service,
-            ahead=ahead,
+            places=places,
+            first=first,
             avg_service_s=self.avg_service_s[service],
             serving=self.serving_counters(service),
             now=now,

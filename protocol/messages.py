@@ -829,9 +829,9 @@ class QueueView(Message):
     """The public view of one service's queue for the region's ticket pages (site -> region,
     on `up/queue`; the newest `seq` wins). `waiting` holds ticket ids in the hub's call order,
     so a ticket's index is its number of people ahead, and `est_wait_s` the hub's estimate at
-    that index; `called` the tickets at a counter. No personal data: ids only (the region
-    knows a ticket's label, service and token hash from its `issued` event). `more`: waiting
-    tickets beyond what fits one message."""
+    that index (None: no counter serves the service now); `called` the tickets at a
+    counter. No personal data: ids only (the region knows a ticket's label, service and token
+    hash from its `issued` event). `more`: waiting tickets beyond what fits one message."""
 
     site: SiteId
     service: Code
@@ -839,7 +839,7 @@ class QueueView(Message):
     at: float = Field(allow_inf_nan=False)
     open: bool
     waiting: tuple[int, ...] = ()
-    est_wait_s: tuple[int, ...] = ()
+    est_wait_s: tuple[int | None, ...] = ()
     called: tuple[CalledTicket, ...] = ()
     more: Annotated[int, Field(ge=0)] = 0
 

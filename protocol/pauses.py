@@ -81,23 +81,35 @@ def pauses_now(site: Site, now: float) -> list[PauseWindow]:
 def after_pauses(site: Site, service: str, start: float, work_s: float) -> float:
     """The moment `work_s` seconds of service have passed from `start`, the pauses of
     `service` not counting (a start inside a pause begins at its end)."""
+    return _after_pauses(site, service, start, [work_s])[0]
+
+
+def _after_pauses(site: Site, service: str, start: float, works: list[float]) -> list[float]:
+    """`after_pauses` for several amounts of work, in ascending order (one walk)."""
     weekdays = {day for p in site.pauses.values() if p.covers(service) for day in p.days}
     if not weekdays:
-        return start + work_s
-    moment, left = start, work_s
+        return [start + work for work in works]
     first = site.local_now(start).date()
+    gaps: list[tuple[float, float]] = []  # the pauses after `start`, in order
     for offset in range(LOOKAHEAD_DAYS):
-        if WEEKDAYS[(first.weekday() + offset) % 7] not in weekdays:
-            continue
-        for window in windows(site, service, first + timedelta(days=offset)):
-            if window.end <= moment:
-                continue
-            if window.start > moment:
-                if left <= window.start - moment:
-                    return moment + left
-                left -= window.start - moment
-            moment = window.end
-    return moment + left
+        if WEEKDAYS[(first.weekday() + offset) % 7] in weekdays:
+            gaps += [
+                (w.start, w.end)
+                for w in windows(site, service, first + timedelta(days=offset))
+                if w.end > start
+            ]
+    out, moment, done, index = [], start, 0.0, 0  # `done` seconds of work reach `moment`
+    for work in works:
+        while index < len(gaps):
+            gap_start, gap_end = gaps[index]
+            if gap_start > moment:  # serving until the pause begins
+                if done + (gap_start - moment) >= work:  # reached before it
+                    break
+                done += gap_start - moment
+            moment = max(moment, gap_end)  # (a start inside a pause waits for its end)
+            index += 1
+        out.append(moment + (work - done))
+    return out
 
 
 def wait_estimate(
@@ -114,10 +126,34 @@ def wait_estimate(
     shared by the `serving` counters, pauses of the service added. With no counter serving,
     from the earliest expected return from a break (`resumes_at`), as if one counter came back;
     None when none is expected back (say so instead of a time)."""
+    return wait_estimates(
+        site,
+        service,
+        places=1,
+        first=ahead,
+        avg_service_s=avg_service_s,
+        serving=serving,
+        now=now,
+        resumes_at=resumes_at,
+    )[0]
+
+
+def wait_estimates(
+    site: Site,
+    service: str,
+    *,
+    places: int,
+    avg_service_s: float,
+    serving: int,
+    now: float,
+    resumes_at: float | None = None,
+    first: int = 0,
+) -> tuple[int | None, ...]:
+    """`wait_estimate` for `places` citizens with `first`, `first` + 1, ... people ahead."""
     start = now
     if serving <= 0:
         if resumes_at is None:
-            return None
+            return (None,) * places
         start, serving = max(now, resumes_at), 1
-    work = ahead * avg_service_s / serving
-    return max(0, round(after_pauses(site, service, start, work) - now))
+    works = [(first + i) * avg_service_s / serving for i in range(places)]
+    return tuple(max(0, round(end - now)) for end in _after_pauses(site, service, start, works))
