@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -37,6 +38,14 @@ from protocol.logs import setup_logging
     help="Waiting-time SLA: minutes from ticket to call.",
 )
 @click.option(
+    "--day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default="2026-11-23",
+    show_default=True,
+    help="The simulated date; a Friday (e.g. 2026-11-27) has the Friday prayer pause.",
+)
+@click.option("--no-breaks", is_flag=True, help="Officers take no break.")
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
@@ -54,6 +63,8 @@ def simulate(
     speed: str,
     seed: int,
     wait_target: float,
+    day: datetime,
+    no_breaks: bool,
     out_dir: str | None,
     broker: str,
 ) -> None:
@@ -76,6 +87,8 @@ def simulate(
         speed=pace,
         seed=seed,
         wait_target_min=wait_target,
+        day=day.date().isoformat(),
+        breaks=not no_breaks,
     )
     running, version, which = local_broker(broker)
     click.echo(f"broker: {which}")
@@ -126,7 +139,11 @@ def format_report(result: dict) -> str:
             f"{w['within_target'] * 100:.1f} % (n={w['n']})"
         )
     sla = result["sla_compliance"]
+    b, a = result["breaks"], result["alerts"]
     lines += [
+        f"breaks: {b['count']}, {b['minutes']:.0f} min ({_counts(b['minutes_by_reason'])}); "
+        f"pauses: {', '.join(result['pauses']) or 'none'}",
+        f"alerts raised: {_counts(a['raised'])} ({a['open_at_end']} open at the end)",
         f"waiting-time SLA (called within {target}): {wait_sla['within'] * 100:.1f} % of "
         f"{wait_sla['called']} called tickets"
         if wait_sla["within"] is not None

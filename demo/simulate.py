@@ -1,8 +1,10 @@
 """A day at a busy MPP, played through the real system: broker, hub, SQLite, MQTT devices.
 
 Visitors arrive by hour on a morning-peak curve and press kiosk buttons; officers press NEXT,
-RECALL, SKIP, TRANSFER and citizens rate the service. The hub runs on a virtual clock so a day
-can be played at 1x or as fast as the machine allows; latencies are measured on the real clock.
+RECALL, SKIP, TRANSFER, take a break once a day, and citizens rate the service. On a Friday
+the counters pause for the Friday prayer (11:30-13:00); the report counts the service-level
+alerts the hub raised. The hub runs on a virtual clock so a day can be played at 1x or as
+fast as the machine allows; latencies are measured on the real clock.
 
     result = simulate(SimConfig(visitors=8000, counters=60), out_dir=Path("sim-out"))
 """
@@ -48,6 +50,8 @@ ARRIVALS_BY_HOUR = {
 }
 RATING_SCORES = (1, 2, 3, 4)
 RATING_WEIGHTS = (0.02, 0.06, 0.42, 0.50)
+BREAK_REASONS = ("istirahat", "sholat", "rapat")
+BREAK_WEIGHTS = (0.6, 0.3, 0.1)
 PRIORITY_SHARE = 0.06
 
 
@@ -62,7 +66,7 @@ class SimConfig:
     kiosks: int = 6
     speed: float | None = None  # None: as fast as possible; 1.0: real time
     seed: int = 20261123
-    day: str = "2026-11-23"  # a Monday
+    day: str = "2026-11-23"  # a Monday; a Friday (e.g. 2026-11-27) has the prayer pause
     no_show: float = 0.05
     transfer: float = 0.03
     rating: float = 0.6
@@ -70,6 +74,7 @@ class SimConfig:
     tick_s: float = 10.0
     workers: int | None = None  # None: one per kiosk and counter, all of them at once
     wait_target_min: float = 30.0  # the waiting-time SLA: called within this many minutes
+    breaks: bool = True  # every officer takes one break, at a time between 10:00 and 14:00
 
 
 @dataclass
@@ -98,6 +103,9 @@ class Desk:
     called_at: float = 0.0
     recalled: bool = False
     next_try: float = 0.0
+    break_at: float | None = None  # when the officer means to take a break
+    break_reason: str = "istirahat"
+    back_at: float | None = None  # set once the break is taken: when the officer is back
 
 
 class VirtualClock:
@@ -180,6 +188,7 @@ class Simulation:
             mqtt_version=mqtt_version,
             transfers=True,
             unprinted_hold_s=20,
+            friday_pause=True,
         )
         (workdir / "site.toml").write_text(text)
         self.site = parse_site(text, str(workdir / "site.toml"))
@@ -193,6 +202,11 @@ class Simulation:
         self.visitors = plan_day(self.site, config, self.rng)
         self.by_label: dict[str, Visitor] = {}
         self.desks = {n: Desk(n) for n in self.site.counters}
+        if config.breaks:
+            ten = datetime.fromisoformat(f"{config.day} 10:00").replace(tzinfo=tz).timestamp()
+            for desk in self.desks.values():
+                desk.break_at = ten + self.rng.uniform(0, 4 * 3600)
+                desk.break_reason = self.rng.choices(BREAK_REASONS, weights=BREAK_WEIGHTS)[0]
         self.mean_s = mean_service_s(config)
         self.figures = Figures()
         self.lock = threading.Lock()
@@ -291,6 +305,18 @@ class Simulation:
                     device, m.Transfer(device=device, counter=counter, service=targets[0])
                 )
                 desk.current = None
+        if desk.break_at is not None and now >= desk.break_at and desk.back_at is None:
+            # The officer steps away (the hub finishes the current ticket); NEXT ends it.
+            reason = desk.break_reason
+            self._request(
+                device,
+                m.StartBreak(device=device, counter=counter, reason=reason),  # type: ignore[arg-type]
+            )
+            desk.current = None
+            desk.back_at = now + 60 * self.site.hub.break_minutes.get(reason, 30)  # type: ignore[call-overload]
+            return
+        if desk.back_at is not None and now < desk.back_at:
+            return
         if now < desk.next_try:
             return
         sent = time.time()
@@ -403,6 +429,23 @@ class Simulation:
         confirmed = [v for v in self.visitors if v.ticket_id is not None]
         lost = sum(1 for v in confirmed if stored.get(v.ticket_id) != v.label)
         double_called = _called_at_two_counters(db)
+        breaks = db.execute("SELECT detail FROM events WHERE kind = 'break_ended'").fetchall()
+        by_reason: dict[str, float] = {}
+        for (detail,) in breaks:
+            reason, _, seconds = (detail or "").partition(",")
+            by_reason[reason] = by_reason.get(reason, 0.0) + float(seconds or 0) / 60
+        pauses = [
+            (row[0], row[1], datetime.fromtimestamp(row[2], self.site.site.tz).strftime("%H:%M"))
+            for row in db.execute(
+                "SELECT kind, detail, at FROM events WHERE kind LIKE 'pause_%' ORDER BY id"
+            )
+        ]
+        alerts_raised = dict(
+            db.execute("SELECT kind, COUNT(*) FROM alerts GROUP BY kind ORDER BY kind").fetchall()
+        )
+        alerts_open = db.execute("SELECT COUNT(*) FROM alerts WHERE cleared_at IS NULL").fetchone()[
+            0
+        ]
         db.close()
         state_lat = [
             self.seen_calls[k] - t for k, t in self.sent_calls.items() if k in self.seen_calls
@@ -446,6 +489,13 @@ class Simulation:
                 "called": len(all_waits),
             },
             "sla_compliance": sla_ok / sla_all if sla_all else None,
+            "breaks": {
+                "count": len(breaks),
+                "minutes": round(sum(by_reason.values()), 1),
+                "minutes_by_reason": {k: round(v, 1) for k, v in sorted(by_reason.items())},
+            },
+            "pauses": [f"{at} {kind} {pause}" for kind, pause, at in pauses],
+            "alerts": {"raised": alerts_raised, "open_at_end": alerts_open},
             "system": {
                 "wall_s": wall_s,
                 "tickets_per_wall_s": self.figures.issued / wall_s,

@@ -22,9 +22,11 @@ def synthetic_site(
     mqtt_version: int = 5,
     transfers: bool = False,
     unprinted_hold_s: float = 0,
+    friday_pause: bool = False,
 ) -> str:
     """The TOML text of an always-open site; counter n serves services n and n+1 (mod S)
-    and, with `transfers`, may transfer to service n+2."""
+    and, with `transfers`, may transfer to service n+2; with `friday_pause`, the Friday
+    prayer pause (11:30-13:00, kiosks go on issuing) and officers' break lengths."""
     if services > len(LETTERS):
         raise ValueError(f"at most {len(LETTERS)} services (one letter each)")
     out = [
@@ -34,10 +36,16 @@ def synthetic_site(
             f'{d} = "00:00-24:00"\n' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
         ),
         f"[broker]\nport = {port}\nmqtt_version = {mqtt_version}\n",
-        f'[hub]\ndatabase = "{database}"\nunprinted_hold_s = {unprinted_hold_s}\n',
+        f'[hub]\ndatabase = "{database}"\nunprinted_hold_s = {unprinted_hold_s}\n'
+        + ("break_minutes = { istirahat = 30, sholat = 20, rapat = 45 }\n" if friday_pause else ""),
         '[time_classes.fast]\nwithin = "3h"\n[time_classes.long]\nwithin = "3d"\n',
         '[agencies.dinas]\nname = "Dinas Contoh"\nshort = "Dinas"\n',
     ]
+    if friday_pause:
+        out.append(
+            '[pauses.jumat]\nname = { id = "Istirahat sholat Jumat", en = "Friday prayer" }\n'
+            'days = ["fri"]\ntime = "11:30-13:00"\nkeep_issuing = true\n'
+        )
     codes = [f"s{i:02d}" for i in range(1, services + 1)]
     for i, code in enumerate(codes):
         out.append(
