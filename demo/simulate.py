@@ -385,6 +385,10 @@ class Simulation:
                 if idle and now > self.last_arrival and not sum(waiting.values()):
                     break
                 self.clock.now += cfg.tick_s
+                if self.clock.now // 60 != now // 60:
+                    # The hub looks at its clock every few real seconds; on the virtual clock
+                    # a minute passes sooner: let it look each virtual minute (pauses, alerts).
+                    self.hub.tick()
                 if cfg.speed:
                     time.sleep(
                         max(0.0, cfg.tick_s / cfg.speed - (time.perf_counter() - tick_started))

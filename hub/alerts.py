@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from hub.rules import Queue
 from protocol import messages as m
+from protocol.pauses import PauseWindow, windows
 from protocol.site import parse_hhmm
 from protocol.texts import alert_text
 
@@ -58,6 +59,25 @@ def _texts(queue: Queue, kind: str, code: str, **values: object) -> dict[str, st
     return {lang: alert_text(kind, lang, service=name.get(lang), **values) for lang in ("id", "en")}
 
 
+def _pauses_so_far(queue: Queue, services: tuple[str, ...], now: float) -> list[PauseWindow]:
+    """Today's pauses, begun by `now`, that stopped every one of `services`."""
+    if not queue.site.pauses:
+        return []
+    today = queue.site.local_now(now).date()
+    return [
+        w
+        for w in windows(queue.site, None, today)
+        if w.start < now and all(w.pause.covers(code) for code in services)
+    ]
+
+
+def _net(pauses: list[PauseWindow], since: float, now: float) -> float:
+    """Seconds from `since` to `now` less the planned pauses in between (a wait through the
+    Friday prayer is not a wait the supervisors could have shortened)."""
+    paused = sum(max(0.0, min(now, w.end) - max(since, w.start)) for w in pauses)
+    return now - since - paused
+
+
 def conditions(queue: Queue, now: float) -> list[Condition]:
     """Every service-level condition that holds at `now`."""
     site, settings = queue.site, queue.site.alerts
@@ -69,7 +89,8 @@ def conditions(queue: Queue, now: float) -> list[Condition]:
         issued = [t.issued_at for t in waiting.values()]
         oldest[code] = min(issued)
         target = site.wait_target_s(code)
-        over = [at for at in issued if now - at > target]
+        pauses = _pauses_so_far(queue, (code,), now)
+        over = [at for at in issued if _net(pauses, at, now) > target]
         if over:
             found.append(
                 Condition(
@@ -81,7 +102,7 @@ def conditions(queue: Queue, now: float) -> list[Condition]:
                         code,
                         count=len(over),
                         target=target // 60,
-                        longest=round((now - min(over)) / 60),
+                        longest=round(_net(pauses, min(over), now) / 60),
                     ),
                 )
             )
@@ -97,12 +118,14 @@ def conditions(queue: Queue, now: float) -> list[Condition]:
     for number, counter in queue.counters.items():
         if not counter.serving or counter.current is not None or counter.idle_since is None:
             continue
+        services = queue.services_of(number)
         queued = [
             oldest[code]
-            for code in queue.services_of(number)
+            for code in services
             if code in oldest and queue.pause_of(code, now) is None
         ]
-        if queued and now - max(counter.idle_since, min(queued)) > idle_s:
+        since = max(counter.idle_since, min(queued)) if queued else now
+        if queued and _net(_pauses_so_far(queue, services, now), since, now) > idle_s:
             found.append(
                 Condition(
                     "idle_counter",

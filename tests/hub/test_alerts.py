@@ -126,3 +126,19 @@ def test_alert_ids_fit_the_protocol_for_any_subject() -> None:
         for subject in ("ktp", "x" * 40, "counter-999", "Sangat panjang nama layanan"):
             made = alert_id(kind, subject, 1795420862.5)
             assert re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", made), made
+
+
+def test_the_friday_pause_is_not_counted_as_waiting_or_idle_time() -> None:
+    q = Queue(make_site())
+    fri = "2026-11-27"
+    start = at(q.site, f"{fri} 11:20")
+    q.open_counter(13, "Budi", start)
+    issue(q, "skck", start)
+    issue(q, "skck", start)
+    q.call_next(13, start)  # busy with the first; the second waits from 11:20
+    q.finish(13, at(q.site, f"{fri} 11:29"))  # idle from 11:29; then the pause at 11:30
+    after = at(q.site, f"{fri} 13:05")  # 15 min of waiting and 6 of idleness, net of it
+    assert _kinds(q, after) == set()
+    late = at(q.site, f"{fri} 13:16")  # 26 min of waiting net; idle 11 + 1 min > 10 min
+    assert _kinds(q, late) == {("idle_counter", None, 13)}
+    assert ("long_wait", "skck", None) in _kinds(q, at(q.site, f"{fri} 13:21"))
