@@ -21,17 +21,14 @@ from protocol import messages as m
 from protocol.site import Site
 from protocol.texts import (
     CLOCK_UNSYNCED_MARK,
-    back_text,
+    away_texts,
     cost_text,
-    counter_break_text,
-    counter_paused_text,
     date_text,
     mark_text,
-    pause_text,
+    pause_notice,
     paused_until_text,
     service_mark,
     time_class_text,
-    until_text,
 )
 
 LABELS: dict[str, dict[str, str]] = {
@@ -185,41 +182,9 @@ class SceneBuilder:
         mark = service_mark(state.open, state.quota_left) if state is not None else None
         return mark_text(mark, self.lang) if mark is not None else None
 
-    def _away(self, number: int, state: m.CounterState | None) -> tuple[str, str] | None:
-        """('Loket 3 - istirahat', 'kembali 12:30') / ('Loket 13 - jeda', 's.d. 13:00') for an
-        open counter whose officer is on a break or whose services are all in a pause, with
-        no ticket called there; else None."""
-        if state is None or not state.open or state.ticket is not None:
-            return None
-        name = self.site.counter_name(number, self.lang)
-        if state.on_break is not None:
-            back = state.on_break.until
-            when = back_text(self.site.local_now(back), self.lang) if back else EMPTY_TICKET
-            return counter_break_text(name, state.on_break.reason, self.lang), when
-        if state.pause is not None:
-            until = self.site.local_now(state.pause.until)
-            return counter_paused_text(name, self.lang), until_text(until, self.lang)
-        return None
-
     def pause_notice(self, model: ScreenModel) -> str | None:
-        """What the screen says of a pause in force for its services (e.g. 'Istirahat sholat
-        Jumat: layanan dilanjutkan pukul 13:00; tiket tetap dapat diambil'), or None."""
-        for code in self.services:
-            state = model.services.get(code)
-            if state is not None and state.pause is not None:
-                until = self.site.local_now(state.pause.until)
-                paused = [
-                    s
-                    for c in self.services
-                    if (s := model.services.get(c)) is not None
-                    and s.pause is not None
-                    and s.pause.id == state.pause.id
-                ]
-                issuing = True if all(s.open for s in paused) else None
-                issuing = False if not any(s.open for s in paused) else issuing
-                name = state.pause.name.en if self.lang == "en" else state.pause.name.id
-                return pause_text(name, until, issuing, self.lang)
-        return None
+        """What the screen says of a pause in force for its services, or None."""
+        return pause_notice(self.site, (model.services.get(c) for c in self.services), self.lang)
 
     def slides(self, model: ScreenModel) -> list[tuple[str | None, str]]:
         """(image file or None, caption) of each slide: the admin's featured products when the
@@ -281,7 +246,7 @@ class SceneBuilder:
             ticket = model.shown_ticket(number, now)
             key = (number, state.call_seq) if state is not None else None
             lit_now = key is not None and ticket is not None and lit.get(key, False)
-            away = self._away(number, state) if ticket is None else None
+            away = away_texts(self.site, number, state, self.lang) if ticket is None else None
             closed = (state is not None and not state.open and ticket is None) or away is not None
             shown = mark_text("closed", self.lang) if closed else (ticket or EMPTY_TICKET)
             name = self.site.counter_name(number, self.lang)

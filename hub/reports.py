@@ -487,7 +487,8 @@ def breaks_csv(rows: Iterable[BreakStats], reasons: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class AlertRow:
-    """An alert as stored, with who acknowledged it."""
+    """An alert as stored, with who acknowledged it and when it ended (a service-level alert
+    ends with its condition, a one-off one with its acknowledgement)."""
 
     id: str
     kind: str
@@ -496,20 +497,31 @@ class AlertRow:
     text_en: str
     acked_by: str | None
     acked_at: float | None
+    cleared_at: float | None = None
 
 
 def alerts(conn: sqlite3.Connection, limit: int = 100) -> list[AlertRow]:
-    """Open alerts first, then the latest acknowledged ones."""
+    """Open alerts first (those nobody acknowledged yet before the others), then the latest
+    ended ones."""
     rows = conn.execute(
-        "SELECT id, kind, raised_at, payload, acked_by, acked_at FROM alerts "
-        "ORDER BY acked_by IS NOT NULL, raised_at DESC LIMIT ?",
+        "SELECT id, kind, raised_at, payload, acked_by, acked_at, cleared_at FROM alerts "
+        "ORDER BY cleared_at IS NOT NULL, acked_by IS NOT NULL, raised_at DESC LIMIT ?",
         (limit,),
     ).fetchall()
     out = []
     for row in rows:
         text = json.loads(row[3]).get("text", {})
         out.append(
-            AlertRow(row[0], row[1], row[2], text.get("id", ""), text.get("en", ""), row[4], row[5])
+            AlertRow(
+                row[0],
+                row[1],
+                row[2],
+                text.get("id", ""),
+                text.get("en", ""),
+                row[4],
+                row[5],
+                row[6],
+            )
         )
     return out
 

@@ -874,7 +874,7 @@ class HubService:
             self._last_service_flags[code] = (state.open, state.quota_left)
             self._publish(topics.service_state(code), state)
             self._publish(
-                topics.service_queue(code), states.service_queue(self.queue, code, self.seq)
+                topics.service_queue(code), states.service_queue(self.queue, code, self.seq, now)
             )
             if self.outbox is not None:
                 self.outbox.offer_view(

@@ -92,15 +92,15 @@ def service_state(queue: Queue, code: str, seq: int, now: float) -> m.ServiceSta
     )
 
 
-def service_queue(queue: Queue, code: str, seq: int) -> m.ServiceQueue:
+def service_queue(queue: Queue, code: str, seq: int, now: float) -> m.ServiceQueue:
     """Every waiting ticket of a service in call order with its estimated wait (the ticket
-    page's figures: people ahead is the position)."""
+    page's figures: people ahead is the position; no estimate when no counter serves it)."""
     order = [t.id for t in queue.call_order(code)][: m.MAX_QUEUE_LISTED]
     return m.ServiceQueue(
         seq=seq,
         service=code,
         order=tuple(order),
-        est_wait_s=tuple(queue.estimate(code, ahead) for ahead in range(len(order))),
+        est_wait_s=queue.estimates(code, len(order), now),
     )
 
 

@@ -520,12 +520,13 @@ MAX_QUEUE_LISTED = 1000  # a service takes at most 999 tickets a day (three-digi
 class ServiceQueue(Message):
     """The waiting tickets of one service in the hub's call order, each with the hub's
     estimated wait: a ticket's people ahead is its position. The citizen's ticket page shows
-    exactly these figures (one computation, at the queue authority)."""
+    exactly these figures (one computation, at the queue authority); an estimate is None when
+    no counter serves the service now (the page says so instead of a time)."""
 
     seq: int
     service: Code
     order: Annotated[tuple[int, ...], Field(max_length=MAX_QUEUE_LISTED)] = ()  # ticket ids
-    est_wait_s: Annotated[tuple[int, ...], Field(max_length=MAX_QUEUE_LISTED)] = ()
+    est_wait_s: Annotated[tuple[int | None, ...], Field(max_length=MAX_QUEUE_LISTED)] = ()
 
     @model_validator(mode="after")
     def _same_length(self) -> ServiceQueue:
@@ -533,7 +534,7 @@ class ServiceQueue(Message):
             raise ValueError("order and est_wait_s must have one entry per waiting ticket")
         return self
 
-    def position(self, ticket_id: int) -> tuple[int, int] | None:
+    def position(self, ticket_id: int) -> tuple[int, int | None] | None:
         """(people ahead, estimated wait in s) of a waiting ticket; None if it is not waiting
         (or listed beyond MAX_QUEUE_LISTED)."""
         index = self._positions.get(ticket_id)

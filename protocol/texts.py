@@ -8,9 +8,11 @@ Indonesian first; English when a device or zone is set to `en`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from protocol.site import Service, TimeClass
+from protocol.messages import CounterState, ServiceState
+from protocol.site import Service, Site, TimeClass
 
 _UNITS = {
     "id": {"m": "menit", "h": "jam", "d": "hari"},
@@ -155,6 +157,25 @@ def counter_paused_text(counter_name: str, lang: str = "id") -> str:
     return f"{counter_name} - {'paused' if lang == 'en' else 'jeda'}"
 
 
+def away_texts(
+    site: Site, number: int, state: CounterState | None, lang: str = "id"
+) -> tuple[str, str] | None:
+    """('Loket 3 - istirahat', 'kembali 12:30') for an open counter whose officer is on a
+    break (the second '—' without a return time), ('Loket 13 - jeda', 's.d. 13:00') for one
+    whose services are all in a pause; None when it is not away or a ticket is called there."""
+    if state is None or not state.open or state.ticket is not None:
+        return None
+    name = site.counter_name(number, lang)
+    if state.on_break is not None:
+        back = state.on_break.until
+        when = back_text(site.local_now(back), lang) if back is not None else "—"
+        return counter_break_text(name, state.on_break.reason, lang), when
+    if state.pause is not None:
+        until = site.local_now(state.pause.until)
+        return counter_paused_text(name, lang), until_text(until, lang)
+    return None
+
+
 def until_text(until: datetime, lang: str = "id") -> str:
     """'s.d. 13:00' / 'until 13:00'."""
     return f"until {until:%H:%M}" if lang == "en" else f"s.d. {until:%H:%M}"
@@ -182,6 +203,22 @@ def pause_text(name: str, until: datetime, issuing: bool | None, lang: str = "id
     }
     tail = tails[issuing][1 if lang == "en" else 0]
     return f"{name}: {resume_text(until, lang).lower()}; {tail}"
+
+
+def pause_notice(site: Site, states: Iterable[ServiceState | None], lang: str = "id") -> str | None:
+    """What a screen says while a pause holds some of the services it shows (`states`):
+    'Istirahat sholat Jumat: layanan dilanjutkan pukul 13:00; tiket tetap dapat diambil'
+    (tickets for all, none or some of them); None without a pause."""
+    known = [s for s in states if s is not None]
+    first = next((s.pause for s in known if s.pause is not None), None)
+    if first is None:
+        return None
+    paused = [s for s in known if s.pause is not None and s.pause.id == first.id]
+    issuing = (
+        True if all(s.open for s in paused) else (None if any(s.open for s in paused) else False)
+    )
+    name = first.name.en if lang == "en" else first.name.id
+    return pause_text(name, site.local_now(first.until), issuing, lang)
 
 
 def no_counter_text(lang: str = "id") -> str:

@@ -15,9 +15,10 @@ from typing import Any
 from flask import Flask, g, redirect, render_template, request, session
 from werkzeug.exceptions import HTTPException
 
+from protocol import messages as m
 from protocol.messages import new_request_id
 from protocol.site import Site
-from protocol.texts import cost_text, priority_text, time_class_text, wait_text
+from protocol.texts import away_texts, cost_text, priority_text, time_class_text, wait_text
 from web import base
 from web.featured import FeaturedPublisher, FeaturedStore
 from web.hub_link import HubLink
@@ -101,18 +102,26 @@ def _filters(app: Flask, site: Site) -> None:
             return "—"
         return site.local_now(epoch).strftime("%Y-%m-%d %H:%M" if with_day else "%H:%M:%S")
 
+    def away(number: int, state: m.CounterState | None) -> str:
+        """'Loket 3 - istirahat, kembali 12:30' for a counter on a break or in a pause."""
+        texts = away_texts(site, number, state, base.lang())
+        return ", ".join(texts) if texts else ""
+
     def percent(share: float | None) -> str:
         return "—" if share is None else f"{share * 100:.0f}%"
 
     app.jinja_env.filters.update(
+        clock_hm=lambda epoch: site.local_now(epoch).strftime("%H:%M"),
         mins=minutes,
         dur=duration,
         clock=clock,
         pct=percent,
-        waittext=lambda s: wait_text(int(s), base.lang()),
+        waittext=lambda s: wait_text(None if s is None else int(s), base.lang()),
     )
     app.jinja_env.globals.update(
         new_request_id=new_request_id,
+        away=away,
+        away_texts=away_texts,
         priority_text=priority_text,
         time_class_text=time_class_text,
         cost_text=cost_text,

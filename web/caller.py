@@ -1,5 +1,6 @@
 """The web caller for counters without a caller box: the same commands as the hardware box
-(NEXT, RECALL, SKIP, TRANSFER, FINISH, OPEN/CLOSE, call back a no-show), sent through the hub's
+(NEXT, RECALL, SKIP, TRANSFER, FINISH, OPEN/CLOSE, a break and its end, call back a no-show),
+sent through the hub's
 command path over MQTT as device 'web'. Each form carries a request id, so a double click (or
 a replayed form) applies once."""
 
@@ -20,6 +21,7 @@ from flask import (
 from markupsafe import Markup
 
 from protocol import messages as m
+from protocol.texts import break_text
 from web import base, live
 from web.dashboard import counter_row, service_row
 from web.hub_link import WEB_DEVICE
@@ -27,7 +29,19 @@ from web.live import Event, sse
 from web.security import requires
 
 bp = Blueprint("caller", __name__)
-ACTIONS = ("next", "recall", "skip", "finish", "transfer", "open", "close", "call_skipped")
+ACTIONS = (
+    "next",
+    "recall",
+    "skip",
+    "finish",
+    "transfer",
+    "open",
+    "close",
+    "call_skipped",
+    "break",
+    "end_break",
+)
+MAX_BREAK_MINUTES = 480
 
 
 def _counter(number: int) -> int:
@@ -64,6 +78,7 @@ def counter(number: int) -> Any:
         number=number,
         panel=Markup(_panel(number)),
         transfer_to=[(code, base.site().services[code]) for code in spec.transfer_to],
+        reasons=[(reason, break_text(reason, base.lang())) for reason in m.BREAK_REASONS],
         request_id=m.new_request_id(),
     )
 
@@ -87,7 +102,24 @@ def _command(action: str, number: int, officer: str) -> m.Command:
             return m.CloseCounter(**common)
         case "call_skipped":
             return m.CallSkipped(ticket=request.form.get("ticket", ""), **common)
+        case "break":
+            reason = request.form.get("reason", "")
+            if reason not in m.BREAK_REASONS:
+                raise base.FormError(base.t("caller.bad_reason"))
+            return m.StartBreak(reason=reason, minutes=_minutes(), **common)  # type: ignore[arg-type]
+        case "end_break":
+            return m.EndBreak(**common)
     abort(404)
+
+
+def _minutes() -> int | None:
+    """The expected length of a break from the form: empty for the inventory's, else 1..480."""
+    text = request.form.get("minutes", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_BREAK_MINUTES:
+        raise base.FormError(base.t("caller.bad_minutes", most=MAX_BREAK_MINUTES))
+    return int(text)
 
 
 @bp.post("/caller/<int:number>/<action>")

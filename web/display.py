@@ -19,6 +19,7 @@ from flask import (
 from protocol import messages as m
 from protocol.numbers import number_words, ticket_words
 from protocol.site import Site
+from protocol.texts import pause_notice
 from web import base, live
 from web.featured import FeaturedStore, media_name_ok
 from web.hub_link import HubLink
@@ -73,6 +74,17 @@ def calls(service: HubLink, count: int) -> list[m.CallInfo]:
     return list(state.recent_calls[:count]) if isinstance(state, m.SiteState) else []
 
 
+def zone_pause(service: HubLink, zone_code: str, lang: str) -> str | None:
+    """The pause in force for the services shown in the zone (all, for zones without
+    counters), as the screen says it; None without one."""
+    site = service.site
+    own = {code for n in zone_counters(site, zone_code) for code in site.counters[n].services}
+    codes = [code for code in site.services if code in own] or list(site.services)
+    topics = service.topics
+    states = (service.retained.get(topics.service_state(code)) for code in codes)
+    return pause_notice(site, (s for s in states if isinstance(s, m.ServiceState)), lang)
+
+
 def zone_sound(service: HubLink, zone_code: str) -> m.ZoneSound:
     """How the zone's screens speak now (the hub's retained setting, else the inventory's)."""
     state = service.retained.get(service.bus.topics.zone_sound(zone_code))
@@ -125,6 +137,7 @@ def screen(zone_code: str) -> Any:
         screen_lang=_lang(zone),
         sound=zone_sound(service, zone_code),
         utc_offset=utc_offset_minutes(site, service.clock()),
+        pause=zone_pause(service, zone_code, _lang(zone)),
     )
 
 
@@ -174,14 +187,20 @@ def events(zone_code: str) -> Any:
         info = [_call_info(site, c, lang, sound) for c in latest]
         return sse("calls", {"html": html, "calls": info, "now": service.clock()})
 
+    def pause_event() -> str:
+        html = render_template("_display_pause.html", pause=zone_pause(service, zone_code, lang))
+        return sse("pause", {"html": html})
+
     def initial() -> list[str]:
         if rows:
-            return [calls_event()]
-        return [tile_event(n, s) for n, s in tiles(service, sorted(numbers))]
+            return [calls_event(), pause_event()]
+        return [*(tile_event(n, s) for n, s in tiles(service, sorted(numbers))), pause_event()]
 
     def update(batch: list[Event]) -> list[str]:
         out: dict[str, str] = {}
         for _kind, message in batch:
+            if isinstance(message, m.ServiceState):
+                out["pause"] = pause_event()
             if rows and isinstance(message, m.SiteState):
                 out["calls"] = calls_event()
             elif not rows and isinstance(message, m.CounterState) and message.counter in numbers:

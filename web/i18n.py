@@ -144,6 +144,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "dash.seen": ("Terakhir", "Last seen"),
     "dash.no_alerts": ("Tidak ada peringatan.", "No alerts."),
     "dash.counters_open": ("Loket buka", "Open counters"),
+    "dash.on_break": ("istirahat", "on a break"),
+    "dash.until": ("s.d. {at}", "until {at}"),
     # caller
     "caller.title": ("Pemanggil antrian", "Queue caller"),
     "caller.pick": ("Pilih loket Anda", "Choose your counter"),
@@ -161,6 +163,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "caller.waiting": ("{n} menunggu", "{n} waiting"),
     "caller.done": ("Berhasil: {what}", "Done: {what}"),
     "caller.called": ("Memanggil {ticket}", "Calling {ticket}"),
+    "caller.break": ("ISTIRAHAT", "BREAK"),
+    "caller.end_break": ("KEMBALI BEKERJA", "BACK AT WORK"),
+    "caller.reason": ("Alasan", "Reason"),
+    "caller.minutes": ("Lama (menit)", "Length (minutes)"),
+    "caller.minutes_hint": ("opsional", "optional"),
+    "caller.bad_reason": ("Pilih alasan istirahat", "Choose a reason for the break"),
+    "caller.bad_minutes": (
+        "Lama istirahat harus 1 sampai {most} menit, atau kosong",
+        "A break lasts 1 to {most} minutes, or leave it empty",
+    ),
     # reports
     "rep.title": ("Laporan layanan", "Service report"),
     "rep.from": ("Dari", "From"),
@@ -172,6 +184,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "rep.issued": ("Diambil", "Issued"),
     "rep.served": ("Dilayani", "Served"),
     "rep.no_shows": ("Tidak hadir", "No-shows"),
+    "rep.breaks": ("Istirahat petugas", "Officers' breaks"),
+    "rep.breaks_n": ("Kali", "Breaks"),
+    "rep.breaks_total": ("Lama", "Time"),
+    "rep.breaks_none": ("Tidak ada istirahat pada periode ini.", "No breaks in this period."),
     "rep.funnel": (
         "Reservasi: dipesan → check-in → dipanggil → dilayani, walk-in di sampingnya",
         "Bookings: booked → checked in → called → served, walk-ins beside them",
@@ -221,6 +237,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "alerts.ack": ("Tandai sudah ditangani", "Acknowledge"),
     "alerts.acked": ("Ditangani oleh {by}", "Acknowledged by {by}"),
     "alerts.open": ("Belum ditangani", "Open"),
+    "alerts.handle": ("Tangani", "Handle"),
+    "alerts.ended": ("Selesai {at}", "Ended {at}"),
     # priority tickets
     "priority.title": ("Antrian prioritas hari ini", "Priority tickets today"),
     "priority.intro": (

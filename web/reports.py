@@ -13,7 +13,7 @@ from hub import bookings
 from hub import reports as r
 from protocol import messages as m
 from protocol.ikm import ELEMENTS
-from protocol.texts import DAYS
+from protocol.texts import DAYS, break_text
 from web import base
 from web.hub_link import WEB_DEVICE
 from web.security import requires
@@ -85,6 +85,8 @@ def index() -> Any:
     return render_template(
         "reports.html",
         funnel=booked,
+        breaks=r.breaks(base.db(), base.site(), period),
+        break_reasons=[(reason, break_text(reason, base.lang())) for reason in m.BREAK_REASONS],
         service_name=lambda code: (
             base.site().services[code].name.get(base.lang())
             if code in base.site().services
@@ -104,7 +106,7 @@ def index() -> Any:
 @bp.get("/reports/export.csv")
 @requires("supervisor")
 def export() -> Any:
-    """The report's table as CSV (`table=groups` or `series`)."""
+    """The report's table as CSV (`table=groups`, `series` or `breaks`)."""
     period, error = _period()
     if error:
         return Response(error + "\n", status=400, mimetype="text/plain")
@@ -114,6 +116,17 @@ def export() -> Any:
         base.db(), base.site(), period, group=group, bucket=bucket, lang=base.lang()
     )
     table = request.args.get("table", "groups")
+    if table == "breaks":
+        text = r.breaks_csv(r.breaks(base.db(), base.site(), period), m.BREAK_REASONS)
+        return Response(
+            "\ufeff" + text,
+            mimetype="text/csv",
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="istirahat-{period.start}-{period.end}.csv"'
+                )
+            },
+        )
     rows = report.series if table == "series" else [*report.rows, report.total]
     name = (
         f"laporan-{table}-{group if table != 'series' else bucket}-{period.start}-{period.end}.csv"

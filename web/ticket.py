@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template
 
 from protocol import messages as m
-from protocol.texts import cost_text, time_class_text, wait_text
+from protocol.texts import cost_text, pause_text, time_class_text, wait_text
 from web import base, live
 from web.hub_link import HubLink
 from web.live import Event, sse
@@ -36,7 +36,8 @@ class TicketView:
     issued: str
     priority: bool
     people_ahead: int | None = None
-    est_wait: str | None = None
+    est_wait: str | None = None  # no counter serves the service now: says so instead
+    notice: str | None = None  # a pause in force: when service resumes
     now_serving: list[str] = field(default_factory=list)
     counter_name: str | None = None
     call_seq: int = 0
@@ -84,6 +85,10 @@ def ticket_view(conn: sqlite3.Connection, link: HubLink, row: sqlite3.Row, lang:
         view.transferred_to = view.service_name
     if isinstance(state, m.ServiceState):
         view.now_serving = list(state.now_serving)
+        if state.pause is not None and row["status"] in ("waiting", "skipped"):
+            name = state.pause.name.en if lang == "en" else state.pause.name.id
+            until = site.local_now(state.pause.until)
+            view.notice = pause_text(name, until, state.open, lang)
     queue = link.retained.get(topics.service_queue(code))
     if row["status"] == "waiting" and not view.stale and isinstance(queue, m.ServiceQueue):
         position = queue.position(row["id"])

@@ -62,11 +62,15 @@ def web_app(
 
 def synced(link: HubLink, hub: HubService, timeout: float = 5) -> None:
     """Wait until the web has received every retained state the hub holds now."""
+
+    def caught_up(topic: str, msg: object) -> bool:
+        got = link.retained.get(topic)
+        if hasattr(msg, "seq"):
+            return getattr(got, "seq", -1) >= msg.seq  # type: ignore[attr-defined]
+        return got == msg  # alerts carry no seq: the same alert (acknowledged or not)
+
     assert wait_until(
-        lambda: all(
-            getattr(link.retained.get(topic), "seq", -1) >= getattr(msg, "seq", 0)
-            for topic, msg in list(hub.retained.items())
-        ),
+        lambda: all(caught_up(topic, msg) for topic, msg in list(hub.retained.items())),
         timeout,
     ), "the web did not receive the hub's state"
 

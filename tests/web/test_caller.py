@@ -109,3 +109,31 @@ def test_caller_panel_follows_the_hub_live(as_role, hub: HubService, bus_for) ->
         assert 'id="caller-now">—<' in data["html"]
     finally:
         stream.close()
+
+
+def test_an_officer_takes_a_break_from_the_browser_and_next_ends_it(
+    as_role, hub: HubService
+) -> None:
+    client = as_role("officer")
+    issue(hub)
+    issue(hub)
+    press(client, 3, "open")
+    press(client, 3, "next")
+    page = press(client, 3, "break", reason="rapat", minutes="45")
+    state = counter_state(hub, 3)
+    assert state.on_break is not None and state.on_break.reason == "rapat"
+    assert state.on_break.until == state.on_break.since + 45 * 60 and state.ticket is None
+    back = hub.site.local_now(state.on_break.until).strftime("%H:%M")
+    assert f'id="caller-away">Loket 3 - rapat, kembali {back}<' in page
+    page = press(client, 3, "next")  # back at the counter: ends the break and calls A002
+    assert counter_state(hub, 3).on_break is None and "Memanggil A002" in page
+    page = press(client, 3, "break", reason="istirahat", minutes="9999")
+    assert "Lama istirahat harus 1 sampai 480 menit" in page
+    assert counter_state(hub, 3).on_break is None  # nothing was sent
+    page = press(client, 3, "break", reason="tidur")
+    assert "Pilih alasan istirahat" in page
+    press(client, 3, "break", reason="sholat")  # the inventory's 20 minutes
+    state = counter_state(hub, 3)
+    assert state.on_break.until == state.on_break.since + 20 * 60
+    page = press(client, 3, "end_break")
+    assert counter_state(hub, 3).on_break is None and "caller-away" not in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from hub.service import HubService
@@ -90,5 +91,46 @@ def test_dashboard_shows_the_inventory_version_and_a_refusal(as_role, hub: HubSe
         )
         assert "Inventaris baru ditolak: 0123456789ab: site.toml: not valid TOML" in data["html"]
         assert f'id="sum-config">{hub.site.version}<' in data["html"]  # the old one runs on
+    finally:
+        stream.close()
+
+
+def test_the_no_counter_alert_reaches_the_supervisor_within_seconds_and_is_acked_by_name(
+    as_role, hub: HubService
+) -> None:
+    """Issue 22: 4 citizens waited with no counter open, and the dashboard said 'no alerts'."""
+    client = as_role("supervisor")
+    stream = EventReader(client.get("/dashboard/events", buffered=False))
+    try:
+        stream.until(lambda n, d: n == "hello")
+        started = time.monotonic()
+        for _ in range(4):
+            issue(hub, "paspor")  # counters 19 and 20 are closed
+        _, data = stream.until(
+            lambda n, d: n == "replace" and d["id"] == "alerts" and "Paspor RI" in d["html"]
+        )
+        assert time.monotonic() - started < 5
+        assert "tidak ada loket yang buka" in data["html"] and "Tangani" in data["html"]
+        alert = next(a for a in hub.snapshot("alert") if a.kind == "no_counter")
+        page = client.get("/alerts").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+        rid = re.search(rf'/alerts/{alert.id}/ack".*?name="request_id" value="([^"]+)"', page, re.S)
+        response = client.post(
+            f"/alerts/{alert.id}/ack", data={"csrf_token": token, "request_id": rid[1]}
+        )
+        assert response.status_code == 302
+        _, data = stream.until(
+            lambda n, d: n == "replace" and d["id"] == "alerts" and "Budi Supervisor" in d["html"]
+        )
+        assert "Ditangani oleh Budi Supervisor" in data["html"]  # still shown: still true
+        ok(hub, m.OpenCounter(device="hub", counter=19, officer="Rina"))
+        stream.until(
+            lambda n, d: n == "replace" and d["id"] == "alerts" and "Paspor RI" not in d["html"]
+        )
+        ok(hub, m.StartBreak(device="hub", counter=19, reason="sholat"))
+        _, data = stream.until(
+            lambda n, d: n == "replace" and d["id"] == "ctr-19" and "sholat" in d["html"]
+        )
+        assert "Loket 19 - sholat, kembali" in data["html"]
     finally:
         stream.close()

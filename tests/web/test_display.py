@@ -69,3 +69,16 @@ def test_entrance_shows_inventory_products(client, hub: HubService) -> None:
     assert 'data-utc-offset="480"' in canteen  # the TV's clock shows WITA, the site's time
     assert client.get("/dashboard").status_code == 302  # a TV's ?lang= is not remembered:
     assert 'lang="id"' in client.get("/login").get_data(as_text=True)  # the next page is id
+
+    assert "Soto Banjar" in client.get("/display/canteen").get_data(as_text=True)
+
+
+def test_a_counter_on_a_break_shows_on_the_lobby_tv(client, hub: HubService) -> None:
+    ok(hub, m.OpenCounter(device="hub", counter=3, officer="Siti"))
+    ok(hub, m.StartBreak(device="hub", counter=3, reason="istirahat", minutes=15))
+    body = client.get("/display/lobby").get_data(as_text=True)
+    tile = body[body.index('id="tile-3"') : body.index("</div>\n</div>", body.index('id="tile-3"'))]
+    state = hub.retained[hub.bus.topics.counter_state(3)]
+    back = hub.site.local_now(state.on_break.until).strftime("%H:%M")
+    assert "Loket 3 - istirahat" in tile and f"kembali {back}" in tile
+    assert 'id="pause"' in body and "tv-pause empty" in body  # no pause in force

@@ -139,3 +139,20 @@ def test_the_report_shows_bookings_beside_walk_ins(site: Site) -> None:
     assert "Perekaman dan Cetak KTP-el" in table
     cells = re.findall(r'<td class="num">(\d+)</td>', table)
     assert cells == ["2", "1", "0", "0", "0", "1", "0"]  # booked, in, called, served, no-show
+
+
+def test_breaks_per_officer_and_counter_on_the_report_page_and_in_csv(played_app) -> None:
+    app, _, _ = played_app
+    client = supervisor(app)
+    page = client.get("/reports?start=2026-11-23&end=2026-11-23").get_data(as_text=True)
+    table = page[
+        page.index('id="report-breaks"') : page.index("</table>", page.index('id="report-breaks"'))
+    ]
+    assert "Budi" in table and "Loket 4" in table and "Siti" in table
+    csv_text = client.get(
+        "/reports/export.csv?start=2026-11-23&end=2026-11-23&table=breaks"
+    ).get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(csv_text.lstrip("\ufeff"))))
+    assert rows[0] == ["day", "officer", "counter", "breaks", "total_s", "istirahat", "sholat",
+                       "rapat", "lainnya"]  # fmt: skip
+    assert rows[1] == ["2026-11-23", "Budi", "4", "1", "900", "900", "0", "0", "0"]

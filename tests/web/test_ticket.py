@@ -103,3 +103,19 @@ def test_live_stream_ends_by_itself_with_keepalives(app: Flask, client, hub: Hub
         kinds.append(event[0])
     assert kinds[0] == "comment" and "ticket" in kinds and "comment" in kinds[2:]
     assert app.extensions["mpp_live"].listeners == 0
+
+
+def test_with_no_counter_open_the_page_says_so_instead_of_a_time(client, hub: HubService) -> None:
+    """Issue 18 item 4: the page said '4 ahead, ± 32 min' for a queue no counter would call."""
+    tickets = [issue(hub, "ktp") for _ in range(5)]  # counters 1-3 (ktp) are closed
+    body = client.get(f"/t/{tickets[-1].token}").get_data(as_text=True)
+    assert 'id="people-ahead">4<' in body
+    assert 'id="est-wait">Belum ada loket yang melayani saat ini<' in body and "± " not in body
+    english = client.get(f"/t/{tickets[-1].token}?lang=en").get_data(as_text=True)
+    assert 'id="est-wait">No counter serves this now<' in english
+    ok(hub, m.OpenCounter(device="hub", counter=3, officer="Siti"))
+    body = client.get(f"/t/{tickets[-1].token}?lang=id").get_data(as_text=True)
+    assert 'id="est-wait">± 32 menit<' in body  # 4 ahead x 8 min, one counter
+    ok(hub, m.StartBreak(device="hub", counter=3, reason="lainnya"))  # away, no return time
+    body = client.get(f"/t/{tickets[-1].token}").get_data(as_text=True)
+    assert "Belum ada loket yang melayani saat ini" in body

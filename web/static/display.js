@@ -36,6 +36,9 @@
       }
       screen.dataset.updated = String(Date.now());
     },
+    pause: function (data) {
+      window.mppReplace("pause", data.html);
+    },
     calls: function (data) {
       window.mppReplace("calls", data.html);
       data.calls.slice().reverse().forEach(function (c) { announce(c, data.now); });
