@@ -18,6 +18,7 @@ import pytest
 
 from demo.run import DemoSite, port_or_free
 from demo.site import EXAMPLE, demo_inventory
+from demo.traffic import Traffic
 from protocol.brokers import free_port
 from protocol.site import parse_site
 from tests.conftest import ROOT
@@ -68,6 +69,17 @@ def test_a_press_prints_a_ticket_and_a_next_calls_it(tmp_path: Path) -> None:
             assert db.execute("SELECT label, status, counter FROM tickets").fetchall() == [
                 ("A001", "called", 3)
             ]
+        # An officer's break as the demo's officers take it (OPEN/CLOSE twice, NEXT): the
+        # lobby TV shows it.
+        Traffic([], [caller])._take_break(caller)
+        assert wait_until(lambda: caller.box.state.on_break is not None, 10)
+        assert caller.box.state.on_break.reason == "istirahat"
+
+        def lobby() -> str:
+            with urllib.request.urlopen(site.urls["lobby screen"], timeout=10) as response:
+                return response.read().decode()
+
+        assert wait_until(lambda: "Loket 3 - istirahat" in lobby(), 10)
     finally:
         site.stop()
 
