@@ -453,6 +453,7 @@ def test_void_needs_exactly_one_target(hub: HubService, bus_for) -> None:
 
 def test_the_queue_order_with_estimates_is_published_for_ticket_pages(hub: HubService) -> None:
     """The ticket page's people ahead and estimate come from the hub: priority first."""
+    assert hub.submit(m.OpenCounter(device="hub", counter=3, officer="Siti")).ok
     first = m.IssueResult.model_validate(
         hub.submit(m.IssueTicket(device="hub", service="ktp")).result
     ).ticket
@@ -467,10 +468,13 @@ def test_the_queue_order_with_estimates_is_published_for_ticket_pages(hub: HubSe
     assert state.order == (urgent.id, first.id, second.id)
     assert state.position(urgent.id) == (0, 0) and urgent.people_ahead == 0
     ahead, wait = state.position(second.id)  # type: ignore[misc]
-    assert ahead == 2 and wait == hub.queue.estimate("ktp", 2) > 0
+    assert ahead == 2 and wait == hub.queue.estimate("ktp", 2, hub.clock()) > 0
     assert [state.position(t.id)[0] for t in hub.queue.waiting("ktp")] == [  # type: ignore[index]
         hub.queue.people_ahead(t) for t in hub.queue.waiting("ktp")
     ]
+    assert hub.submit(m.CloseCounter(device="hub", counter=3)).ok  # no counter serves ktp now
+    state = hub.retained[hub.bus.topics.service_queue("ktp")]
+    assert state.position(second.id) == (2, None)  # no time promised
 
 
 def test_a_hub_started_without_its_broker_serves_the_web_and_connects_when_it_is_up(
