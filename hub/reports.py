@@ -474,15 +474,14 @@ def breaks(conn: sqlite3.Connection, site: Site, period: Period) -> list[BreakSt
 
 def breaks_csv(rows: Iterable[BreakStats], reasons: Sequence[str]) -> str:
     """Break figures as CSV: one row per day, officer and counter; seconds per reason."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["day", "officer", "counter", "breaks", "total_s", *reasons])
-    for row in rows:
-        writer.writerow(
-            [_cell(v) for v in (row.day, row.officer, row.counter, row.count, row.total_s)]
-            + [_cell(row.by_reason.get(reason, 0.0)) for reason in reasons]
-        )
-    return out.getvalue()
+    return csv_text(
+        ["day", "officer", "counter", "breaks", "total_s", *reasons],
+        (
+            [row.day, row.officer, row.counter, row.count, row.total_s]
+            + [row.by_reason.get(reason, 0.0) for reason in reasons]
+            for row in rows
+        ),
+    )
 
 
 @dataclass(frozen=True)
