@@ -179,17 +179,27 @@ class KioskApp:
                 extra={"device": self.device_id, "service": service},
             )
             return "unknown"
-        verdict = self.gate.offer(service)
+        verdict = self._admit(service)
+        if verdict == "accept":
+            job = _Job(
+                service, self.priority.take(), m.new_request_id(), self.clock(), self._lang()
+            )
+            self._jobs.put(job)
+        return verdict
+
+    def _admit(self, key: str) -> str:
+        """The press gate's verdict on `key`; busy is told; accepted, the kiosk is not idle."""
+        verdict = self.gate.offer(key)
         if verdict == "busy":
             self._tell(notice("busy"))
             self._beep("busy")
-        if verdict != "accept":
-            return verdict
-        self._idle.clear()
-        lang = self.menu.lang if self.menu is not None else self.lang
-        job = _Job(service, self.priority.take(), m.new_request_id(), self.clock(), lang)
-        self._jobs.put(job)
+        if verdict == "accept":
+            self._idle.clear()
         return verdict
+
+    def _lang(self) -> str:
+        """The ticket's language: the one on the screen, else the device's."""
+        return self.menu.lang if self.menu is not None else self.lang
 
     def check_in(self, text: str) -> str:
         """A booking's QR scanned or its code typed: 'accept' (the hub checks it in and the
@@ -201,15 +211,10 @@ class KioskApp:
             self._tell(notice("refused", "not_a_code"))
             self._beep("refused")
             return "invalid"
-        verdict = self.gate.offer("check_in")
-        if verdict == "busy":
-            self._tell(notice("busy"))
-            self._beep("busy")
-        if verdict != "accept":
-            return verdict
-        self._idle.clear()
-        lang = self.menu.lang if self.menu is not None else self.lang
-        self._jobs.put(_Job("", None, m.new_request_id(), self.clock(), lang, booking=parsed))
+        verdict = self._admit("check_in")
+        if verdict == "accept":
+            job = _Job("", None, m.new_request_id(), self.clock(), self._lang(), booking=parsed)
+            self._jobs.put(job)
         return verdict
 
     def press_priority(self) -> str | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.cookiejar
 import re
 import shutil
-import sqlite3
 import tempfile
 import urllib.parse
 import urllib.request
@@ -25,6 +24,7 @@ from protocol.brokers import free_port
 from protocol.mqtt import Bus
 from tests.kiosk.conftest import dummy_printer
 from tests.kiosk.test_checkin import key_events
+from tests.region.sites import hub_rows
 from tests.timing import wait_until
 
 SITE = "mpp-banjarbaru"
@@ -57,14 +57,6 @@ class Browser:
                 return reply.status
         except urllib.error.HTTPError as exc:
             return exc.code
-
-
-def hub_rows(database: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        return [tuple(r) for r in conn.execute(sql).fetchall()]
-    finally:
-        conn.close()
 
 
 @pytest.mark.slow

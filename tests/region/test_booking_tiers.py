@@ -6,11 +6,9 @@ recorded once by the hub and reaches the region's IKM."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,7 +23,7 @@ from region import bookings as bk
 from region.db import connect
 from region.web import create_app
 from tests.region.rig import RegionRig, start_rig
-from tests.region.sites import region_rows
+from tests.region.sites import hub_rows, region_rows
 from tests.timing import wait_until
 
 TZ = "Asia/Makassar"
@@ -59,14 +57,6 @@ def rig(region_dsn: str) -> Iterator[RegionRig]:
     made = start_rig(region_dsn, ["bjb"])
     yield made
     made.close()
-
-
-def hub_rows(database: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        return [tuple(r) for r in conn.execute(sql).fetchall()]
-    finally:
-        conn.close()
 
 
 def test_book_check_in_with_the_wan_cut_follow_and_answer_the_survey(rig: RegionRig) -> None:
