@@ -40,7 +40,7 @@ def test_a_tickets_place_in_the_view_is_its_people_ahead() -> None:
         for place, ticket_id in enumerate(view.waiting):
             ticket = queue.tickets[ticket_id]
             assert queue.people_ahead(ticket) == place
-            assert view.est_wait_s[place] == queue.estimate(service, place)
+            assert view.est_wait_s[place] == queue.estimate(service, place, NOW)
         called = {c.ticket for c in view.called}
         assert called == {
             c.current
