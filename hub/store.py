@@ -440,8 +440,9 @@ class Store:
             log.error("WAL checkpoint failed", extra={"error": str(exc)})
 
     def _restart_wal(self) -> None:
-        """RESTART checkpoint on the worker's own connection, between two transactions (the
-        upkeep thread could not get the write lock); waits at most 20 ms for readers."""
+        """RESTART checkpoint on the worker's own connection, between two transactions, when
+        the upkeep thread could not get the write lock or has fallen behind (the WAL is past
+        twice WAL_LIMIT_BYTES); waits at most 20 ms for readers."""
         self._restart_due = False
         try:
             self.conn.execute("PRAGMA busy_timeout=20")
@@ -516,8 +517,8 @@ class Store:
         Raises StoreError (StorageFull...) when the storage failed: then nothing of the
         transaction is in the database (SQLite has rolled it back, or this did).
         """
-        if self._restart_due:
-            self._restart_wal()
+        if self._restart_due or self.wal_bytes() > 2 * WAL_LIMIT_BYTES:
+            self._restart_wal()  # the upkeep thread could not (or is starved: a stat is cheap)
         try:
             if self.conn.in_transaction:  # a ROLLBACK that failed before
                 self.conn.execute("ROLLBACK")
