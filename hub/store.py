@@ -32,6 +32,7 @@ log = logging.getLogger("mpp.hub")
 # sustained load the hub writes ~30 MB of WAL a second here), and restarts such a WAL (see
 # `_checkpoint`).
 BUSY_TIMEOUT_MS = 10_000  # how long a connection waits for another's lock
+RESTART_RETRY_S = 0.1  # after the worker's own RESTART checkpoint found the WAL busy
 UPKEEP_POLL_S = 0.1
 BACKUP_AFTER_START_S = 60.0  # the daily copy waits out the start (devices reconnecting)
 CHECKPOINT_EVERY_S = 1.0
@@ -345,6 +346,7 @@ class Store:
         self.commits_since_checkpoint = 0
         self.wal_peak_bytes = 0
         self._restart_due = False  # set by the upkeep thread, done by the worker
+        self._restart_again_at = 0.0
         try:
             self._migrate_queue_keys()
             self._add_columns()
@@ -446,7 +448,10 @@ class Store:
         self._restart_due = False
         try:
             self.conn.execute("PRAGMA busy_timeout=20")
-            self.conn.execute("PRAGMA wal_checkpoint(RESTART)")
+            if self.conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]:
+                # Busy (the upkeep thread is copying, or a reader is slow): not before every
+                # command, but again a little later.
+                self._restart_again_at = time.monotonic() + RESTART_RETRY_S
         except sqlite3.Error as exc:
             log.error("WAL checkpoint failed", extra={"error": str(exc)})
         finally:
@@ -517,7 +522,9 @@ class Store:
         Raises StoreError (StorageFull...) when the storage failed: then nothing of the
         transaction is in the database (SQLite has rolled it back, or this did).
         """
-        if self._restart_due or self.wal_bytes() > 2 * WAL_LIMIT_BYTES:
+        if (self._restart_due or self.wal_bytes() > 2 * WAL_LIMIT_BYTES) and (
+            time.monotonic() >= self._restart_again_at
+        ):
             self._restart_wal()  # the upkeep thread could not (or is starved: a stat is cheap)
         try:
             if self.conn.in_transaction:  # a ROLLBACK that failed before
