@@ -588,10 +588,18 @@ def test_the_wal_is_checkpointed_off_the_command_path(hub: HubService, site: Sit
         assert hub.submit(m.IssueTicket(device="hub", service="ktp")).ok
     wait_until(lambda: not hub.store.commits_since_checkpoint, 5)
     assert hub.store.commits_since_checkpoint == 0  # the checkpoint thread took them
-    time.sleep(0.2)
-    with sqlite3.connect(f"file:{site.hub.database}?mode=ro", uri=True) as conn:
-        busy, wal_frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    assert busy == 0 and wal_frames == copied  # everything is in the database file
+
+    def all_copied() -> bool:
+        """Every WAL frame is in the database file (a read-only connection cannot copy any:
+        it fails while some are left)."""
+        try:
+            with sqlite3.connect(f"file:{site.hub.database}?mode=ro", uri=True) as conn:
+                busy, wal_frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.OperationalError:
+            return False
+        return busy == 0 and wal_frames == copied
+
+    assert wait_until(all_copied, 5)
 
 
 def test_a_device_is_never_refused_for_clock_disagreement_alone(site: Site, bus_for) -> None:
