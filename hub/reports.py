@@ -548,6 +548,16 @@ class RevokedRow:
     by: str
     granted: str  # 'pregnant by kiosk-1', as the grant was logged
 
+    @property
+    def granted_priority(self) -> str:
+        """The priority that was granted ('pregnant'), from the logged grant."""
+        return self.granted.partition(" by ")[0]
+
+    @property
+    def granted_by(self) -> str:
+        """The device that granted it ('kiosk-1'), from the logged grant."""
+        return self.granted.partition(" by ")[2]
+
 
 def waiting_priority(conn: sqlite3.Connection, day: str) -> list[PriorityRow]:
     """The day's priority tickets that a supervisor may still revoke (waiting or no-show)."""

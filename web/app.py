@@ -9,10 +9,12 @@ the hub's database read-only and its retained state, and changes things only by 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask, g, redirect, render_template, request, session
+from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 
 from protocol import messages as m
@@ -110,6 +112,25 @@ def _filters(app: Flask, site: Site) -> None:
     def percent(share: float | None) -> str:
         return "—" if share is None else f"{share * 100:.0f}%"
 
+    def service_list(codes: Iterable[str], names: bool = False, plain: bool = False) -> Any:
+        """Services as people know them: each ticket letter with its name (the name as a
+        tooltip where `names` is off and room is short; `plain`: text to put inside another
+        text), never the inventory's codes."""
+        shown = []
+        for code in codes:
+            spec = site.services.get(code)
+            if spec is None:
+                shown.append(escape(code))
+                continue
+            name = spec.name.get(base.lang())
+            if plain:
+                shown.append(f"{spec.prefix} {name}")
+            elif names:
+                shown.append(Markup("<strong>{}</strong> {}").format(spec.prefix, name))
+            else:
+                shown.append(Markup('<abbr title="{}">{}</abbr>').format(name, spec.prefix))
+        return ", ".join(shown) if plain else Markup(", ").join(shown)
+
     app.jinja_env.filters.update(
         clock_hm=lambda epoch: site.local_now(epoch).strftime("%H:%M"),
         mins=minutes,
@@ -118,6 +139,7 @@ def _filters(app: Flask, site: Site) -> None:
         pct=percent,
         waittext=lambda s: wait_text(None if s is None else int(s), base.lang()),
     )
+    app.jinja_env.globals["service_list"] = service_list
     app.jinja_env.globals.update(
         new_request_id=new_request_id,
         away=away,

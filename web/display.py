@@ -12,6 +12,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    g,
     render_template,
     send_from_directory,
 )
@@ -124,6 +125,7 @@ def index() -> Any:
 def screen(zone_code: str) -> Any:
     """A zone's screen."""
     zone = _zone(zone_code)
+    g.lang = _lang(zone)  # the screen's texts in its own language (the session keeps the user's)
     service, site = base.hub(), base.site()
     store: FeaturedStore = current_app.extensions["mpp_featured"]
     return render_template(
@@ -134,7 +136,7 @@ def screen(zone_code: str) -> Any:
         calls=calls(service, CALL_ROWS[zone.kind]),
         products=store.all(zone_code) if zone.kind == "entrance" else [],
         inventory_products=list(enumerate(zone.featured)) if zone.kind == "entrance" else [],
-        screen_lang=_lang(zone),
+        screen_lang=g.lang,
         sound=zone_sound(service, zone_code),
         utc_offset=utc_offset_minutes(site, service.clock()),
         pause=zone_pause(service, zone_code, _lang(zone)),

@@ -108,7 +108,8 @@ def heatmap(grid: Sequence[Sequence[int]], day_names: Sequence[str], *, title: s
     hours = [h for h in range(24) if any(row[h] for row in grid)] or list(range(7, 17))
     first, last = min(hours), max(hours)
     span = list(range(first, last + 1))
-    width, height = left + cell * len(span) + 8, top + cell * len(grid) + 8
+    width = max(left + cell * len(span) + 8, int(len(title) * CHAR_W * 13 / FONT) + 16)
+    height = top + cell * len(grid) + 8
     peak = max((v for row in grid for v in row), default=0) or 1
     parts = [
         f'<svg class="chart heatmap" xmlns="http://www.w3.org/2000/svg" '

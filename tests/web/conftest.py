@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from demo.webserver import WebServer
 from hub.service import HubService
 from protocol import messages as m
 from protocol.mqtt import Bus
@@ -126,6 +128,40 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD) -> None:
         "/login", data={"username": username, "password": password, "csrf_token": csrf(client)}
     )
     assert response.status_code == 302, response.get_data(as_text=True)
+
+
+# Headless Chromium, Debian's (never `playwright install`).
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium for a test module."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(app: Flask) -> Iterator[WebServer]:
+    """The test's web app on a free loopback port, for the browser."""
+    web = WebServer(app, "127.0.0.1", 0).start()
+    yield web
+    web.stop()
 
 
 ACCOUNT = {"officer": "petugas", "supervisor": "supervisor", "admin": "admin"}
