@@ -213,7 +213,8 @@ def test_admin_changes_what_a_counter_serves_and_back(as_role, hub: HubService) 
     state = hub.retained[hub.bus.topics.counter_state(3)]
     assert isinstance(state, m.CounterState) and state.services == ("skck", "ktp")
     page = admin.get("/admin").get_data(as_text=True)
-    assert "skck, ktp" in page and "diubah di sini; inventaris: ktp" in page
+    assert "<strong>H</strong> SKCK, <strong>A</strong> Perekaman dan Cetak KTP-el" in page
+    assert "diubah di sini; inventaris: A Perekaman dan Cetak KTP-el" in page
     edit = admin.get("/admin/counters/3").get_data(as_text=True)
     assert 'name="serve-skck" value="1" id="serve-skck" checked' in edit
     admin.post(
