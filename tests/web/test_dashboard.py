@@ -32,7 +32,7 @@ def test_dashboard_shows_services_counters_fleet(as_role, hub: HubService, bus_f
     kiosk = body[
         body.index('id="dev-kiosk-1"') : body.index("</tr>", body.index('id="dev-kiosk-1"'))
     ]
-    assert "paper_low" in kiosk and "Daring" in kiosk
+    assert "Kertas hampir habis" in kiosk and "Daring" in kiosk
     assert 'id="sum-issued">2<' in body
 
 
