@@ -34,7 +34,9 @@ def test_a_supervisor_revokes_a_priority_and_it_is_logged(
     page = client.get("/priority").get_data(as_text=True)
     assert f"Prioritas tiket {granted['number']} dicabut." in page
     assert f'id="prio-{granted["id"]}"' not in page
-    assert "oleh Budi Supervisor" in page and "Ibu hamil · <span translate=\"no\">kiosk-1</span>" in page
+    assert (
+        "oleh Budi Supervisor" in page and 'Ibu hamil · <span translate="no">kiosk-1</span>' in page
+    )
     assert db_rows(site, "SELECT priority FROM tickets WHERE id = ?", granted["id"]) == [(None,)]
     assert db_rows(
         site, "SELECT detail FROM events WHERE kind = 'priority_revoked' AND ticket = ?",
