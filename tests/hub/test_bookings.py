@@ -19,7 +19,7 @@ from protocol import messages as m
 from protocol.brokers import Mosquitto
 from protocol.mqtt import Bus, Incoming
 from protocol.site import Site
-from tests.region.sites import region_site
+from tests.region.sites import clear_retained_uplink, region_site
 from tests.timing import wait_until
 
 # A Monday 07:50 in Banjarbaru (WITA): the 08:00-10:00 KTP session's check-in window is open
@@ -55,6 +55,7 @@ def hub(booking_site: Site, clock: Clock) -> Iterator[HubService]:
     ).start()
     yield service
     service.stop()
+    clear_retained_uplink(booking_site)
 
 
 class Region:

@@ -21,7 +21,7 @@ from protocol import messages as m
 from protocol.site import Site
 from tests.hub.test_bookings import Clock, Region, booked
 from tests.kiosk.conftest import dummy_printer
-from tests.region.sites import region_site
+from tests.region.sites import clear_retained_uplink, region_site
 from tests.timing import wait_until
 
 URL = "https://antrian.kalselprov.go.id/r/{site}/K7P3M9QX"
@@ -98,6 +98,7 @@ def hub(site: Site, clock: Clock) -> Iterator[HubService]:
     region.bus.stop()
     yield service
     service.stop()
+    clear_retained_uplink(site)
 
 
 def printed_text(raw: Dummy) -> str:

@@ -10,6 +10,7 @@ import psycopg
 
 from hub.service import HubService
 from protocol import messages as m
+from protocol.mqtt import Bus
 from protocol.site import Site, parse_site
 from tests.conftest import site_text
 
@@ -103,3 +104,16 @@ def assert_same_history(database: Path, dsn: str, site: str) -> int:
     )
     assert region_tickets == hub_tickets
     return len(ours)
+
+
+def clear_retained_uplink(site: Site) -> None:
+    """Take a site's retained up/ messages (catalog, booking offer) off the broker: on a broker
+    shared by the whole session they would reach every later test's region service."""
+    bus = Bus(
+        site.site.id, f"cleaner-{site.site.id}"[:40], "hub", port=site.broker.port, presence=False
+    )
+    if bus.start(wait=10):
+        for topic in (bus.topics.catalog(), bus.topics.booking_offer()):
+            bus.publish(topic, b"", retain=True)
+        bus.flush(5)
+    bus.stop()
