@@ -137,6 +137,18 @@ def test_pin_used_twice_on_a_device() -> None:
             "devices.kiosk-2.printer: a network printer needs host",
         ),
         ('prefix = "A"', 'prefix = "a1"', "services.ktp.prefix: String should match pattern"),
+        (
+            'quota_before = "12:00"',
+            'quota_before = "noon"',
+            "alerts.quota_before: 'noon' is not a time of day",
+        ),
+        ("idle_minutes = 10", "idle_minutes = 0", "alerts.idle_minutes: Input should be greater"),
+        (
+            "break_minutes = { istirahat = 30,",
+            "break_minutes = { tidur = 30,",
+            "hub.break_minutes.tidur",
+        ),
+        ('days = ["fri"]', 'days = ["jumat"]', "pauses.jumat.days.0: Input should be"),
     ],
 )
 def test_bad_values_are_named(old: str, new: str, expected: str) -> None:
