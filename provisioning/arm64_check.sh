@@ -28,8 +28,8 @@ SUITE="${MPP_ARM64_SUITE:-trixie}"
 MIRROR="${MPP_ARM64_MIRROR:-http://deb.debian.org/debian}"
 PROVISION="${MPP_PROVISION:-$HERE/.venv/bin/mpp-provision}"
 TARGET="${MPP_ARM64_TARGET:-trixie}"
-DEVICES=(kiosk-1 tv-lobby-1)
-IMAGE_PACKAGES=(python3-pygame espeak-ng fonts-dejavu-core libusb-1.0-0)
+read -r -a DEVICES <<<"${MPP_ARM64_DEVICES:-kiosk-1 tv-lobby-1}"
+IMAGE_PACKAGES=(python3-pygame python3-evdev espeak-ng fonts-dejavu-core libusb-1.0-0)
 BUILD_PACKAGES=(gcc swig python3-dev python3-setuptools)
 
 START=$(date +%s)
@@ -72,6 +72,13 @@ if [ ! -f "$IMAGE/.mpp-apt-done" ]; then
         "${IMAGE_PACKAGES[@]}" "${BUILD_PACKAGES[@]}" >"$WORK/image-apt.log" 2>&1
     touch "$IMAGE/.mpp-apt-done"
 fi
+lacking=$(for p in "${IMAGE_PACKAGES[@]}"; do in_root "$IMAGE" dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q " installed$" || echo "$p"; done)
+if [ -n "$lacking" ]; then
+    step "the image: adding $lacking (network on)"
+    in_root "$IMAGE" apt-get update -qq
+    # shellcheck disable=SC2086
+    in_root "$IMAGE" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $lacking >>"$WORK/image-apt.log" 2>&1
+fi
 if [ ! -f "$IMAGE/.mpp-image-done" ]; then
     step "the image: a python3-lgpio stand-in built from PyPI's lgpio 0.2.2.0 sources"
     rm -rf "$IMAGE/tmp/lgpio"
@@ -85,7 +92,7 @@ if [ ! -f "$IMAGE/.mpp-image-done" ]; then
         ln -sf liblgpio.so.1 liblgpio.so
         python3 setup.py -q build_ext --inplace -L. >/tmp/lgpio/build.log 2>&1 || { cat /tmp/lgpio/build.log; exit 1; }
         pkg=/tmp/python3-lgpio; dist=$pkg/usr/lib/python3/dist-packages
-        mkdir -p $pkg/DEBIAN $dist $pkg$lib
+        rm -rf $pkg && mkdir -p $pkg/DEBIAN $dist $pkg$lib
         cp lgpio.py _lgpio*.so $dist/
         cp liblgpio.so.1 $pkg$lib/ && ln -s liblgpio.so.1 $pkg$lib/liblgpio.so
         printf "Package: python3-lgpio\nVersion: 0.2.2.0-0mpp1\nArchitecture: arm64\nMaintainer: MPP arm64 check <root@localhost>\nDepends: python3\nDescription: lgpio for Python 3 (stand-in built by provisioning/arm64_check.sh)\n" > $pkg/DEBIAN/control

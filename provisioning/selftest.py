@@ -602,7 +602,10 @@ def command(site_file: str, device_id: str, timeout: float, non_interactive: boo
         kwargs["base_dir"] = Path(site_file).resolve().parent
     technician: Technician = ConsoleTechnician()
     if non_interactive:
-        pins = simulated_pins(site, device_id) if spec is not None else {}
+        # A display has no pins (and no gpiozero in its extra).
+        pins = (
+            simulated_pins(site, device_id) if isinstance(spec, KioskDevice | CallerDevice) else {}
+        )
         technician = UnattendedTechnician(pins, simulate_touch=bool(pins))
     click.echo(both(f"Uji perangkat {device_id}", f"Selftest of {device_id}"))
     try:
