@@ -73,6 +73,9 @@ class Target:
         return args
 
 
+# Projects the index has no wheel of at all (an sdist only): every target takes them from
+# Debian (python3-evdev, in the kiosk's Debian packages).
+FROM_DEBIAN = frozenset({"evdev"})
 # Raspberry Pi OS (64-bit): Trixie has Python 3.13 and glibc 2.41, Bookworm 3.11 and 2.36.
 PI_SYSTEM = frozenset({"pygame", "evdev"})
 TARGETS: dict[str, Target] = {
@@ -177,7 +180,7 @@ def role_requirements(package: Path, role: str, target: Target) -> list[str]:
             for extra in ("", *ROLE_EXTRAS[role])
         ):
             continue
-        if canonical(requirement.name) in target.system:
+        if canonical(requirement.name) in target.system | FROM_DEBIAN:
             continue
         requirement.marker = None
         wanted.append(str(requirement))

@@ -11,7 +11,7 @@ from provisioning.wheelhouse import TARGETS, Software, role_requirements, this_m
 BASE = {"paho-mqtt", "pydantic", "click"}
 ROLE_PROJECTS = {
     "hub": BASE | {"flask", "gevent", "qrcode", "pillow"},  # the site server runs the web too
-    "kiosk": BASE | {"gpiozero", "python-escpos", "qrcode", "pillow"},
+    "kiosk": BASE | {"gpiozero", "python-escpos", "qrcode", "pillow"},  # evdev: Debian's
     "caller": BASE | {"gpiozero", "rplcd", "smbus2"},
     "display": BASE | {"pyttsx3"},
 }
@@ -26,7 +26,8 @@ def test_a_pi_role_gets_its_extra_only(software: Software, role: str) -> None:
     pi = role_requirements(software.package, role, TARGETS["trixie"])
     assert names(pi) == ROLE_PROJECTS[role]  # pygame: Debian's on a Pi
     here = names(role_requirements(software.package, role, this_machine()))
-    debian = {"kiosk": {"pygame", "evdev"}, "display": {"pygame"}}  # Debian's on a Pi
+    # Debian's on a Pi: pygame; evdev is Debian's everywhere (no wheel on the index).
+    debian = {"kiosk": {"pygame"}, "display": {"pygame"}}
     assert here - names(pi) == debian.get(role, set())
     assert not here & {"amqtt", "cryptography", "pyyaml", "pytest", "mpp-antrian"}
 
