@@ -62,7 +62,10 @@ class Limits:
     max_connections: int = 6000
     head_timeout_s: float = 10.0  # the whole request head (line and headers)
     socket_timeout_s: float = 30.0  # any single read or write
-    tcp_user_timeout_s: float = 40.0  # unacknowledged data: the peer is gone
+    # Unacknowledged data for this long: the peer is gone. A live stream learns it at its next
+    # keep-alive write, so a vanished phone's stream ends after at most keep-alive + this,
+    # rounded up to a keep-alive: 45 s with 15 s keep-alives (tests/web/test_server_dead_phone).
+    tcp_user_timeout_s: float = 20.0
     keepalive_idle_s: int = 20  # TCP keepalive probes on a quiet connection
     keepalive_interval_s: int = 10
     keepalive_count: int = 3
