@@ -18,7 +18,7 @@ from web import base
 from web.hub_link import WEB_DEVICE
 from web.security import requires
 from webcommon.charts import bar_chart, heatmap
-from webcommon.export import csv_text
+from webcommon.export import csv_download, csv_text
 
 bp = Blueprint("reports", __name__)
 
@@ -118,24 +118,12 @@ def export() -> Any:
     table = request.args.get("table", "groups")
     if table == "breaks":
         text = r.breaks_csv(r.breaks(base.db(), base.site(), period), m.BREAK_REASONS)
-        return Response(
-            "\ufeff" + text,
-            mimetype="text/csv",
-            headers={
-                "Content-Disposition": (
-                    f'attachment; filename="istirahat-{period.start}-{period.end}.csv"'
-                )
-            },
-        )
+        return csv_download(text, f"istirahat-{period.start}-{period.end}.csv")
     rows = report.series if table == "series" else [*report.rows, report.total]
     name = (
         f"laporan-{table}-{group if table != 'series' else bucket}-{period.start}-{period.end}.csv"
     )
-    return Response(
-        "\ufeff" + r.to_csv(rows),  # BOM: spreadsheet programs then read UTF-8 names right
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return csv_download(r.to_csv(rows), name)
 
 
 def _ikm_filters() -> tuple[str | None, str | None]:
@@ -198,11 +186,7 @@ def ikm_csv() -> Any:
     rows.append(["category", result.category.letter if result.category else "", "", ""])
     text = csv_text(["element", "name", "nrr", "weighted_nrr"], rows)
     name = f"ikm-{service or agency or 'semua'}-{period.start}-{period.end}.csv"
-    return Response(
-        "\ufeff" + text,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return csv_download(text, name)
 
 
 @bp.get("/alerts")

@@ -27,6 +27,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from hub.store import connect
 from protocol.errors import MppError
+from webcommon.security import Account
 
 ROLES: tuple[str, ...] = ("officer", "supervisor", "admin")
 RANK = {role: i for i, role in enumerate(ROLES, start=1)}
@@ -72,17 +73,10 @@ class AccountError(MppError, ValueError):
 
 
 @dataclass(frozen=True)
-class User:
-    """A staff member who may log in."""
+class User(Account):
+    """A staff member who may log in (officer < supervisor < admin)."""
 
-    username: str
-    name: str
-    role: str
-    active: bool
-
-    def may(self, role: str) -> bool:
-        """Whether this user's role is `role` or above (officer < supervisor < admin)."""
-        return self.active and RANK[self.role] >= RANK[role]
+    rank = RANK
 
 
 class UserStore:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -33,3 +34,15 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     for row in rows:
         writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
+
+
+def csv_download(text: str, filename: str) -> Any:
+    """A Flask response that downloads `text` as `filename`, with a UTF-8 byte order mark:
+    spreadsheet programs then read names with non-ASCII letters right."""
+    from flask import Response  # the hub's reports use this module without a web app
+
+    return Response(
+        "\ufeff" + text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

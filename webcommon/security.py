@@ -18,7 +18,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from flask import Flask, abort, g, redirect, request, session, url_for
 from werkzeug.exceptions import HTTPException
@@ -41,6 +42,22 @@ class Staff(Protocol):
     def may(self, role: str) -> bool:
         """Whether the user's role is `role` or above."""
         ...
+
+
+@dataclass(frozen=True)
+class Account:
+    """Someone who may log in; each app subclasses it with its roles' `rank` (low to high)."""
+
+    rank: ClassVar[Mapping[str, int]] = {}
+
+    username: str
+    name: str
+    role: str
+    active: bool
+
+    def may(self, role: str) -> bool:
+        """Whether this user is active and their role is `role` or above."""
+        return self.active and self.rank[self.role] >= self.rank[role]
 
 
 def public(view: F) -> F:

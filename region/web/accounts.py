@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from protocol.errors import MppError
+from webcommon.security import Account
 
 ROLES: tuple[str, ...] = ("viewer", "supervisor", "admin")
 RANK = {role: i for i, role in enumerate(ROLES, start=1)}
@@ -28,17 +29,10 @@ class AccountError(MppError, ValueError):
 
 
 @dataclass(frozen=True)
-class User:
-    """Someone who may log in to the regional web."""
+class User(Account):
+    """Someone who may log in to the regional web (viewer < supervisor < admin)."""
 
-    username: str
-    name: str
-    role: str
-    active: bool
-
-    def may(self, role: str) -> bool:
-        """True if this user's role is `role` or higher."""
-        return self.active and RANK[self.role] >= RANK[role]
+    rank = RANK
 
 
 class Accounts:

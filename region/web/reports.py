@@ -11,6 +11,7 @@ from region import bookings, queries
 from region.web import base
 from region.web.security import requires
 from webcommon.charts import bar_chart
+from webcommon.export import csv_download
 
 bp = Blueprint("reports", __name__)
 
@@ -71,11 +72,7 @@ def csv() -> Any:
     except queries.QueryError as exc:
         return Response(str(exc), status=400, mimetype="text/plain")
     name = f"laporan-{rep.group}-{period.start}-{period.end}.csv"
-    return Response(
-        queries.report_csv(rep),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return csv_download(queries.report_csv(rep), name)
 
 
 @bp.get("/ikm")
@@ -92,11 +89,7 @@ def ikm() -> Any:
         return render_template("error.html", message=f"{base.t('error.bad_period')}: {exc}"), 400
     if request.args.get("format") == "csv":
         name = f"ikm-{unit}-{period.start}-{period.end}.csv"
-        return Response(
-            queries.ikm_csv(units),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return csv_download(queries.ikm_csv(units), name)
     return render_template(
         "ikm.html", units=units, period=period, unit=unit, elements=ELEMENTS,
         sites=_sites(), site_names=site_names,

@@ -142,7 +142,9 @@ def test_reports_by_role_with_csv(client: FlaskClient) -> None:
     assert re.findall(r'<td class="num">([^<]*)</td>', total)[:4] == ["4", "1", "1", "1"]
     csv = client.get("/reports.csv?start=2026-12-07&end=2026-12-07&group=service")
     assert csv.mimetype == "text/csv"
-    lines = csv.get_data(as_text=True).splitlines()
+    text = csv.get_data(as_text=True)
+    assert text.startswith("\ufeff")  # spreadsheet programs then read UTF-8 names right
+    lines = text.lstrip("\ufeff").splitlines()
     assert lines[0].startswith("service,name,issued,served,no_shows")
     assert "ktp,KTP-el,2,1,1,0,0,179,240,1,1" in lines
     bad = client.get("/reports?start=2026-12-07&end=2026-01-01")
