@@ -28,9 +28,13 @@ from protocol.topics import COMMAND_ROLES, ROOT, TOPICS, TopicSpec
 HUB = "hub"
 WEB = "web"  # the site web process: staff commands, its own presence, reads state and presence
 MONITOR = "monitor"  # the technician's `mpp-provision fleet`: reads presence and state only
-RESERVED_USERS = (HUB, WEB, MONITOR)
+# The uplink broker's bridge into the site broker: it carries the region's side of the topic
+# table (reads what the region reads, up/; writes what the region writes, down/).
+UPLINK = "uplink"
+REGION = "region"  # the party of the topic table the uplink stands for at the site
+RESERVED_USERS = (HUB, WEB, MONITOR, UPLINK)
 SELF = "%u"  # placeholder for the client's own id inside generated rules
-ALL_ROLES: tuple[str, ...] = (*ROLES, WEB, MONITOR)
+ALL_ROLES: tuple[str, ...] = (*ROLES, WEB, MONITOR, UPLINK)
 
 
 class AclError(MppError, ValueError):
@@ -83,6 +87,12 @@ def role_rules(site_id: str, role: str) -> tuple[Rule, ...]:
     prefix = f"{ROOT}/{site_id}/"
     rules: set[Rule] = set()
     for spec in TOPICS:
+        if role == UPLINK:
+            if REGION in spec.publishers:
+                rules.add(Rule("write", prefix + spec.template.format_map(_AnyLevel())))
+            if REGION in spec.subscribers:
+                rules.add(Rule("read", prefix + spec.template.format_map(_AnyLevel())))
+            continue
         if role == MONITOR:
             if spec.retained:  # presence, state and alerts; never commands or replies
                 rules.add(Rule("read", prefix + spec.template.format_map(_AnyLevel())))
@@ -132,7 +142,9 @@ def render_acl(site_id: str, users: Mapping[str, str]) -> str:
         "# Every client, on its own id only (%u = broker username = client id = device id):",
     ]
     out += [f"pattern {rule.access} {rule.topic}" for rule in shared_patterns(site_id)]
-    order = {role: i for i, role in enumerate((HUB, WEB, MONITOR, "kiosk", "caller", "display"))}
+    order = {
+        role: i for i, role in enumerate((HUB, WEB, MONITOR, UPLINK, "kiosk", "caller", "display"))
+    }
     for username in sorted(users, key=lambda name: (order[users[name]], name)):
         role = users[username]
         out += ["", f"# {role}", f"user {username}"]

@@ -102,9 +102,10 @@ class Bridge:
             raise BrokerConfigError("give the bridge both a username and a password, or neither")
 
 
-def render_conf(site: Site, layout: BrokerLayout, bridge: Bridge | None = None) -> str:
-    """mosquitto.conf for the site server."""
-    text = template("mosquitto.conf.tmpl").substitute(
+def render_conf(site: Site, layout: BrokerLayout) -> str:
+    """mosquitto.conf for the site server (never with a bridge: that runs in the uplink broker,
+    broker_config/uplink.py)."""
+    return template("mosquitto.conf.tmpl").substitute(
         site_id=site.site.id,
         site_name=site.site.name,
         user=layout.user,
@@ -120,9 +121,6 @@ def render_conf(site: Site, layout: BrokerLayout, bridge: Bridge | None = None) 
         max_connections=layout.max_connections,
         denials=DENIALS if layout.log_denials else "# ACL denials not logged (--no-log-denials)",
     )
-    if bridge is not None:
-        text += render_bridge(site, bridge)
-    return text
 
 
 BRIDGED: tuple[tuple[str, str], ...] = (("up/#", "out"), ("down/#", "in"))
@@ -137,7 +135,7 @@ def bridged_topics() -> tuple[str, ...]:
 
 
 def render_bridge(site: Site, bridge: Bridge) -> str:
-    """The bridge section appended to mosquitto.conf."""
+    """The bridge to the region, appended to the uplink broker's mosquitto.conf."""
     site_id = site.site.id
     local, remote = f"{ROOT}/{site_id}/", f"{bridge.prefix}/{site_id}/"
     login = ""
@@ -178,11 +176,10 @@ def render_broker_files(
     ca_cert_pem: bytes,
     server_cert_pem: bytes,
     server_key_pem: bytes,
-    bridge: Bridge | None = None,
 ) -> dict[str, bytes]:
     """Every file of the site broker, by file name."""
     return {
-        CONF: render_conf(site, layout, bridge).encode(),
+        CONF: render_conf(site, layout).encode(),
         ACL: render_acl(site.site.id, {a.username: a.role for a in accounts}).encode(),
         PASSWD: password_file({a.username: a.password_hash for a in accounts}).encode(),
         CA_CERT: ca_cert_pem,

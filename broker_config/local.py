@@ -15,12 +15,15 @@ import grp
 import os
 import pwd
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from broker_config.files import CONF, PASSWD, PRIVATE
 from protocol.brokers import Mosquitto
+from uplink.watchdog import UplinkWatchdog, answers
 
 # A log line reporting trouble; Mosquitto 2.0 writes "Error:" / "Warning:" after the time.
 TROUBLE_RE = re.compile(r"\b(error|warning)\b", re.IGNORECASE)
@@ -77,3 +80,23 @@ def site_broker(directory: str | Path, loopback_port: int) -> Iterator[Mosquitto
 def trouble(log: str) -> list[str]:
     """The lines of a broker log that report an error or a warning."""
     return [line for line in log.splitlines() if TROUBLE_RE.search(line)]
+
+
+@contextlib.contextmanager
+def uplink_broker(directory: str | Path, **options: Any) -> Iterator[UplinkWatchdog]:
+    """Run the uplink broker from `directory/mosquitto.conf` under its watchdog (a thread, as
+    `mpp uplink` runs it), logging to `directory/uplink.log`; stop both afterwards."""
+    directory = Path(directory)
+    hand_to_mosquitto(directory)
+    watchdog = UplinkWatchdog(directory / CONF, log_path=directory / "uplink.log", **options)
+    stop = threading.Event()
+    thread = threading.Thread(target=watchdog.run, args=(stop,), name="uplink-watchdog")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not answers(watchdog.port, 0.5) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield watchdog
+    finally:
+        stop.set()
+        thread.join(30)

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "display": "display.cli:command",
     "selftest": "provisioning.selftest:command",
     "region": "region.cli:command",
+    "uplink": "uplink.cli:command",
 }
 
 

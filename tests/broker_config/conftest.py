@@ -16,22 +16,23 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from broker_config.acl import HUB, MONITOR, WEB
+from broker_config.acl import HUB, MONITOR, UPLINK, WEB
 from broker_config.files import (
-    CONF,
     Account,
     Bridge,
     BrokerLayout,
     render_broker_files,
-    render_conf,
     write_broker_files,
 )
-from broker_config.local import hand_to_mosquitto, site_broker
+from broker_config.local import hand_to_mosquitto, site_broker, uplink_broker
 from broker_config.passwords import hash_password
 from broker_config.tls import KeyPair, make_ca, make_server_cert
+from broker_config.uplink import CONF as UPLINK_CONF
+from broker_config.uplink import UplinkLayout, render_uplink_conf
 from protocol.brokers import Mosquitto, free_port
 from protocol.site import Site
 from tests.conftest import make_site
+from uplink.watchdog import UplinkWatchdog
 
 SERVER_NAME = "mpp-server.local"
 
@@ -48,6 +49,7 @@ class SiteBroker:
     roles: dict[str, str]
     broker: Mosquitto
     files: dict[str, bytes] = field(default_factory=dict)
+    uplink: UplinkWatchdog | None = None  # the bridge to the region, when there is one
 
     def rewrite(self, accounts: list[Account]) -> None:
         """Regenerate the files for `accounts` (keeping certificates) and hand them over."""
@@ -102,12 +104,13 @@ def broker_dir() -> Iterator[Path]:
 
 
 def start_site_broker(
-    top: Path, bridge: Bridge | None = None, site: Site | None = None
+    top: Path, bridge: Bridge | None = None, site: Site | None = None, **watchdog: object
 ) -> Iterator[SiteBroker]:
     """Generate every file for the example site (or `site`, whose broker port becomes the
-    loopback listener's), install them and start the broker."""
+    loopback listener's), install them and start the broker; with `bridge`, also the uplink
+    broker bridging it to the region (under its watchdog, options `watchdog`)."""
     site = site or make_site()
-    roles = {HUB: HUB, WEB: WEB, MONITOR: MONITOR} | {
+    roles = {HUB: HUB, WEB: WEB, MONITOR: MONITOR, UPLINK: UPLINK} | {
         d: dev.role for d, dev in site.devices.items()
     }
     passwords = {user: f"pw-{user}-{i}" for i, user in enumerate(roles)}
@@ -120,12 +123,21 @@ def start_site_broker(
         device_bind="127.0.0.1",
     )
     ca, files = build_files(site, layout, passwords, roles)
-    if bridge is not None:
-        files[CONF] = render_conf(site, layout, bridge).encode()
     write_broker_files(top / "etc", files)
     hand_to_mosquitto(top / "etc", top / "data")
     with site_broker(top / "etc", layout.loopback_port) as broker:
-        yield SiteBroker(site, layout, top / "etc", ca, passwords, roles, broker, files)
+        made = SiteBroker(site, layout, top / "etc", ca, passwords, roles, broker, files)
+        if bridge is None:
+            yield made
+            return
+        uplink_dir = top / "uplink"
+        conf = render_uplink_conf(
+            site, UplinkLayout(etc_dir=str(uplink_dir), port=free_port()), bridge,
+            passwords[UPLINK], layout,
+        )  # fmt: skip
+        write_broker_files(uplink_dir, {UPLINK_CONF: conf.encode()})
+        with uplink_broker(uplink_dir, **watchdog) as made.uplink:
+            yield made
 
 
 @pytest.fixture(scope="module")

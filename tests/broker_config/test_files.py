@@ -29,6 +29,7 @@ from broker_config.passwords import (
     password_file,
     verify_password,
 )
+from broker_config.uplink import UplinkLayout, render_uplink_conf
 from protocol.brokers import Mosquitto
 from protocol.topics import Topics
 from tests.broker_config.conftest import Probe, SiteBroker, start_site_broker
@@ -133,7 +134,7 @@ def test_password_file_refuses_what_mosquitto_would_misread() -> None:
         hash_password("")
 
 
-def test_bridge_carries_up_out_and_down_in_and_nothing_else(broker_dir: Path, probes) -> None:
+def test_uplink_carries_up_out_and_down_in_and_nothing_else(broker_dir: Path, probes) -> None:
     with Mosquitto() as regional:
         top = broker_dir / "bridge"
         top.mkdir()
@@ -154,8 +155,12 @@ def test_bridge_carries_up_out_and_down_in_and_nothing_else(broker_dir: Path, pr
             probes += [hub, caller]
             assert hub.connect() and caller.connect()
             hub.subscribe(t.ack())
-            wait_until(lambda: "bridge" in sb.broker.log().lower(), 10)
-            time.sleep(0.3)  # the bridge's subscription to down/ at the region
+            assert sb.uplink is not None
+            uplink_log = sb.uplink.config.parent / "uplink.log"
+            # Both of the uplink's bridges are up: into the site broker, and to the region.
+            wait_until(lambda: "as uplink" in sb.broker.log(), 10)
+            wait_until(lambda: "bridge-" in regional.log(), 10)
+            time.sleep(0.3)  # the bridges' subscriptions (up/ here, down/ at the region)
             batch = json.dumps({"v": 1, "after": 0}).encode()
             hub.client.publish(t.events(), batch, qos=1).wait_for_publish(5)
             state = json.dumps({"v": 1, "counter": 3}).encode()
@@ -174,6 +179,8 @@ def test_bridge_carries_up_out_and_down_in_and_nothing_else(broker_dir: Path, pr
             went_out = {topic for topic, _ in received}
             assert went_out == {remote.events(), remote.ack()}  # no state, command or reply
             assert trouble(sb.broker.log()) == [], sb.broker.log()
+            assert trouble(uplink_log.read_text()) == [], uplink_log.read_text()
+            assert "\nconnection " not in sb.files["mosquitto.conf"].decode()  # no bridge here
         finally:
             for probe in probes:
                 probe.close()
@@ -183,7 +190,27 @@ def test_bridge_carries_up_out_and_down_in_and_nothing_else(broker_dir: Path, pr
 
 def test_bridge_topics_are_the_up_and_down_rows() -> None:
     assert bridged_topics() == ("up/#", "down/#")
-    text = render_conf(make_site(site_id="bjb"), BrokerLayout(), Bridge("region.example"))
-    assert "topic up/# out 1 mpp/v1/bjb/ mpp/v1/bjb/" in text
-    assert "topic down/# in 1 mpp/v1/bjb/ mpp/v1/bjb/" in text
-    assert "cleansession false" in text.splitlines()
+    site = make_site(site_id="bjb")
+    assert "\nconnection " not in render_conf(site, BrokerLayout())  # the site broker: none
+    text = render_uplink_conf(site, UplinkLayout(), Bridge("region.example"), "pw-uplink")
+    into_site, to_region = text.split("\nconnection ")[1:]
+    assert "address 127.0.0.1:1883" in into_site
+    assert "remote_username uplink\nremote_password pw-uplink" in into_site
+    assert "topic up/# in 1 mpp/v1/bjb/ mpp/v1/bjb/" in into_site
+    assert "topic down/# out 1 mpp/v1/bjb/ mpp/v1/bjb/" in into_site
+    assert "cleansession true" in into_site.splitlines()
+    assert "topic up/# out 1 mpp/v1/bjb/ mpp/v1/bjb/" in to_region
+    assert "topic down/# in 1 mpp/v1/bjb/ mpp/v1/bjb/" in to_region
+    assert "cleansession false" in to_region.splitlines()
+    assert "listener 1884 127.0.0.1" in text.splitlines()  # for the watchdog's probe only
+    assert "password_file" not in text  # nobody logs in to the uplink broker
+
+
+def test_uplink_conf_mistakes_are_named() -> None:
+    site = make_site(site_id="bjb")
+    with pytest.raises(BrokerConfigError, match="one of the site broker's"):
+        render_uplink_conf(site, UplinkLayout(port=1883), Bridge("r.example"), "pw")
+    with pytest.raises(BrokerConfigError, match="password is empty"):
+        render_uplink_conf(site, UplinkLayout(), Bridge("r.example"), "")
+    with pytest.raises(BrokerConfigError, match="absolute path"):
+        UplinkLayout(etc_dir="uplink")
