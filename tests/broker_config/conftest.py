@@ -18,9 +18,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker_config.acl import HUB, MONITOR, UPLINK, WEB
 from broker_config.files import (
+    CONF,
     Account,
     Bridge,
     BrokerLayout,
+    render_bridge,
     render_broker_files,
     write_broker_files,
 )
@@ -104,11 +106,19 @@ def broker_dir() -> Iterator[Path]:
 
 
 def start_site_broker(
-    top: Path, bridge: Bridge | None = None, site: Site | None = None, **watchdog: object
+    top: Path,
+    bridge: Bridge | None = None,
+    site: Site | None = None,
+    *,
+    bridge_in_site_broker: bool = False,
+    **watchdog: object,
 ) -> Iterator[SiteBroker]:
     """Generate every file for the example site (or `site`, whose broker port becomes the
     loopback listener's), install them and start the broker; with `bridge`, also the uplink
-    broker bridging it to the region (under its watchdog, options `watchdog`)."""
+    broker bridging it to the region (under its watchdog, options `watchdog`).
+
+    `bridge_in_site_broker` puts the bridge in the site broker itself instead, as sites had
+    it before the uplink broker (to show what a resetting WAN did to it)."""
     site = site or make_site()
     roles = {HUB: HUB, WEB: WEB, MONITOR: MONITOR, UPLINK: UPLINK} | {
         d: dev.role for d, dev in site.devices.items()
@@ -123,11 +133,13 @@ def start_site_broker(
         device_bind="127.0.0.1",
     )
     ca, files = build_files(site, layout, passwords, roles)
+    if bridge is not None and bridge_in_site_broker:
+        files[CONF] += render_bridge(site, bridge).encode()
     write_broker_files(top / "etc", files)
     hand_to_mosquitto(top / "etc", top / "data")
     with site_broker(top / "etc", layout.loopback_port) as broker:
         made = SiteBroker(site, layout, top / "etc", ca, passwords, roles, broker, files)
-        if bridge is None:
+        if bridge is None or bridge_in_site_broker:
             yield made
             return
         uplink_dir = top / "uplink"

@@ -24,6 +24,8 @@ from tests.broker_config.conftest import SiteBroker, start_site_broker
 from tests.region.sites import region_site, region_text
 
 PREFIX = "kalsel/v1"  # the region remaps the sites' topics under a prefix of its own
+# The uplink's watchdog in tests: a hung uplink broker is restarted within about 3 s.
+WATCHDOG = {"probe_every_s": 0.5, "probe_timeout_s": 1.0, "misses": 3}
 
 
 @dataclass
@@ -94,8 +96,11 @@ class RegionRig:
         self.services.append(service)
         return service
 
-    def add_site(self, site_id: str, **hub: object) -> SiteTier:
-        """A site broker bridged to the region over a WAN link of its own."""
+    def add_site(
+        self, site_id: str, *, bridge_in_site_broker: bool = False, **hub: object
+    ) -> SiteTier:
+        """A site broker and its uplink broker, bridged to the region over a WAN link of its
+        own (`bridge_in_site_broker`: the bridge in the site broker, as before the uplink)."""
         top = self.top / site_id
         top.mkdir()
         top.chmod(0o755)
@@ -103,7 +108,9 @@ class RegionRig:
         text = region_text(site.broker.port, top / "hub.sqlite", site_id, **hub)
         wan = WanLink(self.layout.bridge_port).restore()
         bridge = self.made.bridge(site_id, wan.port)
-        gen = start_site_broker(top, bridge=bridge, site=site)
+        gen = start_site_broker(
+            top, bridge, site, bridge_in_site_broker=bridge_in_site_broker, **WATCHDOG
+        )
         tier = SiteTier(site, next(gen), wan, top / "hub.sqlite", text, gen)
         self.sites[site_id] = tier
         return tier
