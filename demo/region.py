@@ -27,11 +27,13 @@ from pathlib import Path
 
 import psycopg
 
-from broker_config.files import Bridge, render_bridge, write_broker_files
-from broker_config.local import hand_to_mosquitto, site_broker
+from broker_config.files import Bridge, BrokerLayout, write_broker_files
+from broker_config.local import hand_to_mosquitto, site_broker, uplink_broker
 from broker_config.passwords import hash_password, new_password
 from broker_config.region import REGION_USER, RegionLayout, render_region_broker
 from broker_config.tls import make_ca, make_server_cert
+from broker_config.uplink import CONF as UPLINK_CONF
+from broker_config.uplink import UplinkLayout, render_uplink_conf
 from demo.postgres import LocalPostgres
 from demo.site import EXAMPLE, local_inventory
 from demo.wan import WanLink
@@ -180,14 +182,15 @@ class Visitors:
 
 @dataclass
 class DemoSiteTier:
-    """One simulated MPP: its broker (bridged to the region over a cuttable WAN), its hub, its
-    visitors."""
+    """One simulated MPP: its broker, its uplink broker (bridged to the region over a cuttable
+    WAN), its hub, its visitors."""
 
     site: Site
     broker: Mosquitto
     hub: HubService
     visitors: Visitors | None
     wan: WanLink
+    uplink: contextlib.ExitStack  # the uplink broker and its watchdog
 
 
 def bookable_around_the_clock(text: str) -> str:
@@ -304,12 +307,22 @@ class RegionDemo:
         site = parse_site(text, str(top / "site.toml"))
         assert self.regional.layout is not None
         wan = WanLink(self.regional.layout.bridge_port).restore()
-        bridge = render_bridge(site, self.regional.bridge(site_id, wan.port))
-        broker = Mosquitto(broker_port, extra=bridge, workdir=top / "broker", own_session=True)
+        broker = Mosquitto(broker_port, workdir=top / "broker", own_session=True)
         broker.start()
+        # The bridge to the region runs in the site's uplink broker, under its watchdog.
+        conf = render_uplink_conf(
+            site,
+            UplinkLayout(etc_dir=str(top / "uplink"), port=free_port()),
+            self.regional.bridge(site_id, wan.port),
+            "demo",  # the demo's site brokers take anonymous clients: any password does
+            BrokerLayout(loopback_port=broker_port, device_port=free_port()),
+        )
+        write_broker_files(top / "uplink", {UPLINK_CONF: conf.encode()})
+        uplink = contextlib.ExitStack()
+        uplink.enter_context(uplink_broker(top / "uplink"))
         hub = HubService(site, first_start=True).start()
         visitors = Visitors(hub, seed=index).start() if self.traffic else None
-        return DemoSiteTier(site, broker, hub, visitors, wan)
+        return DemoSiteTier(site, broker, hub, visitors, wan, uplink)
 
     def tier(self, site_id: str) -> DemoSiteTier:
         """One of the demo's sites."""
@@ -335,6 +348,7 @@ class RegionDemo:
             if tier.visitors is not None:
                 tier.visitors.stop()
             tier.hub.stop()
+            tier.uplink.close()
             tier.broker.close()
             tier.wan.close()
         if self.service is not None:

@@ -29,6 +29,8 @@ from pathlib import Path, PurePosixPath
 from string import Template
 
 import protocol
+from broker_config.uplink import CONF as UPLINK_CONF
+from broker_config.uplink import UplinkLayout
 from hub.store import FIRST_START_SUFFIX
 from protocol.site import CallerDevice, DisplayDevice, KioskDevice, Site, parse_site
 from protocol.systemd import BROKER_PASSWORD_CREDENTIAL
@@ -40,7 +42,7 @@ from provisioning.inventory import (
     ProvisioningError,
     device_slice,
 )
-from provisioning.site_broker import current_layout
+from provisioning.site_broker import current_layout, uplink_settings
 from provisioning.site_secrets import CA_CERT, SiteSecrets
 from provisioning.wheelhouse import ROLE_EXTRAS, Software, Target, Wheelhouse, default_targets
 
@@ -242,6 +244,37 @@ def render_unit(site: Site, device: str, options: BundleOptions) -> str:
     )
 
 
+UPLINK_SERVICE = "mpp-uplink.service"
+
+
+def render_uplink_unit(site: Site, uplink: UplinkLayout, options: BundleOptions) -> str:
+    """The site server's unit for `mpp uplink`, the uplink broker and its watchdog."""
+    return _template("mpp-uplink.service.tmpl").substitute(
+        site_id=site.site.id,
+        site_name=site.site.name,
+        config=f"{uplink.etc_dir.rstrip('/')}/{UPLINK_CONF}",
+        prefix=options.prefix,
+        # Its probes miss a hang within about 20 s; systemd only catches `mpp uplink` itself.
+        watchdog=max(60, options.watchdog_s),
+        start_limit_interval=options.start_limit_interval_s,
+        start_limit_burst=options.start_limit_burst,
+    )
+
+
+def _uplink_steps() -> str:
+    """On the site server: the uplink broker's service when the bundle has one (the site is
+    bridged to a region); its configuration the technician installs from `broker --bridge`."""
+    return f"""
+if [ -f "$BUNDLE/{UPLINK_SERVICE}" ]; then
+    log "uplink broker (the bridge to the region): {UPLINK_SERVICE}"
+    install -m 0644 "$BUNDLE/{UPLINK_SERVICE}" "$ROOT/etc/systemd/system/{UPLINK_SERVICE}"
+    systemctl daemon-reload
+    systemctl enable {UPLINK_SERVICE}
+    systemctl restart --no-block {UPLINK_SERVICE}
+fi
+"""
+
+
 def usb_printer(site: Site, device: str) -> tuple[str, str, str] | None:
     """(vendor, product, profile) in udev's 4-digit hex when `device` prints over USB."""
     spec = site.devices.get(device)
@@ -340,7 +373,7 @@ def render_firstboot(site: Site, device: str, options: BundleOptions) -> str:
         install_software=_install_software(role, system_python, options),
         device_dir=DEVICE_DIR,
         hardware=_hardware_steps(site, device),
-        web=_web_steps() if role == "hub" else "",
+        web=_web_steps() + _uplink_steps() if role == "hub" else "",
         web_secrets=_web_secrets() if role == "hub" else "",
         secret_files=(
             f' "$BUNDLE/{WEB_PASSWORD_FILE}" "$BUNDLE/{WEB_KEY_FILE}"' if role == "hub" else ""
@@ -432,6 +465,9 @@ def bundle_files(
             WEB_CERT_FILE: web_tls.cert_pem,
             WEB_KEY_FILE: web_tls.key_pem,
         }
+        uplink = uplink_settings(store)
+        if uplink is not None:  # the site is bridged to a region: the uplink broker's service
+            files[UPLINK_SERVICE] = render_uplink_unit(site, uplink, options).encode()
     house = options.wheelhouse(role)
     if house is not None:
         files |= {name: text.encode() for name, text in house.requirements.items()}

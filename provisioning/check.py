@@ -17,7 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from broker_config.acl import RESERVED_USERS
+from broker_config.acl import RESERVED_USERS, UPLINK
 from broker_config.tls import expires_at
 from protocol.errors import InventoryError
 from protocol.site import (
@@ -484,6 +484,7 @@ def _secrets(site: Site, store: SiteSecrets) -> list[Finding]:
                 "--server NAME` with the site server's network name or address",
             )
         )
+    out += _uplink(site, store)
     try:
         left = expires_at(store.server.cert_pem) - datetime.now(UTC)
     except OSError:
@@ -499,6 +500,28 @@ def _secrets(site: Site, store: SiteSecrets) -> list[Finding]:
                 )
             )
     return out
+
+
+def _uplink(site: Site, store: SiteSecrets) -> list[Finding]:
+    """A site that reports to a region needs its bridge, and the bridge belongs in the uplink
+    broker: in the site broker a misbehaving WAN can hang Mosquitto 2.0.11 (docs/region.md)."""
+    settings = store.broker_settings() or {}
+    fix = "run `mpp-provision broker --bridge HOST:PORT ...` and install the uplink broker"
+    if not settings.get("bridge"):
+        if site.region is None or not settings:
+            return []
+        why = "the site reports to a region ([region]) but its broker files have no bridge"
+        return [Finding(WARNING, "region", f"{why}: its events wait in the hub; {fix}")]
+    if "uplink" not in settings:
+        why = (
+            "the broker files put the bridge to the region in the site broker, where a WAN "
+            "that resets connections can hang it and stop the site"
+        )
+        return [Finding(ERROR, "broker", f"{why}; {fix} (the site broker then has no bridge)")]
+    if UPLINK not in store.accounts:
+        fix = "run `mpp-provision init`, then `mpp-provision broker --bridge ...`"
+        return [Finding(ERROR, "broker", f"no `{UPLINK}` account for the uplink broker; {fix}")]
+    return []
 
 
 def summary(findings: list[Finding]) -> str:

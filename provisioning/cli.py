@@ -228,6 +228,24 @@ def init(ctx: Context, servers: tuple[str, ...], renew_server: bool) -> None:
     help="Environment variable holding the regional broker password.",
 )
 @click.option("--bridge-ca", help="CA certificate of the regional broker (TLS), on the server.")
+@click.option(
+    "--uplink-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the uplink broker's configuration (default: SECRETS/uplink).",
+)
+@click.option(
+    "--uplink-etc",
+    default="/etc/mosquitto/mpp-uplink",
+    show_default=True,
+    help="Where the uplink broker's configuration will live on the site server.",
+)
+@click.option(
+    "--uplink-port",
+    type=click.IntRange(1, 65535),
+    default=1884,
+    show_default=True,
+    help="The uplink broker's loopback listener (its watchdog's probe only; no logins).",
+)
 @pass_context
 def broker(
     ctx: Context,
@@ -246,9 +264,15 @@ def broker(
     bridge_user: str | None,
     bridge_password_env: str,
     bridge_ca: str | None,
+    uplink_out: Path | None,
+    uplink_etc: str,
+    uplink_port: int,
 ) -> None:
-    """Write the site server's mosquitto.conf, password file, ACL and TLS files."""
+    """Write the site server's mosquitto.conf, password file, ACL and TLS files; with
+    --bridge, also the uplink broker's configuration (the bridge to the region runs there,
+    never in the site broker)."""
     from broker_config.files import Bridge, BrokerLayout
+    from broker_config.uplink import UplinkLayout
     from provisioning.site_broker import inventory_ports, write_site_broker
 
     site = ctx.inventory().site
@@ -280,14 +304,25 @@ def broker(
         bridge = Bridge(host, int(port), bridge_prefix, user, password, bridge_ca)
     target = out or store.root / "broker"
     explicit = tuple(k for k, v in chosen.items() if v is not None)
-    written = write_site_broker(site, store, target, layout, bridge, explicit_ports=explicit)
+    uplink = UplinkLayout(etc_dir=uplink_etc, port=uplink_port)
+    uplink_dir = uplink_out or store.root / "uplink"
+    written = write_site_broker(
+        site, store, target, layout, bridge,
+        explicit_ports=explicit, uplink=uplink, uplink_dir=uplink_dir,
+    )  # fmt: skip
     click.echo(f"broker files for {site.site.id} in {target}:")
     for path in written:
-        click.echo(f"  {path.name}")
+        click.echo(f"  {path.parent.name}/{path.name}")
     click.echo(
         f"install on the site server into {etc_dir} (see broker_config/README.md), then "
         "`sudo systemctl restart mosquitto`"
     )
+    if bridge is not None:
+        click.echo(
+            f"the bridge to the region runs in the uplink broker: install {uplink_dir.name}/"
+            f"mosquitto.conf into {uplink_etc} (root:mosquitto, 0640); the hub's bundle "
+            "carries its service, mpp-uplink.service"
+        )
 
 
 @main.command("region-broker")

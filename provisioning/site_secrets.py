@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker_config.acl import HUB, MONITOR, RESERVED_USERS, WEB
+from broker_config.acl import HUB, MONITOR, RESERVED_USERS, UPLINK, WEB
 from broker_config.files import Account
 from broker_config.passwords import hash_password, new_password, verify_password
 from broker_config.tls import KeyPair, cert_hosts, make_ca, make_server_cert, server_hosts
@@ -201,7 +201,7 @@ class SiteSecrets:
             write_private(self.root / WEB_KEY, web.key_pem)
             write_private(web_cert, web.cert_pem, 0o644)
 
-        wanted_roles = {HUB: HUB, WEB: WEB, MONITOR: MONITOR} | {
+        wanted_roles = {HUB: HUB, WEB: WEB, MONITOR: MONITOR, UPLINK: UPLINK} | {
             d: dev.role for d, dev in site.devices.items()
         }
         for name, role in wanted_roles.items():
