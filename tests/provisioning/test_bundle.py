@@ -514,3 +514,64 @@ def test_the_hubs_first_boot_allows_one_first_start(
     assert database.stat().st_size > 0 and not marker.exists()
     firstboot()  # run again by a technician: the database is there, no new first start
     assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def bridged(tmp_path_factory: pytest.TempPathFactory) -> SiteSecrets:
+    """A site whose broker files were written with a bridge to a region."""
+    secrets = tmp_path_factory.mktemp("bridged") / "secrets"
+    site = ["--site", str(EXAMPLE), "--secrets", str(secrets)]
+    runner = CliRunner(env={"MPP_BRIDGE_PASSWORD": "pw-of-the-region"})
+    for args in (
+        ["init", "--server", "mpp.local"],
+        ["broker", "--bridge", "region.example:8883", "--bridge-prefix", "kalsel/v1",
+         "--bridge-ca", "/etc/mosquitto/mpp/region-ca.crt"],
+    ):  # fmt: skip
+        result = runner.invoke(main, site + args)
+        assert result.exit_code == 0, result.output
+    return SiteSecrets.open(secrets)
+
+
+def test_a_bridged_site_server_runs_the_uplink_broker_under_its_watchdog(
+    make: Make, bridged: SiteSecrets, tmp_path: Path
+) -> None:
+    """The hub's bundle of a bridged site carries mpp-uplink.service: `mpp uplink` (the
+    uplink broker and its probe), notify + watchdog, as the mosquitto user, sandboxed; first
+    boot installs and enables it."""
+    bundle = make(bridged, "hub", tmp_path, prefix=str(VENV))
+    unit_file = bundle / "mpp-uplink.service"
+    assert {p.name for p in bundle.iterdir()} == EXPECTED["hub"] | {unit_file.name, "wheels"}
+    unit = unit_sections(unit_file.read_text())
+    service, head = dict(unit["Service"]), dict(unit["Unit"])
+    config = "/etc/mosquitto/mpp-uplink/mosquitto.conf"
+    assert service["ExecStart"] == f"{VENV}/bin/mpp uplink --config {config}"
+    assert head["ConditionPathExists"] == config  # installed by the technician first
+    assert service["Type"] == "notify" and service["WatchdogSec"] == "60"
+    assert service["User"] == "mosquitto" and service["Restart"] == "always"
+    for check in (["verify"], ["security", "--offline=yes"]):
+        done = subprocess.run(
+            ["systemd-analyze", *check, str(unit_file)], capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        if check == ["verify"]:
+            assert done.returncode == 0 and done.stderr == "", done.stderr
+        else:
+            found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout)
+            assert found and float(found[1]) <= 2.0, done.stdout + done.stderr
+    import click
+
+    from protocol.cli import main as mpp
+
+    command = mpp.get_command(click.Context(mpp), "uplink")
+    assert command is not None
+    command.make_context("uplink", service["ExecStart"].split()[2:])  # options it really has
+    script = (bundle / "firstboot.sh").read_text()
+    assert "systemctl enable mpp-uplink.service" in script
+    assert subprocess.run(["bash", "-n", str(bundle / "firstboot.sh")], check=False).returncode == 0
+    # The uplink broker's configuration: a bridge into the site broker as `uplink`, and one
+    # to the region; the site broker's own files have none.
+    conf = (bridged.root / "uplink" / "mosquitto.conf").read_text()
+    assert f"remote_password {bridged.password('uplink')}" in conf
+    assert "address region.example:8883" in conf and "remote_password pw-of-the-region" in conf
+    assert stat.S_IMODE((bridged.root / "uplink" / "mosquitto.conf").stat().st_mode) == 0o600
+    assert "\nconnection " not in (bridged.root / "broker" / "mosquitto.conf").read_text()

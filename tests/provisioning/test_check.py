@@ -266,3 +266,29 @@ def test_the_regions_public_address_must_reach_phones_on_mobile_data(url, level,
     find(readiness(text, "site.toml"), level, "region.public_url", words)
     fine = example_text() + '\n[region]\npublic_url = "https://antrian.kalselprov.go.id"\n'
     assert [f for f in readiness(fine) if f.key == "region.public_url"] == []
+
+
+def test_the_bridge_to_the_region_belongs_in_the_uplink_broker(tmp_path: Path) -> None:
+    """A site bridged the old way (the bridge inside the site broker, which a resetting WAN can
+    hang) is not ready; a [region] site without a bridge is told its events wait."""
+    from broker_config.files import Bridge, BrokerLayout
+    from protocol.site import parse_site
+    from provisioning.site_broker import write_site_broker
+
+    site = parse_site(example_text())
+    store = SiteSecrets(tmp_path / "s")
+    store.init(site, ["mpp-server.local"])
+    regional = example_text() + "\n[region]\n"
+    assert readiness(regional, store=store) == readiness(example_text(), store=store)  # no run
+    write_site_broker(site, store, tmp_path / "broker", BrokerLayout())
+    find(readiness(regional, store=store), WARNING, "region", "broker files have no bridge")
+    assert not [f for f in readiness(example_text(), store=store) if f.key == "region"]
+    bridge = Bridge("region.example", 8883, "kalsel/v1", "mpp-banjarbaru", "pw", "/ca.crt")
+    write_site_broker(site, store, tmp_path / "broker", BrokerLayout(), bridge)
+    assert [f for f in readiness(regional, store=store) if f.level == ERROR] == []
+    assert not [f for f in readiness(regional, store=store) if f.key in ("region", "broker")]
+    settings = store.broker_settings()
+    assert settings is not None
+    del settings["uplink"]  # as `broker --bridge` wrote them before the uplink broker
+    store.save_broker_settings(settings)
+    find(readiness(regional, store=store), ERROR, "broker", "bridge to the region in the site")

@@ -29,7 +29,7 @@ def test_init_creates_private_secrets(tmp_path: Path, site) -> None:
     store = SiteSecrets(tmp_path / "s")
     report = store.init(site, ["mpp-server.local", "192.168.10.2"])
     assert report.created_ca and report.issued_server_cert
-    assert len(report.new_accounts) == 43  # 40 devices, the hub, the web app, the monitor
+    assert len(report.new_accounts) == 44  # 40 devices, the hub, the web app, the monitor, uplink
     assert mode(store.root) == 0o700
     for name in ("ca.key", "server.key", "web.key", "accounts.json"):
         assert mode(store.root / name) == 0o600, name
@@ -41,12 +41,12 @@ def test_init_creates_private_secrets(tmp_path: Path, site) -> None:
         "localhost",
     ]
     passwords = {name: store.password(name) for name in store.accounts}
-    assert len(set(passwords.values())) == 43  # every account its own random password
+    assert len(set(passwords.values())) == 44  # every account its own random password
     assert cert_hosts(store.web_tls.cert_pem) == cert_hosts(store.server.cert_pem)
     for name, record in store.accounts.items():
         assert verify_password(passwords[name], record["hash"])
         assert record["role"] == (
-            name if name in ("hub", "web", "monitor") else site.devices[name].role
+            name if name in ("hub", "web", "monitor", "uplink") else site.devices[name].role
         )
 
 
