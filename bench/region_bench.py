@@ -12,6 +12,7 @@ regional Mosquitto from the generated files (TLS, an account per site), `mpp reg
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.cookiejar
 import os
 import random
@@ -37,8 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import cpu_seconds, machine, pct
 from bench.figures import figure
-from broker_config.files import render_bridge
+from broker_config.files import BrokerLayout, render_bridge, write_broker_files
+from broker_config.local import uplink_broker
 from broker_config.region import REGION_USER
+from broker_config.uplink import CONF as UPLINK_CONF
+from broker_config.uplink import UplinkLayout, render_uplink_conf
 from demo.postgres import LocalPostgres
 from demo.region import PREFIX, RegionalBroker
 from demo.site import EXAMPLE, local_inventory
@@ -333,9 +337,13 @@ def busy_day(hub: HubService, visitors: int, threads: int = 4) -> None:
         thread.join()
 
 
-def offline_day(pg: LocalPostgres, visitors: int, wan_mode: str = "refuse") -> None:
+def offline_day(
+    pg: LocalPostgres, visitors: int, wan_mode: str = "refuse", bridge_in: str = "uplink"
+) -> None:
     """(b): a site offline for a busy day, then the time to be fully acknowledged. `wan_mode`
-    refuse: connections to the region refused; reset: accepted and closed at once."""
+    refuse: connections to the region refused; reset: accepted and closed at once.
+    `bridge_in` uplink: the bridge in the site's uplink broker (as sites run it); site: in the
+    site broker itself (as before the uplink broker, which a resetting WAN hangs)."""
     top = workdir("day")
     site_id = "mpp-offline"
     regional = RegionalBroker(top / "regional", [site_id], PREFIX).start()
@@ -349,9 +357,17 @@ def offline_day(pg: LocalPostgres, visitors: int, wan_mode: str = "refuse") -> N
                            database=top / "hub.sqlite", site_id=site_id, quota=999,
                            unprinted_hold_s=0) + "\n[region]\n"  # fmt: skip
     site = parse_site(text)
-    broker = Mosquitto(port, extra=render_bridge(site, regional.bridge(site_id, wan.port)),
-                       workdir=top / "site-broker")  # fmt: skip
+    bridge = regional.bridge(site_id, wan.port)
+    extra = render_bridge(site, bridge) if bridge_in == "site" else ""
+    broker = Mosquitto(port, extra=extra, workdir=top / "site-broker")
     broker.start()
+    uplink = contextlib.ExitStack()
+    if bridge_in == "uplink":
+        conf = render_uplink_conf(site, UplinkLayout(etc_dir=str(top / "uplink"), port=free_port()),
+                                  bridge, "bench", BrokerLayout(loopback_port=port,
+                                  device_port=free_port()))  # fmt: skip
+        write_broker_files(top / "uplink", {UPLINK_CONF: conf.encode()})
+        watchdog = uplink.enter_context(uplink_broker(top / "uplink"))
     service = start(["region", "run", "--config", str(config), "--log-level", "WARNING"],
                     top / "region.log")  # fmt: skip
     hub = HubService(site, first_start=True).start()
@@ -378,12 +394,16 @@ def offline_day(pg: LocalPostgres, visitors: int, wan_mode: str = "refuse") -> N
         hub.stop()
         service.terminate()
         service.wait(20)
+        restarts = f"{watchdog.restarts} ({watchdog.hangs} hung)" if bridge_in == "uplink" else ""
+        uplink.close()
         broker.close()
         wan.close()
         regional.close()
         shutil.rmtree(top, ignore_errors=True)
     if not broker_ok:
         print("(b) the site broker stopped answering during the outage (see docs/region.md)")
+    if restarts:
+        print(f"(b) uplink broker restarted by its watchdog: {restarts}")
     print(f"(b) fully acknowledged {catch_up:.1f} s after the WAN came back "
           f"({behind / catch_up:,.0f} events/s)")  # fmt: skip
     figure(f"region: a busy day offline ({visitors} visitors) acknowledged after reconnecting",
@@ -564,6 +584,12 @@ def main() -> None:
     parser.add_argument("--only", default="a,b,c,d")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--wan", choices=["refuse", "reset"], default="refuse", help="(b)'s outage")
+    parser.add_argument(
+        "--bridge-in",
+        choices=["uplink", "site"],
+        default="uplink",
+        help="(b): the bridge in the uplink broker, or in the site broker (old)",
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     print(machine())
@@ -572,7 +598,8 @@ def main() -> None:
         if "a" in parts:
             ingest_rate(pg, sites=50, tickets=300 if args.quick else 1500)
         if "b" in parts:
-            offline_day(pg, visitors=1500 if args.quick else 8000, wan_mode=args.wan)
+            offline_day(pg, visitors=1500 if args.quick else 8000, wan_mode=args.wan,
+                        bridge_in=args.bridge_in)  # fmt: skip
         if "c" in parts:
             overview_latency(pg, sites=300, tickets=50 if args.quick else 400, requests=200)
         if "d" in parts:
