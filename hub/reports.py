@@ -40,7 +40,12 @@ MAX_DAYS = 400
 
 
 class ReportError(MppError, ValueError):
-    """A report asked for with an impossible period or grouping."""
+    """A report asked for with an impossible period or grouping; `key` and `values` name the
+    fault for a page that says it in the reader's language."""
+
+    def __init__(self, message: str, key: str = "", **values: object) -> None:
+        super().__init__(message)
+        self.key, self.values = key, values
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,22 @@ class Period:
         try:
             period = cls(date.fromisoformat(start), date.fromisoformat(end))
         except ValueError:
-            raise ReportError(f"dates must be YYYY-MM-DD; got {start!r} and {end!r}") from None
+            raise ReportError(
+                f"dates must be YYYY-MM-DD; got {start!r} and {end!r}", "bad_dates"
+            ) from None
         if period.end < period.start:
-            raise ReportError(f"the period ends ({end}) before it starts ({start})")
+            raise ReportError(
+                f"the period ends ({end}) before it starts ({start})",
+                "ends_before_start",
+                start=start,
+                end=end,
+            )
         if (period.end - period.start).days >= MAX_DAYS:
-            raise ReportError(f"a report covers at most {MAX_DAYS} days; shorten the period")
+            raise ReportError(
+                f"a report covers at most {MAX_DAYS} days; shorten the period",
+                "too_long",
+                days=MAX_DAYS,
+            )
         return period
 
     def days(self) -> list[date]:

@@ -181,6 +181,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     # reports
     "rep.title": ("Laporan layanan", "Service report"),
+    "rep.err.bad_dates": ("Tanggal harus berbentuk TTTT-BB-HH; laporan hari ini ditampilkan.",
+                          "Dates are YYYY-MM-DD; today's report is shown."),
+    "rep.err.ends_before_start": ("Periode berakhir ({end}) sebelum dimulai ({start}); laporan hari ini ditampilkan.",
+                                  "The period ends ({end}) before it starts ({start}); today's report is shown."),
+    "rep.err.too_long": ("Satu laporan paling lama {days} hari; perpendek periodenya.",
+                         "A report covers at most {days} days; shorten the period."),
     "rep.from": ("Dari", "From"),
     "rep.to": ("Sampai", "To"),
     "rep.group": ("Per", "By"),

@@ -40,7 +40,8 @@ def _period() -> tuple[r.Period, str | None]:
     try:
         return r.Period.parse(start or end or "", end or start or ""), None
     except r.ReportError as exc:
-        return r.Period.of("day", today), str(exc)
+        said = base.t(f"rep.err.{exc.key}", **exc.values) if exc.key else str(exc)
+        return r.Period.of("day", today), said
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:

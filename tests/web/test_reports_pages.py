@@ -76,9 +76,10 @@ def test_report_page_and_csv(played_app) -> None:
         "2026-W49",
     ]  # 30 Nov is a Monday
     bad = client.get("/reports?start=2026-11-30&end=2026-11-01")
-    assert bad.status_code == 200 and "ends (2026-11-01) before it starts" in bad.get_data(
-        as_text=True
-    )
+    said = "Periode berakhir (2026-11-01) sebelum dimulai (2026-11-30)"
+    assert bad.status_code == 200 and said in bad.get_data(as_text=True)
+    english = client.get("/reports?start=2026-11-30&end=2026-11-01&lang=en")
+    assert "The period ends (2026-11-01) before it starts" in english.get_data(as_text=True)
     assert client.get("/reports/export.csv?start=nope&end=2026-11-01").status_code == 400
 
 

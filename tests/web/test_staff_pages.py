@@ -30,6 +30,8 @@ SUPERVISOR_PAGES = (
     "/reports?group=agency&bucket=week",
     "/reports?group=officer&bucket=hour",
     "/reports/ikm",
+    "/reports?start=2026-12-07&end=2026-12-01",  # a period that ends before it starts
+    "/reports/ikm?start=2026-12-07&end=xyz",
     "/alerts",
     "/priority",
 )
@@ -62,7 +64,8 @@ ENGLISH = {
     "elderly", "disabled", "pregnant", "child", "fast", "long", "free", "cost", "unknown",
     "alert", "alerts", "acknowledge", "priority", "revoke", "granted", "officer", "kiosk", "caller", "display", "lobby", "canteen", "entrance",
     "device", "devices", "since", "seen", "ago", "never", "rating", "comment",
-    "comments", "survey", "complaint", "complaints", "words", "digits", "in", "row", "at", "from", "is", "not",
+    "comments", "survey", "complaint", "complaints", "words", "digits", "period", "ends", "before", "starts", "dates",
+    "must", "got", "covers", "most", "shorten", "in", "row", "at", "from", "is", "not",
 }  # fmt: skip
 
 OWN_TEXTS = """
