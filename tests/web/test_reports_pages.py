@@ -109,11 +109,17 @@ def test_alert_acknowledged_from_the_web(played_app) -> None:
     client = supervisor(app)
     page = client.get("/alerts").get_data(as_text=True)
     assert "Rina" in page and "3 kali" in page
-    alert = next(a for a in service.snapshot("alert") if isinstance(a, m.Alert))
+    alert = next(
+        a
+        for a in service.snapshot("alert")
+        if isinstance(a, m.Alert) and a.kind == "consecutive_complaints"
+    )
     response = client.post(f"/alerts/{alert.id}/ack", data={**form(client, "/alerts")})
     assert response.status_code == 302
     assert "Ditangani oleh Kepala MPP" in client.get("/alerts").get_data(as_text=True)
-    assert not any(isinstance(a, m.Alert) for a in service.snapshot("alert"))
+    # gone from the retained alerts (the hub's tick may meanwhile raise others, such as a
+    # service with people waiting and no counter open)
+    assert alert.id not in {a.id for a in service.snapshot("alert") if isinstance(a, m.Alert)}
 
 
 def test_the_report_shows_bookings_beside_walk_ins(site: Site) -> None:
