@@ -103,6 +103,17 @@ INNER_SCROLLERS = """
                 && el.scrollWidth > el.clientWidth + 1)
   .map(el => (el.firstElementChild && el.firstElementChild.id) || el.id || el.className)
 """
+COVERED_BY_TAP = """
+() => {
+  const tap = document.getElementById('tap');
+  if (!tap) return [];
+  const t = tap.getBoundingClientRect();
+  return Array.from(document.querySelectorAll('.tile, .call, #menu, .featured figure'))
+    .filter(el => { const b = el.getBoundingClientRect();
+                    return b.left < t.right && t.left < b.right && b.top < t.bottom && t.top < b.bottom; })
+    .map(el => el.id || el.className);
+}
+"""
 ATTR_TEXTS = """
 () => Array.from(document.querySelectorAll('[placeholder], [title], [aria-label], input[type=submit]'))
   .map(el => [el.getAttribute('placeholder'), el.getAttribute('title'),
@@ -173,6 +184,9 @@ def check_page(page, url: str, codes: set[str], shots: Path, name: str) -> list[
     english = sorted({w for w in re.findall(r"[a-z]+", words.lower()) if w in ENGLISH})
     if english:
         problems.append(f"English words: {english}")
+    covered = page.evaluate(COVERED_BY_TAP)
+    if covered:
+        problems.append(f"the sound button covers {covered[:5]}")
     cut = page.evaluate(CHART_LABELS_OUTSIDE)
     if cut:
         problems.append(f"chart labels cut off: {cut[:5]}")
