@@ -77,14 +77,20 @@ def database(pg: LocalPostgres, name: str) -> str:
 
 
 def region_config(
-    top: Path, dsn: str, port: int, sites: list[str], web_port: int = 0, prefix: str = PREFIX
+    top: Path,
+    dsn: str,
+    port: int,
+    sites: list[str],
+    web_port: int = 0,
+    prefix: str = PREFIX,
+    workers: int = 1,
 ) -> Path:
     """A region.toml for the processes (`prefix` mpp/v1: on the site's own broker)."""
     text = (
         '[region]\nid = "bench"\nname = "Bench"\ntimezone = "Asia/Makassar"\n'
         f'[database]\ndsn = "{dsn}"\n[broker]\nport = {port}\nprefix = "{prefix}"\n'
         f'password_file = "{top / "region-password"}"\n'
-        f"[web]\nport = {web_port or 8090}\n"
+        f"[web]\nport = {web_port or 8090}\n[ingest]\nworkers = {workers}\n"
         + "".join(f'[[sites]]\nid = "{s}"\nname = "MPP {s}"\n' for s in sites)
     )
     path = top / "region.toml"
@@ -183,6 +189,7 @@ class SimSite:
         self.sent = 0
         self.topics = Topics(site, PREFIX)
         self.connected = False
+        self.acked_at = time.monotonic()
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=site, protocol=paho.MQTTv5)
         client.username_pw_set(site, regional.passwords[site])
         client.tls_set(ca_certs=str(regional.ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
@@ -198,8 +205,17 @@ class SimSite:
         self.connected = True
 
     def _on_ack(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
-        self.acked = max(self.acked, m.decode(m.EventAck, msg.payload).acked)
+        acked = m.decode(m.EventAck, msg.payload).acked
+        if acked > self.acked:
+            self.acked, self.acked_at = acked, time.monotonic()
         self.pump()
+
+    def rewind_if_silent(self, silence_s: float = 15.0) -> None:
+        """As the hub's outbox does: no acknowledgement for a while, send again from it."""
+        if not self.done and time.monotonic() - self.acked_at > silence_s:
+            self.sent = next(i for i, (last, _) in enumerate(self.batches) if last > self.acked)
+            self.acked_at = time.monotonic()
+            self.pump()
 
     @property
     def done(self) -> bool:
@@ -244,11 +260,12 @@ def drive(sims: list[SimSite], until: Callable[[], bool], timeout: float) -> Non
                 misc_at = time.monotonic() + 1
                 for sim in sims:
                     sim.client.loop_misc()
+                    sim.rewind_if_silent()
     finally:
         selector.close()
 
 
-def ingest_rate(pg: LocalPostgres, sites: int, tickets: int) -> None:
+def ingest_rate(pg: LocalPostgres, sites: int, tickets: int, workers: int) -> None:
     """(a): events/s from `sites` simulated sites into PostgreSQL through the broker."""
     top = workdir("ingest")
     names = [f"site-{i:03d}" for i in range(sites)]
@@ -256,7 +273,7 @@ def ingest_rate(pg: LocalPostgres, sites: int, tickets: int) -> None:
     dsn = database(pg, "ingest")
     assert regional.layout is not None
     (top / "region-password").write_text(regional.passwords[REGION_USER])
-    config = region_config(top, dsn, regional.layout.loopback_port, names)
+    config = region_config(top, dsn, regional.layout.loopback_port, names, workers=workers)
     rng = random.Random(7)
     prepared = {s: cut_batches(s, synthetic_events(s, tickets, rng)) for s in names}
     total = sum(batches[-1][0] for batches in prepared.values())
@@ -264,7 +281,11 @@ def ingest_rate(pg: LocalPostgres, sites: int, tickets: int) -> None:
                     top / "region.log")  # fmt: skip
     sims: list[SimSite] = []
     try:
-        time.sleep(2)
+        assert regional.broker is not None and regional.broker.process is not None
+        clients = ["as region ", *(f"as region-ingest-{k} " for k in range(1, workers))]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(c in regional.broker.log() for c in clients):
+            time.sleep(0.2)  # every ingest worker subscribed before the sites send
         sims = [SimSite(s, regional, prepared[s]) for s in names]
         drive(sims, lambda: all(s.connected for s in sims), 20)
         for sim in sims:  # catalogs first (retained), as every hub sends on connect
@@ -272,7 +293,6 @@ def ingest_rate(pg: LocalPostgres, sites: int, tickets: int) -> None:
                                retain=True)  # fmt: skip
         drive(sims, lambda: not any(s.client.want_write() for s in sims), 10)
         time.sleep(1)
-        assert regional.broker is not None and regional.broker.process is not None
         processes = {
             "region service": [service.pid],
             "PostgreSQL": [pg.pid() or 0],
@@ -301,7 +321,8 @@ def ingest_rate(pg: LocalPostgres, sites: int, tickets: int) -> None:
         shutil.rmtree(top, ignore_errors=True)
     rate = stored / wall
     print(f"(a) {sites} sites, {total} events ({stored} acknowledged) in {wall:.1f} s: "
-          f"{rate:,.0f} events/s into PostgreSQL through the regional broker "
+          f"{rate:,.0f} events/s into PostgreSQL through the regional broker, {workers} "
+          f"ingest worker(s) "
           f"(load average {os.getloadavg()[0]:.1f})")  # fmt: skip
     for name, seconds in cpu.items():
         print(f"(a) CPU of {name}: {seconds:.2f} s, {seconds / stored * 10000:.3f} s per 10,000 "
@@ -583,6 +604,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="a,b,c,d")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="(a)'s [ingest] workers")
     parser.add_argument("--wan", choices=["refuse", "reset"], default="refuse", help="(b)'s outage")
     parser.add_argument(
         "--bridge-in",
@@ -596,7 +618,7 @@ def main() -> None:
     pg = LocalPostgres(durable=True).start()
     try:
         if "a" in parts:
-            ingest_rate(pg, sites=50, tickets=300 if args.quick else 1500)
+            ingest_rate(pg, sites=50, tickets=300 if args.quick else 1500, workers=args.workers)
         if "b" in parts:
             offline_day(pg, visitors=1500 if args.quick else 8000, wan_mode=args.wan,
                         bridge_in=args.bridge_in)  # fmt: skip

@@ -38,20 +38,39 @@ def command() -> None:
 @command.command("run")
 @CONFIG
 @click.option("--log-level", default="INFO", show_default=True)
-def run(config_file: str, log_level: str) -> None:
-    """Store every site's events in PostgreSQL until stopped (Ctrl-C, SIGTERM)."""
+@click.option("--worker", type=int, default=None, hidden=True, help="Ingest worker N only.")
+def run(config_file: str, log_level: str, worker: int | None) -> None:
+    """Store every site's events in PostgreSQL until stopped (Ctrl-C, SIGTERM); with
+    [ingest] workers > 1 it starts and watches the other workers itself."""
     from region.config import load_region
-    from region.service import RegionService
+    from region.service import Partition, RegionService
+    from region.workers import Workers, die_with_parent
 
     setup_logging(log_level)
     config = load_region(config_file)
-    service = RegionService(config).start()
+    count = config.ingest.workers
+    if worker is not None and not 0 < worker < count:
+        raise click.UsageError(f"--worker {worker}: [ingest] workers is {count}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    click.echo(f"region {config.region.id}: storing events from {len(config.sites)} site(s)")
-    stop.wait()
-    service.stop()
+    if worker is not None:
+        die_with_parent()
+    pool = Workers(config_file, count, log_level).start() if worker is None else None
+    try:
+        service = RegionService(config, partition=Partition(worker or 0, count)).start()
+        if pool is not None:
+            click.echo(
+                f"region {config.region.id}: storing events from {len(config.sites)} site(s) "
+                f"with {count} worker(s)"
+            )
+        while not stop.wait(1.0):
+            if pool is not None:
+                pool.watch()
+        service.stop()
+    finally:
+        if pool is not None:
+            pool.stop()
 
 
 @command.command("init-db")

@@ -128,6 +128,13 @@ class Booking(Model):
     per_address_per_hour: int = Field(default=10, ge=1, le=100000)  # booking attempts
 
 
+class Ingest(Model):
+    """How the region service stores what sites send."""
+
+    # Processes storing events, each for its share of the sites (by a hash of the site id).
+    workers: int = Field(default=1, ge=1, le=32)
+
+
 class SiteEntry(Model):
     """A site allowed to send to this region (it has an account on the regional broker)."""
 
@@ -143,6 +150,7 @@ class RegionConfig(Model):
     broker: Broker = Broker()
     web: Web = Web()
     booking: Booking = Booking()
+    ingest: Ingest = Ingest()
     sites: tuple[SiteEntry, ...] = ()
 
     @field_validator("sites")

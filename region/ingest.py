@@ -9,6 +9,9 @@ A malformed message is refused, logged and counted; nothing of it is stored.
 
     ingestor = Ingestor(conn)
     acks = ingestor.ingest([Received(topic, payload)])   # {site: acked} to publish, after COMMIT
+
+Decoding may happen ahead, on the thread that receives (`parse`), while the ingest thread
+waits for PostgreSQL: `ingest` takes `Parsed` messages as well.
 """
 
 from __future__ import annotations
@@ -64,6 +67,52 @@ class Received:
 
     topic: str
     payload: bytes
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A received message decoded: a batch or catalog of `site`; `refused` when malformed
+    (nothing of it is stored, the site's refusals are counted)."""
+
+    site: str
+    message: m.EventBatch | m.SiteCatalog | None
+
+    @property
+    def refused(self) -> bool:
+        """Whether the message was malformed."""
+        return self.message is None
+
+
+def parse(message: Received, root: str = ROOT) -> Parsed | None:
+    """Decode a site's batch or catalog (None: not a topic ingest stores); a malformed one
+    is logged and comes back refused."""
+    found = site_of(message.topic, root)
+    if found is None:
+        log.warning("message on an unknown topic ignored", extra={"topic": message.topic})
+        return None
+    site, row = found
+    model = _MODELS.get(row)
+    if model is None:
+        return None
+    try:
+        decoded = m.decode(model, message.payload)
+        if decoded.site != site:
+            raise BadMessage(
+                "invalid", f"payload names site {decoded.site!r} on site {site!r}'s topic"
+            )
+    except BadMessage as exc:
+        log.warning(
+            "malformed message refused; nothing stored",
+            extra={"site": site, "topic": message.topic, "error": str(exc)},
+        )
+        return Parsed(site, None)
+    return Parsed(site, decoded)
+
+
+_MODELS: dict[str, type[m.EventBatch] | type[m.SiteCatalog]] = {
+    "events": m.EventBatch,
+    "catalog": m.SiteCatalog,
+}
 
 
 @dataclass
@@ -122,21 +171,23 @@ class Ingestor:
             yield copy
 
     # -- entry point -------------------------------------------------------------------
-    def ingest(self, received: Iterable[Received]) -> dict[str, int]:
+    def ingest(self, received: Iterable[Received | Parsed | None]) -> dict[str, int]:
         """Store a group of messages in one transaction; returns {site: acked} for every
         site that sent a batch (duplicates and heartbeats included), to publish after it."""
         now = self.clock()
         catalogs: list[m.SiteCatalog] = []
         batches: dict[str, list[m.EventBatch]] = defaultdict(list)
         refused: dict[str, int] = defaultdict(int)
-        for message in received:
-            parsed = self._parse(message)
-            if isinstance(parsed, str):
-                refused[parsed] += 1
-            elif isinstance(parsed, m.SiteCatalog):
-                catalogs.append(parsed)
-            elif parsed is not None:
-                batches[parsed.site].append(parsed)
+        for item in received:
+            parsed = parse(item, self.root) if isinstance(item, Received) else item
+            if parsed is None:
+                continue
+            if parsed.message is None:
+                refused[parsed.site] += 1
+            elif isinstance(parsed.message, m.SiteCatalog):
+                catalogs.append(parsed.message)
+            else:
+                batches[parsed.site].append(parsed.message)
         try:
             return self._transaction(catalogs, batches, refused, now, careful=False)
         except psycopg.errors.UniqueViolation as exc:
@@ -172,31 +223,6 @@ class Ingestor:
                 if self._catalog(site, now)
             }
             return self._store(ready, now, careful) if ready else {}
-
-    # -- parsing -----------------------------------------------------------------------
-    def _parse(self, message: Received) -> m.EventBatch | m.SiteCatalog | str | None:
-        """The decoded message; a site id (str) when refused; None when not ours."""
-        found = site_of(message.topic, self.root)
-        if found is None:
-            log.warning("message on an unknown topic ignored", extra={"topic": message.topic})
-            return None
-        site, row = found
-        model = {"events": m.EventBatch, "catalog": m.SiteCatalog}.get(row)
-        if model is None:
-            return None
-        try:
-            decoded = m.decode(model, message.payload)
-            if decoded.site != site:
-                raise BadMessage(
-                    "invalid", f"payload names site {decoded.site!r} on site {site!r}'s topic"
-                )
-        except BadMessage as exc:
-            log.warning(
-                "malformed message refused; nothing stored",
-                extra={"site": site, "topic": message.topic, "error": str(exc)},
-            )
-            return site
-        return decoded
 
     # -- catalogs ----------------------------------------------------------------------
     def _save_catalog(self, catalog: m.SiteCatalog, now: float) -> None:

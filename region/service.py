@@ -11,6 +11,10 @@ database is back (a hub's window bounds how much waits).
     service = RegionService(config, password="...").start()
     ...
     service.stop()
+
+Several ingest workers (`[ingest] workers`, one process each, `mpp region run` starts them) share
+the sites: each stores only the sites whose id hashes to its `Partition`, so one site's
+batches are always stored by one worker, in order; worker 0 also serves the downlink.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import logging
 import queue as queues
 import threading
 import time
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -33,7 +39,7 @@ from region import bookings, downlink
 from region.config import RegionConfig
 from region.db import RegionDbError, connect, create_schema, dsn_hint
 from region.downlink import Downlink
-from region.ingest import Ingestor, Received
+from region.ingest import Ingestor, Parsed, Received, parse
 
 log = logging.getLogger("mpp.region")
 
@@ -43,6 +49,30 @@ MAX_WAITING = 20000  # messages held while PostgreSQL is away; older ones are dr
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
 CLIENT_ID = "region"
 PRUNE_EVERY_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The sites one ingest worker stores: those whose id hashes to `index` of `count`.
+    Worker 0 also serves everything that is not a site's events: its acknowledgements of our
+    downlink, its queue views and booking offers, the downlink itself, the hourly pruning."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"worker {self.index} of {self.count}: expected 0..{self.count - 1}")
+
+    @property
+    def first(self) -> bool:
+        """Whether this worker also serves the downlink."""
+        return self.index == 0
+
+    def owns(self, site: str) -> bool:
+        """Whether this worker stores `site`'s events (a stable hash: the same in every
+        process and after every restart)."""
+        return self.count == 1 or zlib.crc32(site.encode()) % self.count == self.index
 
 
 def broker_password(config: RegionConfig) -> str | None:
@@ -60,14 +90,19 @@ class RegionService:
         *,
         password: str | None = None,
         clock: Callable[[], float] = time.time,
+        partition: Partition = Partition(),
     ) -> None:
         self.config = config
         self.clock = clock
+        self.partition = partition
         broker = config.broker
         self.root = broker.prefix
+        client_id = CLIENT_ID if broker.username is None else broker.username
+        if not partition.first:
+            client_id = f"{client_id}-ingest-{partition.index}"
         self.bus = Bus(
             config.region.id,
-            CLIENT_ID if broker.username is None else broker.username,
+            client_id,
             "region",
             host=broker.host,
             port=broker.port,
@@ -79,7 +114,7 @@ class RegionService:
             root=self.root,
             max_unacked=1000,
         )
-        self._inbox: queues.Queue[Received | None] = queues.Queue()
+        self._inbox: queues.Queue[Received | Parsed | None] = queues.Queue()
         self._hello = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,17 +132,23 @@ class RegionService:
         self._open_db()
         self.bus.subscribe(every_site("events", self.root), self._on_message)
         self.bus.subscribe(every_site("catalog", self.root), self._on_message)
-        for row in downlink.SITE_ROWS:
-            self.bus.subscribe(every_site(row, self.root), self._on_message)
+        if self.partition.first:
+            for row in downlink.SITE_ROWS:
+                self.bus.subscribe(every_site(row, self.root), self._on_message)
         self.bus.on_connection_change(self._on_connection)
         self._thread = threading.Thread(target=self._run, name="region-ingest", daemon=True)
         self._thread.start()
-        self.downlink.start()
+        if self.partition.first:
+            self.downlink.start()
         self.bus.start(wait=wait_connected)
         self.started.set()
         log.info(
             "region service started",
-            extra={"region": self.config.region.id, "db": dsn_hint(self.config.database.dsn)},
+            extra={
+                "region": self.config.region.id,
+                "db": dsn_hint(self.config.database.dsn),
+                "worker": f"{self.partition.index + 1}/{self.partition.count}",
+            },
         )
         return self
 
@@ -129,15 +170,23 @@ class RegionService:
 
     # -- inputs (paho's thread: hand over only) ---------------------------------------------
     def _on_message(self, incoming: Incoming) -> None:
+        found = site_of(incoming.topic, self.root)
+        site = found[0] if found is not None and found[1] in ("events", "catalog") else None
+        if site is not None and not self.partition.owns(site):
+            return  # another worker's site
         if self._inbox.qsize() >= MAX_WAITING:
             self.dropped += 1
             return  # the hub sends it again from our acknowledgement
-        self._inbox.put(Received(incoming.topic, incoming.payload))
+        received = Received(incoming.topic, incoming.payload)
+        # Decoded here, while the ingest thread waits for PostgreSQL with the previous group.
+        parsed = parse(received, self.root) if site is not None else None
+        self._inbox.put(parsed or received)
 
     def _on_connection(self, connected: bool) -> None:
         if connected:
             self._hello.set()
-            self.downlink.rewind()
+            if self.partition.first:
+                self.downlink.rewind()
 
     # -- the ingest thread -----------------------------------------------------------------
     def _run(self) -> None:
@@ -145,7 +194,7 @@ class RegionService:
             if self._hello.is_set():
                 self._hello.clear()
                 self._tell_every_site()
-            if self.clock() - self._pruned_at > PRUNE_EVERY_S:
+            if self.partition.first and self.clock() - self._pruned_at > PRUNE_EVERY_S:
                 self._prune()
             try:
                 first = self._inbox.get(timeout=0.5)
@@ -182,14 +231,14 @@ class RegionService:
         if deleted:
             log.info("old bookings deleted", extra={"count": deleted})
 
-    def _store_site_messages(self, received: list[Received]) -> list[Received]:
+    def _store_site_messages(self, received: list[Received | Parsed]) -> list[Received | Parsed]:
         """The sites' acknowledgements, queue views and booking offers (one transaction);
         returns the rest, for ingest. Malformed ones are refused and logged."""
         rest, acked, mine = [], [], []
         assert self._conn is not None
         now = self.clock()
         for message in received:
-            found = site_of(message.topic, self.root)
+            found = site_of(message.topic, self.root) if isinstance(message, Received) else None
             if found is None or found[1] not in downlink.SITE_ROWS:
                 rest.append(message)
             else:
@@ -212,7 +261,7 @@ class RegionService:
             self.downlink.wake(site)
         return rest
 
-    def _store(self, received: list[Received]) -> None:
+    def _store(self, received: list[Received | Parsed]) -> None:
         """Store a group, retrying while PostgreSQL is away; then acknowledge."""
         delay = RETRY_MIN_S
         while True:
@@ -267,4 +316,4 @@ class RegionService:
             log.warning("cannot read the links to greet the sites", extra={"error": str(exc)})
             self._drop_db()
             return
-        self._acknowledge(dict(rows))
+        self._acknowledge({site: acked for site, acked in rows if self.partition.owns(site)})
