@@ -86,6 +86,11 @@ def test_two_ingestors_storing_one_site_at_once_store_every_event_once(region_co
     assert results == [state(region_conn)] * 3
 
 
+def log_of(tmp_path: Path) -> str:
+    """What the region processes logged."""
+    return (tmp_path / "region.log").read_text(errors="replace")
+
+
 def children(pid: int) -> list[int]:
     """The process's child processes (from /proc)."""
     found = []
@@ -106,7 +111,8 @@ def test_region_run_with_two_workers_stores_each_site_once(
     config.write_text(
         '[region]\nid = "kalsel"\nname = "Kalsel"\ntimezone = "Asia/Makassar"\n'
         f'[database]\ndsn = "{region_dsn}"\n[broker]\nport = {broker.port}\n'
-        f'prefix = "{PREFIX}"\n[ingest]\nworkers = 2\n',
+        # Client ids of their own on the session broker (workers-region, ...-ingest-1).
+        f'prefix = "{PREFIX}"\nusername = "workers-region"\n[ingest]\nworkers = 2\n',
         encoding="utf-8",
     )
     log = (tmp_path / "region.log").open("wb")
@@ -126,7 +132,7 @@ def test_region_run_with_two_workers_stores_each_site_once(
             ).wait_for_publish(5)
         assert wait_until(
             lambda: region_rows(region_dsn, "SELECT count(*) FROM sites")[0][0] == len(sites), 30
-        ), (tmp_path / "region.log").read_text()
+        ), log_of(tmp_path)
         for site in sites:
             parts = batches(day_of_events(), 4, site=site)
             sent = parts + parts[1:3]  # two sent twice
@@ -139,16 +145,18 @@ def test_region_run_with_two_workers_stores_each_site_once(
                 == len(sites)
             ),
             30,
-        ), (tmp_path / "region.log").read_text()
+        ), log_of(tmp_path)
         first = children(service.pid)
         assert len(first) == 1
         os.kill(first[0], signal.SIGKILL)  # a worker that dies is started again
-        assert wait_until(lambda: len(set(children(service.pid)) - set(first)) == 1, 15)
+        assert wait_until(lambda: len(set(children(service.pid)) - set(first)) == 1, 20), log_of(
+            tmp_path
+        )
         worker = children(service.pid)
         service.send_signal(signal.SIGKILL)
         service.wait(10)
         # The worker is told (parent-death signal) and stops by itself.
-        assert wait_until(lambda: not Path(f"/proc/{worker[0]}").exists(), 15)
+        assert wait_until(lambda: not Path(f"/proc/{worker[0]}").exists(), 20), log_of(tmp_path)
     finally:
         if service.poll() is None:
             service.kill()
@@ -163,7 +171,8 @@ def test_region_run_with_two_workers_stores_each_site_once(
     )
     assert sorted(rows) == [(site, 17, 17) for site in sites]
     # A batch stored by both workers would count twice here.
-    assert dict(region_rows(region_dsn, "SELECT site, batches FROM links")) == published
+    batches_seen = dict(region_rows(region_dsn, "SELECT site, batches FROM links"))
+    assert batches_seen == published, log_of(tmp_path)
     assert region_rows(region_dsn, "SELECT sum(issued), sum(served) FROM daily") == [
         (4 * len(sites), len(sites))
     ]
