@@ -254,7 +254,7 @@ def render_uplink_unit(site: Site, uplink: UplinkLayout, options: BundleOptions)
         site_name=site.site.name,
         config=f"{uplink.etc_dir.rstrip('/')}/{UPLINK_CONF}",
         prefix=options.prefix,
-        # Its probes miss a hang within about 20 s; systemd only catches `mpp uplink` itself.
+        # Its probes catch a hang within about 12 s; systemd only catches `mpp uplink` itself.
         watchdog=max(60, options.watchdog_s),
         start_limit_interval=options.start_limit_interval_s,
         start_limit_burst=options.start_limit_burst,

@@ -25,7 +25,7 @@ from protocol.logs import setup_logging
 @click.option(
     "--probe-every",
     type=click.FloatRange(0.5, 60),
-    default=5.0,
+    default=2.0,
     show_default=True,
     help="Seconds between two probes of the broker.",
 )

@@ -80,7 +80,7 @@ class UplinkWatchdog:
     """Runs `mosquitto -c config` and restarts it when it dies or stops answering."""
 
     config: Path
-    probe_every_s: float = 5.0
+    probe_every_s: float = 2.0
     probe_timeout_s: float = 2.0
     misses: int = 3
     start_timeout_s: float = 10.0
