@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import socket
 import struct
 import threading
@@ -248,11 +249,8 @@ def dashboard_printer(client: FlaskClient, device: str) -> str | None:
     body = client.get("/dashboard").get_data(as_text=True)
     start = body.index(f'id="dev-{device}"')
     row = body[start : body.index("</tr>", start)]
-    cells = row.split("<td>")
-    printer_cell = cells[4] if len(cells) > 4 else ""
-    if "</span>" not in printer_cell:
-        return None
-    return printer_cell.split("</span>")[0].rsplit(">", 1)[1]
+    found = re.search(r'data-printer="([a-z_]+)"', row)
+    return found.group(1) if found else None
 
 
 def printed_numbers(paper: bytes) -> list[str]:
