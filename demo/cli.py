@@ -3,6 +3,7 @@ system, with a report and a chart)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -72,6 +73,9 @@ def simulate(
     from demo.simulate import SimConfig, Simulation
 
     setup_logging("WARNING")
+    # The report counts the alerts the hub raises (a warning line each, dozens in a busy day,
+    # which broke the progress line); the hub's errors still show.
+    logging.getLogger("mpp.hub").setLevel(logging.ERROR)
     try:
         pace = None if speed == "max" else float(speed)
     except ValueError:

@@ -37,6 +37,7 @@ class TicketView:
     priority: bool
     people_ahead: int | None = None
     est_wait: str | None = None  # no counter serves the service now: says so instead
+    est_is_sentence: bool = False  # est_wait says why there is no estimate (not a figure)
     notice: str | None = None  # a pause in force: when service resumes
     now_serving: list[str] = field(default_factory=list)
     counter_name: str | None = None
@@ -95,6 +96,7 @@ def ticket_view(conn: sqlite3.Connection, link: HubLink, row: sqlite3.Row, lang:
         if position is not None:
             view.people_ahead = position[0]
             view.est_wait = wait_text(position[1], lang)
+            view.est_is_sentence = position[1] is None
     if row["counter"] is not None and row["status"] in ("called", "skipped"):
         view.counter_name = site.counter_name(row["counter"], lang)
         counter = link.retained.get(topics.counter_state(row["counter"]))

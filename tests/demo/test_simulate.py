@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -80,3 +81,25 @@ def test_the_chart_has_labelled_axes_in_readable_type(tmp_path: Path) -> None:
         title = grey.crop((0, 0, 1200, 50)).point(lambda v: 255 if v < 128 else 0)
         box = title.getbbox()
         assert box is not None and box[3] - box[1] >= 14
+
+
+def test_the_terminal_shows_progress_and_the_report_not_the_hubs_alerts(tmp_path: Path) -> None:
+    """The hub's 'alert raised' warnings (30 in a 400-visitor day) were printed into the
+    progress line; the report counts them."""
+    from click.testing import CliRunner
+
+    from demo.cli import simulate
+
+    args = ["--visitors", "60", "--counters", "2", "--services", "2", "--displays", "1"]
+    args += ["--kiosks", "1", "--out", str(tmp_path)]
+    root, hub = logging.getLogger(), logging.getLogger("mpp.hub")
+    saved = root.handlers[:], root.level, hub.level
+    try:  # the command sets up logging for its process: give this one back its own
+        result = CliRunner().invoke(simulate, args)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        hub.setLevel(saved[2])
+    assert result.exit_code == 0, result.output
+    assert "alerts raised: long_wait" in result.stdout  # there were alerts ...
+    assert " WARNING " not in result.stderr  # ... and no log line of them
+    assert "issued" in result.stderr  # the progress line

@@ -102,6 +102,24 @@ def test_ticket_page_follows_a_call_over_mqtt(
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
 
 
+def test_no_estimate_reads_as_a_sentence_on_a_phone(server, phone, hub: HubService) -> None:
+    """With no counter open the estimate is a sentence ('Belum ada loket yang melayani saat
+    ini'): set in the big figure type it took five lines of a phone's half-width box."""
+    tickets = [issue(hub, "ktp") for _ in range(2)]  # counters 1-3 (ktp) are closed
+    phone.goto(f"{server.url}/t/{tickets[-1].token}")
+    said = phone.locator("#est-wait")
+    assert said.inner_text() == "Belum ada loket yang melayani saat ini"
+    ahead = phone.locator("#people-ahead")
+    line = float(ahead.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+    size = float(said.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+    assert size < line and said.bounding_box()["height"] < 3 * line  # was 5 lines of figures
+    ok(hub, m.OpenCounter(device="hub", counter=3, officer="Siti"))
+    phone.reload()
+    assert phone.locator("#est-wait").inner_text() == "± 8 menit"  # a figure: the big type
+    figure = phone.locator("#est-wait").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    assert float(figure) == line
+
+
 def test_survey_in_the_browser(server, phone, hub: HubService, tmp_path) -> None:
     ticket = issue(hub)
     ok(hub, m.OpenCounter(device="hub", counter=3, officer="Siti"))
