@@ -110,7 +110,10 @@ def test_with_no_counter_open_the_page_says_so_instead_of_a_time(client, hub: Hu
     tickets = [issue(hub, "ktp") for _ in range(5)]  # counters 1-3 (ktp) are closed
     body = client.get(f"/t/{tickets[-1].token}").get_data(as_text=True)
     assert 'id="people-ahead">4<' in body
-    assert 'id="est-wait" class="sentence">Belum ada loket yang melayani saat ini<' in body and "± " not in body
+    assert (
+        'id="est-wait" class="sentence">Belum ada loket yang melayani saat ini<' in body
+        and "± " not in body
+    )
     english = client.get(f"/t/{tickets[-1].token}?lang=en").get_data(as_text=True)
     assert 'id="est-wait" class="sentence">No counter serves this now<' in english
     ok(hub, m.OpenCounter(device="hub", counter=3, officer="Siti"))
