@@ -73,7 +73,8 @@ case "$cmd" in
         install_system test
         install_python
         lint  # a finding fails in seconds, before the suite's minutes
-        exec .venv/bin/python -m pytest "$@"
+        # Three workers on two cores: most tests wait on brokers, hubs and browsers, not the CPU.
+        exec .venv/bin/python -m pytest -n "${MPP_TEST_WORKERS:-3}" "$@"
         ;;
     demo)
         install_system demo

@@ -29,7 +29,12 @@ MAX_DAYS = 400
 
 
 class QueryError(MppError, ValueError):
-    """A report asked for with an impossible period or grouping."""
+    """A report asked for with an impossible period or grouping; `key` and `values` name the
+    fault for a page that says it in the reader's language."""
+
+    def __init__(self, message: str, key: str = "", **values: object) -> None:
+        super().__init__(message)
+        self.key, self.values = key, values
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,19 @@ class Period:
             last = date.fromisoformat(end) if end else today
             first = date.fromisoformat(start) if start else last - timedelta(days=6)
         except ValueError:
-            raise QueryError(f"dates must be YYYY-MM-DD; got {start!r} and {end!r}") from None
+            raise QueryError(
+                f"dates must be YYYY-MM-DD; got {start!r} and {end!r}", "bad_dates"
+            ) from None
         if last < first:
-            raise QueryError(f"the period ends ({last}) before it starts ({first})")
+            raise QueryError(
+                f"the period ends ({last}) before it starts ({first})",
+                "ends_before_start", start=first, end=last,
+            )  # fmt: skip
         if (last - first).days >= MAX_DAYS:
-            raise QueryError(f"a report covers at most {MAX_DAYS} days; shorten the period")
+            raise QueryError(
+                f"a report covers at most {MAX_DAYS} days; shorten the period",
+                "too_long", days=MAX_DAYS,
+            )  # fmt: skip
         return cls(first, last)
 
 

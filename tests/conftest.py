@@ -33,8 +33,13 @@ settings.load_profile("mpp")
 
 
 def example_text() -> str:
-    """The example inventory's TOML text."""
-    return EXAMPLE.read_text(encoding="utf-8")
+    """The example inventory's TOML text (in the time zone MPP_TEST_TIMEZONE names, if set:
+    tests/wallclock.py runs the suite at other local hours that way)."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    zone = os.environ.get("MPP_TEST_TIMEZONE")
+    if zone:
+        text = re.sub(r'(?m)^timezone = "[^"]*"', f'timezone = "{zone}"', text, count=1)
+    return text
 
 
 def site_text(
@@ -53,7 +58,7 @@ def site_text(
     hub.setdefault("unprinted_hold_s", 0)
     if always_open:
         text = demo.site.always_open(text)
-    site_id = site_id or f"test-{os.getpid()}-{next(_site_ids)}"
+    site_id = site_id or f"test-{next(_site_ids)}"  # the same in every xdist worker
     text = re.sub(r'(?m)^id = "mpp-banjarbaru"', f'id = "{site_id}"', text, count=1)
     text = re.sub(r"(?m)^port = 1883$", f"port = {port}", text, count=1)
     for key, value in hub.items():

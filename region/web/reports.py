@@ -20,6 +20,15 @@ def _period() -> queries.Period:
     return queries.Period.parse(request.args.get("start"), request.args.get("end"), base.today())
 
 
+def _said(exc: queries.QueryError) -> str:
+    """The refusal in the page's language."""
+    if exc.key:
+        return f"{base.t('error.bad_period')}: " + base.t(f"error.period.{exc.key}").format(
+            **exc.values
+        )
+    return f"{base.t('error.bad_period')}: {exc}"
+
+
 def _site() -> str | None:
     return request.args.get("site") or None
 
@@ -39,7 +48,7 @@ def index() -> Any:
         with base.db() as conn:
             rep = queries.report(conn, period, group=group, site=_site(), lang=g.lang)
     except queries.QueryError as exc:
-        return render_template("error.html", message=f"{base.t('error.bad_period')}: {exc}"), 400
+        return render_template("error.html", message=_said(exc)), 400
     chart = bar_chart(
         [(f.label, (f.wait_mean_s / 60 if f.wait_mean_s is not None else None,)) for f in rep.rows],
         (base.t("chart.wait"),),
@@ -86,7 +95,7 @@ def ikm() -> Any:
             units = queries.ikm_by_unit(conn, period, unit=unit, site=_site(), lang=g.lang)
             site_names = dict(conn.execute("SELECT site, name FROM sites").fetchall())
     except queries.QueryError as exc:
-        return render_template("error.html", message=f"{base.t('error.bad_period')}: {exc}"), 400
+        return render_template("error.html", message=_said(exc)), 400
     if request.args.get("format") == "csv":
         name = f"ikm-{unit}-{period.start}-{period.end}.csv"
         return csv_download(queries.ikm_csv(units), name)

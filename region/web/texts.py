@@ -79,6 +79,15 @@ TEXTS: dict[str, tuple[str, str]] = {
     "role.admin": ("Admin", "Admin"),
     "error.title": ("Terjadi kesalahan", "Something went wrong"),
     "error.bad_period": ("Periode tidak valid", "Invalid period"),
+    "error.period.bad_dates": ("Tanggal harus berbentuk TTTT-BB-HH", "Dates are YYYY-MM-DD"),
+    "error.period.ends_before_start": (
+        "Periode berakhir ({end}) sebelum dimulai ({start})",
+        "The period ends ({end}) before it starts ({start})",
+    ),
+    "error.period.too_long": (
+        "Satu laporan paling lama {days} hari; perpendek periodenya",
+        "A report covers at most {days} days; shorten the period",
+    ),
     "error.csrf": (
         "Formulir kedaluwarsa; muat ulang halaman dan coba lagi",
         "The form expired; reload the page and try again",
