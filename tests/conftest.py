@@ -125,3 +125,9 @@ def bus_for(site: Site) -> Iterator[Callable[[str], Bus]]:
     yield make
     for bus in made:
         bus.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: spread over the xdist workers from the start, they no longer make a
+    long tail after the quick ones are done (the order is the same in every worker)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
