@@ -504,10 +504,12 @@ def overview_latency(pg: LocalPostgres, sites: int, tickets: int, requests: int)
         form = {"username": "bench", "password": "bench-password", "csrf_token": token}
         opener.open(f"{base}/login", urllib.parse.urlencode(form).encode()).read()
         times = []
+        cpu_before = (cpu_seconds(web.pid), cpu_seconds(pg.pid() or 0))
         for _ in range(requests):
             began = time.perf_counter()
             html = opener.open(f"{base}/").read()
             times.append(time.perf_counter() - began)
+        cpu = (cpu_seconds(web.pid) - cpu_before[0], cpu_seconds(pg.pid() or 0) - cpu_before[1])
         rows = html.count(b"data-site=")
     finally:
         web.terminate()
@@ -515,7 +517,10 @@ def overview_latency(pg: LocalPostgres, sites: int, tickets: int, requests: int)
         shutil.rmtree(top, ignore_errors=True)
     ms = [t * 1000 for t in times]
     print(f"(c) overview of {rows} sites ({sites * tickets} tickets today): {requests} requests, "
-          f"p50 {pct(ms, 50):.0f} ms, p95 {pct(ms, 95):.0f} ms, max {max(ms):.0f} ms")  # fmt: skip
+          f"p50 {pct(ms, 50):.0f} ms, p95 {pct(ms, 95):.0f} ms, max {max(ms):.0f} ms "
+          f"(load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+    print(f"(c) CPU per request: web process {cpu[0] / requests * 1000:.1f} ms, PostgreSQL "
+          f"{cpu[1] / requests * 1000:.1f} ms")  # fmt: skip
     figure(f"region: overview page with {sites} sites, p95", round(pct(ms, 95)), "ms", "< 200")
 
 

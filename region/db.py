@@ -162,6 +162,11 @@ CREATE TABLE IF NOT EXISTS web_users (
     created_at double precision NOT NULL
 );
 CREATE TABLE IF NOT EXISTS web_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    sid text PRIMARY KEY,
+    username text NOT NULL REFERENCES web_users (username) ON DELETE CASCADE,
+    expires_at double precision NOT NULL
+);
 """
 
 

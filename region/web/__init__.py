@@ -72,10 +72,7 @@ def create_app(
         if request.args.get("lang") in ("id", "en"):
             session["lang"] = request.args["lang"]
         g.lang = session.get("lang", "id")
-        username = session.get("user")
-        g.user = accounts.get(username) if username else None
-        if g.user is not None and not g.user.active:
-            g.user = None
+        g.user = accounts.session_user(session.get("sid", ""))
         denied = check_access(app)
         if denied is not None:
             return denied

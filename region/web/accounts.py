@@ -3,6 +3,8 @@
 accounts = Accounts(pool)
 accounts.add("rina", "Rina", "supervisor", "a long password")
 accounts.check("rina", "a long password")      # -> User, or None
+sid = accounts.start_session("rina", 12 * 3600)
+accounts.session_user(sid)                     # -> User until end_session(sid) or expiry
 """
 
 from __future__ import annotations
@@ -93,6 +95,36 @@ class Accounts:
         if not check_password_hash(row[4], password) or not row[3]:
             return None
         return User(*row[:4])
+
+    def start_session(self, username: str, lifetime_s: float) -> str:
+        """A new server-side session for a user who just logged in; its id goes in the cookie."""
+        sid = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM web_sessions WHERE expires_at < %s", (now,))
+            conn.execute(
+                "INSERT INTO web_sessions (sid, username, expires_at) VALUES (%s, %s, %s)",
+                (sid, username, now + lifetime_s),
+            )
+        return sid
+
+    def session_user(self, sid: str) -> User | None:
+        """The active account of a live session (None: logged out, expired or unknown)."""
+        if not sid:
+            return None
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT u.username, u.name, u.role, u.active FROM web_sessions s "
+                "JOIN web_users u ON u.username = s.username "
+                "WHERE s.sid = %s AND s.expires_at > %s",
+                (sid, time.time()),
+            ).fetchone()
+        return User(*row) if row and row[3] else None
+
+    def end_session(self, sid: str) -> None:
+        """Log out: the session's cookie opens nothing any more, wherever a copy of it is."""
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM web_sessions WHERE sid = %s", (sid,))
 
     def secret_key(self) -> str:
         """The session-signing key, made once and kept in the database."""

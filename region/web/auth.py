@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 
 from region.web import base
 from region.web.security import csrf_token, public, requires
@@ -30,12 +30,13 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login() -> Any:
-    """The login form; five wrong tries per address or username wait five minutes."""
+    """The login form; five wrong tries from one address lock that address (only) for five
+    minutes, so nobody can lock an account out from somewhere else."""
     error = None
     if request.method == "POST":
         throttle = base.region()["throttle"]
         username = request.form.get("username", "").strip().lower()[:40]
-        keys = (f"ip:{request.remote_addr}", f"user:{username}")
+        keys = (f"ip:{request.remote_addr}",)
         if throttle.blocked_for(*keys) > 0:
             return render_template("login.html", error=base.t("login.throttled")), 429
         user = base.region()["accounts"].check(username, request.form.get("password", ""))
@@ -48,6 +49,8 @@ def login() -> Any:
             session.clear()  # a fresh session on login (no fixation)
             session.permanent = True
             session["user"] = user.username
+            lifetime = current_app.permanent_session_lifetime.total_seconds()
+            session["sid"] = base.region()["accounts"].start_session(user.username, lifetime)
             if lang:
                 session["lang"] = lang
             csrf_token()
@@ -58,7 +61,8 @@ def login() -> Any:
 @bp.post("/logout")
 @requires("viewer")
 def logout() -> Any:
-    """End the session."""
+    """End the session, on the server too: the cookie (or a copy of it) opens nothing after."""
+    base.region()["accounts"].end_session(session.get("sid", ""))
     lang = session.get("lang")
     session.clear()
     if lang:

@@ -100,10 +100,24 @@ def test_pages_need_a_login_and_forms_a_token(client: FlaskClient) -> None:
         environ_base=other,
     )
     assert throttled.status_code == 429
+    login(client, "admin")  # from its own address: nobody locks an account out from elsewhere
+    client.post("/logout", data={"csrf_token": csrf(client, "/")})
     login(client, "viewer")
     page = client.get("/")
     assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert client.post("/logout").status_code == 400  # no token
+
+
+def test_logout_ends_the_session_on_the_server(pool: ConnectionPool) -> None:
+    app = create_app(parse_region(CONFIG), pool, {"CLOCK": lambda: T0 + 700, "TESTING": True})
+    client = app.test_client()
+    login(client, "viewer")
+    cookie = client.get_cookie("mpp_region")
+    assert cookie is not None and client.get("/").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf(client, "/")})
+    copy = app.test_client()  # the old cookie, as someone who copied it would send it
+    copy.set_cookie(cookie.key, cookie.value, domain=cookie.domain or "localhost")
+    assert copy.get("/").headers["Location"].startswith("/login")
 
 
 def test_overview_in_indonesian_and_english(client: FlaskClient) -> None:
