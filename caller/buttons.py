@@ -11,6 +11,7 @@ a `MockFactory` and press with `factory.pin(17).drive_low()`.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,10 @@ class CallerPanel:
         self._buttons: dict[str, Any] = {}
         self._lights: dict[str, Any] = {}
         self._buzzer: Any = None
+        # LEDs and buzzer are switched from the button thread and the MQTT thread: gpiozero's
+        # blink() assigns its thread before starting it, and an on() from another thread in
+        # between fails joining it (RuntimeError: it killed paho's network thread once).
+        self._outputs = threading.Lock()
         wiring: list[tuple[str, str, Any, Callable[..., Any]]] = [
             (name, f"buttons.{name}", getattr(device.buttons, name), Button)
             for name in OFFICER_BUTTONS
@@ -107,27 +112,31 @@ class CallerPanel:
         led = self._lights.get(name)
         if led is None:
             return
-        if on:
-            led.on()
-        else:
-            led.off()
+        with self._outputs:
+            if on:
+                led.on()
+            else:
+                led.off()
 
     def blink(self, name: str, times: int = 1, on_s: float = 0.2, off_s: float = 0.2) -> None:
         """Blink a status LED `times` times in the background, ending off."""
         led = self._lights.get(name)
         if led is not None:
-            led.blink(on_time=on_s, off_time=off_s, n=times, background=True)
+            with self._outputs:
+                led.blink(on_time=on_s, off_time=off_s, n=times, background=True)
 
     def beep(self, times: int = 1, on_s: float = 0.08, off_s: float = 0.12) -> None:
         """Sound the buzzer `times` times in the background."""
         if self._buzzer is not None:
-            self._buzzer.beep(on_time=on_s, off_time=off_s, n=times, background=True)
+            with self._outputs:
+                self._buzzer.beep(on_time=on_s, off_time=off_s, n=times, background=True)
 
     def close(self) -> None:
         """Release every pin."""
-        for device in [*self._buttons.values(), *self._lights.values(), self._buzzer]:
-            if device is not None:
-                device.close()
+        with self._outputs:
+            for device in [*self._buttons.values(), *self._lights.values(), self._buzzer]:
+                if device is not None:
+                    device.close()
         self._buttons.clear()
         self._lights.clear()
         self._buzzer = None
