@@ -378,8 +378,7 @@ class Bus:
         )
         # The listeners first: whoever waited for the connection (start(wait=...)) then finds
         # what they handed over (a kiosk's "connected" step) ahead of anything it does next.
-        for listener in self._listeners:
-            listener(True)
+        self._tell_listeners(True)
         self._connected.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -393,8 +392,19 @@ class Bus:
             log.warning(
                 "lost broker connection", extra={"device": self.device, "reason": str(reason)}
             )
+        self._tell_listeners(False)
+
+    def _tell_listeners(self, connected: bool) -> None:
+        # A listener's fault must not end paho's network thread (the device would never
+        # reconnect): it is logged, and the others are still told.
         for listener in self._listeners:
-            listener(False)
+            try:
+                listener(connected)
+            except Exception:
+                log.exception(
+                    "connection listener failed",
+                    extra={"device": self.device, "connected": connected},
+                )
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)

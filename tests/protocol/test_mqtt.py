@@ -188,6 +188,11 @@ def test_reconnects_and_resubscribes_after_broker_restart(
     got: queue.Queue[Incoming] = queue.Queue()
     changes: list[bool] = []
     screen.subscribe(screen.topics.site_state(), got.put)
+
+    def faulty(connected: bool) -> None:  # a listener's bug must not stop the reconnecting
+        raise RuntimeError("cannot join thread before it is started")
+
+    screen.on_connection_change(faulty)
     screen.on_connection_change(changes.append)
     assert screen.start(wait=5) and hub.start(wait=5)
     own_broker.restart(down_for=1.0)
