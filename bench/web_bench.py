@@ -44,11 +44,12 @@ from protocol.site import parse_site  # noqa: E402
 AHEAD_RE = re.compile(rb'"people_ahead":(\d+)')
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """An `mpp` process of the site (its output to `log`)."""
+def start(args: list[str], log: Path, nice: int = 0) -> subprocess.Popen[bytes]:
+    """An `mpp` process of the site (its output to `log`), at niceness `nice`."""
     with log.open("ab") as out:
+        niced = ["nice", "-n", str(nice)] if nice else []
         return subprocess.Popen(
-            [sys.executable, "-m", "protocol.cli", *args], cwd=ROOT, stdout=out, stderr=out
+            [*niced, sys.executable, "-m", "protocol.cli", *args], cwd=ROOT, stdout=out, stderr=out
         )
 
 
@@ -123,6 +124,7 @@ class Watch:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         self.sock.sendall(f"GET /t/{token}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         self.seen: dict[int, float] = {}
+        self.head = b""  # the response's first bytes, for a failure's message
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -135,6 +137,8 @@ class Watch:
                 return
             if not chunk:
                 return
+            if len(self.head) < 4000:
+                self.head += chunk[: 4000 - len(self.head)]
             buffer = (buffer + chunk)[-200_000:]
             for found in AHEAD_RE.finditer(buffer):
                 self.seen.setdefault(int(found[1]), time.monotonic())
@@ -195,7 +199,20 @@ def round_of(
         issue(kiosk, "ktp")
     watched = issue(kiosk, "ktp")
     watch = Watch(port, watched.token)
-    assert watch.until(watched.people_ahead) is not None, "the ticket page never showed"
+    if watch.until(watched.people_ahead) is None:  # debugging aid
+        topic = kiosk.topics.service_queue("ktp")
+        out = subprocess.run(["mosquitto_sub", "-p", str(kiosk.port), "-t", topic, "-C", "1", "-W", "3", "-v"], capture_output=True, text=True)
+        print("RETAINED has watched", str(watched.id) in out.stdout)
+        import re as _re
+        for _ in range(12):
+            page = get(port, f"/t/{watched.token}")[1].decode()
+            print("PAGE ahead:", _re.findall(r'id="people-ahead">([^<]*)<', page), "web cpu", Path(f"/proc/{web_pid}/stat").read_text().split()[13:15], flush=True)
+            time.sleep(5)
+    assert watch.until(watched.people_ahead) is not None, (
+        f"the ticket page never showed {watched.people_ahead} ahead; it showed "
+        f"{sorted(watch.seen)}; it began {watch.head[-3000:]!r}; "
+        f"the page: {get(port, f'/t/{watched.token}')!r}"
+    )
     updates = []
     for i in range(args.updates):
         sent = time.monotonic()
@@ -292,7 +309,20 @@ def slow_heads(port: int, kiosk: Bus, caller: Bus, seconds: float, count: int) -
         issue(kiosk, "ktp")
     watched = issue(kiosk, "ktp")
     watch = Watch(port, watched.token)
-    assert watch.until(watched.people_ahead) is not None, "the ticket page never showed"
+    if watch.until(watched.people_ahead) is None:  # debugging aid
+        topic = kiosk.topics.service_queue("ktp")
+        out = subprocess.run(["mosquitto_sub", "-p", str(kiosk.port), "-t", topic, "-C", "1", "-W", "3", "-v"], capture_output=True, text=True)
+        print("RETAINED has watched", str(watched.id) in out.stdout)
+        import re as _re
+        for _ in range(12):
+            page = get(port, f"/t/{watched.token}")[1].decode()
+            print("PAGE ahead:", _re.findall(r'id="people-ahead">([^<]*)<', page), "web cpu", Path(f"/proc/{web_pid}/stat").read_text().split()[13:15], flush=True)
+            time.sleep(5)
+    assert watch.until(watched.people_ahead) is not None, (
+        f"the ticket page never showed {watched.people_ahead} ahead; it showed "
+        f"{sorted(watch.seen)}; it began {watch.head[-3000:]!r}; "
+        f"the page: {get(port, f'/t/{watched.token}')!r}"
+    )
     before: list[float] = []
     for _ in range(before_calls):  # the same page, the same pace, no slow heads yet
         sent = time.monotonic()
@@ -347,6 +377,9 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=40)
     parser.add_argument("--slow-seconds", type=float, default=60.0)
     parser.add_argument("--slow-only", action="store_true", help="only the slow-heads run")
+    parser.add_argument(
+        "--web-nice", type=int, default=0, help="the web process's niceness (its unit's Nice=)"
+    )
     args = parser.parse_args()
     print(machine())
     with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker:
@@ -362,7 +395,11 @@ def main() -> None:
             ["hub", "--site", str(site_file), "--first-start", "--log-level", "WARNING"],
             work / "hub.log",
         )
-        web = start(["web", "--site", str(site_file), "--log-level", "WARNING"], work / "web.log")
+        web = start(
+            ["web", "--site", str(site_file), "--log-level", "WARNING"],
+            work / "web.log",
+            args.web_nice,
+        )
         kiosks = [Bus.for_device(site, d) for d in ("kiosk-1", "kiosk-2")]
         caller = Bus.for_device(site, "caller-03")
         try:
@@ -379,7 +416,12 @@ def main() -> None:
             caller.request(m.OpenCounter(device="caller-03", counter=3, officer="Bench"), 10)
             results = {}
             for pages in [] if args.slow_only else (int(p) for p in args.pages.split(",")):
-                results[pages] = round_of(pages, args, port, web.pid, kiosks, caller)
+                try:
+                    results[pages] = round_of(pages, args, port, web.pid, kiosks, caller)
+                except AssertionError:
+                    for name in ("web.log", "hub.log"):
+                        print(f"-- the end of {name}:\n" + (work / name).read_text()[-3000:])
+                    raise
                 time.sleep(2)
             for pages, got in results.items():
                 figure(

@@ -154,12 +154,16 @@ def events(token: str) -> Any:
     link, lang, ticket_id = base.hub(), base.lang(), row["id"]
     reader = base.stream_reader()
     last: dict[str, Any] = {}
+    feed = base.feed()
+    interest = live.Interest(row["service"], ticket_id)
 
     def render() -> list[str]:
         with reader as conn:
             fresh = conn.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
             view = ticket_view(conn, link, fresh, lang)
         last.update(status=view.status, service=view.service)
+        if view.service != interest.service:  # transferred: follow the new service's queue
+            feed.follow(interest, view.service)
         last["figures"] = _figures(link, view.service, ticket_id)
         html = render_template("_ticket_body.html", view=view, token=token)
         if last.get("html") == html:
@@ -184,10 +188,4 @@ def events(token: str) -> Any:
                 return []
         return render()
 
-    return live.response(
-        base.feed(),
-        render,
-        update,
-        current_app.config,
-        wants=lambda kind, msg: _relevant([(kind, msg)], last.get("service", ""), ticket_id),
-    )
+    return live.response(feed, render, update, current_app.config, interest=interest)

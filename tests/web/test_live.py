@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from web.live import RESYNC, Subscriber, sse
+from protocol import messages as m
+from web.live import RESYNC, Interest, LiveFeed, Subscriber, sse
 
 
 def test_slow_subscriber_gets_a_resync_instead_of_a_backlog() -> None:
@@ -23,3 +24,38 @@ def test_wait_returns_empty_on_timeout_and_everything_queued() -> None:
 
 def test_sse_format_is_one_json_line() -> None:
     assert sse("tile", {"html": "<p>\na</p>"}) == 'event: tile\ndata: {"html":"<p>\\na</p>"}\n\n'
+
+
+class Link:
+    """What LiveFeed needs of the hub link: a place to hang its listener."""
+
+    def on_change(self, listener) -> None:
+        self.tell = listener
+
+
+def test_a_ticket_page_is_woken_for_its_service_and_ticket_only_and_follows_a_transfer() -> None:
+    link = Link()
+    feed = LiveFeed(link, max_streams=10_000, max_per_client=10_000)
+    page = feed.admit("10.0.0.1", Interest("ktp", 7))
+    others = [feed.admit(f"10.0.1.{i % 250}", Interest("kk", 100 + i)) for i in range(2000)]
+    dashboard = feed.admit("10.0.0.2")
+    ktp = m.ServiceQueue(seq=1, service="ktp", order=(7,), est_wait_s=(60,))
+    called = m.CounterState(seq=2, counter=3, open=True, call_seq=1, ticket="B001", ticket_id=7,
+                            service="kk", waiting=0)  # fmt: skip
+    site = m.SiteState(seq=3, day="2026-12-07", now=1.0, config_version="x", issued=1,
+                       served=0, waiting=1)  # fmt: skip
+    for message in (ktp, called, site):
+        link.tell(type(message).__name__, message)
+    assert [e for _, e in page.wait(0.01)] == [ktp, called]  # not the site's state
+    assert [e for _, e in dashboard.wait(0.01)] == [ktp, called, site]
+    assert [e for _, e in others[0].wait(0.01)] == [called]  # kk's states only
+    interest = page.interest
+    assert interest is not None
+    feed.follow(interest, "kk")  # transferred to kk: kk's queue now, ktp's no more
+    kk = m.ServiceQueue(seq=4, service="kk", order=(7,), est_wait_s=(30,))
+    link.tell("ServiceQueue", ktp)
+    link.tell("ServiceQueue", kk)
+    assert [e for _, e in page.wait(0.01)] == [kk]
+    feed.release(page)
+    link.tell("ServiceQueue", kk)
+    assert page.wait(0.01) == [] and feed.listeners == 2001
