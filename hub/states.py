@@ -52,7 +52,7 @@ def counter_state(queue: Queue, number: int, seq: int, now: float) -> m.CounterS
         called_at=ticket.called_at if ticket else None,
         waiting=waiting,
         served_today=counter.served_today,
-        skipped=tuple(t.label for t in queue.skipped(services)),
+        skipped=tuple(t.label for t in queue.skipped(services)[-m.MAX_SKIPPED_LISTED :]),
         services=services,
         on_break=break_info(counter),
         pause=pause_info(p) if (p := queue.counter_pause(number, now)) else None,

@@ -479,7 +479,9 @@ class CounterState(Message):
     called_at: float | None = None
     waiting: int  # for its services when this state was published; live: the services' states
     served_today: int = 0
-    skipped: tuple[TicketNumber, ...] = ()
+    # The newest no-shows of its services, oldest first (the caller box offers them to call
+    # back); bounded, as every no-show of a long day would outgrow MAX_PAYLOAD_BYTES.
+    skipped: Annotated[tuple[TicketNumber, ...], Field(max_length=MAX_SKIPPED_LISTED)] = ()
     services: tuple[Code, ...] = ()  # served here now, in order (the admin may change them)
     on_break: BreakInfo | None = None
     pause: PauseInfo | None = None  # every service of the counter is in this pause
@@ -514,6 +516,7 @@ class ServiceState(Message):
     cutoff: ClockTime | None = None
 
 
+MAX_SKIPPED_LISTED = 50  # a counter's no-shows it offers to call back: the newest
 MAX_QUEUE_LISTED = 1000  # a service takes at most 999 tickets a day (three-digit numbers)
 
 

@@ -25,6 +25,7 @@ from hub.rules import (
     duration,
 )
 from hub.states import counter_state, service_state, site_state
+from protocol import messages as m
 from protocol.site import Site
 from tests.conftest import example_text, make_site
 
@@ -176,6 +177,22 @@ def test_priority_is_served_first_but_regular_never_starves(site: Site, q: Queue
     assert order == [p[0], p[1], r[0], p[2], p[3], r[1], p[4], r[2]]
     events = [e for e in q.take_changes().events if e.kind == "priority_granted"]
     assert len(events) == 5 and events[0].detail == "elderly by kiosk-1"
+
+
+def test_a_counter_offers_its_newest_no_shows_and_its_state_stays_within_the_limit(
+    site: Site, q: Queue
+) -> None:
+    now = at(site, MON_9)
+    for i in range(60):
+        issue(q, "ktp", now + i)
+    for i in range(60):
+        q.call_next(3, now + 100 + 2 * i)
+        q.skip(3, now + 101 + 2 * i)
+    state = counter_state(q, 3, 1, now + 300)
+    assert len(q.skipped(("ktp",))) == 60
+    assert state.skipped == tuple(f"A{n:03d}" for n in range(11, 61))  # the newest 50
+    assert len(m.encode(state)) < m.MAX_PAYLOAD_BYTES
+    assert m.decode(m.CounterState, m.encode(state)) == state  # a screen takes it
 
 
 def test_recall_skip_and_call_back(site: Site, q: Queue) -> None:
