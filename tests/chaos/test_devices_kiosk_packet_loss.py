@@ -129,13 +129,16 @@ def test_reports_of_a_tickets_fate_survive_packet_loss(
                            lockout_s=0.0)  # fmt: skip
             return app.start(wait_connected=10)
 
+        # At 50 % loss a press takes several seconds of TCP retransmissions: half as many
+        # presses there keep the case under two minutes (it took 140-180 s with 20).
+        presses = PRESSES if loss <= 20 else max(5, PRESSES // 2)
         app = link.run(make_kiosk)
         started = time.monotonic()
         try:
             assert app.bus.connected, "the kiosk could not reach the broker across the link"
             officer.start()
             link.lose(loss)
-            for _ in range(PRESSES):
+            for _ in range(presses):
                 time.sleep(0.06)
                 pins.pin(KTP_PIN).drive_low()
                 pins.pin(KTP_PIN).drive_high()
@@ -166,7 +169,7 @@ def test_reports_of_a_tickets_fate_survive_packet_loss(
                 key = told.kind if told.code is None else f"{told.kind}:{told.code}"
                 outcomes[key] = outcomes.get(key, 0) + 1
         tag = f"kiosk with {loss} % packet loss"
-        figure(f"{tag}: presses / printed / issued but not printed", PRESSES, "presses",
+        figure(f"{tag}: presses / printed / issued but not printed", presses, "presses",
                f"{len(printed)} printed, {len(unprinted)} unprinted, {pressing_s:.0f} s")  # fmt: skip
         figure(f"{tag}: what the citizens were told", sum(outcomes.values()), "notices",
                str(dict(sorted(outcomes.items()))))  # fmt: skip
