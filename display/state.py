@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from protocol import messages as m
 from protocol.errors import BadMessage
@@ -50,6 +50,15 @@ class Call:
     call_seq: int
     called_at: float
     priority: bool = False  # a priority ticket (UU 25/2009): marked on the screens
+    # Where it sorts among the recent calls (newest highest): its call time, or for a call that
+    # arrives live, just above every call known before it (a hub clock stepped back must not
+    # put the newest call below older ones).
+    order: float | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def rank(self) -> float:
+        """The sort key of the recent-calls list (higher: newer)."""
+        return self.called_at if self.order is None else self.order
 
     @property
     def key(self) -> tuple[int, int]:
@@ -94,6 +103,7 @@ class ScreenModel:
         self.clock_offset = 0.0  # hub clock minus ours, learnt from live site states
         self._call_seq: dict[int, int] = {}
         self._recent: list[Call] = []
+        self._newest_rank = 0.0  # the highest rank of a call remembered so far
 
     # -- input -------------------------------------------------------------------------
     def parse(self, topic: str, payload: bytes) -> StateMessage:
@@ -190,9 +200,12 @@ class ScreenModel:
                 "counter call sequence went back; taking it as a new series",
                 extra={"counter": number, "call_seq": state.call_seq, "was": last},
             )
+        # A live call is the newest call there is, whatever time the hub's clock stamped on it.
+        order = None if retained else max(state.called_at, self._newest_rank + 0.001)
         call = Call(
-            state.ticket, number, state.service, state.call_seq, state.called_at, state.priority
-        )
+            state.ticket, number, state.service, state.call_seq, state.called_at, state.priority,
+            order,
+        )  # fmt: skip
         if number not in self.follows:
             return Update("counter", True)
         self._remember(call)
@@ -207,7 +220,8 @@ class ScreenModel:
     def _remember(self, call: Call) -> None:
         calls = {c.key: c for c in self._recent}
         calls.setdefault(call.key, call)
-        newest_first = sorted(calls.values(), key=lambda c: (-c.called_at, -c.call_seq))
+        self._newest_rank = max(self._newest_rank, call.rank)
+        newest_first = sorted(calls.values(), key=lambda c: (-c.rank, -c.call_seq))
         seen: set[str] = set()
         recent: list[Call] = []
         for item in newest_first:

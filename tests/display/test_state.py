@@ -109,6 +109,16 @@ def test_recent_calls_newest_first_one_per_ticket() -> None:
     assert [c.ticket for c in model.recent(NOW + 9)] == ["A002", "A004", "A003"]
 
 
+def test_a_live_call_is_the_newest_even_if_the_hubs_clock_stepped_back() -> None:
+    model = ScreenModel(site, recent_limit=3)
+    model.apply(counter(10, 1, "A001", NOW, 1), NOW)
+    model.apply(counter(11, 1, "A002", NOW + 60, 2), NOW + 60)
+    stepped = counter(12, 1, "A003", NOW - 600, 3)  # the hub's clock went back 11 minutes
+    model.apply(stepped, NOW + 61)
+    assert [c.ticket for c in model.recent(NOW + 61)] == ["A003", "A002", "A001"]
+    assert model.newest(NOW + 61).ticket == "A003"
+
+
 def test_site_summary_adds_recent_calls_and_learns_the_hub_clock() -> None:
     model = ScreenModel(site)
     day = site.business_day(NOW)
