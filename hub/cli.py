@@ -6,6 +6,7 @@ import gc
 import hashlib
 import logging
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -59,7 +60,7 @@ def command(
     the daily backup, see docs/reliability.md); a missing or empty one is made only with
     --first-start. The hub exits with status 1 if its worker stops (systemd restarts it).
     """
-    from hub.service import HubService
+    from hub.service import SWITCH_INTERVAL_S, HubService
     from protocol import systemd
     from protocol.mqtt import Bus
 
@@ -81,6 +82,7 @@ def command(
     # hub among other things must not have their objects frozen for good).
     gc.collect()
     gc.freeze()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # also the process's choice (see its comment)
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -49,6 +49,11 @@ WATCH_S = 1.0  # service-level alerts are looked at this often while commands ch
 POLL_FAILED_PAUSE_S = 0.1  # after an unexpected error from the broker connection
 POLL_S = 1.0  # longest wait for the broker between looks at the clock (keepalive, tick)
 MAX_BATCH = 64
+# The hub process's GIL switch interval (Python's default: 5 ms). The command worker shares the
+# interpreter with the outbox, upkeep and MQTT threads; a shorter interval lets it in sooner
+# when one of them is busy (bench/region_bench.py (d), site and region on a core each: issue
+# p99 with the outbox uploading 1.16-1.25x of without at 5 ms, 1.05-1.09x at 1 ms).
+SWITCH_INTERVAL_S = 0.001
 RESUME_FREE_BYTES = 1024 * 1024  # a full disk is usable again once this much is free
 REQUEST_MEMORY_S = 3 * 86400
 
