@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,8 +278,14 @@ class RegionDemo:
             stderr=log_file,
         )  # fmt: skip
         log_file.close()
-        if not wait_for_port("127.0.0.1", port, 30):
-            raise MppError(f"the regional web did not start; see {self.workdir / 'region-web.log'}")
+        deadline = time.monotonic() + 60
+        while not wait_for_port("127.0.0.1", port, 0.5):
+            if self.web.poll() is not None or time.monotonic() > deadline:
+                log = (self.workdir / "region-web.log").read_text(errors="replace")[-2000:]
+                raise MppError(
+                    f"the regional web did not start (exit code {self.web.poll()}); "
+                    f"{self.workdir / 'region-web.log'} ends:\n{log}"
+                )
         base = f"http://127.0.0.1:{port}"
         self.urls = {
             "online booking (reservasi, public)": f"{base}/reservasi",

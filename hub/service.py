@@ -362,12 +362,14 @@ class HubService:
                     break
             stopping = None in batch
             works = [w for w in batch if w is not None]
+            # A reconnect's republish goes before the commands that came with it: a command's
+            # reply promises that every retained state it could see is already out.
+            if any(w.kind == "republish" for w in works):
+                self._publish_all()
             self._commands([w for w in works if w.kind in ("mqtt", "local")])
             for work in works:
                 if work.kind == "status" and work.incoming is not None:
                     self._handle_status(work.incoming)
-                elif work.kind == "republish":
-                    self._publish_all()
                 elif work.kind == "storage_alert" and self._fault is None:
                     self._dirty.cleared_alerts.append(STORAGE_ALERT_ID)
                 elif work.kind == "reload" and work.site is not None and work.future:

@@ -11,9 +11,16 @@ acknowledgement and whether it is in touch; `ranges` are received batches beyond
 
 from __future__ import annotations
 
+import hashlib
+import time
+
 import psycopg
 
 from protocol.errors import MppError
+
+SCHEMA_KEY = "schema_sha256"  # web_meta: the DDL this database was last created with
+SCHEMA_LOCK = 0x6D7070  # pg_advisory_xact_lock key: one schema change at a time
+SCHEMA_ATTEMPTS = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
@@ -190,10 +197,40 @@ def dsn_hint(dsn: str) -> str:
 
 
 def create_schema(conn: psycopg.Connection) -> None:
-    """Create every table that does not exist yet (idempotent)."""
+    """Create every table that does not exist yet (idempotent).
+
+    A database already at this schema is left alone: the DDL would lock tables the running
+    ingest writes (ALTER TABLE takes an exclusive lock, CREATE INDEX a share lock), and a process
+    starting beside it could be chosen as a deadlock's victim and exit. Processes that do change
+    the schema take turns (an advisory lock) and retry when PostgreSQL breaks a deadlock."""
     from region import bookings, downlink
 
+    ddl = SCHEMA + bookings.SCHEMA + downlink.SCHEMA
+    version = hashlib.sha256(ddl.encode()).hexdigest()[:16]
+    if _schema_version(conn) == version:
+        return
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                conn.execute(ddl)
+                conn.execute(
+                    "INSERT INTO web_meta (key, value) VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (SCHEMA_KEY, version),
+                )
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == SCHEMA_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+
+
+def _schema_version(conn: psycopg.Connection) -> str | None:
+    """The schema version the database says it has (None before the first create_schema)."""
     with conn.transaction():
-        conn.execute(SCHEMA)
-        conn.execute(bookings.SCHEMA)
-        conn.execute(downlink.SCHEMA)
+        exists = conn.execute("SELECT to_regclass('web_meta') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = conn.execute("SELECT value FROM web_meta WHERE key = %s", (SCHEMA_KEY,)).fetchone()
+    return row[0] if row else None
