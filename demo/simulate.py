@@ -11,11 +11,14 @@ fast as the machine allows; latencies are measured on the real clock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import multiprocessing
 import random
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,14 +30,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hub.service import HubService
+from hub.service import SWITCH_INTERVAL_S, HubService
 from protocol import messages as m
 from protocol.errors import CommandRejected, MppError
+from protocol.logs import setup_logging
 from protocol.mqtt import Bus, Incoming
 from protocol.site import Site, parse_site
 from protocol.synthetic import synthetic_site
 
 log = logging.getLogger("mpp.simulate")
+SPAWN = multiprocessing.get_context("spawn")  # a fork would copy the simulator's threads
 
 # Share of the day's arrivals per local hour: the morning peak of an MPP.
 ARRIVALS_BY_HOUR = {
@@ -109,13 +114,105 @@ class Desk:
 
 
 class VirtualClock:
-    """The hub's clock during a simulation: set by the simulator, read by the hub."""
+    """The hub's clock during a simulation: set by the simulator, read by the hub (in shared
+    memory: the hub runs in its own process, as on a site)."""
 
     def __init__(self, start: float) -> None:
-        self.now = start
+        self.shared = SPAWN.RawValue("d", start)
+
+    @property
+    def now(self) -> float:
+        return self.shared.value
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self.shared.value = value
 
     def __call__(self) -> float:
-        return self.now
+        return self.shared.value
+
+
+class HubProcess:
+    """The simulated site's hub in a process of its own, as `mpp hub` runs on a site (in the
+    simulator's process it and 70 devices' threads took turns on one interpreter lock). It reads
+    the virtual clock from shared memory; over a pipe the simulator tells it to look at its
+    clock (`tick`) and asks for the services' waiting counts."""
+
+    def __init__(self, site_file: Path, clock: VirtualClock) -> None:
+        self.pipe, child = SPAWN.Pipe()
+        levels = (logging.getLogger().level, logging.getLogger("mpp.hub").getEffectiveLevel())
+        self.process = SPAWN.Process(
+            target=_hub_main,
+            args=(str(site_file), clock.shared, child, levels),
+            name="simulated-hub",
+            daemon=True,
+        )
+
+    def start(self) -> HubProcess:
+        """Start the hub; MppError with its reason when it does not start."""
+        self.process.start()
+        try:
+            self._ask("started")
+        except MppError:
+            self.process.join(10)
+            raise
+        return self
+
+    def _ask(self, what: str) -> Any:
+        if what != "started":
+            self.pipe.send(what)
+        if not self.pipe.poll(60):
+            raise MppError(f"the simulated hub did not answer {what!r} within 60 s")
+        failed, answer = self.pipe.recv()
+        if failed:
+            raise MppError(f"the simulated hub failed: {answer}")
+        return answer
+
+    def tick(self) -> None:
+        """The hub looks at its clock now (the day, opening hours, pauses, alerts)."""
+        self._ask("tick")
+
+    def waiting(self) -> dict[str, int]:
+        """People waiting per service, as the hub's retained service states say."""
+        return self._ask("waiting")
+
+    def stop(self) -> None:
+        """Stop the hub (it finishes its queued work first)."""
+        if self.process.is_alive():
+            with contextlib.suppress(MppError, OSError):
+                self._ask("stop")
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _hub_main(site_file: str, shared: Any, pipe: Any, levels: tuple[int, int]) -> None:
+    """The hub process's body (see HubProcess)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `mpp hub` runs
+    setup_logging(logging.getLevelName(levels[0]))
+    logging.getLogger("mpp.hub").setLevel(levels[1])
+    try:
+        site = parse_site(Path(site_file).read_text(), site_file)
+        hub = HubService(site, clock=lambda: shared.value, first_start=True).start()
+    except Exception as exc:  # said to the simulator, which stops
+        pipe.send((True, repr(exc)))
+        return
+    pipe.send((False, None))
+    while True:
+        what = pipe.recv()
+        try:
+            if what == "tick":
+                hub.tick()
+                pipe.send((False, None))
+            elif what == "waiting":
+                states = hub.snapshot("service_state")
+                pipe.send((False, {s.service: s.waiting for s in states}))
+            elif what == "stop":
+                hub.stop()
+                pipe.send((False, None))
+                return
+        except Exception as exc:
+            pipe.send((True, repr(exc)))
 
 
 @dataclass
@@ -214,7 +311,7 @@ class Simulation:
         self.buses: dict[str, Bus] = {}
         self.sent_calls: dict[tuple[int, int], float] = {}
         self.seen_calls: dict[tuple[int, int], float] = {}
-        self.hub: HubService | None = None
+        self.hub: HubProcess | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
     def _request(self, device: str, command: m.Command) -> dict[str, Any] | None:
@@ -338,7 +435,7 @@ class Simulation:
     def run(self) -> dict[str, Any]:
         """Play the day and return the report (also written to the work directory)."""
         cfg = self.config
-        self.hub = HubService(self.site, clock=self.clock, first_start=True).start()
+        self.hub = HubProcess(self.workdir / "site.toml", self.clock).start()
         devices = [d for d in self.site.devices if not d.startswith("tv-")] + ["tv-01"]
         for device in devices:
             self.buses[device] = Bus.for_device(self.site, device)
@@ -371,7 +468,7 @@ class Simulation:
                 due = [d for d in self.desks.values() if self._due(d, now, waiting)]
                 steps += [partial(self._desk, desk, now) for desk in due]
                 list(pool.map(_call, steps))
-                waiting = {s.service: s.waiting for s in self.hub.snapshot("service_state")}  # type: ignore[attr-defined]
+                waiting = self.hub.waiting()
                 self.figures.queue_samples.append((now, waiting))
                 if time.perf_counter() >= next_report:
                     local = datetime.fromtimestamp(now, self.site.site.tz).strftime("%H:%M")
