@@ -3,8 +3,9 @@
 Visitors arrive by hour on a morning-peak curve and press kiosk buttons; officers press NEXT,
 RECALL, SKIP, TRANSFER, take a break once a day, and citizens rate the service. On a Friday
 the counters pause for the Friday prayer (11:30-13:00); the report counts the service-level
-alerts the hub raised. The hub runs on a virtual clock so a day can be played at 1x or as
-fast as the machine allows; latencies are measured on the real clock.
+alerts the hub raised. The hub runs in a process of its own, as on a site, on a virtual clock
+so a day can be played at 1x or as fast as the machine allows; latencies are measured on the
+real clock.
 
     result = simulate(SimConfig(visitors=8000, counters=60), out_dir=Path("sim-out"))
 """
