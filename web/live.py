@@ -27,6 +27,7 @@ from typing import Any
 
 from werkzeug.exceptions import ServiceUnavailable
 
+from protocol import messages as m
 from web.hub_link import HubLink
 
 RESYNC = "resync"
@@ -38,10 +39,13 @@ Event = tuple[str, Any]
 class Interest:
     """What a ticket page follows: the states of its service (`service` attribute) and the
     calls of its ticket (`ticket_id` attribute). `LiveFeed.follow` moves it to another service
-    (a transfer)."""
+    (a transfer). A `settled` page (its ticket waits, listed in the queue) is woken by its
+    service's states only when they change its position and estimate or the numbers served:
+    a newcomer at the end of a queue changes nothing on the hundred pages ahead of it."""
 
     service: str
     ticket: int
+    settled: bool = False
     subscriber: Subscriber | None = field(default=None, repr=False)
 
 
@@ -102,6 +106,10 @@ class LiveFeed:
         self._by_service: dict[str, set[Subscriber]] = {}
         self._by_ticket: dict[int, set[Subscriber]] = {}
         self._per_client: dict[str, int] = {}
+        # Per service, what settled pages show from its last states: (ahead, estimate) per
+        # waiting ticket, and the numbers served.
+        self._positions: dict[str, dict[int, tuple[int, int | None]]] = {}
+        self._serving: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self.closed = False
         self.refused = 0
@@ -112,12 +120,36 @@ class LiveFeed:
         ticket = getattr(message, "ticket_id", None)
         with self._lock:
             subscribers = set(self._everything)
-            if isinstance(service, str):
-                subscribers |= self._by_service.get(service, set())
             if isinstance(ticket, int):
                 subscribers |= self._by_ticket.get(ticket, set())
+            if isinstance(service, str) and service in self._by_service:
+                changed = self._changed_tickets(message)
+                for subscriber in self._by_service[service]:
+                    interest = subscriber.interest
+                    if (
+                        changed is None
+                        or interest is None
+                        or not interest.settled
+                        or interest.ticket in changed
+                    ):
+                        subscribers.add(subscriber)
         for subscriber in subscribers:
             subscriber.offer((kind, message))
+
+    def _changed_tickets(self, message: Any) -> set[int] | None:
+        """The waiting tickets whose page a service's new state changes (None: every page)."""
+        if isinstance(message, m.ServiceQueue):
+            new = {t: (i, message.est_wait_s[i]) for i, t in enumerate(message.order)}
+            old = self._positions.get(message.service)
+            self._positions[message.service] = new
+            if old is None:
+                return None
+            return {t for t, shown in new.items() if old.get(t) != shown} | (old.keys() - new)
+        if isinstance(message, m.ServiceState):
+            old_serving = self._serving.get(message.service)
+            self._serving[message.service] = message.now_serving
+            return None if old_serving != message.now_serving else set()
+        return set()  # a counter's state: its own ticket's page is found by the ticket
 
     def admit(self, client: str, interest: Interest | None = None) -> Subscriber:
         """A subscriber for one stream from `client` (its address), or StreamLimit; with an

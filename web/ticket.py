@@ -165,6 +165,8 @@ def events(token: str) -> Any:
         if view.service != interest.service:  # transferred: follow the new service's queue
             feed.follow(interest, view.service)
         last["figures"] = _figures(link, view.service, ticket_id)
+        # The feed then wakes the page only for a state that changes these figures.
+        interest.settled = view.status == "waiting" and last["figures"][0] is not None
         html = render_template("_ticket_body.html", view=view, token=token)
         if last.get("html") == html:
             return []
@@ -177,15 +179,18 @@ def events(token: str) -> Any:
             )
         ]
 
-    def update(batch: list[Event]) -> list[str]:
+    def changes(batch: list[Event]) -> bool:
         if not _relevant(batch, last.get("service", ""), ticket_id):
-            return []
+            return False
         # Thousands of pages follow a busy queue: a waiting ticket whose figures the hub did not
         # change (a newcomer joined behind it) is not read nor rendered again.
         if last.get("status") == "waiting":
             figures = _figures(link, last["service"], ticket_id)
             if figures[0] is not None and figures == last.get("figures"):
-                return []
-        return render()
+                return False
+        return True
+
+    def update(batch: list[Event]) -> list[str]:
+        return render() if changes(batch) else []
 
     return live.response(feed, render, update, current_app.config, interest=interest)

@@ -59,3 +59,40 @@ def test_a_ticket_page_is_woken_for_its_service_and_ticket_only_and_follows_a_tr
     feed.release(page)
     link.tell("ServiceQueue", kk)
     assert page.wait(0.01) == [] and feed.listeners == 2001
+
+
+def test_a_settled_page_is_woken_only_when_its_figures_change() -> None:
+    """A waiting page (settled) is not woken by a newcomer joining behind it, nor by a
+    service state that leaves the numbers served as they were; it is by a NEXT that moves it
+    up, by a newcomer who goes ahead of it (priority), and by a change of the numbers served.
+    A page not settled (its ticket called, or not yet rendered) gets every state."""
+    link = Link()
+    feed = LiveFeed(link)
+    front, back = (feed.admit(f"10.0.0.{i}", Interest("ktp", t)) for i, t in ((1, 1), (2, 2)))
+    called = feed.admit("10.0.0.3", Interest("ktp", 9))
+    for sub in (front, back):
+        assert sub.interest is not None
+        sub.interest.settled = True
+
+    def queue(seq: int, *order: int) -> m.ServiceQueue:
+        return m.ServiceQueue(seq=seq, service="ktp", order=order, est_wait_s=order)
+
+    def state(seq: int, *serving: str) -> m.ServiceState:
+        return m.ServiceState(
+            seq=seq, service="ktp", open=True, waiting=2, quota_left=9, now_serving=serving
+        )
+
+    def woken(sub: Subscriber) -> list[int]:
+        return [message.seq for _, message in sub.wait(0.01)]
+
+    link.tell("ServiceQueue", queue(1, 1, 2))  # the first states the feed sees: everyone
+    link.tell("ServiceState", state(2))
+    assert woken(front) == [1, 2] and woken(back) == [1, 2] and woken(called) == [1, 2]
+    link.tell("ServiceQueue", queue(3, 1, 2, 3))  # a newcomer behind both
+    link.tell("ServiceState", state(4))  # the waiting count moved, the numbers served did not
+    assert woken(front) == [] and woken(back) == [] and woken(called) == [3, 4]
+    link.tell("ServiceQueue", queue(5, 1, 4, 2, 3))  # a priority newcomer ahead of ticket 2
+    assert woken(front) == [] and woken(back) == [5]
+    link.tell("ServiceQueue", queue(6, 4, 2, 3))  # NEXT called ticket 1: both pages change
+    link.tell("ServiceState", state(7, "A001"))
+    assert woken(front) == [6, 7] and woken(back) == [6, 7]
