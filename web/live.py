@@ -40,7 +40,8 @@ class Interest:
     """What a ticket page follows: the states of its service (`service` attribute) and the
     calls of its ticket (`ticket_id` attribute). `LiveFeed.follow` moves it to another service
     (a transfer). A `settled` page (its ticket waits, listed in the queue) is woken by its
-    service's states only when they change its position and estimate or the numbers served:
+    service's states only when they change its position and estimate or what it shows of the
+    service (`shown_of`: the numbers served, a pause):
     a newcomer at the end of a queue changes nothing on the hundred pages ahead of it."""
 
     service: str
@@ -107,9 +108,9 @@ class LiveFeed:
         self._by_ticket: dict[int, set[Subscriber]] = {}
         self._per_client: dict[str, int] = {}
         # Per service, what settled pages show from its last states: (ahead, estimate) per
-        # waiting ticket, and the numbers served.
+        # waiting ticket; the numbers served, a pause and whether it is open.
         self._positions: dict[str, dict[int, tuple[int, int | None]]] = {}
-        self._serving: dict[str, tuple[str, ...]] = {}
+        self._shown: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
         self.closed = False
         self.refused = 0
@@ -146,9 +147,10 @@ class LiveFeed:
                 return None
             return {t for t, shown in new.items() if old.get(t) != shown} | (old.keys() - new)
         if isinstance(message, m.ServiceState):
-            old_serving = self._serving.get(message.service)
-            self._serving[message.service] = message.now_serving
-            return None if old_serving != message.now_serving else set()
+            shown = shown_of(message)
+            old_shown = self._shown.get(message.service)
+            self._shown[message.service] = shown
+            return None if old_shown != shown else set()
         return set()  # a counter's state: its own ticket's page is found by the ticket
 
     def admit(self, client: str, interest: Interest | None = None) -> Subscriber:
@@ -220,6 +222,13 @@ class LiveFeed:
         for subscriber in subscribers:
             subscriber.closed = True
             subscriber.offer((RESYNC, None))
+
+
+def shown_of(state: m.ServiceState) -> tuple[Any, ...]:
+    """What a waiting ticket's page shows from its service's state (the numbers served, a
+    pause and its end, whether the service is open): a state that changes none of it changes
+    no waiting page."""
+    return state.now_serving, state.pause, state.open
 
 
 def _discard(index: dict[Any, set[Subscriber]], key: Any, subscriber: Subscriber) -> None:

@@ -136,12 +136,13 @@ def _relevant(events: list[Event], service_code: str, ticket_id: int) -> bool:
 
 def _figures(link: HubLink, code: str, ticket_id: int) -> tuple[Any, ...]:
     """What a waiting ticket's page shows from the hub's state: its position and estimate,
-    the numbers now served; (None, ...) when the ticket is not in its queue's order."""
+    what it shows of the service (`live.shown_of`); (None, ...) when the ticket is not in its
+    queue's order."""
     queue = link.retained.get(link.topics.service_queue(code))
     state = link.retained.get(link.topics.service_state(code))
     position = queue.position(ticket_id) if isinstance(queue, m.ServiceQueue) else None
-    serving = state.now_serving if isinstance(state, m.ServiceState) else ()
-    return position, serving
+    shown = live.shown_of(state) if isinstance(state, m.ServiceState) else ()
+    return position, shown
 
 
 @bp.get("/t/<token>/events")

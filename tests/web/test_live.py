@@ -96,3 +96,8 @@ def test_a_settled_page_is_woken_only_when_its_figures_change() -> None:
     link.tell("ServiceQueue", queue(6, 4, 2, 3))  # NEXT called ticket 1: both pages change
     link.tell("ServiceState", state(7, "A001"))
     assert woken(front) == [6, 7] and woken(back) == [6, 7]
+    prayer = m.PauseInfo(id="jumat", name=m.Text(id="Sholat Jumat", en="Friday prayer"),
+                         since=1.0, until=2.0)  # fmt: skip
+    paused = state(8, "A001").model_copy(update={"pause": prayer})
+    link.tell("ServiceState", paused)  # a pause begins: every page says so
+    assert woken(front) == [8] and woken(back) == [8]
