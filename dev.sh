@@ -74,7 +74,8 @@ case "$cmd" in
         install_python
         lint  # a finding fails in seconds, before the suite's minutes
         # Three workers on two cores: most tests wait on brokers, hubs and browsers, not the CPU.
-        exec .venv/bin/python -m pytest -n "${MPP_TEST_WORKERS:-3}" "$@"
+        # The slowest tests are named at the end: what to look at when the suite grows long.
+        exec .venv/bin/python -m pytest -n "${MPP_TEST_WORKERS:-3}" --durations=15 "$@"
         ;;
     demo)
         install_system demo
