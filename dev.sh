@@ -75,7 +75,11 @@ case "$cmd" in
         lint  # a finding fails in seconds, before the suite's minutes
         # Three workers on two cores: most tests wait on brokers, hubs and browsers, not the CPU.
         # The slowest tests are named at the end: what to look at when the suite grows long.
-        exec .venv/bin/python -m pytest -n "${MPP_TEST_WORKERS:-3}" --durations=15 "$@"
+        # --maxschedchunk=1: xdist hands tests out a few at a time; its default first hands
+        # each worker a quarter of its share in one run of the collection, and the slow tests
+        # (ordered first, tests/conftest.py) all went to one worker: a 4-minute tail.
+        exec .venv/bin/python -m pytest -n "${MPP_TEST_WORKERS:-3}" --maxschedchunk=1 \
+            --durations=15 "$@"
         ;;
     demo)
         install_system demo
