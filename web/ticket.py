@@ -180,18 +180,15 @@ def events(token: str) -> Any:
             )
         ]
 
-    def changes(batch: list[Event]) -> bool:
+    def update(batch: list[Event]) -> list[str]:
         if not _relevant(batch, last.get("service", ""), ticket_id):
-            return False
+            return []
         # Thousands of pages follow a busy queue: a waiting ticket whose figures the hub did not
         # change (a newcomer joined behind it) is not read nor rendered again.
         if last.get("status") == "waiting":
             figures = _figures(link, last["service"], ticket_id)
             if figures[0] is not None and figures == last.get("figures"):
-                return False
-        return True
-
-    def update(batch: list[Event]) -> list[str]:
-        return render() if changes(batch) else []
+                return []
+        return render()
 
     return live.response(feed, render, update, current_app.config, interest=interest)
